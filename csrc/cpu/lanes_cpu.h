@@ -1,0 +1,67 @@
+// SIMD packs for the CPU kernels: Lanes<> specialisations (see csrc/na_core.h) for GCC vector types holding one
+// vector register of neighbouring neurons (4 floats with SSE2, 8 with AVX; setup.py enables AVX2 when the build
+// machine has it). The per-neuron functions of na_core.h run unchanged on a pack. A pack wider than the target's
+// registers is passed through memory and is several times slower, hence one register per pack.
+#pragma once
+
+#include <math.h>
+
+#include <cstring>
+
+#include "../na_core.h"
+
+namespace na {
+
+#if defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+typedef float vfloat __attribute__((vector_size(kVectorBytes)));
+typedef double vdouble __attribute__((vector_size(kVectorBytes)));
+
+// Lane-wise operations common to both packs. Masks are the integer vectors that comparisons return.
+template <typename V, typename A>
+struct PackLanes {
+  static constexpr int64_t kLanes = kVectorBytes / sizeof(A);
+  using scalar = A;
+  using mask = decltype(V{} < V{});
+  static V splat(A x) { return V{} + x; }
+  static V select(mask m, V a, V b) { return m ? a : b; }
+  static bool any(mask m) {
+    for (int64_t i = 0; i < kLanes; ++i)
+      if (m[i]) return true;
+    return false;
+  }
+  static V exp(V x) {
+    V r;
+    for (int64_t i = 0; i < kLanes; ++i) r[i] = na_exp(x[i]);
+    return r;
+  }
+  // Packs are only loaded from / stored to the kernels' own compute-type block buffers.
+  static V load(const A* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static void store(A* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+};
+
+template <>
+struct Lanes<vfloat> : PackLanes<vfloat, float> {};
+template <>
+struct Lanes<vdouble> : PackLanes<vdouble, double> {};
+
+template <typename acc_t>
+struct PackOf;
+template <>
+struct PackOf<float> {
+  using type = vfloat;
+};
+template <>
+struct PackOf<double> {
+  using type = vdouble;
+};
+
+}  // namespace na

@@ -1,0 +1,199 @@
+// CPU implementations of the na_cuda ops. Neurons are processed in blocks of kBlock: a block's [T, kBlock] slice
+// is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
+// the global stride N a power of two, per-neuron strided loops thrash the cache sets), the shared per-neuron math
+// of csrc/na_core.h runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
+// Blocks are distributed over threads with at::parallel_for.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../na_core.h"
+#include "../op_args.h"
+#include "lanes_cpu.h"
+
+namespace na {
+namespace {
+
+constexpr int64_t kBlock = 64;  // neurons per block; a multiple of every pack width
+
+int64_t grain(int64_t T) {
+  return std::max<int64_t>(kBlock, (at::internal::GRAIN_SIZE / T) / kBlock * kBlock);
+}
+
+// One block's buffers: `planes` arrays of [T, kBlock] in the compute type, allocated once per thread.
+template <typename acc_t>
+struct Block {
+  int64_t T, n0, nb;
+  acc_t* buf;
+  acc_t* plane(int64_t i) const { return buf + i * T * kBlock; }
+};
+
+// Copy src[t, n0 + j] (global [T, N]) into dst[t * kBlock + j]; lanes past the end of the tensor read zeros.
+template <typename scalar_t, typename acc_t>
+void gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
+  for (int64_t t = 0; t < b.T; ++t) {
+    const scalar_t* s = src + t * N + b.n0;
+    acc_t* d = dst + t * kBlock;
+    for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<acc_t>(s[j]);
+    for (int64_t j = b.nb; j < kBlock; ++j) d[j] = acc_t(0);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void scatter(const acc_t* src, scalar_t* dst, int64_t N, const Block<acc_t>& b) {
+  for (int64_t t = 0; t < b.T; ++t) {
+    const acc_t* s = src + t * kBlock;
+    scalar_t* d = dst + t * N + b.n0;
+    for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<scalar_t>(s[j]);
+  }
+}
+
+// Runs body(block) over all blocks of the [T, N] problem in parallel.
+template <typename acc_t, typename Body>
+void for_each_block(int64_t T, int64_t N, int64_t planes, const Body& body) {
+  at::parallel_for(0, N, grain(T), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buf(static_cast<size_t>(planes * T * kBlock));
+    for (int64_t n0 = begin; n0 < end; n0 += kBlock) body(Block<acc_t>{T, n0, std::min(kBlock, end - n0), buf.data()});
+  });
+}
+
+// Calls f(j) for the first lane j of every pack of V that holds a neuron of the block.
+template <typename V, typename F>
+void for_each_pack(int64_t nb, const F& f) {
+  constexpr int64_t lanes = Lanes<V>::kLanes;
+  static_assert(kBlock % lanes == 0, "kBlock must be a multiple of the pack width");
+  for (int64_t j = 0; j < nb; j += lanes) f(j);
+}
+
+at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+                   c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
+                   c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
+  (void)detach_reset;  // a backward-only argument, checked by check_method's callee
+  check_input(c, "c");
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, str(output));
+  check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
+  const at::Tensor cc = c.contiguous();
+  at::Tensor out = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::lif (CPU)", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    using V = typename PackOf<acc_t>::type;
+    const LifCoef<acc_t> lif(cfg);
+    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    for_each_block<acc_t>(T, N, 2, [&](const Block<acc_t>& b) {
+      acc_t *lc = b.plane(0), *lo = b.plane(1);
+      gather(cp, lc, N, b);
+      for_each_pack<V>(b.nb, [&](int64_t j) { lif_forward_neuron<acc_t, acc_t, V>(lc + j, lo + j, T, kBlock, lif); });
+      scatter(lo, op, N, b);
+    });
+  });
+  return out;
+}
+
+at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                           double threshold, c10::string_view output, c10::string_view first_order,
+                           int64_t dist_power, double clip) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::na_backward (CPU)", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    using V = typename PackOf<acc_t>::type;
+    const LifCoef<acc_t> lif(lcfg);
+    const NaCoef<acc_t> na(ncfg);
+    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
+    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
+    for_each_block<acc_t>(T, N, 3, [&](const Block<acc_t>& b) {
+      acc_t *lc = b.plane(0), *lg = b.plane(1), *lw = b.plane(2);
+      gather(cp, lc, N, b);
+      gather(gp, lg, N, b);
+      for_each_pack<V>(b.nb, [&](int64_t j) {
+        na_weights_neuron<acc_t, acc_t, V>(lg + j, lw + j, T, kBlock, kBlock, lif, na);
+        na_backward_neuron<acc_t, acc_t, V>(lc + j, lw + j, lg + j, T, kBlock, kBlock, lif, na);  // grad -> lg
+      });
+      scatter(lg, dp, N, b);
+    });
+  });
+  return grad;
+}
+
+at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                             double threshold, c10::string_view output, c10::string_view surrogate,
+                             double surrogate_alpha, bool detach_reset) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::stbp_backward (CPU)", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    using V = typename PackOf<acc_t>::type;
+    const LifCoef<acc_t> lif(lcfg);
+    const StbpCoef<acc_t> sg(scfg);
+    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
+    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
+    for_each_block<acc_t>(T, N, 3, [&](const Block<acc_t>& b) {
+      acc_t *lc = b.plane(0), *lg = b.plane(1), *lw = b.plane(2);
+      gather(cp, lc, N, b);
+      gather(gp, lg, N, b);
+      for_each_pack<V>(b.nb, [&](int64_t j) {
+        // The reverse pass reads g[t] before writing grad[t]: the gradient may overwrite lg in place.
+        stbp_backward_neuron<acc_t, acc_t, V>(lc + j, lg + j, lw + j, lg + j, T, kBlock, kBlock, lif, sg);
+      });
+      scatter(lg, dp, N, b);
+    });
+  });
+  return grad;
+}
+
+at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                             double threshold) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, "psc");
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::tssl_backward (CPU)", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    using V = typename PackOf<acc_t>::type;
+    const LifCoef<acc_t> lif(lcfg);
+    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
+    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
+    for_each_block<acc_t>(T, N, 4, [&](const Block<acc_t>& b) {
+      acc_t *lc = b.plane(0), *lg = b.plane(1), *lu = b.plane(2), *la = b.plane(3);
+      gather(cp, lc, N, b);
+      gather(gp, lg, N, b);
+      for_each_pack<V>(b.nb, [&](int64_t j) {
+        tssl_backward_neuron<acc_t, acc_t, V>(lc + j, lg + j, lu + j, la + j, lg + j, T, kBlock, kBlock, lif);
+      });
+      scatter(lg, dp, N, b);
+    });
+  });
+  return grad;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(na_cuda, CPU, m) {
+  m.impl("lif", &lif_cpu);
+  m.impl("na_backward", &na_backward_cpu);
+  m.impl("stbp_backward", &stbp_backward_cpu);
+  m.impl("tssl_backward", &tssl_backward_cpu);
+}
+
+}  // namespace na

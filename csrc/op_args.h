@@ -1,0 +1,90 @@
+// Argument checks and parsing shared by the CPU and CUDA implementations of the na_cuda ops.
+//
+// The Python wrapper validates first and raises ValueError/TypeError naming the argument; these checks guard
+// direct torch.ops.na_cuda.* calls, so a bad argument is a clear RuntimeError, never a crash.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <string>
+
+#include "na_core.h"
+
+namespace na {
+
+inline void check_input(const at::Tensor& c, const char* name) {
+  TORCH_CHECK(c.dim() >= 1, "na_cuda: `", name, "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
+  TORCH_CHECK(c.size(0) >= 1, "na_cuda: `", name, "` must have T = size(0) >= 1; got T = 0");
+  TORCH_CHECK(at::isFloatingType(c.scalar_type()),
+              "na_cuda: `", name, "` must be float16, bfloat16, float32 or float64; got ", c.scalar_type(),
+              " (convert with .float())");
+}
+
+inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
+  check_input(grad_out, "grad_out");
+  TORCH_CHECK(grad_out.device() == c.device(), "na_cuda: `grad_out` is on ", grad_out.device(), " but `c` is on ",
+              c.device(), "; move them to the same device");
+  TORCH_CHECK(grad_out.sizes() == c.sizes(), "na_cuda: `grad_out` has shape ", grad_out.sizes(),
+              " but `c` has shape ", c.sizes());
+  TORCH_CHECK(grad_out.scalar_type() == c.scalar_type(), "na_cuda: `grad_out` has dtype ", grad_out.scalar_type(),
+              " but `c` has dtype ", c.scalar_type());
+}
+
+inline LifConfig lif_config(double tau_m, double tau_s, double threshold, const std::string& output) {
+  TORCH_CHECK(std::isfinite(tau_m) && tau_m > 1.0, "na_cuda: `tau_m` must be a finite float > 1; got ", tau_m);
+  TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
+  TORCH_CHECK(std::isfinite(threshold) && threshold > 0.0, "na_cuda: `threshold` must be a finite float > 0; got ",
+              threshold);
+  TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
+              "\"");
+  return LifConfig{tau_m, tau_s, threshold, output == "psc"};
+}
+
+inline NaConfig na_config(const std::string& first_order, int64_t dist_power, double clip) {
+  TORCH_CHECK(first_order == "paper" || first_order == "taylor",
+              "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
+  TORCH_CHECK(dist_power >= 1 && dist_power % 2 == 1 && dist_power <= 63,
+              "na_cuda: `dist_power` must be a positive odd integer; got ", dist_power);
+  TORCH_CHECK(std::isfinite(clip) && clip > 0.0, "na_cuda: `clip` must be a finite float > 0; got ", clip);
+  return NaConfig{first_order == "taylor", static_cast<int>(dist_power), clip};
+}
+
+inline StbpConfig stbp_config(const std::string& surrogate, double alpha, bool detach_reset) {
+  Surrogate kind;
+  if (surrogate == "rect") {
+    kind = Surrogate::Rect;
+  } else if (surrogate == "triangle") {
+    kind = Surrogate::Triangle;
+  } else if (surrogate == "sigmoid") {
+    kind = Surrogate::Sigmoid;
+  } else {
+    TORCH_CHECK(false, "na_cuda: `surrogate` must be \"rect\", \"triangle\" or \"sigmoid\"; got \"", surrogate, "\"");
+  }
+  TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
+              alpha);
+  return StbpConfig{kind, alpha, detach_reset};
+}
+
+// The forward op carries the backward's arguments (the method picks the backward in na_cuda/ops.py); check
+// them here too so that a bad value fails at the forward, where the user wrote it, not later in backward.
+inline void check_method(const std::string& method, const LifConfig& lif, const std::string& first_order,
+                         int64_t dist_power, double clip, const std::string& surrogate, double surrogate_alpha) {
+  if (method == "na") {
+    na_config(first_order, dist_power, clip);
+  } else if (method == "stbp") {
+    stbp_config(surrogate, surrogate_alpha, false);
+  } else if (method == "tssl") {
+    TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" is defined on PSCs; use output=\"psc\"");
+  } else {
+    TORCH_CHECK(false, "na_cuda: `method` must be \"na\", \"stbp\" or \"tssl\"; got \"", method, "\"");
+  }
+}
+
+inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
+
+// [T, ...] viewed as [T, N].
+inline int64_t num_neurons(const at::Tensor& c) { return c.numel() / c.size(0); }
+
+}  // namespace na

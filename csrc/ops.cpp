@@ -1,0 +1,41 @@
+// Schemas of the na_cuda operator library. Implementations: csrc/cpu/lif_cpu.cpp (CPU) and
+// csrc/cuda/lif_cuda.cu (CUDA); autograd and fake (meta) kernels are registered from Python
+// (na_cuda/ops.py), so torch.compile traces the ops as opaque nodes with known output shapes.
+#include <Python.h>
+#include <torch/library.h>
+
+// `lif` is the one forward of every training method: `method` and the method-specific arguments only pick the
+// backward (na_cuda/ops.py), so NA, STBP and TSSL-BP share the forward exactly. Each backward is an op of its own.
+TORCH_LIBRARY(na_cuda, m) {
+  m.def(
+      "lif(Tensor c, float tau_m, float tau_s, float threshold, str output, str method, str first_order, "
+      "int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def(
+      "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, str output, "
+      "str first_order, int dist_power, float clip) -> Tensor");
+  m.def(
+      "stbp_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, str output, "
+      "str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def("tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold) -> Tensor");
+}
+
+#define NA_STR2(x) #x
+#define NA_STR(x) NA_STR2(x)
+
+// `import na_cuda._C` loads this shared library (which runs the registrations above). The module carries the
+// build facts that na_cuda.backends() reports; NA_CUDA_ARCHS / NA_CUDA_VERSION are defined by setup.py.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "na_cuda compiled kernels", -1, nullptr};
+  PyObject* mod = PyModule_Create(&module_def);
+  if (mod == nullptr) return nullptr;
+#ifdef NA_WITH_CUDA
+  PyModule_AddIntConstant(mod, "with_cuda", 1);
+  PyModule_AddStringConstant(mod, "cuda_version", NA_STR(NA_CUDA_VERSION));
+  PyModule_AddStringConstant(mod, "cuda_archs", NA_STR(NA_CUDA_ARCHS));
+#else
+  PyModule_AddIntConstant(mod, "with_cuda", 0);
+  PyModule_AddStringConstant(mod, "cuda_version", "");
+  PyModule_AddStringConstant(mod, "cuda_archs", "");
+#endif
+  return mod;
+}

@@ -1,0 +1,15 @@
+"""na_cuda: train spiking neural networks with Neighborhood Aggregation (Yang, Zhang & Li, ICML 2021).
+
+    y = na_cuda.lif(c)                       # c: [T, ...] synaptic input -> y: [T, ...] PSC (or spikes)
+    na_cuda.nn.LIF(), na_cuda.nn.SeqToANN(...)
+    na_cuda.backends()                       # what was compiled, and what backend="auto" picks
+"""
+from __future__ import annotations
+
+from . import _backend, ops, reference  # noqa: F401  (ops registers autograd/fake kernels when _C loaded)
+from . import nn
+from ._backend import NativeBackendWarning, backends
+from .functional import lif
+
+__version__ = "0.1.0"
+__all__ = ["lif", "nn", "reference", "backends", "NativeBackendWarning", "__version__"]

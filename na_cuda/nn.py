@@ -1,0 +1,146 @@
+"""Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from . import _validate, functional
+
+
+class GradRescale:
+    r"""Layer-wise rescaling of NA gradients, from the authors' released code (spec §4). Off unless attached.
+
+    Each NA layer's input gradient is multiplied by ``1.2 * ln(m_last / (m + 1e-5) + 1.02)``, with ``m`` the
+    mean ``|grad_c|`` of that layer in this backward pass and ``m_last`` the same quantity of the network's
+    output NA layer (the first NA backward of the pass, for which ``m_last = m``). Computed on the device,
+    without rounding or host synchronisation (the released code rounds ``m`` via ``.item()``).
+
+    One instance is shared by the LIF layers of a network; see ``enable_grad_rescale``. The output layer is the
+    one called last in the forward pass: each forward call gets an increasing index, and the first backward
+    node whose index exceeds the stored one starts a new pass.
+    """
+
+    def __init__(self) -> None:
+        self._calls = 0
+        self._last_index = -1
+        self._m_last: Optional[torch.Tensor] = None
+
+    def _next_index(self) -> int:
+        self._calls += 1
+        return self._calls
+
+    def _rescale(self, index: int, grad: torch.Tensor) -> torch.Tensor:
+        m = grad.detach().abs().float().mean()
+        if index > self._last_index or self._m_last is None:  # the output layer of a new backward pass
+            self._last_index = index
+            self._m_last = m
+        scale = 1.2 * torch.log(self._m_last / (m + 1e-5) + 1.02)
+        return grad * scale.to(grad.dtype)
+
+
+class _RescaleGrad(torch.autograd.Function):
+    """Identity forward; backward applies GradRescale to the gradient that reaches the LIF input."""
+
+    @staticmethod
+    def forward(ctx: Any, c: torch.Tensor, state: GradRescale, index: int) -> torch.Tensor:
+        ctx.state, ctx.index = state, index
+        return c.view_as(c)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        return ctx.state._rescale(ctx.index, grad), None, None
+
+
+class LIF(nn.Module):
+    """Multi-step LIF neuron ``[T, ...] -> [T, ...]`` trained with NA, STBP or TSSL-BP (see ``na_cuda.lif``).
+
+    Stateless between calls: every call simulates the whole window from rest. The neuron parameters are plain
+    floats (not learnable); the module has no parameters or buffers, so ``.to()``/``.double()`` and state dicts
+    of the surrounding model work unchanged. ``grad_rescale``: a ``GradRescale`` shared with the other NA layers
+    of the network (spec §4), default off.
+    """
+
+    def __init__(
+        self,
+        tau_m: float = 5.0,
+        tau_s: float = 2.0,
+        threshold: float = 1.0,
+        output: str = "psc",
+        method: str = "na",
+        first_order: str = "paper",
+        dist_power: int = 3,
+        clip: float = 10.0,
+        surrogate: str = "rect",
+        surrogate_alpha: Optional[float] = None,
+        detach_reset: bool = True,
+        backend: str = "auto",
+        grad_rescale: Optional[GradRescale] = None,
+    ) -> None:
+        super().__init__()
+        self.params = _validate.neuron_params(
+            tau_m=tau_m,
+            tau_s=tau_s,
+            threshold=threshold,
+            output=output,
+            method=method,
+            first_order=first_order,
+            dist_power=dist_power,
+            clip=clip,
+            surrogate=surrogate,
+            surrogate_alpha=surrogate_alpha,
+            detach_reset=detach_reset,
+            backend=backend,
+        )
+        if grad_rescale is not None and not isinstance(grad_rescale, GradRescale):
+            raise TypeError(f"na_cuda: `grad_rescale` must be a na_cuda.nn.GradRescale or None; got {grad_rescale!r}")
+        self.grad_rescale = grad_rescale
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        _validate.input_tensor(c, "input")
+        if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
+            c = _RescaleGrad.apply(c, self.grad_rescale, self.grad_rescale._next_index())
+        return functional.apply(c, self.params)
+
+    def extra_repr(self) -> str:
+        p = self.params
+        s = f"tau_m={p['tau_m']}, tau_s={p['tau_s']}, threshold={p['threshold']}, output={p['output']!r}, "
+        s += f"method={p['method']!r}"
+        if p["method"] == "na":
+            s += f", first_order={p['first_order']!r}, dist_power={p['dist_power']}, clip={p['clip']}"
+        elif p["method"] == "stbp":
+            s += f", surrogate={p['surrogate']!r}, surrogate_alpha={p['surrogate_alpha']}"
+            s += f", detach_reset={p['detach_reset']}"
+        return s + f", backend={p['backend']!r}"
+
+
+def enable_grad_rescale(model: nn.Module) -> GradRescale:
+    """Attach one shared ``GradRescale`` to every NA ``LIF`` in ``model`` (spec §4); returns it."""
+    state = GradRescale()
+    found = False
+    for module in model.modules():
+        if isinstance(module, LIF) and module.params["method"] == "na":
+            module.grad_rescale = state
+            found = True
+    if not found:
+        raise ValueError("na_cuda: enable_grad_rescale found no na_cuda.nn.LIF with method='na' in `model`")
+    return state
+
+
+class SeqToANN(nn.Module):
+    """Apply stateless layers to a time-first sequence: folds ``[T, B, ...]`` into ``[T*B, ...]``, runs
+    ``modules`` in order (as ``nn.Sequential``), and unfolds the result to ``[T, B, ...]``."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        super().__init__()
+        if not modules:
+            raise ValueError("na_cuda: SeqToANN needs at least one module, e.g. SeqToANN(nn.Conv2d(1, 15, 5))")
+        self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2:
+            raise ValueError(f"na_cuda: SeqToANN expects input [T, B, ...]; got shape {tuple(x.shape)}")
+        t, b = x.shape[0], x.shape[1]
+        y = self.module(x.flatten(0, 1))
+        return y.unflatten(0, (t, b))

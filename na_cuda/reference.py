@@ -1,0 +1,721 @@
+"""Pure-PyTorch reference implementation of the LIF neuron and its backward rules.
+
+This module is the *oracle* the compiled CPU/CUDA kernels are tested against. It is written independently of
+the kernels, directly from ``shared/spec/na-algorithm.md`` (called "the spec" below) and the NA paper
+(Yang et al., ICML 2021, "Backpropagated Neighborhood Aggregation for Accurate Training of Spiking Neural
+Networks"; equation numbers refer to it). It must never import the compiled extension.
+
+Conventions shared by every public function:
+
+* ``c`` is the synaptic input, shape ``[T, ...]`` with time first (``T >= 1``). Internally it is reshaped to
+  ``[T, N]`` (``N`` = product of the remaining dims); non-contiguous inputs are accepted (``reshape`` copies).
+* Results have the shape and dtype of ``c``. The arithmetic is done in float32 when ``c`` is float16/bfloat16
+  (half precision is too coarse for the membrane recursion) and in ``c``'s own dtype for float32/float64.
+* Parameters are Python floats: ``lam = 1 - 1/tau_m`` (membrane leak), ``kappa = 1 - 1/tau_s`` (PSC decay).
+* Spike rule: ``u >= threshold`` fires, i.e. ``H(0) = 1`` (paper sec. 3.2; spec sec. 2).
+* Vectorised over neurons; plain Python loops over time (the reference favours clarity over speed).
+
+Contents:
+
+* :func:`lif_states`, :func:`lif_forward` -- the forward pass (eq. 1-4, spec sec. 2).
+* :func:`na_backward` -- NA with simple neighbourhood selection (SNS), eq. 13-17, spec sec. 3, computed the
+  *direct* way (explicit neighbour simulation and ``a_p - a``), not via the efficient ``W`` form of the spec.
+* :func:`literal_na_gradient` -- the literal paper pipeline: Algorithm 1 (``u (+) eps``), Algorithm 2
+  (``u' (-) u``), MP-distance, unit vectors and the pseudo-inverse of eq. 15. Slow; for tests.
+* :func:`stbp_forward` -- the same forward in differentiable torch ops with a surrogate spike derivative, so
+  that autograd yields STBP (spec sec. 5).
+* :func:`tssl_backward` -- the TSSL-BP backward (spec sec. 6, following the released code).
+* :func:`lif` -- differentiable entry point choosing one of the above.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+__all__ = [
+    "SURROGATE_DEFAULT_ALPHA",
+    "lif_states",
+    "lif_forward",
+    "error_signal",
+    "sns_neighbour_spikes",
+    "sns_loss_change",
+    "na_phi",
+    "na_backward",
+    "literal_na_gradient",
+    "surrogate_grad",
+    "stbp_forward",
+    "tssl_backward",
+    "lif",
+]
+
+#: Default width/steepness parameter of each STBP surrogate (spec sec. 5): rect width ``a``, triangle half-width
+#: ``g``, sigmoid steepness ``k``.
+SURROGATE_DEFAULT_ALPHA: dict[str, float] = {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0}
+
+_OUTPUTS = ("psc", "spike")
+_FIRST_ORDER = ("paper", "taylor")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype the reference computes in: float32 for half types, else the input's float dtype."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    raise TypeError(f"c must be a floating-point tensor (float16/bfloat16/float32/float64), got {dtype}")
+
+
+def _to_2d(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """View ``x`` of shape ``[T, ...]`` as ``[T, N]`` in ``dtype`` (copies if non-contiguous; differentiable)."""
+    if x.dim() == 0:
+        raise ValueError("c must have a leading time dimension, shape [T, ...]")
+    n = math.prod(x.shape[1:])  # math.prod(()) == 1: a [T] input is one neuron
+    return x.reshape(x.shape[0], n).to(dtype)
+
+
+def _decays(tau_m: float, tau_s: float) -> tuple[float, float]:
+    """``lam = 1 - 1/tau_m`` (leak, eq. 1) and ``kappa = 1 - 1/tau_s`` (PSC decay, eq. 3), as Python floats."""
+    return 1.0 - 1.0 / tau_m, 1.0 - 1.0 / tau_s
+
+
+def _check_output(output: str) -> None:
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+
+
+def _check_first_order(first_order: str) -> None:
+    if first_order not in _FIRST_ORDER:
+        raise ValueError(f"first_order must be one of {_FIRST_ORDER}, got {first_order!r}")
+
+
+def _psc_2d(s: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """PSC of a spike train ``s`` ([T, N]), eq. 3: ``a[t] = kappa * a[t-1] + s[t] / tau_s``, ``a[-1] = 0``.
+
+    Exactly the operation order of the forward, so a neighbour's PSC is bit-identical to ``a`` wherever the
+    spike trains agree up to that time.
+    """
+    kappa = 1.0 - 1.0 / tau_s
+    out = torch.empty_like(s)
+    acc = torch.zeros_like(s[0])
+    for t in range(s.shape[0]):
+        acc = kappa * acc + s[t] / tau_s
+        out[t] = acc
+    return out
+
+
+def _states_2d(
+    x: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward recursion (eq. 1-4, spec sec. 2) on ``x`` of shape [T, N] in its own dtype.
+
+    Returns the pre-reset potential ``u``, spikes ``s`` (0/1 in x.dtype) and PSC ``a``.
+    """
+    lam, kappa = _decays(tau_m, tau_s)
+    u = torch.empty_like(x)
+    s = torch.empty_like(x)
+    a = torch.empty_like(x)
+    v = torch.zeros_like(x[0])  # post-reset potential, v = 0 before t = 0
+    acc = torch.zeros_like(x[0])  # PSC, a = 0 before t = 0
+    for t in range(x.shape[0]):
+        # Literally this operation order (multiply, then add; reset via where; PSC update) so that a float64
+        # C++ loop doing the same ops without FMA contraction is bit-identical.
+        ut = lam * v + x[t]
+        fired = ut >= threshold  # H(0) = 1: an exact tie fires (paper sec. 3.2, spec sec. 2)
+        st = fired.to(x.dtype)
+        v = torch.where(fired, 0.0, ut)  # hard reset to 0 (eq. 4)
+        acc = kappa * acc + st / tau_s  # eq. 3
+        u[t] = ut
+        s[t] = st
+        a[t] = acc
+    return u, s, a
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------------------------------------------
+def lif_states(
+    c: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LIF states over time (paper eq. 1-4, spec sec. 2).
+
+    Per neuron, with ``v = a = 0`` before ``t = 0``::
+
+        u[t] = lam * v + c[t]            # pre-reset membrane potential
+        s[t] = 1 if u[t] >= threshold    # H(0) = 1
+        v    = 0 if s[t] else u[t]        # hard reset
+        a[t] = kappa * a + s[t] / tau_s  # PSC
+
+    Args:
+        c: synaptic input ``[T, ...]``.
+        tau_m, tau_s, threshold: neuron parameters (Python floats).
+
+    Returns:
+        ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs).
+    """
+    dtype = _compute_dtype(c.dtype)
+    u, s, a = _states_2d(_to_2d(c, dtype), tau_m, tau_s, threshold)
+    return u.reshape(c.shape), s.reshape(c.shape), a.reshape(c.shape)
+
+
+def lif_forward(c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, output: str = "psc") -> torch.Tensor:
+    """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``) or the spikes ``s`` (``"spike"``).
+
+    Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
+    """
+    _check_output(output)
+    _, s, a = lif_states(c, tau_m, tau_s, threshold)
+    out = a if output == "psc" else s
+    return out.to(c.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# NA backward (spec sec. 3)
+# ----------------------------------------------------------------------------------------------------------------
+def _error_signal_2d(g: torch.Tensor, tau_s: float, output: str, first_order: str) -> torch.Tensor:
+    """Vector ``X`` that multiplies the output change in the first-order loss change (eq. 13, spec sec. 3.2).
+
+    * ``output="psc"``, ``first_order="paper"``: the PSC error signal of eq. 7, ``e[t] = G[t] + kappa e[t+1]``,
+      ``e[T] = 0`` (what the authors' code uses).
+    * ``output="psc"``, ``first_order="taylor"``: ``G`` itself (the exact gradient w.r.t. ``a``).
+    * ``output="spike"``: ``G`` in both modes (the loss change is measured on the spikes directly).
+    """
+    _check_output(output)
+    _check_first_order(first_order)
+    if output == "spike" or first_order == "taylor":
+        return g
+    kappa = 1.0 - 1.0 / tau_s
+    e = torch.empty_like(g)
+    nxt = torch.zeros_like(g[0])
+    for t in range(g.shape[0] - 1, -1, -1):
+        nxt = g[t] + kappa * nxt
+        e[t] = nxt
+    return e
+
+
+def error_signal(
+    grad_out: torch.Tensor, tau_s: float, output: str = "psc", first_order: str = "paper"
+) -> torch.Tensor:
+    """Public wrapper of the eq. 7 error signal selection (see :func:`_error_signal_2d`); shape/dtype of grad_out."""
+    dtype = _compute_dtype(grad_out.dtype)
+    x = _error_signal_2d(_to_2d(grad_out, dtype), tau_s, output, first_order)
+    return x.reshape(grad_out.shape).to(grad_out.dtype)
+
+
+def _sns_neighbours_2d(
+    u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, tau_m: float, threshold: float
+) -> torch.Tensor:
+    """Spike trains of all SNS neighbours (paper sec. 3.4, spec sec. 3.3), shape ``[P=T, T, N]``.
+
+    Neighbour ``p`` flips the firing at ``p`` with the least perturbation of the input at ``p`` and re-simulates
+    the rest of the sequence with the unchanged input (Algorithm 1 with ``eps = (threshold - u[p]) e_p`` in the
+    limit of a vanishing overshoot):
+
+    * ``t < p``: unchanged (``eps`` is zero before ``p``, and the recursion is causal);
+    * ``t = p``: flipped;
+    * post-reset potential after ``p``: ``threshold`` if a spike was cancelled (``u'[p]`` is just below the
+      threshold, the limit from below, and is not reset), ``0`` if a spike was added (reset);
+    * ``t > p``: ``u' = lam * v' + c[t]``, ``s' = u' >= threshold``, ``v' = where(s', 0, u')``.
+
+    No early exit is taken here (the spec's early exit is exact, so the result is the same; the direct form is
+    the independent check of it).
+    """
+    lam = 1.0 - 1.0 / tau_m
+    T = x.shape[0]
+    out = s.unsqueeze(0).repeat(T, 1, 1)  # out[p] starts as a copy of s
+    for p in range(T):
+        sp = out[p]
+        fired_p = s[p] > 0
+        sp[p] = 1.0 - s[p]
+        # spec sec. 3.3: v' = threshold if s[p] == 1 else 0 (built in x.dtype: threshold must not pass via float32)
+        v = torch.where(fired_p, torch.full_like(x[0], threshold), torch.zeros_like(x[0]))
+        for t in range(p + 1, T):
+            ut = lam * v + x[t]
+            fired = ut >= threshold
+            sp[t] = fired.to(x.dtype)
+            v = torch.where(fired, 0.0, ut)
+    return out
+
+
+def sns_neighbour_spikes(c: torch.Tensor, tau_m: float, tau_s: float, threshold: float) -> torch.Tensor:
+    """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``.
+
+    ``tau_s`` is unused (kept for a uniform signature). Returned in the compute dtype.
+    """
+    dtype = _compute_dtype(c.dtype)
+    x = _to_2d(c, dtype)
+    u, s, _ = _states_2d(x, tau_m, tau_s, threshold)
+    sp = _sns_neighbours_2d(u, s, x, tau_m, threshold)
+    return sp.reshape((x.shape[0],) + tuple(c.shape))
+
+
+def _sns_loss_change_2d(
+    g: torch.Tensor,
+    x: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str,
+    first_order: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First-order loss change ``dL_p`` of each SNS neighbour (eq. 13, spec sec. 3.2), direct form.
+
+    ``dL_p = sum_t X[t] * (a_p[t] - a[t])`` (``X`` from :func:`_error_signal_2d`) for ``output="psc"``,
+    ``dL_p = sum_t G[t] * (s_p[t] - s[t])`` for ``output="spike"``. ``a_p`` is the PSC (eq. 3) of the
+    neighbour's simulated spike train. Returns ``(dL [T, N], u [T, N])``.
+    """
+    u, s, a = _states_2d(x, tau_m, tau_s, threshold)
+    X = _error_signal_2d(g, tau_s, output, first_order)
+    sp_all = _sns_neighbours_2d(u, s, x, tau_m, threshold)
+    dL = torch.empty_like(x)
+    for p in range(x.shape[0]):
+        if output == "psc":
+            diff = _psc_2d(sp_all[p], tau_s) - a
+        else:
+            diff = sp_all[p] - s
+        dL[p] = (X * diff).sum(0)
+    return dL, u
+
+
+def sns_loss_change(
+    grad_out: torch.Tensor,
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    first_order: str = "paper",
+) -> torch.Tensor:
+    """``dL_p`` (eq. 13) of the SNS neighbour at every time step ``p``; shape and dtype of ``c``.
+
+    This is :func:`na_backward` before the distance scaling ``phi`` (so ``na_backward = dL * phi(threshold - u)``).
+    """
+    dtype = _compute_dtype(c.dtype)
+    x = _to_2d(c, dtype)
+    g = _to_2d(grad_out, dtype)
+    dL, _ = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order)
+    return dL.reshape(c.shape).to(c.dtype)
+
+
+def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0) -> torch.Tensor:
+    """Distance scaling of the aggregated finite difference (eq. 14/16/17, spec sec. 3.4).
+
+    ``phi(d) = clamp(d ** (-k), -b, b)`` with ``k = dist_power``, ``b = clip``, applied to the *signed* SNS
+    MP-distance ``d = threshold - u[p]`` (``|d| = d_MP``; the sign is that of the unit vector ``o_p = +-e_p``,
+    which the pseudo-inverse of eq. 15 reduces to). ``k = 1`` is eq. 14, ``k = 3`` is eq. 17; both clamped.
+
+    ``phi(0) = -b``: ``u == threshold`` fires (H(0) = 1), so the flip must *lower* ``u`` and the direction is
+    ``-e_p`` with a distance that tends to 0 (the clamp then saturates).
+
+    Note: for odd integer ``k`` this equals ``sign(d) * min(|d|^-k, b)``, the literal pipeline. For even or
+    non-integer ``k`` the spec formula ``d ** (-k)`` loses the sign or is NaN for ``d < 0``; it is kept as the
+    spec writes it.
+    """
+    val = torch.clamp(torch.pow(d, -dist_power), -clip, clip)
+    return torch.where(d == 0, torch.full_like(d, -clip), val)
+
+
+def na_backward(
+    grad_out: torch.Tensor,
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    first_order: str = "paper",
+    dist_power: float = 3,
+    clip: float = 10.0,
+) -> torch.Tensor:
+    """NA backward with SNS (paper sec. 3.4-3.5.1, eq. 13-17; spec sec. 3), the direct way.
+
+    For every neuron and every ``p``: simulate the SNS neighbour that flips the firing at ``p`` (spec sec. 3.3),
+    compute its first-order loss change ``dL_p`` (eq. 13 with ``X = e`` of eq. 7 for ``first_order="paper"``,
+    ``X = G`` for ``"taylor"``, spikes for ``output="spike"``) from the neighbour's actual PSC / spikes, and
+    scale it by the distance: ``grad_c[p] = dL_p * phi(threshold - u[p])`` (eq. 16/17, :func:`na_phi`).
+
+    Since ``c = f^{-1}(u)`` enters ``u`` with unit weight at the same time step and the aggregated gradient
+    replaces ``delta = dL/du`` in eq. 10, this is ``dL/dc``.
+
+    Args:
+        grad_out: ``G = dL/d out``, shape of ``c``.
+        c: synaptic input ``[T, ...]``.
+        output: "psc" or "spike" (what the forward returned).
+        first_order: "paper" or "taylor" (ignored for "spike").
+        dist_power: ``k`` of ``phi``; clip: ``b`` of ``phi``.
+
+    Returns:
+        ``grad_c``, shape and dtype of ``c``.
+    """
+    dtype = _compute_dtype(c.dtype)
+    x = _to_2d(c, dtype)
+    g = _to_2d(grad_out, dtype)
+    dL, u = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order)
+    grad = dL * na_phi(threshold - u, dist_power, clip)
+    return grad.reshape(c.shape).to(c.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the literal paper pipeline (Algorithm 1, Algorithm 2, eq. 13-15), float64 scalars, one neuron at a time
+# ----------------------------------------------------------------------------------------------------------------
+def _H(x: float) -> float:
+    """Heaviside with ``H(0) = 1`` (paper sec. 3.2: ``u[t] >= threshold`` fires)."""
+    return 1.0 if x >= 0.0 else 0.0
+
+
+def _f(c: list[float], lam: float, thr: float) -> list[float]:
+    """``u = f(c)`` (paper sec. 3.3): the pre-reset membrane potential from the input, eq. 1-4."""
+    u, v = [], 0.0
+    for ct in c:
+        ut = v * lam + ct
+        u.append(ut)
+        v = ut * (1.0 - _H(ut - thr))
+    return u
+
+
+def _f_inv(u: list[float], lam: float, thr: float) -> list[float]:
+    """``c = f^{-1}(u)`` (paper sec. 3.3): invert eq. 1 using the reset implied by ``u`` itself."""
+    c, v = [], 0.0
+    for ut in u:
+        c.append(ut - v * lam)
+        v = ut * (1.0 - _H(ut - thr))
+    return c
+
+
+def _mp_add(u: list[float], eps: list[float], lam: float, thr: float) -> list[float]:
+    """Algorithm 1, ``u' = u (+) eps``: ``eps[t]`` joins the input at ``t`` and its chain effect is simulated."""
+    c = _f_inv(u, lam, thr)
+    up, v = [], 0.0
+    for t in range(len(u)):
+        ut = v * lam + eps[t] + c[t]
+        up.append(ut)
+        v = ut * (1.0 - _H(ut - thr))
+    return up
+
+
+def _mp_sub(up: list[float], u: list[float], lam: float, thr: float) -> list[float]:
+    """Algorithm 2, ``eps = u' (-) u``: the input perturbation that turns ``u`` into ``u'``."""
+    c = _f_inv(u, lam, thr)
+    eps, v = [], 0.0
+    for t in range(len(u)):
+        ut = v * lam + c[t]  # what u[t] would be given the perturbed history (u' reset state v)
+        eps.append(up[t] - ut)
+        v = up[t] * (1.0 - _H(up[t] - thr))
+    return eps
+
+
+def _psc_list(s: list[float], tau_s: float) -> list[float]:
+    kappa = 1.0 - 1.0 / tau_s
+    out, acc = [], 0.0
+    for st in s:
+        acc = kappa * acc + st / tau_s
+        out.append(acc)
+    return out
+
+
+def literal_na_gradient(
+    c: torch.Tensor,
+    grad_out: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    first_order: str = "paper",
+    dist_power: float = 3,
+    clip: float = 10.0,
+    eta: Optional[float] = None,
+) -> torch.Tensor:
+    """The NA aggregated gradient computed literally as the paper describes it (sec. 3.3-3.5, eq. 13-15).
+
+    Per neuron, in float64 Python scalars (IEEE double, same as torch float64) and torch float64 for eq. 15:
+
+    1. ``u = f(c)``, ``s = H(u - threshold)``, ``a`` = PSC of ``s``.
+    2. SNS (sec. 3.4): ``eps_p = (threshold - u[p] + eta) e_p`` if ``s[p] == 0`` (push just over the threshold),
+       ``(threshold - u[p] - eta) e_p`` if ``s[p] == 1`` (push just below it); ``u_p = u (+) eps_p``
+       (Algorithm 1). It is checked that the firing at ``p`` really flipped.
+    3. ``eps'_p = u_p (-) u`` (Algorithm 2), ``d_MP = ||eps'_p||_2``, ``o_p = eps'_p / d_MP``.
+    4. ``dL_p = X . (a_p - a)`` (eq. 13) from the neighbour's *simulated* spikes ``s_p = H(u_p - threshold)``,
+       with ``X = e`` (eq. 7) for "paper", ``G`` for "taylor"; ``G . (s_p - s)`` for ``output="spike"``.
+    5. ``f_p = dL_p * clip(1 / d_MP**k, -b, b)`` (eq. 14 for k = 1, eq. 17 for k = 3, both clipped).
+    6. Eq. 15: ``grad_u = pinv(O) f`` with the rows of ``O`` the ``o_p`` (``torch.linalg.pinv``).
+
+    Why ``eta`` (default ``1e-13 * threshold``): the least perturbation that flips the firing is only reached in
+    the limit; a finite overshoot ``eta`` is needed so the flip happens in floating point, so it must be well
+    above the rounding of ``u ~ O(threshold)`` (ulp(1) ~ 2.2e-16; 1e-13 is ~450 ulps, and the flip is checked).
+    It shifts ``d_MP`` by ``eta`` (and the reset level of a cancelled spike by ``eta``, which only matters at a
+    measure-zero tie later on), so the result differs from the exact limit computed by :func:`na_backward` by
+    about ``|dL_p| * |phi'(d)| * eta`` with ``|phi'| <= k * b**((k+1)/k)`` (~65 for k = 3, b = 10; 100 for k = 1,
+    b = 10). Measured on random O(1) inputs the difference scales linearly with eta: 3.5e-9 at 1e-11, 3.5e-10 at
+    1e-12, 3.5e-11 at 1e-13, 3.5e-12 at 1e-14 -- so the spec's ``eta ~ 1e-9`` would not pass a 1e-9 check, and
+    1e-13 leaves a 30x margin.
+
+    Returns ``grad_c`` (= aggregated ``grad_u``, see :func:`na_backward`) with the shape and dtype of ``c``.
+    """
+    _check_output(output)
+    _check_first_order(first_order)
+    if eta is None:
+        eta = 1e-13 * threshold
+    lam = 1.0 - 1.0 / tau_m
+    kappa = 1.0 - 1.0 / tau_s
+    x = _to_2d(c, torch.float64)
+    g = _to_2d(grad_out, torch.float64)
+    T, N = x.shape
+    result = torch.empty((T, N), dtype=torch.float64)
+    for n in range(N):
+        cn = x[:, n].tolist()
+        gn = g[:, n].tolist()
+        u = _f(cn, lam, threshold)
+        s = [_H(ut - threshold) for ut in u]
+        a = _psc_list(s, tau_s)
+        # eq. 7: PSC error signal, or G itself
+        if output == "psc" and first_order == "paper":
+            X, nxt = [0.0] * T, 0.0
+            for t in range(T - 1, -1, -1):
+                nxt = gn[t] + kappa * nxt
+                X[t] = nxt
+        else:
+            X = gn
+        rows, fd = [], []
+        for p in range(T):
+            eps = [0.0] * T
+            eps[p] = threshold - u[p] + (eta if s[p] == 0.0 else -eta)
+            up = _mp_add(u, eps, lam, threshold)  # Algorithm 1
+            sp = [_H(v - threshold) for v in up]
+            if sp[p] == s[p]:
+                raise RuntimeError(
+                    f"SNS perturbation at p={p} did not flip the firing (neuron {n}); eta={eta} is below the "
+                    "rounding of u here -- choose a larger eta"
+                )
+            eps_back = _mp_sub(up, u, lam, threshold)  # Algorithm 2
+            d_mp = math.sqrt(sum(e * e for e in eps_back))  # d_MP = ||u_p (-) u||_2
+            rows.append([e / d_mp for e in eps_back])  # unit vector o_p
+            if output == "psc":
+                ap = _psc_list(sp, tau_s)
+                dL = sum(X[t] * (ap[t] - a[t]) for t in range(T))  # eq. 13
+            else:
+                dL = sum(gn[t] * (sp[t] - s[t]) for t in range(T))
+            scale = min(max(1.0 / d_mp**dist_power, -clip), clip)  # eq. 17 (eq. 14 for k = 1), clipped
+            fd.append(dL * scale)
+        O = torch.tensor(rows, dtype=torch.float64)
+        f = torch.tensor(fd, dtype=torch.float64)
+        result[:, n] = torch.linalg.pinv(O) @ f  # eq. 15
+    return result.reshape(c.shape).to(c.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# STBP (spec sec. 5)
+# ----------------------------------------------------------------------------------------------------------------
+def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Optional[float] = None) -> torch.Tensor:
+    """Surrogate ``h(u)`` for ``dH(u - threshold)/du`` (spec sec. 5).
+
+    * ``rect`` (STBP, Wu et al. 2018): ``1/a`` where ``|u - threshold| < a/2``, else 0;
+    * ``triangle`` (TET): ``max(0, g - |u - threshold|) / g^2``;
+    * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``.
+
+    ``alpha`` is ``a`` / ``g`` / ``k``; ``None`` picks :data:`SURROGATE_DEFAULT_ALPHA`.
+    """
+    if surrogate not in SURROGATE_DEFAULT_ALPHA:
+        raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
+    if alpha is None:
+        alpha = SURROGATE_DEFAULT_ALPHA[surrogate]
+    x = u - threshold
+    if surrogate == "rect":
+        return (x.abs() < alpha / 2).to(u.dtype) / alpha
+    if surrogate == "triangle":
+        return torch.clamp(alpha - x.abs(), min=0.0) / (alpha * alpha)
+    sig = torch.sigmoid(alpha * x)
+    return alpha * sig * (1.0 - sig)
+
+
+class _SurrogateSpike(torch.autograd.Function):
+    """``s = H(u - threshold)`` exactly in the forward; ``ds/du = h(u)`` (surrogate) in the backward."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, threshold: float, surrogate: str, alpha: Optional[float]):  # type: ignore[override]
+        ctx.save_for_backward(u)
+        ctx.threshold, ctx.surrogate, ctx.alpha = threshold, surrogate, alpha
+        return (u >= threshold).to(u.dtype)  # H(0) = 1, same as the forward
+
+    @staticmethod
+    def backward(ctx, grad_s: torch.Tensor):  # type: ignore[override]
+        (u,) = ctx.saved_tensors
+        return grad_s * surrogate_grad(u, ctx.threshold, ctx.surrogate, ctx.alpha), None, None, None
+
+
+def stbp_forward(
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    surrogate: str = "rect",
+    surrogate_alpha: Optional[float] = None,
+    detach_reset: bool = True,
+) -> torch.Tensor:
+    """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
+
+    The spike function returns the exact Heaviside but back-propagates the surrogate ``h(u)``
+    (:func:`surrogate_grad`). The reset is ``v = u * (1 - s)``; with ``detach_reset=True`` (spec sec. 5, the
+    default) the factor ``(1 - s)`` is a constant for autograd, so ``du[t+1]/du[t] = lam * (1 - s[t])``; with
+    ``False`` the gradient also flows through ``s`` into the reset (``dv/du = (1 - s) - u * h(u)``).
+    (The NA paper's sec. 2.4 describes STBP as ``du[t+1]/du[t] = lam``, without the ``(1 - s[t])``; the spec's
+    detached reset is followed here.)
+
+    The forward values are bit-identical to :func:`lif_forward`: ``u * 1 == u`` and ``u * 0 == +-0``, and a
+    signed zero in ``v`` does not change ``lam * v + c[t]`` (except for its own sign when c[t] is a zero), so
+    ``u``, ``s`` and ``a`` agree exactly.
+    """
+    _check_output(output)
+    if surrogate not in SURROGATE_DEFAULT_ALPHA:
+        raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
+    lam, kappa = _decays(tau_m, tau_s)
+    dtype = _compute_dtype(c.dtype)
+    x = _to_2d(c, dtype)  # differentiable reshape + cast
+    v = torch.zeros_like(x[0])
+    acc = torch.zeros_like(x[0])
+    outs = []
+    for t in range(x.shape[0]):
+        ut = lam * v + x[t]
+        st = _SurrogateSpike.apply(ut, threshold, surrogate, surrogate_alpha)
+        keep = 1.0 - st
+        if detach_reset:
+            keep = keep.detach()
+        v = ut * keep
+        acc = kappa * acc + st / tau_s
+        outs.append(acc if output == "psc" else st)
+    return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# TSSL-BP (spec sec. 6)
+# ----------------------------------------------------------------------------------------------------------------
+def tssl_backward(
+    grad_out: torch.Tensor, c: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+) -> torch.Tensor:
+    """TSSL-BP backward (Zhang & Li 2020; spec sec. 6), a port of the released ``functions/tsslbp.py``.
+
+    Only for ``output="psc"``. Per neuron, ``sig[k] = kappa^k / tau_s`` (PSC kernel), ``du[t] = c[t] -
+    v[t-1]/tau_m`` (the membrane update, ``v`` = post-reset potential of *this* forward, ``u >= threshold``
+    fires), ``theta = 0``, for ``t = T-1 .. 0``::
+
+        pu    = clamp(-1/du[t], -8, 0)                      # NO "* s[t]", see below
+        gt    = sum_k (-sig[k]/tau_s) * pu * G[t+k] * tau_s  # inter-neuron term
+        gt   += theta*u[t]*(-1/tau_m)*pu + theta*lam*(1-s[t])   (t < T-1)  # intra-neuron term
+        theta = gt*s[t] + theta*(1-s[t])*lam
+        ga    = sum_k sig[k] * G[t+k] * f(u[t]),   f = exp(x)/((1+exp(x))^2 * 0.2),  x = clamp((thr-u)/0.2, -8, 8)
+        grad_c[t] = ga if a[t] < 1/(4 tau_s) else gt         # warm-up fallback
+
+    Known spec discrepancy: the spec writes ``pu = clamp(-1/du[t], -8, 0) * s[t]``, but the released code
+    computes ``partial_u = torch.clamp(-1/delta_u[..., t], -8, 0)`` with no ``* out`` factor, and the spec also
+    asks for "the same numbers as the released code". We follow the released code (no ``* s[t]``). It matters
+    at steps with ``s[t] = 0`` and ``a[t] >= 1/(4 tau_s)``, where ``gt`` is the output.
+    """
+    dtype = _compute_dtype(c.dtype)
+    x = _to_2d(c, dtype)
+    G = _to_2d(grad_out, dtype)
+    T = x.shape[0]
+    u, s, a = _states_2d(x, tau_m, tau_s, threshold)
+    theta_m = 1.0 / tau_m
+    lam = 1.0 - theta_m
+    # sig[k] = kappa^k / tau_s, as Python doubles first (then cast once to the compute dtype)
+    sig_list, val = [], 1.0 / tau_s
+    kappa = 1.0 - 1.0 / tau_s
+    for _ in range(T):
+        sig_list.append(val)
+        val *= kappa
+    sig = torch.tensor(sig_list, dtype=dtype).unsqueeze(1)  # [T, 1]
+    partial_a = sig / (-tau_s)  # d a / d t_spike per unit of spike-time shift, released code's partial_a
+    # post-reset potential before each step: v[-1] = 0, v[t] = u[t] * (1 - s[t])
+    v_prev = torch.cat([torch.zeros_like(u[:1]), torch.where(s[:-1] > 0, 0.0, u[:-1])], 0)
+    du = (-theta_m) * v_prev + x  # released code: mem_update = (-theta_m) * mem + inputs
+    th = 1.0 / (4.0 * tau_s)
+    grad = torch.empty_like(x)
+    theta = torch.zeros_like(x[0])
+    for t in range(T - 1, -1, -1):
+        L = T - t
+        out_t = s[t]
+        # Follows the released code: no "* s[t]" factor (the spec's pseudo-code has one; see docstring).
+        pu = torch.clamp(-1.0 / du[t], -8.0, 0.0)
+        gt = ((pu.unsqueeze(0) * partial_a[:L]) * G[t:] * tau_s).sum(0)  # inter-neuron term
+        if t != T - 1:
+            gt = gt + theta * u[t] * (-1.0) * theta_m * pu  # intra-neuron term via the spike time
+            gt = gt + theta * lam * (1.0 - out_t)  # ... and via the leak when no spike resets
+        theta = gt * out_t + theta * (1.0 - out_t) * lam
+        ga = (sig[:L] * G[t:]).sum(0)
+        xf = torch.clamp((-1.0 * u[t] + threshold) / 0.2, -8.0, 8.0)
+        ef = torch.exp(xf)
+        ga = ga * (ef / ((1.0 + ef) * (1.0 + ef) * 0.2))
+        grad[t] = torch.where(a[t] < th, ga, gt)  # warm-up fallback where the PSC is (nearly) silent
+    return grad.reshape(c.shape).to(c.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# differentiable entry point
+# ----------------------------------------------------------------------------------------------------------------
+class _LIFCustomBackward(torch.autograd.Function):
+    """Forward = :func:`lif_forward`; backward = :func:`na_backward` or :func:`tssl_backward`. Saves only ``c``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        c: torch.Tensor,
+        tau_m: float,
+        tau_s: float,
+        threshold: float,
+        output: str,
+        method: str,
+        first_order: str,
+        dist_power: float,
+        clip: float,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(c)
+        ctx.params = (tau_m, tau_s, threshold, output, method, first_order, dist_power, clip)
+        return lif_forward(c, tau_m, tau_s, threshold, output)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (c,) = ctx.saved_tensors
+        tau_m, tau_s, threshold, output, method, first_order, dist_power, clip = ctx.params
+        if method == "na":
+            grad = na_backward(grad_out, c, tau_m, tau_s, threshold, output, first_order, dist_power, clip)
+        else:
+            grad = tssl_backward(grad_out, c, tau_m, tau_s, threshold)
+        return (grad,) + (None,) * 8
+
+
+def lif(
+    c: torch.Tensor,
+    *,
+    tau_m: float = 5.0,
+    tau_s: float = 2.0,
+    threshold: float = 1.0,
+    output: str = "psc",
+    method: str = "na",
+    first_order: str = "paper",
+    dist_power: float = 3,
+    clip: float = 10.0,
+    surrogate: str = "rect",
+    surrogate_alpha: Optional[float] = None,
+    detach_reset: bool = True,
+) -> torch.Tensor:
+    """Differentiable LIF layer over time, reference version of the public ``na_cuda.lif``.
+
+    ``method="na"`` (NA-SNS backward, spec sec. 3), ``"tssl"`` (TSSL-BP, spec sec. 6, PSC output only) or
+    ``"stbp"`` (autograd through :func:`stbp_forward`, spec sec. 5). Returns the PSC or the spikes
+    (``output``) with the shape and dtype of ``c``.
+    """
+    _check_output(output)
+    if method == "stbp":
+        return stbp_forward(c, tau_m, tau_s, threshold, output, surrogate, surrogate_alpha, detach_reset)
+    if method == "tssl":
+        if output != "psc":
+            raise ValueError("method='tssl' supports only output='psc' (TSSL-BP is defined on PSCs)")
+    elif method == "na":
+        _check_first_order(first_order)
+    else:
+        raise ValueError(f"method must be 'na', 'tssl' or 'stbp', got {method!r}")
+    return _LIFCustomBackward.apply(c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip)

@@ -1,0 +1,85 @@
+"""Shared test helpers: devices, random LIF inputs, and the native/reference callers."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import na_cuda
+from na_cuda import reference
+
+# A CUDA test runs only where a GPU and the CUDA kernels exist; elsewhere it is skipped with the reason.
+_CUDA_REASON = None
+if not torch.cuda.is_available():
+    _CUDA_REASON = "no CUDA GPU on this machine"
+elif not na_cuda.backends()["cuda"]:
+    _CUDA_REASON = "na_cuda was built without CUDA kernels"
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(_CUDA_REASON is not None, reason=str(_CUDA_REASON))]),
+]
+
+needs_native = pytest.mark.skipif(not na_cuda.backends()["native_loaded"], reason="na_cuda._C is not built")
+
+
+def make_input(T: int, shape=(64,), *, dtype=torch.float64, device="cpu", seed=0, scale=0.9) -> torch.Tensor:
+    """Synaptic input that makes neurons fire at mixed rates (some silent, some bursting)."""
+    g = torch.Generator().manual_seed(seed)
+    n = 1
+    for s in shape:
+        n *= s
+    rate = torch.rand(n, generator=g) * 2 * scale  # per-neuron mean drive in [0, 1.8] * threshold
+    c = rate * torch.rand(T, n, generator=g, dtype=torch.float64) * 1.2
+    return c.reshape(T, *shape).to(dtype=dtype, device=device)
+
+
+def make_grad(c: torch.Tensor, seed=1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(c.shape, generator=g, dtype=torch.float64).to(dtype=c.dtype, device=c.device)
+
+
+def native_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
+    """The native backward op of `method` called directly."""
+    if method == "na":
+        return torch.ops.na_cuda.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
+                                             p["first_order"], p["dist_power"], p["clip"])
+    if method == "stbp":
+        return torch.ops.na_cuda.stbp_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
+                                               p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
+    return torch.ops.na_cuda.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"])
+
+
+def reference_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
+    """The reference gradient of `method` (autograd through the surrogate forward for STBP)."""
+    if method == "na":
+        return reference.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
+                                     p["first_order"], p["dist_power"], p["clip"])
+    if method == "tssl":
+        return reference.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"])
+    x = c.detach().clone().requires_grad_(True)
+    y = reference.stbp_forward(x, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["surrogate"],
+                               p["surrogate_alpha"], p["detach_reset"])
+    (gx,) = torch.autograd.grad(y, x, grad)
+    return gx
+
+
+def params(**kw) -> dict:
+    """Validated neuron parameters with the package defaults, overridden by `kw`."""
+    base = dict(tau_m=5.0, tau_s=2.0, threshold=1.0, output="psc", method="na", first_order="paper", dist_power=3,
+                clip=10.0, surrogate="rect", surrogate_alpha=None, detach_reset=True, backend="auto")
+    base.update(kw)
+    return na_cuda._validate.neuron_params(**base)
+
+
+# Every backward configuration the native kernels implement.
+METHOD_CASES = (
+    [dict(method="na", output=o, first_order=f, dist_power=k) for o in ("psc", "spike") for f in ("paper", "taylor")
+     for k in (1, 3)]
+    + [dict(method="stbp", output=o, surrogate=s, detach_reset=d) for o in ("psc", "spike")
+       for s in ("rect", "triangle", "sigmoid") for d in (True, False)]
+    + [dict(method="tssl", output="psc")]
+)
+
+
+def case_id(case: dict) -> str:
+    return "-".join(str(v) for v in case.values())
