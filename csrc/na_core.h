@@ -97,6 +97,7 @@ struct Lanes {
   static NA_HD V splat(scalar x) { return x; }
   static NA_HD V select(mask m, V a, V b) { return m ? a : b; }
   static NA_HD bool any(mask m) { return m; }
+  static NA_HD mask and_not(mask a, mask b) { return a && !b; }
   static NA_HD V exp(V x) { return na_exp(x); }
   template <typename S>
   static NA_HD V load(const S* p) { return static_cast<V>(*p); }
@@ -177,15 +178,22 @@ NA_HD void na_weights_neuron(const S* g, acc_t* w, int64_t T, int64_t stride, in
 
 // The NA aggregated gradient of one neuron (eq. 16/17 under SNS). Reads c and the weights W written by
 // na_weights_neuron, writes grad_c. For each p the SNS neighbour flips the firing at p (§3.3) and is
-// simulated alongside the original trajectory until the two states coincide (both reset to 0: the early
-// exit of §3.3, exact: equal states have equal futures), accumulating W[t] * ds_p[t] where the trains differ.
+// simulated alongside the original trajectory, accumulating W[t] * ds_p[t] where the two trains differ, until
+// nothing can differ any more. Two exact stopping rules:
+//  - the states coincide (both reset on the same step, the early exit of §3.3): equal states, equal futures;
+//  - the original never fires again (t > its last spike) and the neighbour's potential is not above it: then
+//    lam*vn + c <= lam*vo + c < threshold at every later step (rounding is monotone), so neither fires.
+//    Silent and sparsely firing neurons, most of a trained network, stop at once.
 // `grad` may alias `w`: W[p] is read before grad[p] is written and later p only read W[t > p].
 template <typename S, typename acc_t, typename V = acc_t>
 NA_HD void na_backward_neuron(const S* c, const acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                               const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
   using L = Lanes<V>;
   const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), zero = L::splat(0);
-  V v = zero;
+  V v = zero, u;
+  V last = L::splat(-1);  // time of the original's last spike, -1 if silent
+  for (int64_t t = 0; t < T; ++t) last = L::select(lif_step(v, L::load(c + t * stride), lam, thr, u), L::splat(acc_t(t)), last);
+  v = zero;
   for (int64_t p = 0; p < T; ++p) {
     V up;
     V vo = v;  // the original trajectory after p
@@ -195,7 +203,9 @@ NA_HD void na_backward_neuron(const S* c, const acc_t* w, S* grad, int64_t T, in
     // A cancelled spike leaves u at the threshold (the limit from below); an added spike resets to 0.
     V vn = L::select(sp, thr, zero);
     const V v_next = vo;
-    for (int64_t t = p + 1; t < T && L::any(vn != vo); ++t) {
+    for (int64_t t = p + 1; t < T; ++t) {
+      const V tt = L::splat(acc_t(t));
+      if (!L::any(L::and_not(vn != vo, (last < tt) & (vn <= vo)))) break;
       const V ct = L::load(c + t * stride);
       V uo, un;
       const auto so = lif_step(vo, ct, lam, thr, uo);

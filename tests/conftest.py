@@ -23,13 +23,15 @@ needs_native = pytest.mark.skipif(not na_cuda.backends()["native_loaded"], reaso
 
 
 def make_input(T: int, shape=(64,), *, dtype=torch.float64, device="cpu", seed=0, scale=0.9) -> torch.Tensor:
-    """Synaptic input that makes neurons fire at mixed rates (some silent, some bursting)."""
+    """Synaptic input that makes neurons fire at mixed rates (some silent, some bursting), with negative inputs
+    (inhibition) too."""
     g = torch.Generator().manual_seed(seed)
     n = 1
     for s in shape:
         n *= s
     rate = torch.rand(n, generator=g) * 2 * scale  # per-neuron mean drive in [0, 1.8] * threshold
     c = rate * torch.rand(T, n, generator=g, dtype=torch.float64) * 1.2
+    c = c - 0.3 * torch.rand(T, n, generator=g, dtype=torch.float64) * (torch.rand(n, generator=g) < 0.3)
     return c.reshape(T, *shape).to(dtype=dtype, device=device)
 
 

@@ -34,6 +34,7 @@ struct PackLanes {
       if (m[i]) return true;
     return false;
   }
+  static mask and_not(mask a, mask b) { return a & ~b; }
   static V exp(V x) {
     V r;
     for (int64_t i = 0; i < kLanes; ++i) r[i] = na_exp(x[i]);

@@ -1,0 +1,256 @@
+"""Public API: argument errors, backend selection, modules, torch.library opcheck and torch.compile."""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import na_cuda
+from conftest import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
+from na_cuda import reference
+
+
+# --------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(tau_m=1.0), ValueError, "tau_m"),
+        (dict(tau_m=0.5), ValueError, "tau_m"),
+        (dict(tau_m=math.nan), ValueError, "tau_m"),
+        (dict(tau_s=0.9), ValueError, "tau_s"),
+        (dict(threshold=0.0), ValueError, "threshold"),
+        (dict(threshold=-1.0), ValueError, "threshold"),
+        (dict(threshold=math.inf), ValueError, "threshold"),
+        (dict(threshold="1"), TypeError, "threshold"),
+        (dict(clip=0.0), ValueError, "clip"),
+        (dict(clip=math.inf), ValueError, "clip"),
+        (dict(dist_power=2), ValueError, "dist_power"),
+        (dict(dist_power=0), ValueError, "dist_power"),
+        (dict(dist_power=3.0), ValueError, "dist_power"),
+        (dict(dist_power=True), ValueError, "dist_power"),
+        (dict(method="bptt"), ValueError, "method"),
+        (dict(output="voltage"), ValueError, "output"),
+        (dict(first_order="second"), ValueError, "first_order"),
+        (dict(backend="cupy"), ValueError, "backend"),
+        (dict(method="stbp", surrogate="erf"), ValueError, "surrogate"),
+        (dict(method="stbp", surrogate_alpha=0.0), ValueError, "surrogate_alpha"),
+        (dict(method="stbp", surrogate_alpha=-1.0), ValueError, "surrogate_alpha"),
+        (dict(method="stbp", detach_reset=1), TypeError, "detach_reset"),
+        (dict(method="tssl", output="spike"), ValueError, "tssl"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(kwargs, exc, match):
+    c = torch.rand(3, 4)
+    with pytest.raises(exc, match=match):
+        na_cuda.lif(c, **kwargs)
+    with pytest.raises(exc, match=match):
+        na_cuda.nn.LIF(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "c,exc,match",
+    [
+        (torch.tensor(1.0), ValueError, "0-dim"),
+        (torch.zeros(0, 4), ValueError, "T = c.shape\\[0\\] >= 1"),
+        (torch.zeros(3, 4, dtype=torch.int64), TypeError, "float"),
+        (torch.zeros(3, 4, dtype=torch.bool), TypeError, "float"),
+        ([1.0, 2.0], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_input_tensor(c, exc, match):
+    with pytest.raises(exc, match=match):
+        na_cuda.lif(c)
+
+
+@needs_native
+def test_direct_op_calls_are_checked_in_cpp():
+    c = torch.rand(3, 4)
+    with pytest.raises(RuntimeError, match="tau_m"):
+        torch.ops.na_cuda.lif(c, 1.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+    with pytest.raises(RuntimeError, match="dist_power"):
+        torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, "psc", "paper", 2, 10.0)
+    with pytest.raises(RuntimeError, match="grad_out"):
+        torch.ops.na_cuda.na_backward(torch.rand(3, 5), c, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+    with pytest.raises(RuntimeError, match="0-dim"):
+        torch.ops.na_cuda.lif(torch.tensor(1.0), 5.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+    with pytest.raises(RuntimeError, match="float16, bfloat16"):
+        torch.ops.na_cuda.lif(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0,
+                              "rect", 1.0, True)
+
+
+@needs_native
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU to build a CPU/CUDA mismatch")
+@pytest.mark.cuda
+def test_device_mismatch_between_input_and_grad():
+    c = torch.rand(3, 4, device="cuda")
+    with pytest.raises(RuntimeError, match="same device"):
+        torch.ops.na_cuda.na_backward(torch.rand(3, 4), c, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+
+
+# --------------------------------------------------------------------------------------------- backends
+def test_backends_report():
+    info = na_cuda.backends()
+    for key in ("native_loaded", "cpu", "cuda", "cuda_version", "cuda_archs", "auto", "torch_version"):
+        assert key in info
+    assert info["auto"]["cpu"] == ("native" if info["cpu"] else "torch")
+
+
+def test_native_backend_without_kernel_raises_clearly():
+    c = torch.rand(3, 4, device="meta")
+    with pytest.raises(RuntimeError, match='backend="native" has no kernel for meta'):
+        na_cuda.lif(c, backend="native")
+
+
+def test_auto_backend_falls_back_with_one_warning():
+    c = torch.rand(3, 4, device="meta")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always", na_cuda.NativeBackendWarning)
+        y = na_cuda.lif(c)
+    assert y.shape == c.shape
+    msgs = [str(w.message) for w in rec if issubclass(w.category, na_cuda.NativeBackendWarning)]
+    assert len(msgs) == 1 and "pip install --no-build-isolation" in msgs[0]
+
+
+@pytest.mark.parametrize("case", METHOD_CASES, ids=case_id)
+def test_torch_backend_matches_native_through_autograd(case):
+    p = params(**case)
+    kwargs = {k: v for k, v in p.items() if k != "backend"}
+    c = make_input(5, (3, 7))
+    g = make_grad(c)
+    grads = {}
+    for backend in ("torch", "auto"):
+        x = c.clone().requires_grad_(True)
+        y = na_cuda.lif(x, backend=backend, **kwargs)
+        y.backward(g)
+        grads[backend] = (y.detach(), x.grad)
+    torch.testing.assert_close(grads["auto"][0], grads["torch"][0], rtol=0, atol=0)
+    torch.testing.assert_close(grads["auto"][1], grads["torch"][1], rtol=1e-12, atol=1e-12)
+
+
+def test_methods_share_the_forward():
+    c = make_input(6, (40,))
+    ys = [na_cuda.lif(c, method=m) for m in ("na", "stbp", "tssl")]
+    assert torch.equal(ys[0], ys[1]) and torch.equal(ys[0], ys[2])
+
+
+# --------------------------------------------------------------------------------------------- modules
+def _net(**lif_kwargs) -> nn.Module:
+    return nn.Sequential(
+        na_cuda.nn.SeqToANN(nn.Conv2d(1, 4, 3, bias=False)),
+        na_cuda.nn.LIF(**lif_kwargs),
+        na_cuda.nn.SeqToANN(nn.Flatten(), nn.Linear(4 * 6 * 6, 3, bias=False)),
+        na_cuda.nn.LIF(**lif_kwargs),
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_in_sequential_trains(device):
+    torch.manual_seed(0)
+    net = _net().to(device)
+    x = torch.rand(5, 2, 1, 8, 8, device=device) * 3
+    y = net(x)
+    assert y.shape == (5, 2, 3)
+    y.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_module_double_to_and_state_dict_round_trip():
+    torch.manual_seed(0)
+    net = _net(tau_m=4.0, method="stbp", surrogate="triangle")
+    x = torch.rand(4, 2, 1, 8, 8) * 3
+    net64 = copy.deepcopy(net).double()
+    assert net64(x.double()).dtype == torch.float64
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    other = _net(tau_m=4.0, method="stbp", surrogate="triangle")
+    other.load_state_dict(torch.load(io.BytesIO(buf.getvalue())))
+    assert torch.equal(net(x), other(x))
+    assert "method='stbp'" in repr(net) and "surrogate='triangle'" in repr(net)
+    assert list(na_cuda.nn.LIF().state_dict()) == []
+
+
+def test_module_is_stateless_between_calls():
+    lif = na_cuda.nn.LIF()
+    c = make_input(5, (10,), dtype=torch.float32)
+    assert torch.equal(lif(c), lif(c))
+
+
+def test_seq_to_ann_folds_time_and_batch():
+    lin = nn.Linear(3, 2)
+    x = torch.rand(4, 5, 3)
+    y = na_cuda.nn.SeqToANN(lin)(x)
+    assert torch.equal(y, lin(x.reshape(20, 3)).reshape(4, 5, 2))
+    with pytest.raises(ValueError, match="\\[T, B, ...\\]"):
+        na_cuda.nn.SeqToANN(lin)(torch.rand(3))
+    with pytest.raises(ValueError, match="at least one module"):
+        na_cuda.nn.SeqToANN()
+
+
+def test_grad_rescale_matches_the_formula():
+    """Spec §4: grad *= 1.2 ln(m_last / (m + 1e-5) + 1.02), with m_last = m of the output NA layer."""
+    torch.manual_seed(0)
+    x = torch.rand(5, 3, 16) * 1.5
+    w = torch.randn(16, 8) * 0.5
+
+    def run(rescale: bool):
+        l1, l2 = na_cuda.nn.LIF(), na_cuda.nn.LIF()
+        if rescale:
+            na_cuda.nn.enable_grad_rescale(nn.ModuleList([l1, l2]))
+        c1 = x.clone().requires_grad_(True)
+        c2 = l1(c1) @ w
+        c2.retain_grad()
+        l2(c2).square().sum().backward()
+        return c1, c2
+
+    plain1, plain2 = run(False)
+    c1, c2 = run(True)
+    m2 = plain2.grad.abs().mean()
+    torch.testing.assert_close(c2.grad, plain2.grad * 1.2 * torch.log(m2 / (m2 + 1e-5) + 1.02))
+    raw1 = reference.na_backward(c2.grad @ w.T, x, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+    m1 = raw1.abs().mean()
+    torch.testing.assert_close(c1.grad, raw1 * 1.2 * torch.log(m2 / (m1 + 1e-5) + 1.02))
+    # a second pass starts over: the output layer again sets m_last
+    c1b, c2b = run(True)
+    torch.testing.assert_close(c2b.grad, c2.grad)
+    with pytest.raises(ValueError, match="no na_cuda.nn.LIF"):
+        na_cuda.nn.enable_grad_rescale(nn.Linear(2, 2))
+
+
+# --------------------------------------------------------------------------------------------- torch.library
+@needs_native
+@pytest.mark.parametrize("case", [METHOD_CASES[0], METHOD_CASES[5], METHOD_CASES[8], METHOD_CASES[-1]], ids=case_id)
+def test_opcheck(case):
+    p = params(**case)
+    c = make_input(4, (3, 5), dtype=torch.float32).requires_grad_(True)
+    args = (c, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["method"], p["first_order"], p["dist_power"],
+            p["clip"], p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
+    torch.library.opcheck(torch.ops.na_cuda.lif.default, args)
+    g = make_grad(c.detach())
+    torch.library.opcheck(torch.ops.na_cuda.na_backward.default,
+                          (g, c.detach(), 5.0, 2.0, 1.0, p["output"], "paper", 3, 10.0))
+    torch.library.opcheck(torch.ops.na_cuda.stbp_backward.default,
+                          (g, c.detach(), 5.0, 2.0, 1.0, p["output"], "rect", 1.0, True))
+    torch.library.opcheck(torch.ops.na_cuda.tssl_backward.default, (g, c.detach(), 5.0, 2.0, 1.0))
+
+
+@needs_native
+@pytest.mark.slow
+def test_torch_compile_fullgraph_matches_eager():
+    torch.manual_seed(0)
+    net = _net()
+    x = torch.rand(5, 2, 1, 8, 8) * 3
+    eager = net(x)
+    eager.sum().backward()
+    g_eager = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    compiled = torch.compile(net, fullgraph=True)
+    y = compiled(x)
+    y.sum().backward()
+    torch.testing.assert_close(y, eager)
+    for p, g in zip(net.parameters(), g_eager):
+        torch.testing.assert_close(p.grad, g)
