@@ -113,13 +113,13 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
     const scalar_t* cp = cc.const_data_ptr<scalar_t>();
     const scalar_t* gp = gc.const_data_ptr<scalar_t>();
     scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t>(T, N, 3, [&](const Block<acc_t>& b) {
-      acc_t *lc = b.plane(0), *lg = b.plane(1), *lw = b.plane(2);
+    for_each_block<acc_t>(T, N, 5, [&](const Block<acc_t>& b) {
+      acc_t *lc = b.plane(0), *lg = b.plane(1), *lu = b.plane(2), *la = b.plane(3), *lb = b.plane(4);
       gather(cp, lc, N, b);
       gather(gp, lg, N, b);
       for_each_pack<V>(b.nb, [&](int64_t j) {
-        na_weights_neuron<acc_t, acc_t, V>(lg + j, lw + j, T, kBlock, kBlock, lif, na);
-        na_backward_neuron<acc_t, acc_t, V>(lc + j, lw + j, lg + j, T, kBlock, kBlock, lif, na);  // grad -> lg
+        // Step t reads g[t] before it writes grad[t]: the gradient may overwrite lg in place.
+        na_backward_neuron<acc_t, acc_t, V>(lc + j, lg + j, lu + j, la + j, lb + j, lg + j, T, kBlock, kBlock, lif, na);
       });
       scatter(lg, dp, N, b);
     });
