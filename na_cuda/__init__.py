@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 from . import _backend, ops, reference  # noqa: F401  (ops registers autograd/fake kernels when _C loaded)
-from . import nn
+from . import losses, nn
 from ._backend import NativeBackendWarning, backends
 from .functional import lif
 
 __version__ = "0.1.0"
-__all__ = ["lif", "nn", "reference", "backends", "NativeBackendWarning", "__version__"]
+__all__ = ["lif", "nn", "losses", "reference", "backends", "NativeBackendWarning", "__version__"]

@@ -1,0 +1,126 @@
+// CUDA implementations of the na_cuda ops: the same argument checks as csrc/cpu/lif_cpu.cpp, then one kernel
+// launch per op (csrc/cuda/lif_kernels.cu) on the current stream of the input's device. Asynchronous: nothing here
+// waits for the GPU. Workspaces come from the caching allocator and are released (stream-ordered) on return.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../na_core.h"
+#include "../op_args.h"
+#include "lif_kernels.h"
+
+namespace na {
+namespace {
+
+cuda::DType kernel_dtype(at::ScalarType st) {
+  switch (st) {
+    case at::kHalf:
+      return cuda::DType::Float16;  // at::Half and __half share the IEEE binary16 layout
+    case at::kBFloat16:
+      return cuda::DType::BFloat16;  // at::BFloat16 and __nv_bfloat16 share the bfloat16 layout
+    case at::kFloat:
+      return cuda::DType::Float32;
+    case at::kDouble:
+      return cuda::DType::Float64;
+    default:
+      break;
+  }
+  TORCH_CHECK(false, "na_cuda: no CUDA kernel for dtype ", st, "; use float16, bfloat16, float32 or float64");
+  return cuda::DType::Float32;  // unreachable
+}
+
+// The extra compute-type planes `op` needs ([planes, T, N] float, or double for float64), or an undefined tensor.
+at::Tensor workspace(cuda::Op op, const at::Tensor& like, int64_t T, int64_t N) {
+  const cuda::DType dt = kernel_dtype(like.scalar_type());
+  const int planes = cuda::workspace_planes(op, dt);
+  if (planes == 0) return at::Tensor();
+  return at::empty({planes, T, N}, like.options().dtype(cuda::compute_is_double(dt) ? at::kDouble : at::kFloat));
+}
+
+inline void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.mutable_data_ptr() : nullptr; }
+
+at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+                    c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
+                    c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
+  (void)detach_reset;
+  check_input(c, "c");
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, str(output));
+  check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
+  const c10::cuda::CUDAGuard guard(c.device());
+  const at::Tensor cc = c.contiguous();
+  at::Tensor out = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  if (N == 0) return out;
+  cuda::lif_forward(kernel_dtype(cc.scalar_type()), cc.const_data_ptr(), out.mutable_data_ptr(), T, N, cfg,
+                    at::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                            double threshold, c10::string_view output, c10::string_view first_order,
+                            int64_t dist_power, double clip) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
+  const c10::cuda::CUDAGuard guard(c.device());
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  if (N == 0) return grad;
+  const at::Tensor ws = workspace(cuda::Op::NaBackward, cc, T, N);
+  cuda::na_backward(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(),
+                    grad.mutable_data_ptr(), ptr_or_null(ws), T, N, lcfg, ncfg, at::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return grad;
+}
+
+at::Tensor stbp_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                              double threshold, c10::string_view output, c10::string_view surrogate,
+                              double surrogate_alpha, bool detach_reset) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
+  const c10::cuda::CUDAGuard guard(c.device());
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  if (N == 0) return grad;
+  const at::Tensor ws = workspace(cuda::Op::StbpBackward, cc, T, N);
+  cuda::stbp_backward(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(),
+                      grad.mutable_data_ptr(), ptr_or_null(ws), T, N, lcfg, scfg, at::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return grad;
+}
+
+at::Tensor tssl_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                              double threshold) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, "psc");
+  const c10::cuda::CUDAGuard guard(c.device());
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  if (N == 0) return grad;
+  const at::Tensor ws = workspace(cuda::Op::TsslBackward, cc, T, N);
+  cuda::tssl_backward(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(),
+                      grad.mutable_data_ptr(), ptr_or_null(ws), T, N, lcfg, at::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return grad;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(na_cuda, CUDA, m) {
+  m.impl("lif", &lif_cuda);
+  m.impl("na_backward", &na_backward_cuda);
+  m.impl("stbp_backward", &stbp_backward_cuda);
+  m.impl("tssl_backward", &tssl_backward_cuda);
+}
+
+}  // namespace na

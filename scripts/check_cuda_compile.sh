@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Compile-check the torch-free CUDA kernel translation units (csrc/cuda/lif_kernels.cu) with nvcc for sm_80 and
+# sm_90. Needs no GPU and no CUDA build of torch. Exits 0 with "skipped: nvcc not found" when nvcc is absent,
+# non-zero when a unit fails to compile.
+#
+# The flags mirror what torch's CUDAExtension passes (plus setup.py's -O3 -std=c++17 --expt-relaxed-constexpr),
+# in particular the -D__CUDA_NO_HALF_*__ macros that remove __half's implicit conversions, so a kernel that only
+# compiles without them fails here rather than in the full build. Front-end warnings are errors.
+#
+# Usage: scripts/check_cuda_compile.sh     (NVCC=/path/to/nvcc picks a compiler; CUDA_ARCHS="80 90" the targets)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NVCC="${NVCC:-$(command -v nvcc || true)}"
+if [[ -z "${NVCC}" && -x /usr/local/cuda/bin/nvcc ]]; then NVCC=/usr/local/cuda/bin/nvcc; fi
+if [[ -z "${NVCC}" ]]; then
+  echo "check_cuda_compile: skipped: nvcc not found (set NVCC or put nvcc on PATH)"
+  exit 0
+fi
+
+# Translation units without torch headers (csrc/cuda/lif_cuda.cu is the torch binding; the full build checks it).
+UNITS=("csrc/cuda/lif_kernels.cu")
+read -r -a ARCHS <<<"${CUDA_ARCHS:-80 90}"
+
+GENCODE=()
+for a in "${ARCHS[@]}"; do GENCODE+=(-gencode "arch=compute_${a},code=sm_${a}"); done
+TORCH_LIKE=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__
+            -D__CUDA_NO_HALF2_OPERATORS__ --expt-relaxed-constexpr)
+
+OUTDIR="$(mktemp -d "${TMPDIR:-/tmp}/na_cuda_check.XXXXXX")"
+trap 'rm -rf "${OUTDIR}"' EXIT
+
+# Summarises ptxas -v output: one line per kernel, dtype and arch with registers and spill bytes.
+summarise() {
+  awk '
+    /Compiling entry function/ {
+      match($0, /(lif_forward|na_backward|stbp_backward|tssl_backward)_kernel/); k = substr($0, RSTART, RLENGTH)
+      t = ($0 ~ /kernelIdd/) ? "float64" : ($0 ~ /kernelIff/) ? "float32" : ($0 ~ /BFloat16/) ? "bfloat16" : "float16"
+      match($0, /sm_[0-9]+/); arch = substr($0, RSTART, RLENGTH); next }
+    /spill stores/ { match($0, /[0-9]+ bytes spill stores/); spill = substr($0, RSTART, RLENGTH - 19); next }
+    /Used [0-9]+ registers/ { match($0, /Used [0-9]+/); regs = substr($0, RSTART + 5, RLENGTH - 5)
+      printf "    %-6s %-22s %-9s %3s registers, %s B spill stores\n", arch, k, t, regs, spill }
+  ' "$1" | sort
+}
+
+echo "check_cuda_compile: $("${NVCC}" --version | grep -o 'release [0-9.]*' || echo 'nvcc') at ${NVCC}"
+status=0
+for unit in "${UNITS[@]}"; do
+  name="$(basename "${unit}" .cu)"
+  echo "check_cuda_compile: ${unit} for$(printf ' sm_%s' "${ARCHS[@]}")"
+  if "${NVCC}" -std=c++17 -O3 -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xptxas -v \
+      "${GENCODE[@]}" -c "${ROOT}/${unit}" -o "${OUTDIR}/${name}.o" 2>"${OUTDIR}/${name}.log"; then
+    summarise "${OUTDIR}/${name}.log"
+    grep -v -e '^ptxas info' -e '^    [0-9]* bytes' "${OUTDIR}/${name}.log" || true
+    echo "check_cuda_compile: ok: ${unit}"
+  else
+    grep -v -e '^ptxas info' -e '^    [0-9]* bytes' "${OUTDIR}/${name}.log" >&2 || true
+    echo "check_cuda_compile: FAILED: ${unit}" >&2
+    status=1
+  fi
+done
+exit "${status}"
