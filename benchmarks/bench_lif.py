@@ -32,7 +32,9 @@ def _sync(device: str) -> None:
 
 
 def timeit(fn: Callable[[], object], device: str, min_time: float, max_reps: int) -> float:
-    """Median seconds per call after one warm-up; repeats until `min_time` has passed or `max_reps` calls."""
+    """Median seconds per call after two warm-ups (thread pool, allocator, caches); repeats until `min_time` has
+    passed or `max_reps` calls."""
+    fn()
     fn()
     _sync(device)
     times: list[float] = []

@@ -132,10 +132,19 @@ def test_torch_backend_matches_native_through_autograd(case):
     torch.testing.assert_close(grads["auto"][1], grads["torch"][1], rtol=1e-12, atol=1e-12)
 
 
-def test_methods_share_the_forward():
-    c = make_input(6, (40,))
-    ys = [na_cuda.lif(c, method=m) for m in ("na", "stbp", "tssl")]
-    assert torch.equal(ys[0], ys[1]) and torch.equal(ys[0], ys[2])
+def test_switching_method_changes_gradients_not_outputs():
+    torch.manual_seed(0)
+    x = torch.rand(5, 2, 1, 8, 8) * 3
+    outs, grads = [], []
+    for method in ("na", "stbp", "tssl"):
+        torch.manual_seed(1)
+        net = _net(method=method)
+        y = net(x)
+        y.square().sum().backward()
+        outs.append(y.detach())
+        grads.append(net[0].module.weight.grad.clone())
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+    assert not torch.allclose(grads[0], grads[1]) and not torch.allclose(grads[0], grads[2])
 
 
 # --------------------------------------------------------------------------------------------- modules

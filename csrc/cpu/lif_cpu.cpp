@@ -95,6 +95,34 @@ at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double thres
   return out;
 }
 
+// The three backward ops share everything but the per-neuron function: checks, contiguous inputs, blocks with c
+// in plane 0 and g in plane 1 (which the gradient overwrites in place: every backward reads g[t] before it
+// writes grad[t]), `extra` workspace planes from plane 2 on, and the scatter of plane 1.
+// make_kernel(acc_t{}, V{}) returns the per-pack call (lc, lg, ws, T) for that compute type and pack.
+template <typename MakeKernel>
+at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t extra, const MakeKernel& make_kernel) {
+  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+  at::Tensor grad = at::empty_like(cc);
+  const int64_t T = cc.size(0), N = num_neurons(cc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda backward (CPU)", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    using V = typename PackOf<acc_t>::type;
+    const auto kernel = make_kernel(acc_t{}, V{});
+    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
+    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
+    for_each_block<acc_t>(T, N, 2 + extra, [&](const Block<acc_t>& b) {
+      gather(cp, b.plane(0), N, b);
+      gather(gp, b.plane(1), N, b);
+      for_each_pack<V>(b.nb, [&](int64_t j) {
+        kernel(b.plane(0) + j, b.plane(1) + j, [&](int i) { return b.plane(2 + i) + j; }, T);
+      });
+      scatter(b.plane(1), dp, N, b);
+    });
+  });
+  return grad;
+}
+
 at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                            double threshold, c10::string_view output, c10::string_view first_order,
                            int64_t dist_power, double clip) {
@@ -102,29 +130,13 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
   check_grad(grad_out, c);
   const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
-  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-  at::Tensor grad = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::na_backward (CPU)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    using V = typename PackOf<acc_t>::type;
-    const LifCoef<acc_t> lif(lcfg);
-    const NaCoef<acc_t> na(ncfg);
-    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
-    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t>(T, N, 5, [&](const Block<acc_t>& b) {
-      acc_t *lc = b.plane(0), *lg = b.plane(1), *lu = b.plane(2), *la = b.plane(3), *lb = b.plane(4);
-      gather(cp, lc, N, b);
-      gather(gp, lg, N, b);
-      for_each_pack<V>(b.nb, [&](int64_t j) {
-        // Step t reads g[t] before it writes grad[t]: the gradient may overwrite lg in place.
-        na_backward_neuron<acc_t, acc_t, V>(lc + j, lg + j, lu + j, la + j, lb + j, lg + j, T, kBlock, kBlock, lif, na);
-      });
-      scatter(lg, dp, N, b);
-    });
+  return backward_cpu(grad_out, c, 3, [&](auto acc, auto vec) {
+    using acc_t = decltype(acc);
+    using V = decltype(vec);
+    return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
+      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), ws(2), lg, T, kBlock, kBlock, lif, na);
+    };
   });
-  return grad;
 }
 
 at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
@@ -134,29 +146,13 @@ at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, do
   check_grad(grad_out, c);
   const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
-  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-  at::Tensor grad = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::stbp_backward (CPU)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    using V = typename PackOf<acc_t>::type;
-    const LifCoef<acc_t> lif(lcfg);
-    const StbpCoef<acc_t> sg(scfg);
-    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
-    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t>(T, N, 3, [&](const Block<acc_t>& b) {
-      acc_t *lc = b.plane(0), *lg = b.plane(1), *lw = b.plane(2);
-      gather(cp, lc, N, b);
-      gather(gp, lg, N, b);
-      for_each_pack<V>(b.nb, [&](int64_t j) {
-        // The reverse pass reads g[t] before writing grad[t]: the gradient may overwrite lg in place.
-        stbp_backward_neuron<acc_t, acc_t, V>(lc + j, lg + j, lw + j, lg + j, T, kBlock, kBlock, lif, sg);
-      });
-      scatter(lg, dp, N, b);
-    });
+  return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
+    using acc_t = decltype(acc);
+    using V = decltype(vec);
+    return [lif = LifCoef<acc_t>(lcfg), sg = StbpCoef<acc_t>(scfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
+      stbp_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, kBlock, kBlock, lif, sg);
+    };
   });
-  return grad;
 }
 
 at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
@@ -164,27 +160,13 @@ at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, do
   check_input(c, "c");
   check_grad(grad_out, c);
   const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, "psc");
-  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-  at::Tensor grad = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::tssl_backward (CPU)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    using V = typename PackOf<acc_t>::type;
-    const LifCoef<acc_t> lif(lcfg);
-    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
-    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t>(T, N, 4, [&](const Block<acc_t>& b) {
-      acc_t *lc = b.plane(0), *lg = b.plane(1), *lu = b.plane(2), *la = b.plane(3);
-      gather(cp, lc, N, b);
-      gather(gp, lg, N, b);
-      for_each_pack<V>(b.nb, [&](int64_t j) {
-        tssl_backward_neuron<acc_t, acc_t, V>(lc + j, lg + j, lu + j, la + j, lg + j, T, kBlock, kBlock, lif);
-      });
-      scatter(lg, dp, N, b);
-    });
+  return backward_cpu(grad_out, c, 2, [&](auto acc, auto vec) {
+    using acc_t = decltype(acc);
+    using V = decltype(vec);
+    return [lif = LifCoef<acc_t>(lcfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
+      tssl_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), lg, T, kBlock, kBlock, lif);
+    };
   });
-  return grad;
 }
 
 }  // namespace
