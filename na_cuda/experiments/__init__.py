@@ -1,0 +1,1 @@
+"""Experiments reproducing the NA paper's studies (run each as ``python -m na_cuda.experiments.<name>``)."""
