@@ -1,0 +1,249 @@
+"""Where dataset files live, and how missing ones are downloaded and verified (SHA-256).
+
+Lookup (:func:`find_root`): the base folder is `data_dir` if given, else ``$NA_CUDA_DATA``, else ``~/.cache/na_cuda``;
+the files of dataset `name` may be in ``<base>/<name>`` (looked at first) or in ``<base>`` itself. Where neither holds
+them, ``<base>/<name>`` is where a download goes.
+
+Download (:func:`download_file`): stream the URL into a temporary file next to the destination, hashing as it
+arrives; accept it only if its SHA-256 is one of the expected digests -- or, for a ``.gz`` file with a known digest of
+its *decompressed* content, if that content's SHA-256 matches (mirrors re-compress files, so the bytes of a ``.gz``
+differ between mirrors while its content does not) -- then rename it into place (atomic: a reader never sees a partial
+file). On any failure the temporary file is removed and nothing is left behind. A download with no digest to check is
+refused.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+PathLike = Union[str, Path]
+log = logging.getLogger("na_cuda.data")
+
+ENV_VAR = "NA_CUDA_DATA"
+CHUNK = 1 << 20
+TIMEOUT_S = 30.0
+
+
+class ChecksumError(ValueError):
+    """A downloaded file's SHA-256 is not the expected one (the file was not kept)."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of a dataset that can be downloaded.
+
+    name: its name in the dataset folder. urls: mirrors, tried in order. sha256: accepted digests of the file's bytes.
+    sha256_content: digest of its gzip-decompressed content, accepted instead (for ``.gz`` files).
+    """
+
+    name: str
+    urls: Tuple[str, ...]
+    sha256: Tuple[str, ...] = ()
+    sha256_content: Optional[str] = None
+    extract: bool = False  # a .tar.gz archive to unpack into the dataset folder (then deleted)
+
+
+def _mnist_file(stem: str, gz: str, raw: str) -> RemoteFile:
+    mirrors = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
+               "http://yann.lecun.com/exdb/mnist/")
+    return RemoteFile(stem + ".gz", tuple(m + stem + ".gz" for m in mirrors), (gz,), raw)
+
+
+def _fashion_file(stem: str, raw: str) -> RemoteFile:
+    base = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    return RemoteFile(stem + ".gz", (base + stem + ".gz",), (), raw)
+
+
+# MNIST: the .gz digests are those of the original files (the same on the PyTorch and TensorFlow mirrors); the content
+# digests are those of the uncompressed IDX files. Fashion-MNIST: content digests only (the uncompressed IDX files).
+SOURCES: Dict[str, Tuple[RemoteFile, ...]] = {
+    "mnist": (
+        _mnist_file("train-images-idx3-ubyte", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        _mnist_file("train-labels-idx1-ubyte", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        _mnist_file("t10k-images-idx3-ubyte", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        _mnist_file("t10k-labels-idx1-ubyte", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    ),
+    "fashion-mnist": (
+        _fashion_file("train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        _fashion_file("train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        _fashion_file("t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        _fashion_file("t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    ),
+    "cifar10": (
+        RemoteFile("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+                   ("6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",), None, extract=True),
+    ),
+    "nmnist": (),  # no stable direct URL: see nmnist.MISSING_HELP
+    "digits": (),  # ships with scikit-learn
+}
+
+
+# ------------------------------------------------------------------------------------------------------ lookup
+def base_dir(data_dir: Optional[PathLike] = None) -> Path:
+    """`data_dir`, else ``$NA_CUDA_DATA``, else ``~/.cache/na_cuda`` (expanded, not created)."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "na_cuda"
+
+
+def candidates(name: str, data_dir: Optional[PathLike] = None) -> List[Path]:
+    """The folders searched for dataset `name`, in order: ``<base>/<name>``, then ``<base>``."""
+    base = base_dir(data_dir)
+    return [base / name, base]
+
+
+def find_root(name: str, data_dir: Optional[PathLike] = None) -> Path:
+    """The folder holding dataset `name`'s files: the first of :func:`candidates` that holds them, else
+    ``<base>/<name>`` (the folder a download writes to). See the module docstring for the rule."""
+    from .catalog import canonical_name, has_files  # local: catalog imports this module
+
+    name = canonical_name(name)
+    cands = candidates(name, data_dir)
+    for d in cands:
+        if d.is_dir() and has_files(name, d):
+            return d
+    return cands[0]
+
+
+# ------------------------------------------------------------------------------------------------------ digests
+def sha256_file(path: PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_gzip_content(path: PathLike) -> Optional[str]:
+    """SHA-256 (hex) of a gzip file's decompressed content; None when the file is not valid gzip."""
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                h.update(chunk)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return h.hexdigest()
+
+
+def verify(path: PathLike, sha256: Iterable[str] = (), sha256_content: Optional[str] = None,
+           digest: Optional[str] = None) -> Tuple[bool, str]:
+    """Whether `path` has one of the digests `sha256` or, decompressed, the digest `sha256_content`; with a line
+    saying what was found. `digest` is the file's SHA-256 when already known."""
+    accepted = {s.lower() for s in sha256}
+    digest = digest or sha256_file(path)
+    if digest in accepted:
+        return True, f"sha256 {digest}"
+    if sha256_content:
+        content = sha256_gzip_content(path)
+        if content == sha256_content.lower():
+            return True, f"sha256 of the decompressed content {content}"
+        want = " or ".join(sorted(accepted) + [f"content {sha256_content}"])
+        return False, f"sha256 {digest} (decompressed: {content or 'not gzip'}), expected {want}"
+    return False, f"sha256 {digest}, expected {' or '.join(sorted(accepted))}"
+
+
+# ------------------------------------------------------------------------------------------------------ download
+def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha256_content: Optional[str] = None,
+                  timeout: float = TIMEOUT_S) -> Path:
+    """Download `url` to `dest` with SHA-256 verification (see the module docstring); returns `dest`.
+
+    Raises ChecksumError on a digest mismatch, OSError (urllib.error.URLError, ...) or http.client.HTTPException on
+    network failures; in every failure case no file is left at `dest` or next to it.
+    """
+    if isinstance(sha256, str):
+        sha256 = (sha256,)
+    if not sha256 and not sha256_content:
+        raise ValueError("na_cuda.data: download_file: give `sha256` (or `sha256_content`); downloads without a "
+                         "checksum are refused")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        req = urllib.request.Request(url, headers={"User-Agent": "na_cuda"})
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
+            total = resp.headers.get("Content-Length")
+            size = 0
+            for chunk in iter(lambda: resp.read(CHUNK), b""):
+                out.write(chunk)
+                h.update(chunk)
+                size += len(chunk)
+            if total is not None and size != int(total):
+                raise http.client.IncompleteRead(b"", int(total) - size)
+        ok, detail = verify(tmp, sha256, sha256_content, digest=h.hexdigest())
+        if not ok:
+            raise ChecksumError(f"na_cuda.data: checksum mismatch for {url}: {detail}; the download was discarded")
+        os.replace(tmp, dest)
+        log.info("na_cuda.data: downloaded %s -> %s (%s)", url, dest, detail)
+        return dest
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def fetch(spec: RemoteFile, root: PathLike, *, timeout: float = TIMEOUT_S) -> Path:
+    """Download `spec` into `root` from the first mirror that works (unpacking archives); raises OSError with every
+    mirror's error when none does."""
+    root = Path(root)
+    errors = []
+    for url in spec.urls:
+        log.warning("na_cuda.data: downloading %s to %s", url, root)
+        try:
+            path = download_file(url, root / spec.name, sha256=spec.sha256, sha256_content=spec.sha256_content,
+                                 timeout=timeout)
+        except (OSError, http.client.HTTPException, ChecksumError) as exc:
+            errors.append(f"{url}: {exc}")
+            continue
+        if spec.extract:
+            try:
+                extract_tar(path, root)
+            finally:
+                path.unlink()
+        return root / spec.name
+    raise OSError("; ".join(errors) if errors else f"no URL for {spec.name}")
+
+
+def extract_tar(archive: PathLike, root: PathLike) -> None:
+    """Unpack a tar(.gz) archive into `root`, refusing members that are links or leave the folder; the top-level
+    entries are moved into place only after the whole archive was unpacked."""
+    root = Path(root)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".extract.") as tmp:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for m in members:
+                target = (Path(tmp) / m.name).resolve()
+                if not (m.isfile() or m.isdir()) or not str(target).startswith(str(Path(tmp).resolve()) + os.sep):
+                    raise ValueError(f"na_cuda.data: refusing to unpack {archive}: member {m.name!r} is a link or "
+                                     "points outside the folder")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, members=members, filter="data")
+            else:  # pragma: no cover - Python < 3.8.17 / 3.11.4
+                tar.extractall(tmp, members=members)
+        for entry in Path(tmp).iterdir():
+            dest = root / entry.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            elif dest.exists():
+                dest.unlink()
+            os.replace(entry, dest)
