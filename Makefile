@@ -1,13 +1,15 @@
 # The README's commands, each from a fresh machine (Python 3.9+ with venv; a C++ compiler).
-#   make test    build the package into .venv (CPU torch 2.13.0) and run the test suite
-#   make bench   the neuron-op benchmark (benchmarks/bench_lif.py), JSON + plot under bench_out/
+#   make demo    build the package into .venv (CPU torch 2.13.0) and train the digits demo with NA (~1 min)
+#   make test    build the package into .venv and run the test suite
+#   make bench   the benchmark suite (benchmarks/run.py: neuron op, spikingjelly peer, MNIST step, memory) under
+#                bench_out/; BENCH_ARGS=--quick for the ~2-minute smoke run
 # TORCH picks the torch to install; leave it empty (TORCH=) to keep the torch already in the venv.
 PY ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install test bench clean
+.PHONY: install demo test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,12 +19,20 @@ install: $(BIN)/python
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
 	$(BIN)/python -c "import na_cuda, json; print(json.dumps(na_cuda.backends()))"
 
+demo: install
+	$(BIN)/python -m na_cuda.train
+
 test: install
 	$(BIN)/python -m pytest -q tests
 
+BENCH_ARGS ?=
+
+# spikingjelly (the peer) without its dependencies: its torchvision/torchaudio requirements can make pip replace
+# the torch the kernels were built against; its LIF needs only loguru.
 bench: install
-	$(BIN)/pip install -q matplotlib
-	$(BIN)/python benchmarks/bench_lif.py --out bench_out
+	$(BIN)/pip install -q matplotlib loguru
+	$(BIN)/pip install -q --no-deps spikingjelly || echo "spikingjelly not installed: the peer benchmark is skipped"
+	$(BIN)/python benchmarks/run.py --out bench_out $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(VENV) na_cuda/_C*.so *.egg-info
