@@ -2,7 +2,7 @@
 #   make demo    build the package into .venv (CPU torch 2.13.0) and train the digits demo with NA (~1 min)
 #   make test    build the package into .venv and run the test suite
 #   make bench   the benchmark suite (benchmarks/run.py: neuron op, spikingjelly peer, MNIST step, memory) under
-#                bench_out/; BENCH_ARGS=--quick for the ~2-minute smoke run
+#                bench_out/; BENCH_ARGS=--quick for the smoke run (under a minute on 2 cores)
 # TORCH picks the torch to install; leave it empty (TORCH=) to keep the torch already in the venv.
 PY ?= python3
 VENV ?= .venv

@@ -16,45 +16,15 @@ import argparse
 import json
 import os
 import platform
-import time
-from typing import Callable
+import sys
 
 import torch
 
-import na_cuda
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import na_cuda  # noqa: E402
+from _timing import copy_bandwidth, timeit  # noqa: E402  (shared with run.py)
 
 PASSES_FWD_BWD = 5  # tensor passes per neuron-step of forward+backward (see the module docstring)
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def timeit(fn: Callable[[], object], device: str, min_time: float, max_reps: int) -> float:
-    """Best (minimum) seconds per call after two warm-ups (thread pool, allocator, caches); repeats until
-    `min_time` has passed or `max_reps` calls. The minimum, as Python's timeit recommends: on a shared 2-core VM
-    the spread comes from interference and from whether glibc served a large buffer from the heap or from fresh
-    (page-faulting) mmap pages, not from the code under test."""
-    fn()
-    fn()
-    _sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (not times or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def copy_bandwidth(n: int, device: str, dtype: torch.dtype) -> float:
-    """Bytes/s of a device-to-device copy of n elements (read + write counted)."""
-    src = torch.rand(n, device=device).to(dtype)
-    dst = torch.empty_like(src)
-    t = timeit(lambda: dst.copy_(src), device, 0.3, 50)
-    return 2 * n * src.element_size() / t
 
 
 def main() -> None:
