@@ -32,7 +32,9 @@ class GradRescale:
         return self._calls
 
     def _rescale(self, index: int, grad: torch.Tensor) -> torch.Tensor:
-        m = grad.detach().abs().float().mean()
+        # mean |grad| as one reduction (no |grad| temporary), accumulated in float32 at least
+        m = torch.linalg.vector_norm(grad.detach(), ord=1, dtype=torch.promote_types(grad.dtype, torch.float32))
+        m = m / max(grad.numel(), 1)
         if index > self._last_index or self._m_last is None:  # the output layer of a new backward pass
             self._last_index = index
             self._m_last = m
