@@ -68,8 +68,7 @@ TOP_LEVEL_KEYS = ("meta", "config", "neuron_op", "peer", "end_to_end", "memory",
 # Configuration per mode and device
 # ----------------------------------------------------------------------------------------------------------------
 def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
-    """Sizes and repetition counts. `mode`: "full", "quick" (CI smoke, ~35 s on a 2-core CPU) or "smoke"
-    (hidden: tiny shapes, used by tests/test_bench.py)."""
+    """Sizes and repetition counts. `mode`: "full" or "quick" (the CI smoke run, ~35 s on a 2-core CPU)."""
     gpu = device == "cuda"
     if mode == "full":
         # CPU N = 2^18: every buffer up to T = 30 stays under glibc's 32 MB mmap threshold (no page faults per
@@ -77,14 +76,10 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
         plan = dict(N=2**22 if gpu else 2**18, Ts=[5, 10, 20, 30, 50], min_time=1.0, max_reps=30, ref_max_s=30.0,
                     e2e_Ts=[5, 10, 20], e2e_batch=64, e2e_ref_Ts=[5, 10, 20], e2e_min_time=3.0, e2e_max_reps=30,
                     mem_N=2**14, mem_Ts=[5, 20], check_N=2**12)
-    elif mode == "quick":
+    else:  # quick
         plan = dict(N=2**20 if gpu else 2**14, Ts=[5, 10, 20, 30, 50], min_time=0.1, max_reps=5, ref_max_s=1.0,
                     e2e_Ts=[5, 10, 20], e2e_batch=64, e2e_ref_Ts=[5], e2e_min_time=1.0, e2e_max_reps=8,
                     mem_N=2**12, mem_Ts=[5, 20], check_N=2**10)
-    else:  # smoke
-        plan = dict(N=2**10, Ts=[5, 10], min_time=0.0, max_reps=1, ref_max_s=0.5,
-                    e2e_Ts=[5], e2e_batch=4, e2e_ref_Ts=[5], e2e_min_time=0.0, e2e_max_reps=1,
-                    mem_N=2**8, mem_Ts=[5], check_N=2**8)
     if args.N is not None:
         plan["N"] = args.N
     if args.ref_max_s is not None:
@@ -582,7 +577,7 @@ def bench_e2e(plan: dict, device: str) -> dict:
                 row["lif_saved_input_sized_tensors"] = saved["lif_input_sized_tensors"]
                 if backend == "native":
                     step.phases = {}
-                    n = 1 if plan["mode"] == "smoke" else 3
+                    n = 3
                     for _ in range(n):
                         step()
                     row["phases_s"] = {k: v / n for k, v in step.phases.items()}
@@ -983,7 +978,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true",
                     help="small shapes and few repetitions (CI smoke run, ~35 s on 2 CPU cores)")
-    ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny shapes: tests/test_bench.py
     ap.add_argument("--out", default="bench_out")
     ap.add_argument("--sections", default="op,peer,e2e,memory", help="comma-separated subset of op,peer,e2e,memory")
     ap.add_argument("--N", type=int, default=None, help="neurons of the neuron-op and peer benchmarks")
@@ -999,7 +993,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     unknown = set(sections) - {"op", "peer", "e2e", "memory"}
     if unknown:
         raise SystemExit(f"--sections: unknown {sorted(unknown)}; choose from op, peer, e2e, memory")
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = "quick" if args.quick else "full"
     plan = make_plan(mode, device, args)
     os.makedirs(args.out, exist_ok=True)
     t_start = time.time()

@@ -1,6 +1,6 @@
 """Smoke test of the benchmark suite (benchmarks/run.py): it runs end to end and writes its reports.
 
-Runs the hidden `--smoke` mode (tiny shapes, one repetition) in a subprocess; no timing is asserted.
+Runs `benchmarks/run.py --quick` (the CI smoke run, ~35 s on 2 cores) in a subprocess; no timing is asserted.
 """
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ RUN = ROOT / "benchmarks" / "run.py"
 def test_benchmark_suite_smoke(tmp_path):
     out = tmp_path / "bench"
     env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(RUN), "--smoke", "--device", "cpu", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(RUN), "--quick", "--device", "cpu", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out / "results.json") as f:
         res = json.load(f)
     assert {"meta", "config", "neuron_op", "peer", "end_to_end", "memory", "goals"} <= set(res)
     assert res["meta"]["errors"] == {}
-    assert res["config"]["mode"] == "smoke"
+    assert res["config"]["mode"] == "quick"
     assert res["neuron_op"]["rows"] and res["end_to_end"]["rows"] and res["memory"]["rows"]
     assert "available" in res["peer"]
     assert all({"goal", "value", "status"} <= set(g) for g in res["goals"]) and res["goals"]
