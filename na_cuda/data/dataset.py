@@ -7,6 +7,7 @@ the device afterwards (``na_cuda.data.augmentation``).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Sequence, Tuple, Union
 
 import numpy as np
@@ -33,8 +34,8 @@ def as_index(index: IndexLike, n: int, device: torch.device) -> torch.Tensor:
     return index.to(device=device, dtype=torch.int64)
 
 
-class Dataset:
-    """One split of a dataset.
+class Dataset(ABC):
+    """One split of a dataset (an abstract base: the image and event datasets implement `batch` and `to`).
 
     Attributes: ``name``, ``train``, ``num_classes``, ``kind`` ("image" or "frames"), ``sample_shape`` ((C, H, W) for
     images, (T, 2, 34, 34) for frames) and ``labels`` (int64 [N], on the CPU). ``len(ds)`` is the number of samples.
@@ -50,14 +51,14 @@ class Dataset:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @abstractmethod
     def batch(self, index: IndexLike, device: Device = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
         """The samples at `index` as ``(x, y)`` on `device`: images x float32 [B, C, H, W] in [0, 1]; frames x float32
         [T, B, 2, 34, 34] (time first); y int64 [B]."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to(self, device: Device) -> "Dataset":
         """Keep the compact storage on `device` (e.g. the GPU, so batches are gathered there); returns self."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         split = "train" if self.train else "test"
