@@ -22,19 +22,18 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import na_cuda  # noqa: E402
-from _timing import copy_bandwidth, timeit  # noqa: E402  (shared with run.py)
+import run  # noqa: E402  (benchmarks/run.py: the neuron-op sweep)
+from _timing import copy_bandwidth  # noqa: E402
 
-PASSES_FWD_BWD = 5  # tensor passes per neuron-step of forward+backward (see the module docstring)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--quick", action="store_true", help="small N, T in {5, 20}, one method set (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="small N, T in {5, 20} (a smoke run)")
     ap.add_argument("--out", default="bench_out")
-    ap.add_argument("--methods", default="na,stbp,tssl")
-    ap.add_argument("--ref-max-steps", type=float, default=2**20 * 30,
-                    help="skip the reference above this many neuron-steps (it is O(T^2) Python-level ops)")
+    ap.add_argument("--ref-max-s", type=float, default=30.0,
+                    help="skip the reference where one call is predicted to take longer (it is O(T^2) tensor ops)")
     args = ap.parse_args()
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -42,63 +41,25 @@ def main() -> None:
     if not na_cuda.backends()["cpu" if device == "cpu" else "cuda"]:
         raise SystemExit(f"na_cuda has no native kernel for {device}; build it first (see README)")
 
-    Ts = [5, 20] if args.quick else [5, 10, 20, 30]
+    # The sweep itself is the neuron-op section of benchmarks/run.py, run once per N.
     Ns = [2**14] if args.quick else ([2**16, 2**20] if device == "cpu" else [2**20, 2**22])
-    dtypes = [torch.float32] + ([torch.bfloat16] if device == "cuda" else [])
-    methods = args.methods.split(",")
-    min_time, max_reps = (0.05, 3) if args.quick else (0.5, 20)
+    plan = dict(Ts=[5, 20] if args.quick else [5, 10, 20, 30], ref_max_s=args.ref_max_s,
+                dtypes=["float32"] + (["bfloat16"] if device == "cuda" else []),
+                min_time=0.05 if args.quick else 0.5, max_reps=3 if args.quick else 20)
+    copy_bw = {d: copy_bandwidth(max(Ns) * max(plan["Ts"]), device, getattr(torch, d)) for d in plan["dtypes"]}
+    rows, skipped = [], []
+    for N in Ns:
+        res = run.bench_neuron_op(dict(plan, N=N), device, copy_bw)
+        rows += res["rows"]
+        skipped += res["skipped"]
 
-    rows = []
-    copy_bw = {str(dt): copy_bandwidth(max(Ns) * max(Ts), device, dt) for dt in dtypes}
-    for dtype in dtypes:
-        for N in Ns:
-            for T in Ts:
-                g = torch.Generator(device="cpu").manual_seed(0)
-                c = (torch.rand(T, N, generator=g) * 0.9).to(device=device, dtype=dtype)
-                grad = torch.randn(T, N, generator=g).to(device=device, dtype=dtype)
-                for method in methods:
-                    for backend in ("native", "torch"):
-                        if backend == "torch" and (N * T > args.ref_max_steps or dtype != torch.float32):
-                            continue
-                        kw = dict(method=method, backend=backend)
-
-                        def fwd() -> torch.Tensor:
-                            with torch.no_grad():
-                                return na_cuda.lif(c, **kw)
-
-                        def fwd_bwd() -> None:
-                            x = c.detach().requires_grad_(True)
-                            na_cuda.lif(x, **kw).backward(grad)
-
-                        t_f = timeit(fwd, device, min_time, max_reps)
-                        t_fb = timeit(fwd_bwd, device, min_time, max_reps)
-                        steps = N * T
-                        bw = PASSES_FWD_BWD * steps * c.element_size() / t_fb
-                        rows.append(dict(method=method, backend=backend, dtype=str(dtype).replace("torch.", ""),
-                                         T=T, N=N, fwd_s=t_f, fwd_bwd_s=t_fb, fwd_bwd_steps_per_s=steps / t_fb,
-                                         fwd_bwd_GBps=bw / 1e9, frac_of_copy=bw / copy_bw[str(dtype)]))
-                        r = rows[-1]
-                        print(f"{method:5s} {backend:6s} {r['dtype']:8s} T={T:3d} N={N:8d} fwd {t_f*1e3:9.2f} ms  "
-                              f"fwd+bwd {t_fb*1e3:9.2f} ms  {r['fwd_bwd_steps_per_s']/1e9:7.3f} Gstep/s  "
-                              f"{r['fwd_bwd_GBps']:7.2f} GB/s ({100*r['frac_of_copy']:.1f}% of copy)", flush=True)
-
-    ratios = []
+    print("\nratios (fwd+bwd): native speed-up over the reference, and time / STBP-native")
     for r in rows:
         if r["backend"] != "native":
             continue
-        key = (r["method"], r["dtype"], r["T"], r["N"])
-        ref = next((q for q in rows if q["backend"] == "torch" and (q["method"], q["dtype"], q["T"], q["N"]) == key), None)
-        stbp = next((q for q in rows if q["backend"] == "native" and q["method"] == "stbp"
-                     and (q["dtype"], q["T"], q["N"]) == key[1:]), None)
-        ratios.append(dict(method=r["method"], dtype=r["dtype"], T=r["T"], N=r["N"],
-                           native_speedup_fwd_bwd=(ref["fwd_bwd_s"] / r["fwd_bwd_s"]) if ref else None,
-                           native_speedup_fwd=(ref["fwd_s"] / r["fwd_s"]) if ref else None,
-                           vs_stbp_native=(r["fwd_bwd_s"] / stbp["fwd_bwd_s"]) if stbp else None))
-    print("\nratios (fwd+bwd): native speed-up over the reference, and time / STBP-native")
-    for q in ratios:
-        sp = f"{q['native_speedup_fwd_bwd']:8.1f}x" if q["native_speedup_fwd_bwd"] else "       -"
-        vs = f"{q['vs_stbp_native']:6.2f}x" if q["vs_stbp_native"] else "     -"
-        print(f"  {q['method']:5s} {q['dtype']:8s} T={q['T']:3d} N={q['N']:8d}  speed-up {sp}   vs STBP {vs}")
+        sp, vs = r["speedup_vs_reference_fwd_bwd"], r["time_vs_stbp_native"]
+        print(f"  {r['method']:5s} {r['dtype']:8s} T={r['T']:3d} N={r['N']:8d}  "
+              f"speed-up {f'{sp:8.1f}x' if sp else '       -'}   vs STBP {f'{vs:6.2f}x' if vs else '     -'}")
 
     os.makedirs(args.out, exist_ok=True)
     meta = dict(device=device, device_name=(torch.cuda.get_device_name() if device == "cuda" else platform.processor()
@@ -108,7 +69,7 @@ def main() -> None:
                 quick=args.quick, bytes_per_step_note="fwd+bwd = 5 passes x element size")
     path = os.path.join(args.out, "bench_lif.json")
     with open(path, "w") as f:
-        json.dump(dict(meta=meta, rows=rows, ratios=ratios), f, indent=1)
+        json.dump(dict(meta=meta, rows=rows, skipped=skipped), f, indent=1)
     print(f"wrote {path}")
     _plot(rows, os.path.join(args.out, "bench_lif.png"), device)
 
