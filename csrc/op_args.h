@@ -84,6 +84,23 @@ inline void check_method(const std::string& method, const LifConfig& lif, const 
 
 inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
 
+// Every check of one op's tensors and arguments, shared by its CPU and CUDA implementations.
+inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+                          c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
+                          c10::string_view surrogate, double surrogate_alpha) {
+  check_input(c, "c");
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, str(output));
+  check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
+  return cfg;
+}
+
+inline LifConfig backward_args(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                               double threshold, const std::string& output) {
+  check_input(c, "c");
+  check_grad(grad_out, c);
+  return lif_config(tau_m, tau_s, threshold, output);
+}
+
 // [T, ...] viewed as [T, N].
 inline int64_t num_neurons(const at::Tensor& c) { return c.numel() / c.size(0); }
 

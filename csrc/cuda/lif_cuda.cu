@@ -44,10 +44,9 @@ inline void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.mutable_d
 at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
                     c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                     c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
-  (void)detach_reset;
-  check_input(c, "c");
-  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, str(output));
-  check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
+  (void)detach_reset;  // a backward-only argument: any bool is valid
+  const LifConfig cfg =
+      lif_args(c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, surrogate, surrogate_alpha);
   const c10::cuda::CUDAGuard guard(c.device());
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
@@ -59,59 +58,53 @@ at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double thre
   return out;
 }
 
-at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                            double threshold, c10::string_view output, c10::string_view first_order,
-                            int64_t dist_power, double clip) {
-  check_input(c, "c");
-  check_grad(grad_out, c);
-  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
-  const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
+// The three backward ops differ only in the launcher: device guard, contiguous inputs, output, the workspace
+// `op` needs, then launch(dtype, g, c, grad, ws, T, N, stream) and the launch check.
+template <typename Launch>
+at::Tensor backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, cuda::Op op, const Launch& launch) {
   const c10::cuda::CUDAGuard guard(c.device());
   const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
   at::Tensor grad = at::empty_like(cc);
   const int64_t T = cc.size(0), N = num_neurons(cc);
   if (N == 0) return grad;
-  const at::Tensor ws = workspace(cuda::Op::NaBackward, cc, T, N);
-  cuda::na_backward(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(),
-                    grad.mutable_data_ptr(), ptr_or_null(ws), T, N, lcfg, ncfg, at::cuda::getCurrentCUDAStream());
+  const at::Tensor ws = workspace(op, cc, T, N);
+  launch(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(), grad.mutable_data_ptr(),
+         ptr_or_null(ws), T, N, at::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return grad;
+}
+
+at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
+                            double threshold, c10::string_view output, c10::string_view first_order,
+                            int64_t dist_power, double clip) {
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
+  return backward_cuda(grad_out, c, cuda::Op::NaBackward, [&](cuda::DType dt, const void* g, const void* cp, void* d,
+                                                              void* ws, int64_t T, int64_t N, cudaStream_t s) {
+    cuda::na_backward(dt, g, cp, d, ws, T, N, lcfg, ncfg, s);
+  });
 }
 
 at::Tensor stbp_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                               double threshold, c10::string_view output, c10::string_view surrogate,
                               double surrogate_alpha, bool detach_reset) {
-  check_input(c, "c");
-  check_grad(grad_out, c);
-  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
-  const c10::cuda::CUDAGuard guard(c.device());
-  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-  at::Tensor grad = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  if (N == 0) return grad;
-  const at::Tensor ws = workspace(cuda::Op::StbpBackward, cc, T, N);
-  cuda::stbp_backward(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(),
-                      grad.mutable_data_ptr(), ptr_or_null(ws), T, N, lcfg, scfg, at::cuda::getCurrentCUDAStream());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return grad;
+  return backward_cuda(grad_out, c, cuda::Op::StbpBackward, [&](cuda::DType dt, const void* g, const void* cp,
+                                                                void* d, void* ws, int64_t T, int64_t N,
+                                                                cudaStream_t s) {
+    cuda::stbp_backward(dt, g, cp, d, ws, T, N, lcfg, scfg, s);
+  });
 }
 
 at::Tensor tssl_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                               double threshold) {
-  check_input(c, "c");
-  check_grad(grad_out, c);
-  const LifConfig lcfg = lif_config(tau_m, tau_s, threshold, "psc");
-  const c10::cuda::CUDAGuard guard(c.device());
-  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-  at::Tensor grad = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  if (N == 0) return grad;
-  const at::Tensor ws = workspace(cuda::Op::TsslBackward, cc, T, N);
-  cuda::tssl_backward(kernel_dtype(cc.scalar_type()), gc.const_data_ptr(), cc.const_data_ptr(),
-                      grad.mutable_data_ptr(), ptr_or_null(ws), T, N, lcfg, at::cuda::getCurrentCUDAStream());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return grad;
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, "psc");
+  return backward_cuda(grad_out, c, cuda::Op::TsslBackward, [&](cuda::DType dt, const void* g, const void* cp,
+                                                                void* d, void* ws, int64_t T, int64_t N,
+                                                                cudaStream_t s) {
+    cuda::tssl_backward(dt, g, cp, d, ws, T, N, lcfg, s);
+  });
 }
 
 }  // namespace
