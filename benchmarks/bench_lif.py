@@ -71,39 +71,10 @@ def main() -> None:
     with open(path, "w") as f:
         json.dump(dict(meta=meta, rows=rows, skipped=skipped), f, indent=1)
     print(f"wrote {path}")
-    _plot(rows, os.path.join(args.out, "bench_lif.png"), device)
-
-
-def _plot(rows: list[dict], path: str, device: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plot (pip install matplotlib)")
-        return
-    n_max = max(r["N"] for r in rows)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in sorted({r["method"] for r in rows}):
-        for backend, style in (("native", "-o"), ("torch", "--s")):
-            pts = sorted((r["T"], r["fwd_bwd_s"]) for r in rows if r["method"] == method and r["backend"] == backend
-                         and r["N"] == n_max and r["dtype"] == "float32")
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] * 1e3 for p in pts], style, label=f"{method} {backend}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ts = sorted({r["T"] for r in rows})
-    ax.set_xticks(ts)
-    ax.set_xticklabels([str(t) for t in ts])
-    ax.minorticks_off()
-    ax.set_xlabel("time steps T")
-    ax.set_ylabel("forward+backward (ms)")
-    ax.set_title(f"LIF op, N = {n_max}, fp32, {device}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+    n_max = max(r["N"] for r in rows)  # the suite's neuron-op plot, for the largest N
+    run.plot_neuron_op(dict(neuron_op=dict(N=n_max, rows=[r for r in rows if r["N"] == n_max]),
+                            meta=dict(device=device), peer={}), os.path.join(args.out, "bench_lif.png"))
+    print(f"wrote {os.path.join(args.out, 'bench_lif.png')}")
 
 
 if __name__ == "__main__":

@@ -482,10 +482,7 @@ def _load_data(cfg: TrainConfig, ctx: _Dist, device: torch.device,
             dist.barrier()
     if device.type == "cuda":  # keep the compact storage on the GPU: batches are gathered there
         for ds in splits:
-            try:
-                ds.to(device)
-            except (AttributeError, NotImplementedError):
-                pass
+            ds.to(device)
     return data, splits[0], splits[1]
 
 

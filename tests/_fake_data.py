@@ -29,6 +29,10 @@ class FakeDigits:
         noise = torch.rand(n, 1, 8, 8, generator=g)
         self.images = (0.7 * prototypes[self.labels] + 0.3 * noise).clamp(0, 1)
 
+    def to(self, device: Union[str, torch.device]) -> "object":
+        """data.Dataset.to: the fakes build batches on demand, so there is nothing to move."""
+        return self
+
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
@@ -58,6 +62,10 @@ class FakeFrames:
         g = torch.Generator().manual_seed(self.g_seed)
         self.frames = (torch.rand(T, n, 2, 34, 34, generator=g) < rates[self.labels]).to(torch.uint8)
         self.sample_shape = (T, 2, 34, 34)
+
+    def to(self, device: Union[str, torch.device]) -> "object":
+        """data.Dataset.to: the fakes build batches on demand, so there is nothing to move."""
+        return self
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
