@@ -78,7 +78,10 @@ def _extension():
 
     archs = _cuda_archs()
     sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-    nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"] + shlex.split(os.environ.get("NVCC_FLAGS", ""))
+    # -fmad=false: no contraction of a*b+c into an FMA, as the CPU build's -ffp-contract=off, so a spike (u vs the
+    # threshold) and every fp32/fp64 value without exp() equal the CPU op's bit for bit. Its cost on a GPU is
+    # unmeasured (issue 9: a switch only if it costs more than 5 %); NVCC_FLAGS=-fmad=true overrides it.
+    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo"] + shlex.split(os.environ.get("NVCC_FLAGS", ""))
     macros = [("NA_WITH_CUDA", None), ("NA_CUDA_VERSION", torch.version.cuda or "unknown"), ("NA_CUDA_ARCHS", archs)]
     print(f"na_cuda: building CPU and CUDA kernels ({reason}; archs {archs})")
     return cpp_extension.CUDAExtension(

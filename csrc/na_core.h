@@ -133,7 +133,7 @@ NA_HD void lif_forward_neuron(const S* c, S* out, int64_t T, int64_t stride, con
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// NA backward with SNS (§3, eq. 13, 16, 17).
+// NA backward with SNS (§3, eq. 13, 16, 17): the per-neuron algorithm is in na_backward.h; its phi is here.
 
 // phi(d) = clamp(d^-k, -b, b) for odd k; phi(0) = -b because u == threshold fires, so the flip lowers u.
 // Integer power by repeated multiplication keeps CPU and CUDA on the same operation order; an underflow of
@@ -147,75 +147,6 @@ NA_HD V na_phi(V d, int k, acc_t b_) {
   V r = L::splat(1) / dk;
   r = L::select(r > b, b, L::select(r < -b, -b, r));
   return L::select(d == zero, -b, r);
-}
-
-// NA backward of one neuron (eq. 13, 16, 17 under SNS), by dynamic programming over the neighbour's first
-// reset. The loss change of the SNS neighbour p is dL_p = sum_t W[t] ds_p[t] (§3.2, efficient form) with
-// W = G for spike output and W = r(X)/tau_s, r(X)[t] = X[t] + kappa r(X)[t+1], for PSC output (X = e = r(G),
-// "paper", or X = G, "taylor"). Re-simulating every neighbour to the end of the window is O(T^2); but a
-// neighbour trajectory that resets (fires) at step k has state 0 afterwards, exactly like any trajectory that
-// resets at k, so its remaining loss change is F[k] := the change of a trajectory restarted from state 0 after
-// k (F[k] = 0 where the original also fires at k: the states coincide: the early exit of §3.3). Walking t down
-// from T-1, one run per step serves both cases of SNS (§3.3), each run only until the neighbour's first spike:
-//  - s[t] = 0 (the flip adds a spike, state 0 after t): F[t] = run from 0, dL_t = W[t] + F[t];
-//  - s[t] = 1 (the flip cancels it, state = threshold after t): dL_t = -W[t] + run from threshold.
-// A run also stops once the original never fires again and the neighbour's potential is not above it (both
-// then stay below threshold: rounding is monotone). A run's step k adds A[k] if the neighbour fires there
-// (W[k] ds[k] + F[k]) and B[k] if not (W[k] ds[k]); both depend on k alone and are stored once.
-// Worst case O(T^2) (a neighbour that never fires), typically O(T x inter-spike interval); the result equals the
-// literal re-simulation up to summation order. Planes ([T] each, stride wstride): wu = u, wa = A, wb = B;
-// `grad` may alias `g` (step t reads g[t] before writing grad[t], and nothing else reads g).
-template <typename S, typename acc_t, typename V = acc_t>
-NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, acc_t* wb, S* grad, int64_t T,
-                                 int64_t stride, int64_t wstride, const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
-  using L = Lanes<V>;
-  using M = typename L::mask;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), zero = L::splat(0);
-  const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s);
-  V v = zero, u;
-  V last = L::splat(-1);  // time of the original's last spike, -1 if silent
-  for (int64_t t = 0; t < T; ++t) {
-    last = L::select(lif_step(v, L::load(c + t * stride), lam, thr, u), L::splat(acc_t(t)), last);
-    L::store(wu + t * wstride, u);
-  }
-  V r1 = zero, r2 = zero;
-  for (int64_t t = T - 1; t >= 0; --t) {
-    // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
-    const V G = L::load(g + t * stride);
-    V W = G;
-    if (lif.psc) {
-      r1 = G + kappa * r1;
-      if (na.taylor) {
-        W = r1 * inv_tau_s;
-      } else {
-        r2 = r1 + kappa * r2;
-        W = r2 * inv_tau_s;
-      }
-    }
-    const V ut = L::load(wu + t * wstride);
-    const M st = ut >= thr;
-    V vo = L::select(st, zero, ut);  // original state after t
-    V vn = L::select(st, thr, zero);  // neighbour state after t
-    V run = zero;
-    M live = zero == zero;
-    for (int64_t k = t + 1; k < T; ++k) {
-      live = L::and_not(live, (last < L::splat(acc_t(k))) & (vn <= vo));
-      // The exit test is data dependent and mostly mispredicted; lanes that are done are masked by `live`, so
-      // testing at the first step (silent packs leave at once) and then every 8th is exact and, measured on the
-      // CPU, 10-25 % faster than testing every step.
-      if (((k - t) & 7) == 1 && !L::any(live)) break;
-      const V uk = L::load(wu + k * wstride);
-      V un;
-      const M sn = lif_step(vn, L::load(c + k * stride), lam, thr, un);
-      run = run + L::select(live, L::select(sn, L::load(wa + k * wstride), L::load(wb + k * wstride)), zero);
-      live = L::and_not(live, sn);  // the neighbour reset at k: F[k] in A[k] holds the rest
-      vo = L::select(uk >= thr, zero, uk);
-    }
-    const V F = L::select(st, zero, run);
-    L::store(wa + t * wstride, L::select(st, zero, W) + F);
-    L::store(wb + t * wstride, L::select(st, -W, zero));
-    L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "na_core.h"
@@ -17,6 +18,8 @@ namespace na {
 inline void check_input(const at::Tensor& c, const char* name) {
   TORCH_CHECK(c.dim() >= 1, "na_cuda: `", name, "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
   TORCH_CHECK(c.size(0) >= 1, "na_cuda: `", name, "` must have T = size(0) >= 1; got T = 0");
+  TORCH_CHECK(c.size(0) <= INT32_MAX, "na_cuda: `", name, "` must have T = size(0) < 2^31 (the kernels count time "
+              "steps in 32 bits); got T = ", c.size(0), "; split the sequence");
   TORCH_CHECK(at::isFloatingType(c.scalar_type()),
               "na_cuda: `", name, "` must be float16, bfloat16, float32 or float64; got ", c.scalar_type(),
               " (convert with .float())");

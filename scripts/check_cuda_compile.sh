@@ -3,7 +3,7 @@
 # sm_90. Needs no GPU and no CUDA build of torch. Exits 0 with "skipped: nvcc not found" when nvcc is absent,
 # non-zero when a unit fails to compile.
 #
-# The flags mirror what torch's CUDAExtension passes (plus setup.py's -O3 -std=c++17 --expt-relaxed-constexpr),
+# The flags mirror what torch's CUDAExtension passes (plus setup.py's -O3 -fmad=false --expt-relaxed-constexpr),
 # in particular the -D__CUDA_NO_HALF_*__ macros that remove __half's implicit conversions, so a kernel that only
 # compiles without them fails here rather than in the full build. Front-end warnings are errors.
 #
@@ -30,17 +30,20 @@ TORCH_LIKE=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA
 OUTDIR="$(mktemp -d "${TMPDIR:-/tmp}/na_cuda_check.XXXXXX")"
 trap 'rm -rf "${OUTDIR}"' EXIT
 
-# Summarises ptxas -v output: one line per kernel, dtype and arch with registers and spill bytes.
+# Summarises ptxas -v output: one line per kernel, NA bucket, dtype and arch with registers, stack and spills.
+# A NA backward kernel's template argument B is its on-chip bucket (T <= B; 0 = the workspace path, any T).
 summarise() {
   awk '
     /Compiling entry function/ {
       match($0, /(lif_forward|na_backward|stbp_backward|tssl_backward)_kernel/); k = substr($0, RSTART, RLENGTH)
-      t = ($0 ~ /kernelIdd/) ? "float64" : ($0 ~ /kernelIff/) ? "float32" : ($0 ~ /BFloat16/) ? "bfloat16" : "float16"
+      b = ""; if (match($0, /kernelILi[0-9]+E/)) b = "B=" substr($0, RSTART + 9, RLENGTH - 10)
+      t = ($0 ~ /kernelI(Li[0-9]+E)?dd/) ? "float64" : ($0 ~ /kernelI(Li[0-9]+E)?ff/) ? "float32" \
+        : ($0 ~ /BFloat16/) ? "bfloat16" : "float16"
       match($0, /sm_[0-9]+/); arch = substr($0, RSTART, RLENGTH); next }
-    /spill stores/ { match($0, /[0-9]+ bytes spill stores/); spill = substr($0, RSTART, RLENGTH - 19); next }
+    /bytes stack frame/ { split($0, f, " "); stack = f[1]; spill = f[5]; next }
     /Used [0-9]+ registers/ { match($0, /Used [0-9]+/); regs = substr($0, RSTART + 5, RLENGTH - 5)
-      printf "    %-6s %-22s %-9s %3s registers, %s B spill stores\n", arch, k, t, regs, spill }
-  ' "$1" | sort
+      printf "    %-6s %-21s %-9s %-5s %3s registers, %s B stack, %s B spill stores\n", arch, k, t, b, regs, stack, spill }
+  ' "$1" | sort -V
 }
 
 echo "check_cuda_compile: $("${NVCC}" --version | grep -o 'release [0-9.]*' || echo 'nvcc') at ${NVCC}"
@@ -48,7 +51,7 @@ status=0
 for unit in "${UNITS[@]}"; do
   name="$(basename "${unit}" .cu)"
   echo "check_cuda_compile: ${unit} for$(printf ' sm_%s' "${ARCHS[@]}")"
-  if "${NVCC}" -std=c++17 -O3 -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xptxas -v \
+  if "${NVCC}" -std=c++17 -O3 -fmad=false -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xptxas -v \
       "${GENCODE[@]}" -c "${ROOT}/${unit}" -o "${OUTDIR}/${name}.o" 2>"${OUTDIR}/${name}.log"; then
     summarise "${OUTDIR}/${name}.log"
     grep -v -e '^ptxas info' -e '^    [0-9]* bytes' "${OUTDIR}/${name}.log" || true

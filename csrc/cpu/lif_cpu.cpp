@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../na_backward.h"
 #include "../na_core.h"
 #include "../op_args.h"
 #include "lanes_cpu.h"
@@ -127,11 +128,11 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
                            int64_t dist_power, double clip) {
   const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
-  return backward_cpu(grad_out, c, 3, [&](auto acc, auto vec) {
+  return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
     using V = decltype(vec);
     return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
-      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), ws(2), lg, T, kBlock, kBlock, lif, na);
+      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, static_cast<int>(T), kBlock, kBlock, lif, na);
     };
   });
 }

@@ -34,7 +34,7 @@ cuda::DType kernel_dtype(at::ScalarType st) {
 // The extra compute-type planes `op` needs ([planes, T, N] float, or double for float64), or an undefined tensor.
 at::Tensor workspace(cuda::Op op, const at::Tensor& like, int64_t T, int64_t N) {
   const cuda::DType dt = kernel_dtype(like.scalar_type());
-  const int planes = cuda::workspace_planes(op, dt);
+  const int planes = cuda::workspace_planes(op, dt, T);
   if (planes == 0) return at::Tensor();
   return at::empty({planes, T, N}, like.options().dtype(cuda::compute_is_double(dt) ? at::kDouble : at::kFloat));
 }

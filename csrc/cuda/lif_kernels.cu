@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "../na_backward.h"
 #include "../na_core.h"
 
 namespace na {
@@ -63,6 +64,18 @@ __device__ __forceinline__ int64_t first_neuron() {
 }
 __device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
+// Every launch goes through here. The test-only host emulation (tests/cuda_emu) compiles this file with g++ and
+// NA_HOST_EMULATION, and runs the grid as a loop on the host instead (its shim header defines na_emu::launch).
+template <typename... P, typename... A>
+void launch(void (*kernel)(P...), int64_t N, cudaStream_t stream, A... args) {
+#if defined(NA_HOST_EMULATION)
+  (void)stream;
+  na_emu::launch(grid_for(N), kThreads, kernel, static_cast<P>(args)...);
+#else
+  kernel<<<grid_for(N), kThreads, 0, stream>>>(static_cast<P>(args)...);
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Kernels. `c` and `g` are read-only and never alias anything, hence __restrict__; the workspace planes and
 // `grad` may alias each other (float32/float64), so they are plain pointers.
@@ -75,23 +88,25 @@ __global__ void lif_forward_kernel(const scalar_t* __restrict__ c, scalar_t* __r
   for (int64_t n = first_neuron(); n < N; n += grid_stride()) lif_forward_neuron(c + n, out + n, T, N, lif);
 }
 
-// NA backward, fused in one pass per neuron (na_backward_neuron): a forward pass stores u[t], then a reverse
-// pass computes the weights W[t] on the fly from G and, for each step t, runs the SNS neighbour until its first
-// reset, summing the stored A[k] / B[k], and writes A[t], B[t] and grad[t]. All of it is the same thread, so
-// program order makes every plane visible without synchronisation.
+// NA backward, fused in one pass per neuron (na_backward.h): a forward pass stores u[t], then a reverse pass
+// computes the weights W[t] on the fly from G and, for each step t, runs the SNS neighbour (and re-simulates the
+// original) until the neighbour's first reset, summing the stored X[k], and writes X[t] over u[t] and grad[t].
+// All of it is the same thread, so program order makes every value visible without synchronisation.
 //
-// Traffic per neuron-step: c and G read once, u written once and read once, A and B written once, grad written
-// once. The inner run re-reads c[k], u[k], A[k], B[k] for k = t+1 .. up to the neighbour's first spike (typically
-// a few steps): rows the same warp touched in the previous iterations of the reverse loop, so those re-reads hit
-// L1/L2. A thread's planes are written and read back within the same kernel and the whole resident grid holds
-// ~270k threads * T * 12 B (about 3 MiB per step of T on an H100), so they are mostly served from L2; the DRAM
-// cost is their eventual write-back.
-template <typename scalar_t, typename acc_t>
+// T <= B (B = 8, 16, 32): c[t] and u[t]/X[t] live in registers (na_backward_neuron_onchip, loops unrolled), so
+// the DRAM traffic per neuron-step is the minimum: c and G read once, grad written once. T > 32: the state is
+// one [T, N] plane in the workspace (4 B per neuron-step in fp32, written and read back by the same thread; the
+// run re-reads c[k] and X[k] for a few steps, rows this warp touched in the previous iterations: L1/L2 hits).
+template <int B, typename scalar_t, typename acc_t>
 __global__ void na_backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ c, scalar_t* grad,
-                                   acc_t* wu, acc_t* wa, acc_t* wb, int64_t T, int64_t N, LifCoef<acc_t> lif,
-                                   NaCoef<acc_t> na) {
-  for (int64_t n = first_neuron(); n < N; n += grid_stride())
-    na_backward_neuron(c + n, g + n, wu + n, wa + n, wb + n, grad + n, T, N, N, lif, na);
+                                   acc_t* w, int T, int64_t N, LifCoef<acc_t> lif, NaCoef<acc_t> na) {
+  for (int64_t n = first_neuron(); n < N; n += grid_stride()) {
+    if constexpr (B > 0) {
+      na_backward_neuron_onchip<B>(c + n, g + n, grad + n, T, N, lif, na);
+    } else {
+      na_backward_neuron(c + n, g + n, w + n, grad + n, T, N, N, lif, na);
+    }
+  }
 }
 
 template <typename scalar_t, typename acc_t>
@@ -124,26 +139,31 @@ constexpr bool kAlias = std::is_same<scalar_t, acc_t>::value;
 
 template <typename scalar_t, typename acc_t>
 void forward_typed(const void* c, void* out, int64_t T, int64_t N, const LifConfig& cfg, cudaStream_t stream) {
-  lif_forward_kernel<scalar_t, acc_t><<<grid_for(N), kThreads, 0, stream>>>(
-      static_cast<const scalar_t*>(c), static_cast<scalar_t*>(out), T, N, LifCoef<acc_t>(cfg));
+  launch(lif_forward_kernel<scalar_t, acc_t>, N, stream, static_cast<const scalar_t*>(c), static_cast<scalar_t*>(out),
+         T, N, LifCoef<acc_t>(cfg));
 }
 
+// The smallest on-chip bucket that holds T, else the workspace plane (T < 2^31: checked by the bindings).
 template <typename scalar_t, typename acc_t>
 void na_typed(const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N, const LifConfig& lcfg,
               const NaConfig& ncfg, cudaStream_t stream) {
-  na_backward_kernel<scalar_t, acc_t><<<grid_for(N), kThreads, 0, stream>>>(
-      static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad),
-      plane<acc_t>(ws, 0, T, N), plane<acc_t>(ws, 1, T, N), plane<acc_t>(ws, 2, T, N), T, N, LifCoef<acc_t>(lcfg),
-      NaCoef<acc_t>(ncfg));
+  static_assert(kNaOnChipMaxT == 32, "the buckets below must end at kNaOnChipMaxT");
+  auto kernel = T <= 8    ? na_backward_kernel<8, scalar_t, acc_t>
+                : T <= 16 ? na_backward_kernel<16, scalar_t, acc_t>
+                : T <= 32 ? na_backward_kernel<32, scalar_t, acc_t>
+                          : na_backward_kernel<0, scalar_t, acc_t>;
+  launch(kernel, N, stream, static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c),
+         static_cast<scalar_t*>(grad), static_cast<acc_t*>(ws), static_cast<int>(T), N, LifCoef<acc_t>(lcfg),
+         NaCoef<acc_t>(ncfg));
 }
 
 template <typename scalar_t, typename acc_t>
 void stbp_typed(const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N, const LifConfig& lcfg,
                 const StbpConfig& scfg, cudaStream_t stream) {
   acc_t* w = kAlias<scalar_t, acc_t> ? static_cast<acc_t*>(grad) : plane<acc_t>(ws, 0, T, N);
-  stbp_backward_kernel<scalar_t, acc_t><<<grid_for(N), kThreads, 0, stream>>>(
-      static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), w, T, N,
-      LifCoef<acc_t>(lcfg), StbpCoef<acc_t>(scfg));
+  launch(stbp_backward_kernel<scalar_t, acc_t>, N, stream, static_cast<const scalar_t*>(g),
+         static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), w, T, N, LifCoef<acc_t>(lcfg),
+         StbpCoef<acc_t>(scfg));
 }
 
 template <typename scalar_t, typename acc_t>
@@ -152,9 +172,8 @@ void tssl_typed(const void* g, const void* c, void* grad, void* ws, int64_t T, i
   constexpr bool alias = kAlias<scalar_t, acc_t>;
   acc_t* wu = alias ? static_cast<acc_t*>(grad) : plane<acc_t>(ws, 0, T, N);
   acc_t* wa = plane<acc_t>(ws, alias ? 0 : 1, T, N);
-  tssl_backward_kernel<scalar_t, acc_t><<<grid_for(N), kThreads, 0, stream>>>(
-      static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), wu, wa, T, N,
-      LifCoef<acc_t>(lcfg));
+  launch(tssl_backward_kernel<scalar_t, acc_t>, N, stream, static_cast<const scalar_t*>(g),
+         static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), wu, wa, T, N, LifCoef<acc_t>(lcfg));
 }
 
 // Calls FN<scalar_t, acc_t>(args...) for the storage type `dt`.

@@ -7,11 +7,12 @@
 // The launchers enqueue on `stream` and return at once: no host synchronisation, no error check (the caller runs
 // C10_CUDA_KERNEL_LAUNCH_CHECK() right after). N == 0 launches nothing.
 //
-// Workspace: the backward kernels keep per-neuron [T] arrays in the compute type, as [T, N] planes (NA: u and the
-// run sums A, B; STBP: u; TSSL: u and a). Where the storage type is the compute type (float32, float64) and
-// na_core.h allows it, a plane lives in the gradient output itself (STBP's u, TSSL's u); `workspace_planes()` says
-// how many planes the caller must allocate. Pass them contiguously as `ws` ([planes, T, N] of float, or double for
-// DType::Float64), or nullptr when the count is 0.
+// Workspace: the backward kernels keep per-neuron [T] arrays in the compute type, as [T, N] planes (NA: one
+// state plane, and none for T <= kNaOnChipMaxT, where the state stays in registers; STBP: u; TSSL: u and a).
+// Where the storage type is the compute type (float32, float64) and na_core.h allows it, a plane lives in the
+// gradient output itself (STBP's u, TSSL's u); `workspace_planes()` says how many planes the caller must
+// allocate. Pass them contiguously as `ws` ([planes, T, N] of float, or double for DType::Float64), or nullptr
+// when the count is 0.
 #pragma once
 
 #include <cstdint>
@@ -31,12 +32,15 @@ enum class Op : int { Forward = 0, NaBackward = 1, StbpBackward = 2, TsslBackwar
 // True when the compute type (and so the workspace element type) is double.
 inline bool compute_is_double(DType dt) { return dt == DType::Float64; }
 
+// Longest T whose NA backward keeps its state on chip (na_backward.h, NaRegs; buckets of 8, 16 and 32 steps).
+constexpr int64_t kNaOnChipMaxT = 32;
+
 // [T, N] compute-type planes the caller must allocate for `op` (see the file comment).
-inline int workspace_planes(Op op, DType dt) {
+inline int workspace_planes(Op op, DType dt, int64_t T) {
   const bool alias = dt == DType::Float32 || dt == DType::Float64;  // grad output can hold u (STBP, TSSL)
   switch (op) {
     case Op::NaBackward:
-      return 3;  // u, A, B: each is read at later steps than grad[t] is written, so none can live in grad
+      return T <= kNaOnChipMaxT ? 0 : 1;  // u/X: read at later steps than grad[t] is written, so not in grad
     case Op::StbpBackward:
       return alias ? 0 : 1;
     case Op::TsslBackward:
@@ -50,7 +54,7 @@ inline int workspace_planes(Op op, DType dt) {
 void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& lif,
                  cudaStream_t stream);
 
-// grad_c of the NA rule (na_backward_neuron: weights, SNS runs and phi fused in one launch).
+// grad_c of the NA rule (na_backward.h: weights, SNS runs and phi fused in one launch).
 void na_backward(DType dt, const void* grad_out, const void* c, void* grad, void* ws, int64_t T, int64_t N,
                  const LifConfig& lif, const NaConfig& na, cudaStream_t stream);
 

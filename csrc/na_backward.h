@@ -1,0 +1,157 @@
+// NA backward with SNS (§3, eq. 13, 16, 17) of one neuron, written once for the CPU packs and the CUDA threads.
+//
+// Same conventions as na_core.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t); time
+// counters are int (the bindings reject T >= 2^31), element offsets int64.
+//
+// The algorithm: dynamic programming over the SNS neighbour's first reset. The loss change of the neighbour p
+// is dL_p = sum_t W[t] ds_p[t] (§3.2, efficient form) with W = G for spike output and W = r(X)/tau_s,
+// r(X)[t] = X[t] + kappa r(X)[t+1], for PSC output (X = e = r(G), "paper", or X = G, "taylor"). A neighbour
+// trajectory that resets (fires) at step k has state 0 afterwards, exactly like any trajectory that resets at k,
+// so its remaining loss change is F[k] := the change of a trajectory restarted from state 0 after k (F[k] = 0
+// where the original also fires at k: the states coincide, the early exit of §3.3). Walking t down from T-1, one
+// run per step serves both cases of SNS (§3.3), each run only until the neighbour's first spike:
+//  - s[t] = 0 (the flip adds a spike, state 0 after t): F[t] = run from 0, dL_t = W[t] + F[t];
+//  - s[t] = 1 (the flip cancels it, state = threshold after t): dL_t = -W[t] + run from threshold.
+// A run's step k changes the loss only where the neighbour's spike differs from the original's: by -W[k] where
+// the original fires (and the neighbour does not), by W[k] + F[k] where the neighbour fires (and the original
+// does not; the run ends there, F[k] holds the rest). Both depend on k alone, so one value per step is stored:
+// X[k] = s[k] ? -W[k] : W[k] + F[k], added when the spikes differ. The run re-simulates the original next to
+// the neighbour (same operations as the forward, so the same bits) instead of reading u[k] back, and stops once
+// the original never fires again and the neighbour's potential is not above it (both then stay below
+// threshold: rounding is monotone). Worst case O(T^2) (a neighbour that never fires), typically O(T x
+// inter-spike interval); the result equals the literal re-simulation up to summation order.
+//
+// State per step k: the input c[k] and one value ux[k], which holds u[k] until the reverse pass has handled
+// step k and X[k] after (a run from t reads X[k] for k > t only, and u[t] is read once, just before X[t]
+// replaces it). Where it lives is the `Mem` policy: NaPlanes (c from the input, ux in one [T] workspace plane:
+// any T) or NaRegs (both in per-thread arrays: T <= a compile-time bucket B; the loops are then fully unrolled
+// on the GPU, so every array index is a constant and the arrays live in registers).
+#pragma once
+
+#include <type_traits>
+
+#include "na_core.h"
+
+#if defined(__CUDA_ARCH__)
+#define NA_UNROLL _Pragma("unroll")
+#else
+#define NA_UNROLL
+#endif
+
+namespace na {
+
+// Steps between two exit tests of a run. The test is data dependent: a CUDA thread (one neuron, mask = bool)
+// tests every step, since leaving early is all it gains; a SIMD pack tests at the first step (silent packs
+// leave at once) and then every 8th, which measured on the CPU is 10-25 % faster than every step (the test is
+// mostly mispredicted there). Lanes that are done are masked by `live`, so the frequency never changes a bit.
+template <typename V>
+constexpr int na_exit_every() {
+  return std::is_same<typename Lanes<V>::mask, bool>::value ? 1 : 8;
+}
+
+// Any T: c[k] read from the input at every use, ux in a [T] plane of the compute type (stride wstride).
+template <typename S, typename acc_t, typename V>
+struct NaPlanes {
+  const S* c;
+  acc_t* w;
+  int64_t stride, wstride;
+  NA_HD void fetch(int) {}
+  NA_HD V in(int k) const { return Lanes<V>::load(c + k * stride); }
+  NA_HD V ux(int k) const { return Lanes<V>::load(w + k * wstride); }
+  NA_HD void set_ux(int k, V x) { Lanes<V>::store(w + k * wstride, x); }
+};
+
+// T <= B: c[k] (fetched once, in the forward pass) and ux[k] in per-thread arrays.
+template <typename S, typename V, int B>
+struct NaRegs {
+  const S* c;
+  int64_t stride;
+  V cin[B], uxr[B];
+  NA_HD void fetch(int t) { cin[t] = Lanes<V>::load(c + t * stride); }
+  NA_HD V in(int k) const { return cin[k]; }
+  NA_HD V ux(int k) const { return uxr[k]; }
+  NA_HD void set_ux(int k, V x) { uxr[k] = x; }
+};
+
+// The NA backward of one neuron over `m` (see the file comment). B > 0: the loops run over the compile-time bound
+// B (unrolled on the GPU), skipping steps >= T; B = 0: over the runtime T. `grad` may alias `g` (step t reads
+// g[t] before writing grad[t], and nothing else reads g).
+template <int B, typename S, typename acc_t, typename V, typename Mem>
+NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int T, int64_t stride, const LifCoef<acc_t>& lif,
+                             const NaCoef<acc_t>& na) {
+  using L = Lanes<V>;
+  using M = typename L::mask;
+  constexpr bool kFixed = B > 0;
+  constexpr int kExit = na_exit_every<V>();
+  static_assert((kExit & (kExit - 1)) == 0, "the exit period must be a power of two");
+  const int n = kFixed ? B : T;
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), zero = L::splat(0);
+  const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s);
+  V v = zero, u;
+  V last = L::splat(-1);  // time of the original's last spike, -1 if silent
+  NA_UNROLL
+  for (int t = 0; t < n; ++t) {
+    if (kFixed && t >= T) break;
+    m.fetch(t);
+    last = L::select(lif_step(v, m.in(t), lam, thr, u), L::splat(acc_t(t)), last);
+    m.set_ux(t, u);
+  }
+  V r1 = zero, r2 = zero;
+  NA_UNROLL
+  for (int t = n - 1; t >= 0; --t) {
+    if (kFixed && t >= T) continue;
+    // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
+    const V G = L::load(g + t * stride);
+    V W = G;
+    if (lif.psc) {
+      r1 = G + kappa * r1;
+      if (na.taylor) {
+        W = r1 * inv_tau_s;
+      } else {
+        r2 = r1 + kappa * r2;
+        W = r2 * inv_tau_s;
+      }
+    }
+    const V ut = m.ux(t);
+    const M st = ut >= thr;
+    V vo = L::select(st, zero, ut);  // original state after t
+    V vn = L::select(st, thr, zero);  // neighbour state after t
+    V run = zero;
+    M live = zero == zero;
+    // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
+    // loop is unrolled (t is one only after).
+    NA_UNROLL
+    for (int k = kFixed ? 0 : t + 1; k < n; ++k) {
+      if (kFixed && k <= t) continue;
+      if (kFixed && k >= T) break;
+      live = L::and_not(live, (last < L::splat(acc_t(k))) & (vn <= vo));
+      if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
+      const V ck = m.in(k);
+      V uo, un;
+      const M so = lif_step(vo, ck, lam, thr, uo);
+      const M sn = lif_step(vn, ck, lam, thr, un);
+      run = run + L::select(L::and_not(live, sn == so), m.ux(k), zero);
+      live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
+    }
+    m.set_ux(t, L::select(st, -W, W + run));
+    L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b));
+  }
+}
+
+// Any T, state in one [T] workspace plane `w` (stride wstride) of the compute type.
+template <typename S, typename acc_t, typename V = acc_t>
+NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int T, int64_t stride, int64_t wstride,
+                              const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
+  NaPlanes<S, acc_t, V> m{c, w, stride, wstride};
+  na_backward_steps<0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
+}
+
+// T <= B, state in per-thread arrays (registers on the GPU).
+template <int B, typename S, typename acc_t, typename V = acc_t>
+NA_HD void na_backward_neuron_onchip(const S* c, const S* g, S* grad, int T, int64_t stride,
+                                     const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
+  NaRegs<S, V, B> m{c, stride, {}, {}};
+  na_backward_steps<B, S, acc_t, V>(m, g, grad, T, stride, lif, na);
+}
+
+}  // namespace na
