@@ -1,7 +1,7 @@
 // NA backward with SNS (§3, eq. 13, 16, 17) of one neuron, written once for the CPU packs and the CUDA threads.
 //
-// Same conventions as na_core.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t); time
-// counters are int (the bindings reject T >= 2^31), element offsets int64.
+// Same conventions as na_core.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t; element
+// offsets in int64; time steps counted as NaLaneTuning says).
 //
 // The algorithm: dynamic programming over the SNS neighbour's first reset. The loss change of the neighbour p
 // is dL_p = sum_t W[t] ds_p[t] (§3.2, efficient form) with W = G for spike output and W = r(X)/tau_s,
@@ -40,57 +40,64 @@
 
 namespace na {
 
-// Steps between two exit tests of a run. The test is data dependent: a CUDA thread (one neuron, mask = bool)
-// tests every step, since leaving early is all it gains; a SIMD pack tests at the first step (silent packs
-// leave at once) and then every 8th, which measured on the CPU is 10-25 % faster than every step (the test is
-// mostly mispredicted there). Lanes that are done are masked by `live`, so the frequency never changes a bit.
+// How the run loop is tuned per kind of lane. A CUDA thread (one neuron, mask = bool) tests the data-dependent
+// exit at every step, since leaving early is all it gains, and counts steps in 32 bits (cheaper on the GPU; the
+// bindings reject T >= 2^31); a SIMD pack (the CPU) tests at the first step (silent packs leave at once) and
+// then every 8th, which measured on the CPU is 10-25 % faster than every step (the test is mostly mispredicted
+// there), and counts in 64 bits (measured: 32-bit counters cost the CPU run loop 46 % more instructions and 7-28 %
+// more time, sign-extending every address). Lanes that are done are masked by `live`, so neither choice changes
+// a bit of the result.
 template <typename V>
-constexpr int na_exit_every() {
-  return std::is_same<typename Lanes<V>::mask, bool>::value ? 1 : 8;
-}
+struct NaLaneTuning {
+  static constexpr bool kScalar = std::is_same<typename Lanes<V>::mask, bool>::value;
+  static constexpr int kExitEvery = kScalar ? 1 : 8;
+  using step = typename std::conditional<kScalar, int, int64_t>::type;
+};
 
-// Any T: c[k] read from the input at every use, ux in a [T] plane of the compute type (stride wstride).
+// Any T: c[k] read from the input at every use, u[k]/X[k] in one [T] workspace plane `w` (stride wstride).
 template <typename S, typename acc_t, typename V>
 struct NaPlanes {
   const S* c;
   acc_t* w;
   int64_t stride, wstride;
-  NA_HD void fetch(int) {}
-  NA_HD V in(int k) const { return Lanes<V>::load(c + k * stride); }
-  NA_HD V ux(int k) const { return Lanes<V>::load(w + k * wstride); }
-  NA_HD void set_ux(int k, V x) { Lanes<V>::store(w + k * wstride, x); }
+  NA_HD void fetch(int64_t) {}
+  NA_HD V in(int64_t k) const { return Lanes<V>::load(c + k * stride); }
+  NA_HD V ux(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
+  NA_HD void set_ux(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
 };
 
-// T <= B: c[k] (fetched once, in the forward pass) and ux[k] in per-thread arrays.
+// T <= B: c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays.
 template <typename S, typename V, int B>
 struct NaRegs {
   const S* c;
   int64_t stride;
   V cin[B], uxr[B];
-  NA_HD void fetch(int t) { cin[t] = Lanes<V>::load(c + t * stride); }
-  NA_HD V in(int k) const { return cin[k]; }
-  NA_HD V ux(int k) const { return uxr[k]; }
-  NA_HD void set_ux(int k, V x) { uxr[k] = x; }
+  NA_HD void fetch(int64_t t) { cin[t] = Lanes<V>::load(c + t * stride); }
+  NA_HD V in(int64_t k) const { return cin[k]; }
+  NA_HD V ux(int64_t k) const { return uxr[k]; }
+  NA_HD void set_ux(int64_t k, V x) { uxr[k] = x; }
 };
 
 // The NA backward of one neuron over `m` (see the file comment). B > 0: the loops run over the compile-time bound
 // B (unrolled on the GPU), skipping steps >= T; B = 0: over the runtime T. `grad` may alias `g` (step t reads
 // g[t] before writing grad[t], and nothing else reads g).
 template <int B, typename S, typename acc_t, typename V, typename Mem>
-NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int T, int64_t stride, const LifCoef<acc_t>& lif,
+NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t stride, const LifCoef<acc_t>& lif,
                              const NaCoef<acc_t>& na) {
   using L = Lanes<V>;
   using M = typename L::mask;
+  using I = typename NaLaneTuning<V>::step;
   constexpr bool kFixed = B > 0;
-  constexpr int kExit = na_exit_every<V>();
+  constexpr I kExit = NaLaneTuning<V>::kExitEvery;
   static_assert((kExit & (kExit - 1)) == 0, "the exit period must be a power of two");
-  const int n = kFixed ? B : T;
+  const I T = static_cast<I>(T_);
+  const I n = kFixed ? B : T;
   const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), zero = L::splat(0);
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s);
   V v = zero, u;
   V last = L::splat(-1);  // time of the original's last spike, -1 if silent
   NA_UNROLL
-  for (int t = 0; t < n; ++t) {
+  for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
     m.fetch(t);
     last = L::select(lif_step(v, m.in(t), lam, thr, u), L::splat(acc_t(t)), last);
@@ -98,7 +105,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int T, int64_t stride,
   }
   V r1 = zero, r2 = zero;
   NA_UNROLL
-  for (int t = n - 1; t >= 0; --t) {
+  for (I t = n - 1; t >= 0; --t) {
     if (kFixed && t >= T) continue;
     // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
     const V G = L::load(g + t * stride);
@@ -121,14 +128,14 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int T, int64_t stride,
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
     // loop is unrolled (t is one only after).
     NA_UNROLL
-    for (int k = kFixed ? 0 : t + 1; k < n; ++k) {
+    for (I k = kFixed ? 0 : t + 1; k < n; ++k) {
       if (kFixed && k <= t) continue;
       if (kFixed && k >= T) break;
       live = L::and_not(live, (last < L::splat(acc_t(k))) & (vn <= vo));
       if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
       const V ck = m.in(k);
       V uo, un;
-      const M so = lif_step(vo, ck, lam, thr, uo);
+      const M so = lif_step(vo, ck, lam, thr, uo);  // the original, re-simulated: the forward's bits
       const M sn = lif_step(vn, ck, lam, thr, un);
       run = run + L::select(L::and_not(live, sn == so), m.ux(k), zero);
       live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
@@ -140,7 +147,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int T, int64_t stride,
 
 // Any T, state in one [T] workspace plane `w` (stride wstride) of the compute type.
 template <typename S, typename acc_t, typename V = acc_t>
-NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int T, int64_t stride, int64_t wstride,
+NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                               const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
   NaPlanes<S, acc_t, V> m{c, w, stride, wstride};
   na_backward_steps<0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
@@ -148,7 +155,7 @@ NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int T, 
 
 // T <= B, state in per-thread arrays (registers on the GPU).
 template <int B, typename S, typename acc_t, typename V = acc_t>
-NA_HD void na_backward_neuron_onchip(const S* c, const S* g, S* grad, int T, int64_t stride,
+NA_HD void na_backward_neuron_onchip(const S* c, const S* g, S* grad, int64_t T, int64_t stride,
                                      const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
   NaRegs<S, V, B> m{c, stride, {}, {}};
   na_backward_steps<B, S, acc_t, V>(m, g, grad, T, stride, lif, na);

@@ -1,67 +1,86 @@
 #!/usr/bin/env bash
-# One-shot GPU check for a session that has a GPU machine (H100/H200, CUDA torch, nvcc, ninja, no internet).
-# Run from the repository root:   bash scripts/gpu_check.sh
+# One-shot GPU check for a session that has a GPU machine (H100/H200, CUDA torch, nvcc, no internet). It returns
+# the numbers first: a step that runs out of time only costs the steps after it.
 #
-# Steps (each under `timeout`, the whole script within GPU_CHECK_BUDGET seconds, default 520 < 9 minutes):
-#   env       nvidia-smi, torch, nvcc versions
-#   compile   scripts/check_cuda_compile.sh for sm_90 (torch-free kernel TU)
-#   build     pip install --no-build-isolation --no-deps --no-index -e .  (TORCH_CUDA_ARCH_LIST=9.0);
-#             falls back to `python setup.py build_ext --inplace`
-#   import    na_cuda.backends() must report cuda True with a GPU visible
-#   smoke     scripts/gpu_smoke.py --large: every op x dtype on CUDA against the CPU kernels, T*N > 2^31
-#   pytest    python -m pytest -q -m cuda tests
-#   memcheck  compute-sanitizer --tool memcheck python -m pytest -q -x -m cuda tests -k "not large"
-#             (caching allocator off, so an out-of-bounds access is not hidden inside a pooled block)
-#   initcheck compute-sanitizer --tool initcheck on scripts/gpu_smoke.py --quick (workspace read before written)
-#   bench     python benchmarks/bench_lif.py --device cuda --out $OUT/bench   (if that file exists)
-#             else scripts/gpu_smoke.py --quick --bench
-# Logs go to $OUT/gpu_check/ (the device runner sets OUT; default ./gpu_check_out): one log per step and
-# summary.txt with each step's status and time. A step skipped for lack of time, or a pytest that collected no
-# test (exit 5), is reported but not a failure. Exit status: 0 when every step that ran passed.
+#   bash scripts/gpu_check.sh          (from anywhere; OUT=dir for the results, default ./gpu_check_out)
+#
+# Steps, in this order, each under its own `timeout` and the whole within GPU_CHECK_BUDGET seconds (default 470):
+#   env        nvidia-smi, python/torch/nvcc versions; installs the wheels carried in .whl/ (spikingjelly + loguru)
+#   build      pip install --no-build-isolation --no-deps --no-index -e .  (TORCH_CUDA_ARCH_LIST=9.0, MAX_JOBS=16);
+#              falls back to `setup.py build_ext --inplace`
+#   import     na_cuda.backends() reports CUDA kernels and a GPU
+#   smoke      scripts/gpu_smoke.py --large: every op x dtype on CUDA against the CPU kernels (and how many are
+#              bit-identical), T*N > 2^31
+#   bench      benchmarks/bench_kernels.py --device cuda: N = 2^22, T = 5/10/20/50, fp32 + bf16, copy, targets
+#   ncu        Nsight Compute metrics of the forward, NA and STBP kernels at T = 20 (DRAM/L2 bytes, instructions,
+#              achieved occupancy, registers)
+#   pytest     python -m pytest -m cuda tests
+#   initcheck  compute-sanitizer --tool initcheck on scripts/gpu_smoke.py --quick (reads before writes)
+#   memcheck   compute-sanitizer --tool memcheck on scripts/gpu_smoke.py --quick (out-of-bounds accesses)
+# Python: the first of $PYTHON, python3, python that imports torch (the GPU image's torch is in python3).
+#
+# Files under $OUT (at most 8; the device runner returns no more): gpu_check.log (every step's full output),
+# summary.txt (one line per step, then the benchmark's targets), bench.json, ncu.csv. Status per step: ok,
+# FAILED, TIMEOUT (a failure), SKIPPED (not run: no time, tool or prerequisite), INCONCLUSIVE (ncu or a sanitizer
+# ran out of time: no verdict, not a failure). Exit status 0 when no step failed.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OUTDIR="${OUT:-$PWD/gpu_check_out}/gpu_check"
-mkdir -p "${OUTDIR}"
-SUMMARY="${OUTDIR}/summary.txt"
+OUT="${OUT:-$PWD/gpu_check_out}"
+mkdir -p "${OUT}"
+LOG="${OUT}/gpu_check.log"
+SUMMARY="${OUT}/summary.txt"
+: >"${LOG}"
 : >"${SUMMARY}"
-BUDGET="${GPU_CHECK_BUDGET:-520}"
-PY="${PYTHON:-$(command -v python || command -v python3)}"
-export PY
+BUDGET="${GPU_CHECK_BUDGET:-470}"
+SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"
+trap 'rm -rf "${SCRATCH}"' EXIT
 FAILED=0
 
-# step NAME CAP_SECONDS CMD...: runs CMD under timeout min(CAP, time left - 10 s), logs to $OUTDIR/NAME.log.
+note() { echo "[gpu_check] $*" | tee -a "${LOG}"; }
+record() { echo "$*" | tee -a "${SUMMARY}" >>"${LOG}"; echo "[gpu_check] $*"; }
+
+# step NAME CAP SOFT CMD...: runs CMD under timeout min(CAP, time left - 15 s), output appended to the log.
+# SOFT=1: a time-out is INCONCLUSIVE rather than a failure. Returns CMD's status (99: skipped).
 step() {
-  local name="$1" cap="$2"
-  shift 2
-  local left=$((BUDGET - SECONDS - 10))
+  local name="$1" cap="$2" soft="$3"
+  shift 3
+  local left=$((BUDGET - SECONDS - 15))
   local limit=$((cap < left ? cap : left))
-  if ((limit < 15)); then
-    echo "[gpu_check] ${name}: SKIPPED (out of time budget)" | tee -a "${SUMMARY}"
+  if ((limit < 10)); then
+    record "${name}: SKIPPED (out of time budget)"
     return 99
   fi
-  echo "[gpu_check] ${name}: running (limit ${limit} s): $*"
-  local t0=${SECONDS}
-  timeout --kill-after=10 "${limit}" "$@" >"${OUTDIR}/${name}.log" 2>&1
-  local rc=$?
-  local status=ok
-  if ((rc == 124 || rc == 137)); then status="TIMEOUT"; elif ((rc != 0)); then status="FAILED rc=${rc}"; fi
-  echo "[gpu_check] ${name}: ${status} ($((SECONDS - t0)) s)" | tee -a "${SUMMARY}"
-  tail -n 25 "${OUTDIR}/${name}.log" | sed "s/^/    /"
+  note "=== ${name} (limit ${limit} s): $*"
+  local t0=${SECONDS} rc status
+  timeout --kill-after=10 "${limit}" "$@" >"${SCRATCH}/step.log" 2>&1
+  rc=$?
+  cat "${SCRATCH}/step.log" >>"${LOG}"
+  if ((rc == 124 || rc == 137)); then
+    if ((soft)); then status="INCONCLUSIVE (timed out after ${limit} s: no verdict)"; else status="TIMEOUT"; FAILED=1; fi
+  elif ((rc != 0)); then
+    status="FAILED rc=${rc}"
+    FAILED=1
+  else
+    status="ok"
+  fi
+  record "${name}: ${status} ($((SECONDS - t0)) s)"
+  if [[ "${status}" != ok ]]; then tail -n 15 "${SCRATCH}/step.log" | sed 's/^/    /'; fi
   return "${rc}"
 }
 
-# check NAME CAP CMD...: step, and a failure (other than a skip, or pytest's "no test collected") fails the run.
-check() {
-  step "$@"
-  local rc=$?
-  case "${rc}" in
-    0 | 99) ;;                                                   # passed, or skipped for lack of time
-    5) [[ "$1" == pytest || "$1" == memcheck ]] || FAILED=1 ;;  # pytest's "no test collected"
-    *) FAILED=1 ;;
-  esac
-  return "${rc}"
-}
+skip() { record "$1: SKIPPED ($2)"; }
+
+# The interpreter: the first candidate that imports torch.
+PY=""
+for cand in ${PYTHON:-} python3 python; do
+  if command -v "${cand}" >/dev/null 2>&1 && "${cand}" -c "import torch" >/dev/null 2>&1; then PY="$(command -v "${cand}")"; break; fi
+done
+if [[ -z "${PY}" ]]; then
+  record "env: FAILED (none of \$PYTHON, python3, python imports torch)"
+  exit 1
+fi
+export PY
 
 # CUDA_HOME: torch derives it from `which nvcc`, which is wrong when nvcc is a wrapper script (e.g. /usr/local/bin
 # -> CUDA_HOME=/usr/local, no libcudart to link). Prefer the directory nvcc really lives in.
@@ -76,12 +95,17 @@ export PATH="${CUDA_HOME:+${CUDA_HOME}/bin:}${PATH}"
 # wheels next to torch ship them: append those include dirs (CPATH comes after -I, so the toolkit's own win).
 if [[ ! -e "${CUDA_HOME:-/nonexistent}/include/cusparse.h" ]]; then
   SITE="$("${PY}" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)"
-  for inc in "${SITE}"/nvidia/*/include; do
+  for inc in "${SITE}"/nvidia/*/include "${SITE}"/nvidia/*/*/include; do
     [[ -e "${inc}/cusparse.h" || -e "${inc}/cublas_v2.h" ]] && export CPATH="${CPATH:+${CPATH}:}${inc}"
   done
 fi
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
-export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+export MAX_JOBS="${MAX_JOBS:-16}"
+SANITIZER="$(command -v compute-sanitizer || true)"
+[[ -z "${SANITIZER}" && -x "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" ]] && SANITIZER="${CUDA_HOME}/bin/compute-sanitizer"
+NCU="$(command -v ncu || true)"
+[[ -z "${NCU}" && -x "${CUDA_HOME:-/nonexistent}/bin/ncu" ]] && NCU="${CUDA_HOME}/bin/ncu"
+export SANITIZER NCU
 
 env_report() {
   nvidia-smi || true
@@ -90,14 +114,15 @@ env_report() {
 print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", ok, torch.cuda.get_device_name() if ok else "")'
   echo "nvcc: $(command -v nvcc) $(nvcc --version | grep -o 'release [0-9.]*')"
   echo "CUDA_HOME=${CUDA_HOME:-} CPATH=${CPATH:-} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST} MAX_JOBS=${MAX_JOBS}"
-  local san
-  san="$(command -v compute-sanitizer || ls "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" 2>/dev/null \
-    || echo none)"
-  echo "compute-sanitizer: ${san}"
+  echo "compute-sanitizer: ${SANITIZER:-none}  ncu: ${NCU:-none}  cores: $(nproc)"
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    echo "installing the carried wheels: $(ls .whl/*.whl | tr '\n' ' ')"
+    "${PY}" -m pip install --no-index --no-deps .whl/*.whl || echo "wheel install failed (benchmark runs without them)"
+  fi
 }
 
 build() {
-  "${PY}" -m pip install --no-build-isolation --no-deps --no-index -v -e . && return 0
+  "${PY}" -m pip install --no-build-isolation --no-deps --no-index -e . && return 0
   echo "[gpu_check] pip install -e failed; trying setup.py build_ext --inplace"
   "${PY}" setup.py build_ext --inplace
 }
@@ -109,52 +134,55 @@ info = na_cuda.backends()
 print(info)
 assert info["cuda"], "na_cuda was built without CUDA kernels"
 assert torch.cuda.is_available(), "no GPU visible to torch"
-c = torch.randn(8, 1024, device="cuda")
-y = torch.ops.na_cuda.lif(c, 5.0, 3.0, 1.0, "psc", "na", "paper", 1, 1.0, "rect", 1.0, False)
-torch.cuda.synchronize()
-print("lif on", y.device, "sum", float(y.sum()))
 EOF
 }
 
-export -f env_report build import_check
+# Nsight Compute: the forward, NA and STBP kernels of one --once run (fp32 and bf16, T = 20, N = 2^22).
+ncu_metrics() {
+  local metrics="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum"
+  metrics+=",smsp__inst_executed.sum,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread"
+  "${NCU}" --metrics "${metrics}" -k 'regex:lif_forward|na_backward|stbp_backward' --launch-count 6 \
+    --export "${SCRATCH}/ncu" --force-overwrite \
+    "${PY}" benchmarks/bench_kernels.py --device cuda --Ts 20 --dtypes float32,bfloat16 --once || return
+  "${NCU}" --import "${SCRATCH}/ncu.ncu-rep" --csv --page raw >"${OUT}/ncu.csv"
+}
 
-step env 30 bash -c env_report
-check compile 90 env CUDA_ARCHS=90 bash scripts/check_cuda_compile.sh
-if check build 300 bash -c build; then
-  check import 60 bash -c import_check
-  check smoke 120 "${PY}" scripts/gpu_smoke.py --large
-  HAVE_TESTS=0
-  if ! compgen -G "tests/*.py" >/dev/null; then
-    echo "[gpu_check] pytest: SKIPPED (no tests/*.py)" | tee -a "${SUMMARY}"
-  elif ! "${PY}" -c "import pytest" 2>/dev/null; then
-    echo "[gpu_check] pytest: SKIPPED (pytest not installed for ${PY}; the smoke step ran)" | tee -a "${SUMMARY}"
+export -f env_report build import_check ncu_metrics
+export SCRATCH OUT
+
+step env 60 0 bash -c env_report
+if step build 240 0 bash -c build && step import 45 0 bash -c import_check; then
+  step smoke 100 0 "${PY}" scripts/gpu_smoke.py --large
+  step bench 120 0 "${PY}" benchmarks/bench_kernels.py --device cuda --json "${OUT}/bench.json"
+  if [[ -n "${NCU}" ]]; then step ncu 90 1 bash -c ncu_metrics; else skip ncu "ncu not found"; fi
+  if "${PY}" -c "import pytest" 2>/dev/null; then
+    # pytest's exit 5 (no test collected) is not a failure.
+    step pytest 120 0 bash -c '"${PY}" -m pytest -q -m cuda -p no:cacheprovider tests; rc=$?; exit $((rc == 5 ? 0 : rc))'
   else
-    HAVE_TESTS=1
-    check pytest 180 "${PY}" -m pytest -q -m cuda tests
-  fi
-  SANITIZER="$(command -v compute-sanitizer || true)"
-  if [[ -z "${SANITIZER}" && -x "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" ]]; then
-    SANITIZER="${CUDA_HOME}/bin/compute-sanitizer"
+    skip pytest "pytest not installed for ${PY}"
   fi
   if [[ -n "${SANITIZER}" ]]; then
-    if ((HAVE_TESTS)); then
-      check memcheck 150 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "${SANITIZER}" --tool memcheck --error-exitcode 1 \
-        "${PY}" -m pytest -q -x -m cuda tests -k "not large"
-    fi
-    check initcheck 90 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "${SANITIZER}" --tool initcheck --error-exitcode 1 \
-      "${PY}" scripts/gpu_smoke.py --quick
+    for tool in initcheck memcheck; do
+      step "${tool}" 75 1 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "${SANITIZER}" --tool "${tool}" --error-exitcode 1 \
+        "${PY}" scripts/gpu_smoke.py --quick
+    done
   else
-    echo "[gpu_check] memcheck/initcheck: SKIPPED (compute-sanitizer not found)" | tee -a "${SUMMARY}"
+    skip "initcheck/memcheck" "compute-sanitizer not found"
   fi
-  if [[ -f benchmarks/bench_lif.py ]]; then
-    check bench 150 "${PY}" benchmarks/bench_lif.py --device cuda --out "${OUT:-$PWD/gpu_check_out}/bench"
-  else
-    check bench 60 "${PY}" scripts/gpu_smoke.py --quick --bench
-  fi
+else
+  skip "smoke, bench, ncu, pytest, sanitizers" "the build or import failed"
 fi
 
-echo "[gpu_check] total ${SECONDS} s; logs in ${OUTDIR}" | tee -a "${SUMMARY}"
-echo "[gpu_check] summary:"
-cat "${SUMMARY}"
-if ((FAILED)); then echo "[gpu_check] RESULT: FAILED"; else echo "[gpu_check] RESULT: ok"; fi
+if [[ -f "${OUT}/bench.json" ]]; then
+  "${PY}" - "${OUT}/bench.json" <<'EOF' | tee -a "${SUMMARY}"
+import json, sys
+res = json.load(open(sys.argv[1]))
+print("targets (benchmarks/bench_kernels.py):")
+for t in res["targets"]:
+    value = "-" if t["value"] is None else f"{t['value']:.3g}"
+    print(f"  {({True: 'met', False: 'MISSED', None: 'n/a'})[t['met']]:>6s}  {value:>7s}  {t['goal']}")
+EOF
+fi
+grep -h "bit-identical" "${LOG}" | tail -n 1 | tee -a "${SUMMARY}"
+record "total ${SECONDS} s; RESULT: $( ((FAILED)) && echo FAILED || echo ok)"
 exit "${FAILED}"

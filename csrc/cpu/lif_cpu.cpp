@@ -132,7 +132,7 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
     using acc_t = decltype(acc);
     using V = decltype(vec);
     return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
-      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, static_cast<int>(T), kBlock, kBlock, lif, na);
+      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, kBlock, kBlock, lif, na);
     };
   });
 }

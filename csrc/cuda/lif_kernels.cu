@@ -99,7 +99,7 @@ __global__ void lif_forward_kernel(const scalar_t* __restrict__ c, scalar_t* __r
 // run re-reads c[k] and X[k] for a few steps, rows this warp touched in the previous iterations: L1/L2 hits).
 template <int B, typename scalar_t, typename acc_t>
 __global__ void na_backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ c, scalar_t* grad,
-                                   acc_t* w, int T, int64_t N, LifCoef<acc_t> lif, NaCoef<acc_t> na) {
+                                   acc_t* w, int64_t T, int64_t N, LifCoef<acc_t> lif, NaCoef<acc_t> na) {
   for (int64_t n = first_neuron(); n < N; n += grid_stride()) {
     if constexpr (B > 0) {
       na_backward_neuron_onchip<B>(c + n, g + n, grad + n, T, N, lif, na);
@@ -153,7 +153,7 @@ void na_typed(const void* g, const void* c, void* grad, void* ws, int64_t T, int
                 : T <= 32 ? na_backward_kernel<32, scalar_t, acc_t>
                           : na_backward_kernel<0, scalar_t, acc_t>;
   launch(kernel, N, stream, static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c),
-         static_cast<scalar_t*>(grad), static_cast<acc_t*>(ws), static_cast<int>(T), N, LifCoef<acc_t>(lcfg),
+         static_cast<scalar_t*>(grad), static_cast<acc_t*>(ws), T, N, LifCoef<acc_t>(lcfg),
          NaCoef<acc_t>(ncfg));
 }
 
