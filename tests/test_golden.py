@@ -42,8 +42,12 @@ BACKENDS = [
     pytest.param(("torch", "cuda"), id="torch-cuda", marks=_cuda),
     pytest.param(("native", "cuda"), id="native-cuda", marks=_cuda),
 ]
-NA_TS = (5, 10, 20)
-TSSL_CASES = ("tssl_T5_m4", "tssl_T10_m4", "tssl_T20_m4", "tssl_T5_m5")
+# golden key prefix -> na_cuda.lif arguments (tau_s 2, threshold 1 for all)
+NEURON_CASES = {
+    **{f"na_T{T}": dict(RELEASED_NA, tau_m=5.0) for T in (5, 10, 20)},
+    **{f"tssl_T{T}_m{m}": dict(method="tssl", strict_threshold=True, tau_m=float(m))
+       for T, m in ((5, 4), (10, 4), (20, 4), (5, 5))},
+}
 NET_LAYERS = ("conv_1", "conv_2", "FC_1", "output")  # the released layer names of the weight layers, in order
 
 
@@ -90,33 +94,18 @@ def test_golden_file_records_its_source():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("tag", DTYPES)
-@pytest.mark.parametrize("T", NA_TS)
-def test_na_neuron_matches_released(golden, backend, tag, T):
-    """(a) One NA layer: forward PSC and grad_c (released functions/na.py before its layer-wise rescale)."""
+@pytest.mark.parametrize("case", NEURON_CASES)
+def test_neuron_matches_released(golden, backend, tag, case):
+    """(a) One NA layer (released functions/na.py; grad_c before its layer-wise rescale) and (c) the released
+    TSSL-BP neuron (functions/tsslbp.py at the head: partial_u gated by the spike): forward PSC and grad_c."""
     name, device = backend
     dtype = DTYPES[tag]
-    c = tensor(golden[f"na_T{T}_c"], dtype, device).requires_grad_(True)
-    y = na_cuda.lif(c, tau_m=5.0, tau_s=2.0, threshold=1.0, backend=name, **RELEASED_NA)
-    y.backward(tensor(golden[f"na_T{T}_grad_out"], dtype, device))
-    assert rel_err(y, golden[f"na_T{T}_{tag}_psc"]) <= tol(tag, TOL_F32_OP)
-    err = rel_err(c.grad, golden[f"na_T{T}_{tag}_grad_c"])
-    assert err <= tol(tag, TOL_F32_OP), f"grad_c differs from the released NA backward by {err:.2e} (relative)"
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("tag", DTYPES)
-@pytest.mark.parametrize("case", TSSL_CASES)
-def test_tssl_neuron_matches_released(golden, backend, tag, case):
-    """(c) The released TSSL-BP neuron (functions/tsslbp.py at the head: partial_u gated by the spike)."""
-    name, device = backend
-    dtype = DTYPES[tag]
-    tau_m = float(case.split("_m")[1])
     c = tensor(golden[f"{case}_c"], dtype, device).requires_grad_(True)
-    y = na_cuda.lif(c, tau_m=tau_m, tau_s=2.0, threshold=1.0, method="tssl", strict_threshold=True, backend=name)
+    y = na_cuda.lif(c, tau_s=2.0, threshold=1.0, backend=name, **NEURON_CASES[case])
     y.backward(tensor(golden[f"{case}_grad_out"], dtype, device))
     assert rel_err(y, golden[f"{case}_{tag}_psc"]) <= tol(tag, TOL_F32_OP)
     err = rel_err(c.grad, golden[f"{case}_{tag}_grad_c"])
-    assert err <= tol(tag, TOL_F32_OP), f"grad_c differs from the released TSSL-BP backward by {err:.2e} (relative)"
+    assert err <= tol(tag, TOL_F32_OP), f"grad_c differs from the released backward by {err:.2e} (relative)"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
