@@ -6,7 +6,7 @@
 // Layout: a neuron's T values live at ptr[t * stride], t = 0..T-1 (time-first [T, N] storage, stride = N).
 // All indexing is int64. `scalar_t` is the storage type (half/bf16/float/double); `acc_t` is the compute type
 // (float for half/bf16/float, double for double). Equation numbers refer to the NA paper (Yang et al., ICML
-// 2021); section numbers (§) refer to shared/spec/na-algorithm.md.
+// 2021); section numbers (§) refer to docs/algorithm.md.
 #pragma once
 
 #include <cmath>

@@ -1,7 +1,7 @@
 """Pure-PyTorch reference implementation of the LIF neuron and its backward rules.
 
 This module is the *oracle* the compiled CPU/CUDA kernels are tested against. It is written independently of
-the kernels, directly from ``shared/spec/na-algorithm.md`` (called "the spec" below) and the NA paper
+the kernels, directly from ``docs/algorithm.md`` (called "the spec" below) and the NA paper
 (Yang et al., ICML 2021, "Backpropagated Neighborhood Aggregation for Accurate Training of Spiking Neural
 Networks"; equation numbers refer to it). It must never import the compiled extension.
 

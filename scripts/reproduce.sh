@@ -7,7 +7,8 @@
 # GROUP: stbp | na | tssl (MNIST, EPOCHS epochs, seed 0), fmnist-na | fmnist-stbp (Fashion-MNIST), seeds-stbp |
 # seeds-na | seeds-tssl (1 epoch, seeds 1 and 2: with seed 0's first epoch, the 1-epoch table); default: all.
 #
-# Environment: PY (python with na_cuda installed; default .venv/bin/python), DATA (default ../shared/data),
+# Environment: PY (python with na_cuda installed; default .venv/bin/python), DATA (the MNIST / Fashion-MNIST
+# directory, passed as --data-dir; default: na_cuda's lookup, $NA_CUDA_DATA or ~/.cache/na_cuda),
 # RUNS (run directories with checkpoints; default runs/reproduction), EPOCHS (default 10), JOBS (parallel runs,
 # default 2, each with one thread: on a 2-core machine that is faster in total than one run with two threads).
 # Each run's metrics.json and config.json are copied to docs/results/reproduction/<run>/; then
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-DATA=${DATA:-../shared/data}
+DATA=${DATA:-}
 RUNS=${RUNS:-runs/reproduction}
 EPOCHS=${EPOCHS:-10}
 JOBS=${JOBS:-2}
@@ -57,8 +58,10 @@ run_one() {
   out="$RUNS/$name"
   resume=()
   [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  data=()
+  [ -n "$DATA" ] && data=(--data-dir "$DATA")
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=1 "$PY" -m na_cuda.train $args --epochs "$epochs" --seed "$seed" --data-dir "$DATA" \
+  OMP_NUM_THREADS=1 "$PY" -m na_cuda.train $args --epochs "$epochs" --seed "$seed" "${data[@]}" \
     --out "$out" --no-progress "${resume[@]}" > "$RUNS/$name.log" 2>&1 \
     && { mkdir -p "$DEST/$name"; cp "$out/metrics.json" "$out/config.json" "$DEST/$name/"; echo "done $name"; } \
     || echo "FAILED $name (log: $RUNS/$name.log)"

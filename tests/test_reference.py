@@ -1,6 +1,6 @@
 """Tests of the pure-PyTorch reference (``na_cuda/reference.py``), the oracle of the kernel tests.
 
-What is checked here, against independent derivations (spec = shared/spec/na-algorithm.md):
+What is checked here, against independent derivations (spec = docs/algorithm.md):
 
 * forward: hand-computed cases, H(0) = 1 at exact ties, shapes / dtypes / non-contiguous inputs;
 * (a) NA backward (direct SNS form) == the literal paper pipeline (Algorithm 1, Algorithm 2, MP-distance,
