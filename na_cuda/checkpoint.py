@@ -38,21 +38,29 @@ class CheckpointError(ValueError):
     """A checkpoint file that is damaged, not a na_cuda checkpoint, or holds an invalid field (one line)."""
 
 
-def encode(payload: dict[str, Any]) -> bytes:
-    """The file's bytes for ``payload``: the header with the digest, then ``torch.save(payload)``."""
+def _parts(payload: dict[str, Any]) -> tuple[bytes, memoryview]:
     buf = io.BytesIO()
     torch.save(payload, buf)
-    body = buf.getvalue()
+    body = buf.getbuffer()
     header = b"%s %d sha256=%s bytes=%d\n" % (_MAGIC, FORMAT, hashlib.sha256(body).hexdigest().encode(), len(body))
-    return header + body
+    return header, body
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """The file's bytes for ``payload``: the header with the digest, then ``torch.save(payload)``."""
+    header, body = _parts(payload)
+    return header + bytes(body)
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Check ``payload`` (:func:`check`) and write it to ``path`` atomically (a reader sees the old or the new
-    file)."""
-    check(payload, path)
-    data = encode(payload)
-    atomic_write(path, lambda f: f.write(data))
+    """Write ``payload`` to ``path`` atomically (a reader sees the old or the new file)."""
+    header, body = _parts(payload)
+
+    def write(f: Any) -> None:  # header and body apart: no copy of a large payload
+        f.write(header)
+        f.write(body)
+
+    atomic_write(path, write)
 
 
 def load(path: Path) -> dict[str, Any]:
