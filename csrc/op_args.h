@@ -32,14 +32,14 @@ inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
               " but `c` has dtype ", c.scalar_type());
 }
 
-inline LifConfig lif_config(double tau_m, double tau_s, double threshold, const std::string& output) {
+inline LifConfig lif_config(double tau_m, double tau_s, double threshold, bool strict, const std::string& output) {
   TORCH_CHECK(std::isfinite(tau_m) && tau_m > 1.0, "na_cuda: `tau_m` must be a finite float > 1; got ", tau_m);
   TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
   TORCH_CHECK(std::isfinite(threshold) && threshold > 0.0, "na_cuda: `threshold` must be a finite float > 0; got ",
               threshold);
   TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
               "\"");
-  return LifConfig{tau_m, tau_s, threshold, output == "psc"};
+  return LifConfig{tau_m, tau_s, threshold, strict, output == "psc"};
 }
 
 inline NaConfig na_config(const std::string& first_order, int64_t dist_power, double clip) {
@@ -85,20 +85,21 @@ inline void check_method(const std::string& method, const LifConfig& lif, const 
 inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
 
 // Every check of one op's tensors and arguments, shared by its CPU and CUDA implementations.
-inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
+                          c10::string_view output,
                           c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                           c10::string_view surrogate, double surrogate_alpha) {
   check_input(c, "c");
-  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, str(output));
   check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
   return cfg;
 }
 
 inline LifConfig backward_args(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                               double threshold, const std::string& output) {
+                               double threshold, bool strict, const std::string& output) {
   check_input(c, "c");
   check_grad(grad_out, c);
-  return lif_config(tau_m, tau_s, threshold, output);
+  return lif_config(tau_m, tau_s, threshold, strict, output);
 }
 
 // [T, ...] viewed as [T, N].

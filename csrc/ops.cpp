@@ -8,15 +8,17 @@
 // backward (na_cuda/ops.py), so NA, STBP and TSSL-BP share the forward exactly. Each backward is an op of its own.
 TORCH_LIBRARY(na_cuda, m) {
   m.def(
-      "lif(Tensor c, float tau_m, float tau_s, float threshold, str output, str method, str first_order, "
-      "int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+      "lif(Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, str output, str method, "
+      "str first_order, int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
   m.def(
-      "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, str output, "
-      "str first_order, int dist_power, float clip) -> Tensor");
+      "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
+      "str output, str first_order, int dist_power, float clip) -> Tensor");
   m.def(
-      "stbp_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, str output, "
-      "str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
-  m.def("tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold) -> Tensor");
+      "stbp_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
+      "str output, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def(
+      "tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold) "
+      "-> Tensor");
 }
 
 #define NA_STR2(x) #x

@@ -49,6 +49,7 @@ def neuron_params(
     surrogate_alpha: Any,
     detach_reset: Any,
     backend: Any,
+    strict_threshold: Any = False,
 ) -> dict[str, Any]:
     """Validate the neuron's keyword arguments; returns them normalised (floats, the surrogate's default alpha)."""
     tau_m = _real("tau_m", tau_m)
@@ -60,6 +61,10 @@ def neuron_params(
     threshold = _real("threshold", threshold)
     if threshold <= 0.0:
         raise ValueError(f"na_cuda: `threshold` must be > 0; got {threshold}")
+    if not isinstance(strict_threshold, bool):
+        raise TypeError(
+            f"na_cuda: `strict_threshold` must be a bool (True: fire on u > threshold); got {strict_threshold!r}"
+        )
     output = _choice("output", output, OUTPUTS)
     method = _choice("method", method, METHODS)
     first_order = _choice("first_order", first_order, FIRST_ORDERS)
@@ -85,6 +90,7 @@ def neuron_params(
         tau_m=tau_m,
         tau_s=tau_s,
         threshold=threshold,
+        strict_threshold=strict_threshold,
         output=output,
         method=method,
         first_order=first_order,

@@ -17,7 +17,7 @@ import torch
 
 from . import _backend
 
-_N_PARAMS = 11  # arguments of na_cuda::lif after `c`
+_N_PARAMS = 12  # arguments of na_cuda::lif after `c`
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -27,13 +27,13 @@ def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
 
 def _lif_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     (c,) = ctx.saved_tensors
-    tau_m, tau_s, thr, output, method, first_order, dist_power, clip, surrogate, alpha, detach_reset = ctx.params
+    tau_m, tau_s, thr, strict, output, method, first_order, dist_power, clip, surrogate, alpha, detach = ctx.params
     if method == "na":
-        gc = torch.ops.na_cuda.na_backward(grad, c, tau_m, tau_s, thr, output, first_order, dist_power, clip)
+        gc = torch.ops.na_cuda.na_backward(grad, c, tau_m, tau_s, thr, strict, output, first_order, dist_power, clip)
     elif method == "stbp":
-        gc = torch.ops.na_cuda.stbp_backward(grad, c, tau_m, tau_s, thr, output, surrogate, alpha, detach_reset)
+        gc = torch.ops.na_cuda.stbp_backward(grad, c, tau_m, tau_s, thr, strict, output, surrogate, alpha, detach)
     else:
-        gc = torch.ops.na_cuda.tssl_backward(grad, c, tau_m, tau_s, thr)
+        gc = torch.ops.na_cuda.tssl_backward(grad, c, tau_m, tau_s, thr, strict)
     return (gc,) + (None,) * _N_PARAMS
 
 

@@ -90,6 +90,7 @@ class TrainConfig:
     """Everything a run depends on. Presets fill it; every field can be overridden (CLI flag or ``--set``)."""
 
     preset: str = "digits"
+    fidelity: str = "paper"
     dataset: str = "digits"
     arch: str = ARCHITECTURES["digits"]
     # neuron (na_cuda.nn.LIF)
@@ -104,7 +105,9 @@ class TrainConfig:
     surrogate: str = "rect"
     surrogate_alpha: Optional[float] = None
     backend: str = "auto"
+    strict_threshold: bool = False
     grad_rescale: bool = True
+    rescale_round: Optional[int] = None
     # network (na_cuda.models.build_model)
     padding: Union[int, list] = 1
     conv_weight_scale: float = 1.0
@@ -125,6 +128,7 @@ class TrainConfig:
     loss: str = "van_rossum"
     target: str = "na"
     loss_reduction: str = "sum"
+    target_filters: int = 1
     desired_count: float = 5.0
     undesired_count: float = 0.0
     tet_lamb: float = 0.05
@@ -170,8 +174,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                              batch_size=50, conv_weight_scale=5.0, dropout=0.2),
 }
 
+#: What ``fidelity`` sets (below the preset, above nothing: explicit overrides still win). "paper" is the NA
+#: paper's text (appendix A.1 clip 10, eq. 5's target, H(0) = 1); "released" is the authors' released code
+#: (``functions/na.py``: ``clamp(..., -5, 5)``, ``mem > threshold``, the rescale means rounded to 3 decimals by
+#: ``update_norm``; ``main.py`` + ``loss_f.py``: the desired train PSC-filtered twice). The released code's
+#: hard-coded lr 1e-5 is not part of it: a training step does not depend on lr before the update.
+FIDELITY: dict[str, dict[str, Any]] = {
+    "paper": dict(strict_threshold=False, clip=10.0, target_filters=1, rescale_round=None),
+    "released": dict(strict_threshold=True, clip=5.0, target_filters=2, rescale_round=3),
+}
+
 # CLI flag of each field (for error messages); other fields are set with --set FIELD=VALUE.
-_FLAGS = {"preset": "--preset", "method": "--method", "epochs": "--epochs", "batch_size": "--batch-size",
+_FLAGS = {"preset": "--preset", "fidelity": "--fidelity", "method": "--method", "epochs": "--epochs", "batch_size": "--batch-size",
           "lr": "--lr", "T": "--T", "device": "--device", "data_dir": "--data-dir", "out": "--out",
           "limit_train": "--limit-train", "augment": "--no-augment", "seed": "--seed"}
 
@@ -197,6 +211,10 @@ def make_config(preset: str = "digits", **overrides: Any) -> TrainConfig:
         raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = copy.deepcopy(dict(PRESETS[preset], preset=preset))
+    fidelity = overrides.get("fidelity", values.get("fidelity", "paper"))
+    if fidelity not in FIDELITY:
+        raise ConfigError(f"--fidelity: must be one of {', '.join(FIDELITY)}; got {fidelity!r}")
+    values.update(FIDELITY[fidelity], fidelity=fidelity)
     for key, value in overrides.items():
         if key not in names:
             raise ConfigError(f"{_flag(key)}: unknown config field {key!r}; fields: {', '.join(sorted(names))}")
@@ -225,6 +243,8 @@ def validate_config(cfg: TrainConfig) -> None:
             raise bad(name, "an int >= 1")
     if not _is_int(cfg.seed) or cfg.seed < 0:
         raise bad("seed", "an int >= 0")
+    if cfg.rescale_round is not None and (not _is_int(cfg.rescale_round) or cfg.rescale_round < 0):
+        raise bad("rescale_round", "null (exact) or an int >= 0 (3 = the released code)")
     if cfg.limit_train is not None and (not _is_int(cfg.limit_train) or cfg.limit_train < 1):
         raise bad("limit_train", "an int >= 1 (number of training samples)")
     if not _is_real(cfg.lr) or cfg.lr <= 0:
@@ -254,11 +274,11 @@ def validate_config(cfg: TrainConfig) -> None:
         raise bad("padding", "an int >= 0 or a list with one int >= 0 per conv layer")
     if isinstance(cfg.padding, tuple):
         cfg.padding = list(cfg.padding)
-    for name in ("grad_rescale", "augment", "frame_psc", "progress"):
+    for name in ("grad_rescale", "augment", "frame_psc", "progress", "strict_threshold"):
         if not isinstance(getattr(cfg, name), bool):
             raise bad(name, "true or false")
     for name, choices in (("loss", LOSSES), ("target", TARGETS), ("loss_reduction", REDUCTIONS),
-                          ("method", _validate.METHODS)):
+                          ("method", _validate.METHODS), ("fidelity", tuple(FIDELITY)), ("target_filters", (1, 2))):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {', '.join(choices)}")
     for name in ("dataset", "arch"):
@@ -272,7 +292,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.loss == "van_rossum" and cfg.target == "tssl" and cfg.T % 5:
         raise ConfigError(f"--set target: the TSSL-BP target (0, 1, 1, 1, 1) needs T a multiple of 5; got T = {cfg.T}")
     try:
-        _validate.neuron_params(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold, output="psc",
+        _validate.neuron_params(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold,
+                                strict_threshold=cfg.strict_threshold, output="psc",
                                 method=cfg.method, first_order=cfg.first_order, dist_power=cfg.dist_power,
                                 clip=cfg.clip, surrogate=cfg.surrogate, surrogate_alpha=cfg.surrogate_alpha,
                                 detach_reset=True, backend=cfg.backend)
@@ -292,7 +313,8 @@ def validate_config(cfg: TrainConfig) -> None:
 
 def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNet:
     """The network of ``cfg`` for per-sample inputs ``input_shape`` ((C, H, W) or, for frames, (2, 34, 34))."""
-    neuron = dict(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold, backend=cfg.backend)
+    neuron = dict(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold, strict_threshold=cfg.strict_threshold,
+                  backend=cfg.backend)
     if cfg.method == "na":
         neuron.update(first_order=cfg.first_order, dist_power=cfg.dist_power, clip=cfg.clip)
     elif cfg.method == "stbp":
@@ -300,7 +322,8 @@ def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNe
     return build_model(cfg.arch, input_shape, method=cfg.method, padding=cfg.padding,
                        conv_weight_scale=cfg.conv_weight_scale, linear_weight_scale=cfg.linear_weight_scale,
                        pool_scale=cfg.pool_scale, dropout=cfg.dropout,
-                       grad_rescale=cfg.grad_rescale and cfg.method == "na", **neuron)
+                       grad_rescale=cfg.grad_rescale and cfg.method == "na", rescale_round=cfg.rescale_round,
+                       **neuron)
 
 
 def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -311,7 +334,7 @@ def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor) -> t
             target = losses.na_desired_spikes(labels, C, T, dtype=outputs.dtype)
         else:
             target = losses.tssl_desired_spikes(labels, C, T, dtype=outputs.dtype)
-        return losses.van_rossum(outputs, target, cfg.tau_s, reduction="sum")
+        return losses.van_rossum(outputs, target, cfg.tau_s, reduction="sum", target_filters=cfg.target_filters)
     if cfg.loss == "spike_count":
         return losses.spike_count(outputs, labels, cfg.desired_count, cfg.undesired_count, reduction="sum")
     if cfg.loss == "tet":
@@ -965,6 +988,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="network and recipe (default: digits)")
     p.add_argument("--method", choices=list(_validate.METHODS), default=None, help="training rule (default: na)")
+    p.add_argument("--fidelity", choices=list(FIDELITY), default=None,
+                   help="paper (default: the paper's text) or released (the authors' code: clip 5, u > threshold, "
+                        "rounded rescale means, double-filtered target)")
     p.add_argument("--epochs", type=_positive_int, default=None)
     p.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size (split over ranks)")
     p.add_argument("--lr", type=_positive_float, default=None)
@@ -1002,7 +1028,7 @@ def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, 
         if key not in names:
             parser.error(f"argument --set: unknown field {key!r}; fields: {', '.join(sorted(names))}")
         explicit[key] = _parse_value(text.strip())
-    for name, value in (("method", args.method), ("epochs", args.epochs), ("batch_size", args.batch_size),
+    for name, value in (("method", args.method), ("fidelity", args.fidelity), ("epochs", args.epochs), ("batch_size", args.batch_size),
                         ("lr", args.lr), ("T", args.T), ("device", args.device), ("data_dir", args.data_dir),
                         ("out", args.out), ("limit_train", args.limit_train), ("seed", args.seed)):
         if value is not None:

@@ -110,7 +110,7 @@ print(info)
 assert info["cuda"], "na_cuda was built without CUDA kernels"
 assert torch.cuda.is_available(), "no GPU visible to torch"
 c = torch.randn(8, 1024, device="cuda")
-y = torch.ops.na_cuda.lif(c, 5.0, 3.0, 1.0, "psc", "na", "paper", 1, 1.0, "rect", 1.0, False)
+y = torch.ops.na_cuda.lif(c, 5.0, 3.0, 1.0, False, "psc", "na", "paper", 1, 1.0, "rect", 1.0, False)
 torch.cuda.synchronize()
 print("lif on", y.device, "sum", float(y.sum()))
 EOF

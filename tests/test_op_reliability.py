@@ -18,9 +18,9 @@ from na_cuda import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKWARD_ARGS = {
-    "na_backward": (5.0, 2.0, 1.0, "psc", "paper", 3, 10.0),
-    "stbp_backward": (5.0, 2.0, 1.0, "psc", "rect", 1.0, True),
-    "tssl_backward": (5.0, 2.0, 1.0),
+    "na_backward": (5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0),
+    "stbp_backward": (5.0, 2.0, 1.0, False, "psc", "rect", 1.0, True),
+    "tssl_backward": (5.0, 2.0, 1.0, False),
 }
 
 
@@ -44,10 +44,10 @@ def test_backward_ops_check_every_dispatch_path(op, grad, c, match):
 @needs_native
 def test_forward_fake_kernel_checks_the_input():
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, "psc", "na", "paper",
-                              3, 10.0, "rect", 1.0, True)
-    y = torch.ops.na_cuda.lif(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0, "rect",
-                              1.0, True)
+        torch.ops.na_cuda.lif(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, False, "psc", "na",
+                              "paper", 3, 10.0, "rect", 1.0, True)
+    y = torch.ops.na_cuda.lif(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0,
+                              "rect", 1.0, True)
     assert y.device.type == "meta" and y.shape == (3, 2)
 
 
@@ -108,9 +108,9 @@ _RSS_SCRIPT = textwrap.dedent("""
     g = torch.randn(1_000_000, 1)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if what == "forward":
-        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
     else:
-        torch.ops.na_cuda.na_backward(g, c, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.na_backward(g, c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
     print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
 """)
 
@@ -136,8 +136,9 @@ def test_narrow_blocks_match_the_reference(n, method):
     p = params(method=method)
     c = make_input(7, (n,), seed=n)
     g = make_grad(c)
-    y = torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["method"], p["first_order"],
-                              p["dist_power"], p["clip"], p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
+    y = torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"],
+                              p["method"], p["first_order"], p["dist_power"], p["clip"], p["surrogate"],
+                              p["surrogate_alpha"], p["detach_reset"])
     assert torch.equal(y, reference.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"]))
     torch.testing.assert_close(native_backward(method, g, c, p), reference_backward(method, g, c, p), rtol=1e-12,
                                atol=1e-12)

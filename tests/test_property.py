@@ -1,7 +1,7 @@
 """Property test (hypothesis): the native kernels against the pure-PyTorch reference over shapes, T, neuron
-parameters, dtypes, methods and inputs on a grid of multiples of 1/8 -- exact in every dtype, and with leaks of
-1/2, 3/4 and 7/8 the potentials stay exact too, so exact ties ``u == threshold`` (which fire, H(0) = 1) are frequent.
-Infinite inputs are drawn for the forward.
+parameters (strict threshold or not), dtypes, methods and inputs on a grid of multiples of 1/8 -- exact in every
+dtype, and with leaks of 1/2, 3/4 and 7/8 the potentials stay exact too, so exact ties ``u == threshold`` are
+frequent. Infinite inputs are drawn for the forward.
 
 Forward: bit-equal in every dtype (the same operation order in the compute dtype). Backward: float64 within 1e-12
 of the largest reference gradient; float32 1e-4, float16/bfloat16 2e-2 (the gradient's own rounding, amplified by
@@ -35,14 +35,14 @@ def problems(draw, with_inf: bool):
     values = st.one_of(grid, st.sampled_from([float("inf"), float("-inf")])) if with_inf else grid
     c = torch.tensor(draw(st.lists(values, min_size=n, max_size=n)), dtype=torch.float64).reshape(T, *shape)
     p = dict(tau_m=draw(st.sampled_from([2.0, 4.0, 8.0, 5.0])), tau_s=draw(st.sampled_from([1.0, 2.0, 4.0])),
-             threshold=draw(st.sampled_from([0.5, 1.0, 1.25])))
+             threshold=draw(st.sampled_from([0.5, 1.0, 1.25])), strict_threshold=draw(st.booleans()))
     return c, p, draw(st.sampled_from(DTYPES))
 
 
 def _native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["method"],
-                                 p["first_order"], p["dist_power"], p["clip"], p["surrogate"], p["surrogate_alpha"],
-                                 p["detach_reset"])
+    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"],
+                                 p["method"], p["first_order"], p["dist_power"], p["clip"], p["surrogate"],
+                                 p["surrogate_alpha"], p["detach_reset"])
 
 
 @SETTINGS
@@ -53,10 +53,12 @@ def test_forward_is_bit_equal(problem, output):
     x = c.to(dtype)
     got = _native_forward(x, p)
     assert got.dtype == dtype and got.shape == x.shape
-    want = reference.lif_forward(x, p["tau_m"], p["tau_s"], p["threshold"], output)
+    want = reference.lif_forward(x, p["tau_m"], p["tau_s"], p["threshold"], output,
+                                 strict_threshold=p["strict_threshold"])
     assert torch.equal(got, want)
     # The STBP reference forward is the same forward (with a differentiable reset).
-    assert torch.equal(reference.stbp_forward(x, p["tau_m"], p["tau_s"], p["threshold"], output), want)
+    assert torch.equal(reference.stbp_forward(x, p["tau_m"], p["tau_s"], p["threshold"], output,
+                                              strict_threshold=p["strict_threshold"]), want)
 
 
 CASES = [dict(method="na", output="psc", first_order="paper"), dict(method="na", output="psc", first_order="taylor"),

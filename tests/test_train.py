@@ -92,6 +92,22 @@ def test_preset_builds_and_runs_forward(preset):
     assert torch.isfinite(out).all() and out.min() >= 0
 
 
+def test_fidelity_released_sets_the_released_recipe():
+    paper = train.make_config("mnist")
+    assert (paper.fidelity, paper.strict_threshold, paper.clip, paper.target_filters, paper.rescale_round) == (
+        "paper", False, 10.0, 1, None)
+    rel = train.make_config("mnist", fidelity="released")
+    assert (rel.strict_threshold, rel.clip, rel.target_filters, rel.rescale_round) == (True, 5.0, 2, 3)
+    assert rel.lr == paper.lr  # the released code's hard-coded lr is not part of fidelity
+    assert train.make_config("mnist", fidelity="released", clip=7.0).clip == 7.0  # explicit overrides win
+    with pytest.raises(train.ConfigError, match="--fidelity"):
+        train.make_config("mnist", fidelity="exact")
+    net = train.model_from_config(rel, (1, 28, 28))
+    lifs = [m for m in net.modules() if isinstance(m, LIF)]
+    assert lifs and all(m.params["strict_threshold"] and m.params["clip"] == 5.0 for m in lifs)
+    assert lifs[0].grad_rescale is not None and lifs[0].grad_rescale.round_decimals == 3
+
+
 def test_paper_architectures_layer_shapes():
     net = models.build_model("mnist", (1, 28, 28))
     assert [s for _, s in net.shapes] == [(15, 24, 24), (15, 12, 12), (40, 8, 8), (40, 4, 4), (300,), (10,)]

@@ -74,12 +74,14 @@ void for_each_pack(int64_t nb, const F& f) {
   for (int64_t j = 0; j < nb; j += lanes) f(j);
 }
 
-at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
+                   c10::string_view output,
                    c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                    c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
   (void)detach_reset;  // a backward-only argument: any bool is valid
   const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, surrogate, surrogate_alpha);
+      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
+               surrogate, surrogate_alpha);
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
   const int64_t T = cc.size(0), N = num_neurons(cc);
@@ -129,9 +131,10 @@ at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t
 }
 
 at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                           double threshold, c10::string_view output, c10::string_view first_order,
+                           double threshold, bool strict_threshold,
+                   c10::string_view output, c10::string_view first_order,
                            int64_t dist_power, double clip) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
   return backward_cpu(grad_out, c, 3, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
@@ -143,9 +146,10 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
 }
 
 at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                             double threshold, c10::string_view output, c10::string_view surrogate,
+                             double threshold, bool strict_threshold,
+                   c10::string_view output, c10::string_view surrogate,
                              double surrogate_alpha, bool detach_reset) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
   return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
@@ -157,8 +161,8 @@ at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, do
 }
 
 at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                             double threshold) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, "psc");
+                             double threshold, bool strict_threshold) {
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, "psc");
   return backward_cpu(grad_out, c, 2, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
     using V = decltype(vec);
