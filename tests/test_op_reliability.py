@@ -95,6 +95,20 @@ def test_parameters_are_checked_in_the_compute_dtype(dtype, kwargs, name):
     na_cuda.lif(c.double(), **kwargs)  # fine in float64
 
 
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_direct_op_calls_check_the_compute_dtype(dtype):
+    """The C++ argument checks (csrc/op_args.h) apply the same rule to direct torch.ops.na_cuda calls."""
+    c = torch.ones(3, 2, dtype=dtype)
+    with pytest.raises(RuntimeError, match="`threshold` = .* float32"):
+        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1e-300, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+    with pytest.raises(RuntimeError, match="`clip`"):
+        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 1e-300, "rect", 1.0, True)
+    with pytest.raises(RuntimeError, match="`tau_s`"):
+        torch.ops.na_cuda.tssl_backward(c, c, 5.0, 1e39, 1.0, False)
+    torch.ops.na_cuda.lif(c.double(), 5.0, 2.0, 1e-300, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+
+
 def test_float64_bounds():
     """float64 input: the same rule in float64 (a subnormal threshold is refused there too)."""
     with pytest.raises(ValueError, match="torch.float64"):
