@@ -70,6 +70,7 @@ def lif(
 
 def apply(c: torch.Tensor, p: dict) -> torch.Tensor:
     """`lif` on already-validated parameters (as returned by `_validate.neuron_params`); used by `nn.LIF`."""
+    _validate.params_fit_dtype(p, c.dtype)
     if _backend.use_native(p["backend"], c.device):
         return torch.ops.na_cuda.lif(
             c,

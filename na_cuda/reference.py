@@ -596,7 +596,8 @@ def stbp_forward(
 
     The forward values are bit-identical to :func:`lif_forward`: ``u * 1 == u`` and ``u * 0 == +-0``, and a
     signed zero in ``v`` does not change ``lam * v + c[t]`` (except for its own sign when c[t] is a zero), so
-    ``u``, ``s`` and ``a`` agree exactly.
+    ``u``, ``s`` and ``a`` agree exactly. A ``u = +inf`` (which fires) is reset to 0 before the product, since
+    ``inf * 0`` is NaN.
     """
     _check_output(output)
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
@@ -613,7 +614,8 @@ def stbp_forward(
         keep = 1.0 - st
         if detach_reset:
             keep = keep.detach()
-        v = ut * keep
+        # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
+        v = torch.where(torch.isposinf(ut), 0.0, ut) * keep
         acc = kappa * acc + st / tau_s
         outs.append(acc if output == "psc" else st)
     return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
