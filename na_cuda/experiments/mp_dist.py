@@ -7,7 +7,8 @@ Each (before, after) pair is one transfer between spike-train patterns, indexed 
 first time step as the most significant bit (``[1]*10 -> 1023``, ``[0,0,0,0,0,0,0,1,0,1] -> 5``). Run::
 
     python -m na_cuda.experiments.mp_dist --out DIR [--data-dir D] [--iterations 100] [--T 10] [--seed 0]
-                                          [--batch-size 64] [--sample 2048] [--device cpu|cuda] [--no-progress]
+                                          [--batch-size 64] [--sample 2048] [--lr 5e-4] [--device cpu|cuda]
+                                          [--no-progress]
 
 Writes ``DIR/mp_dist.json`` and ``DIR/mp_dist.png``:
 
@@ -84,7 +85,7 @@ PAPER_RANK1 = 0.63  # sec. 4.1: transfers into the top-1 nearest region by MP-di
 DEFAULTS = dict(iterations=100, T=10, seed=0, batch_size=64, sample=2048)
 MAX_T = 14  # the transfer matrix has 4^T entries (T = 14: 268 M int64 = 2 GiB)
 _CHUNK = 2048  # neurons per batched key-neighbour solve ([chunk, segments, T] float64 work arrays)
-_LOG_BINS = (-4.0, 1.5, 56)  # log10 d_MP histogram: lowest edge, highest edge, number of bins
+_LOG_BINS = (-6.0, 1.5, 75)  # log10 d_MP histogram: lowest edge, highest edge, number of bins
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -511,7 +512,7 @@ def plot(result: dict, path: str) -> None:
     mat = torch.zeros(P, P)
     for a, b, n in result["transfer_counts"]:
         mat[a, b] = n
-    fig, axes = plt.subplots(2, 2, figsize=(12, 10.5))
+    fig, axes = plt.subplots(2, 2, figsize=(15, 13))
     ax = axes[0, 0]
     shown = mat.masked_fill(mat == 0, float("nan")).numpy()
     im = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(float(mat.max()), 2.0)),
@@ -551,7 +552,7 @@ def plot(result: dict, path: str) -> None:
     ax.set(xlabel="MP-dist from u before the step to the destination's key neighbour", ylabel="transfers",
            title="(d) sampled changed trains by MP-dist")
     fig.suptitle(f"MP-dist quality (NA paper sec. 4.1, Fig. 5): {cfg['arch']}, TSSL-BP, T = {T}, "
-                 f"{cfg['iterations']} iterations x batch {cfg['batch_size']}, {cfg['dataset']}")
+                 f"{cfg['iterations']} iterations x batch {cfg['batch_size']}, lr {cfg['lr']:g}, {cfg['dataset']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -568,6 +569,7 @@ def run_experiment(
     seed: int = DEFAULTS["seed"],
     batch_size: int = DEFAULTS["batch_size"],
     sample: int = DEFAULTS["sample"],
+    lr: Optional[float] = None,
     data_dir: Optional[str] = None,
     device: Optional[str] = None,
     progress: bool = True,
@@ -582,8 +584,9 @@ def run_experiment(
     if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
         raise ValueError(f"na_cuda.experiments.mp_dist: --T must be an int in [1, {MAX_T}] (the transfer matrix has "
                          f"4^T entries); got {T!r}")
+    overrides = {} if lr is None else {"lr": lr}
     cfg = train.make_config("mnist", method="tssl", T=T, seed=seed, batch_size=batch_size, data_dir=data_dir,
-                            device=device, out=out or "runs/mp_dist", progress=progress)
+                            device=device, out=out or "runs/mp_dist", progress=progress, **overrides)
     run = train._Run(cfg, train._Dist(), None, None)  # the training recipe: data, model, optimiser, input encoding
     net = run.net
     recorder = SpikeRecorder(net)
@@ -656,7 +659,7 @@ def format_summary(result: dict) -> str:
 
     lines = [
         f"MP-dist quality (NA paper 4.1, Fig. 5): {cfg['arch']} on {cfg['dataset']}, TSSL-BP, T = {cfg['T']}, "
-        f"{cfg['iterations']} iterations x batch {cfg['batch_size']} ({cfg['elapsed_s']:.0f} s)",
+        f"{cfg['iterations']} iterations x batch {cfg['batch_size']}, lr {cfg['lr']:g} ({cfg['elapsed_s']:.0f} s)",
         f"  trains recorded: {s['transfers_total']:,}; changed by a step: {s['transfers_changed']:,} "
         f"({pct(s['frac_changed'])}); MP-dist ranks of a uniform sample of {s['sampled_changed']:,}",
         f"  destination = MP-nearest pattern (rank 1):   {pct(s['frac_mp_rank1'])}   (paper: {PAPER_RANK1:.0%})",
@@ -676,7 +679,7 @@ def format_summary(result: dict) -> str:
 
 
 def main(argv: Optional[list] = None) -> dict:
-    from na_cuda.train import _device, _nonneg_int, _positive_int
+    from na_cuda.train import _device, _nonneg_int, _positive_float, _positive_int
 
     ap = argparse.ArgumentParser(prog="python -m na_cuda.experiments.mp_dist", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -688,13 +691,15 @@ def main(argv: Optional[list] = None) -> dict:
     ap.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
     ap.add_argument("--sample", type=_positive_int, default=DEFAULTS["sample"],
                     help="changed trains per iteration whose MP-dist ranks are computed (uniform sample)")
+    ap.add_argument("--lr", type=_positive_float, default=None,
+                    help="learning rate (default: the mnist preset's 5e-4; the released code hard-codes 1e-5)")
     ap.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     args = ap.parse_args(argv)
     if args.T > MAX_T:
         ap.error(f"--T: at most {MAX_T} (the transfer matrix has 4^T entries); got {args.T}")
     result = run_experiment(args.out, iterations=args.iterations, T=args.T, seed=args.seed,
-                            batch_size=args.batch_size, sample=args.sample, data_dir=args.data_dir, device=args.device,
+                            batch_size=args.batch_size, sample=args.sample, lr=args.lr, data_dir=args.data_dir, device=args.device,
                             progress=not args.no_progress)
     print(format_summary(result))
     print(f"wrote {os.path.join(args.out, 'mp_dist.json')} and mp_dist.png")
