@@ -1,6 +1,7 @@
 # The README's commands, each from a fresh machine (Python 3.9+ with venv; a C++ compiler).
 #   make demo    build the package into .venv (CPU torch 2.13.0) and train the digits demo with NA (~1 min)
 #   make test    build the package into .venv and run the test suite
+#   make test-fast  the same without the tests marked slow
 #   make bench   the benchmark suite (benchmarks/run.py: neuron op, spikingjelly peer, MNIST step, memory) under
 #                bench_out/; BENCH_ARGS=--quick for the smoke run (under a minute on 2 cores)
 # TORCH picks the torch to install; leave it empty (TORCH=) to keep the torch already in the venv.
@@ -9,21 +10,31 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+# The build is redone only when a source or the build configuration changed (the stamp in the venv).
+SOURCES := setup.py pyproject.toml $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
+STAMP := $(VENV)/.na_cuda-installed
+
+.PHONY: install demo test test-fast bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-install: $(BIN)/python
-	$(BIN)/pip install -q --upgrade "setuptools>=64" wheel ninja $(TORCH)
+$(STAMP): $(BIN)/python $(SOURCES)
+	$(BIN)/pip install -q --upgrade "setuptools>=77" wheel ninja $(TORCH)
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
 	$(BIN)/python -c "import na_cuda, json; print(json.dumps(na_cuda.backends()))"
+	touch $@
+
+install: $(STAMP)
 
 demo: install
 	$(BIN)/python -m na_cuda.train
 
 test: install
 	$(BIN)/python -m pytest -q tests
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 BENCH_ARGS ?=
 
@@ -35,4 +46,4 @@ bench: install
 	$(BIN)/python benchmarks/run.py --out bench_out $(BENCH_ARGS)
 
 clean:
-	rm -rf build $(VENV) na_cuda/_C*.so *.egg-info
+	rm -rf build dist $(VENV) na_cuda/_C*.so *.egg-info

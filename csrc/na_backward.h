@@ -92,7 +92,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   static_assert((kExit & (kExit - 1)) == 0, "the exit period must be a power of two");
   const I T = static_cast<I>(T_);
   const I n = kFixed ? B : T;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), zero = L::splat(0);
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s);
   V v = zero, u;
   V last = L::splat(-1);  // time of the original's last spike, -1 if silent
@@ -100,7 +100,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
     m.fetch(t);
-    last = L::select(lif_step(v, m.in(t), lam, thr, u), L::splat(acc_t(t)), last);
+    last = L::select(lif_step(v, m.in(t), lam, fire, u), L::splat(acc_t(t)), last);
     m.set_ux(t, u);
   }
   V r1 = zero, r2 = zero;
@@ -120,7 +120,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       }
     }
     const V ut = m.ux(t);
-    const M st = ut >= thr;
+    const M st = ut >= fire;
     V vo = L::select(st, zero, ut);  // original state after t
     V vn = L::select(st, thr, zero);  // neighbour state after t
     V run = zero;
@@ -135,13 +135,13 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
       const V ck = m.in(k);
       V uo, un;
-      const M so = lif_step(vo, ck, lam, thr, uo);  // the original, re-simulated: the forward's bits
-      const M sn = lif_step(vn, ck, lam, thr, un);
+      const M so = lif_step(vo, ck, lam, fire, uo);  // the original, re-simulated: the forward's bits
+      const M sn = lif_step(vn, ck, lam, fire, un);
       run = run + L::select(L::and_not(live, sn == so), m.ux(k), zero);
       live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
     }
     m.set_ux(t, L::select(st, -W, W + run));
-    L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b));
+    L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict));
   }
 }
 

@@ -6,10 +6,12 @@
 // Layout: a neuron's T values live at ptr[t * stride], t = 0..T-1 (time-first [T, N] storage, stride = N).
 // All indexing is int64. `scalar_t` is the storage type (half/bf16/float/double); `acc_t` is the compute type
 // (float for half/bf16/float, double for double). Equation numbers refer to the NA paper (Yang et al., ICML
-// 2021); section numbers (§) refer to shared/spec/na-algorithm.md.
+// 2021); section numbers (§) refer to docs/algorithm.md.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <math.h>
 
 #if defined(__CUDACC__)
@@ -30,6 +32,7 @@ struct LifConfig {
   double tau_m;      // > 1, leak lam = 1 - 1/tau_m
   double tau_s;      // >= 1, PSC decay kappa = 1 - 1/tau_s
   double threshold;  // > 0
+  bool strict;       // fire on u > threshold (the released code's `mem > threshold`) instead of u >= threshold
   bool psc;          // output = PSC a (true) or spikes s (false)
 };
 
@@ -45,16 +48,23 @@ struct StbpConfig {
   bool detach_reset;  // treat the reset factor (1 - s) as a constant
 };
 
+// `thr` is the threshold (the MP-distance d = thr - u and the state a cancelled spike leaves); `fire` is the value
+// the spike test u >= fire compares with: thr itself, or under `strict` the next acc_t above it, since for floats
+// u > thr exactly when u >= nextafter(thr, +inf). One comparison serves both rules, with no branch in the loops.
+// NA's phi(0) (§3.4) depends on `strict` too: see na_phi.
 template <typename acc_t>
 struct LifCoef {
-  acc_t lam, kappa, inv_tau_s, thr, tau_m;
-  bool psc;
+  acc_t lam, kappa, inv_tau_s, thr, fire, tau_m;
+  bool strict, psc;
   explicit LifCoef(const LifConfig& c)
       : lam(static_cast<acc_t>(1.0 - 1.0 / c.tau_m)),
         kappa(static_cast<acc_t>(1.0 - 1.0 / c.tau_s)),
         inv_tau_s(static_cast<acc_t>(1.0 / c.tau_s)),
         thr(static_cast<acc_t>(c.threshold)),
+        fire(c.strict ? std::nextafter(static_cast<acc_t>(c.threshold), std::numeric_limits<acc_t>::infinity())
+                      : static_cast<acc_t>(c.threshold)),
         tau_m(static_cast<acc_t>(c.tau_m)),
+        strict(c.strict),
         psc(c.psc) {}
 };
 
@@ -107,13 +117,14 @@ struct Lanes {
 
 // ---------------------------------------------------------------------------------------------------------
 // LIF dynamics (eq. 1-4, §2). `v` is the post-reset potential carried between steps; returns the spike and
-// writes the pre-reset potential u (the one compared with the threshold; H(0) = 1).
+// writes the pre-reset potential u (the one compared with the threshold). `fire` is LifCoef::fire: u >= fire is
+// H(u - threshold) with H(0) = 1 (the paper), or u > threshold under `strict` (the released code).
 
 template <typename V>
-NA_HD typename Lanes<V>::mask lif_step(V& v, V c, V lam, V thr, V& u) {
+NA_HD typename Lanes<V>::mask lif_step(V& v, V c, V lam, V fire, V& u) {
   using L = Lanes<V>;
   u = lam * v + c;
-  const typename L::mask s = u >= thr;
+  const typename L::mask s = u >= fire;
   v = L::select(s, L::splat(0), u);
   return s;
 }
@@ -122,11 +133,11 @@ NA_HD typename Lanes<V>::mask lif_step(V& v, V c, V lam, V thr, V& u) {
 template <typename S, typename acc_t, typename V = acc_t>
 NA_HD void lif_forward_neuron(const S* c, S* out, int64_t T, int64_t stride, const LifCoef<acc_t>& k) {
   using L = Lanes<V>;
-  const V lam = L::splat(k.lam), thr = L::splat(k.thr), kappa = L::splat(k.kappa);
+  const V lam = L::splat(k.lam), fire = L::splat(k.fire), kappa = L::splat(k.kappa);
   const V jump = L::splat(k.inv_tau_s), zero = L::splat(0), one = L::splat(1);
   V v = zero, a = zero, u;
   for (int64_t t = 0; t < T; ++t) {
-    const auto s = lif_step(v, L::load(c + t * stride), lam, thr, u);
+    const auto s = lif_step(v, L::load(c + t * stride), lam, fire, u);
     a = kappa * a + L::select(s, jump, zero);
     L::store(out + t * stride, k.psc ? a : L::select(s, one, zero));
   }
@@ -135,18 +146,19 @@ NA_HD void lif_forward_neuron(const S* c, S* out, int64_t T, int64_t stride, con
 // ---------------------------------------------------------------------------------------------------------
 // NA backward with SNS (§3, eq. 13, 16, 17): the per-neuron algorithm is in na_backward.h; its phi is here.
 
-// phi(d) = clamp(d^-k, -b, b) for odd k; phi(0) = -b because u == threshold fires, so the flip lowers u.
+// phi(d) = clamp(d^-k, -b, b) for odd k; phi(0) = -b when u == threshold fires (the flip lowers u), +b under
+// strict firing (u == threshold is silent, so the flip raises it).
 // Integer power by repeated multiplication keeps CPU and CUDA on the same operation order; an underflow of
 // d^k to a signed zero gives a signed infinity that the clamp turns into the right bound. NaN stays NaN.
 template <typename V, typename acc_t>
-NA_HD V na_phi(V d, int k, acc_t b_) {
+NA_HD V na_phi(V d, int k, acc_t b_, bool strict) {
   using L = Lanes<V>;
   const V b = L::splat(b_), zero = L::splat(0);
   V dk = d;
   for (int i = 1; i < k; ++i) dk = dk * d;
   V r = L::splat(1) / dk;
   r = L::select(r > b, b, L::select(r < -b, -b, r));
-  return L::select(d == zero, -b, r);
+  return L::select(d == zero, strict ? b : -b, r);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -179,18 +191,18 @@ template <typename S, typename acc_t, typename V = acc_t>
 NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride,
                                 int64_t wstride, const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
   using L = Lanes<V>;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), kappa = L::splat(lif.kappa);
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
   const V inv_tau_s = L::splat(lif.inv_tau_s), zero = L::splat(0);
   V v = zero, u;
   for (int64_t t = 0; t < T; ++t) {
-    lif_step(v, L::load(c + t * stride), lam, thr, u);
+    lif_step(v, L::load(c + t * stride), lam, fire, u);
     L::store(w + t * wstride, u);
   }
   V ga = zero;       // dL/da[t], accumulated through a[t+1] = kappa a[t] + ...
   V gu_next = zero;  // dL/du[t+1]
   for (int64_t t = T - 1; t >= 0; --t) {
     const V ut = L::load(w + t * wstride);
-    const auto s = ut >= thr;
+    const auto s = ut >= fire;
     const V G = L::load(g + t * stride);
     V gs;  // dL/ds[t] through the output
     if (lif.psc) {
@@ -210,9 +222,10 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
 // ---------------------------------------------------------------------------------------------------------
 // TSSL-BP backward (§6), the released functions/tsslbp.py per neuron. Two deliberate differences in *form*:
 // the released O(T^2) sums sum_k sig[k] G[t+k] with sig[k] = kappa^k / tau_s are one reverse filter
-// S[t] = G[t] / tau_s + kappa S[t+1] (same value, another summation order), and the forward is ours (u >= thr).
-// As in the released code, d t_spike / d u = clamp(-1/du, -8, 0) is NOT gated by s[t]; the spec's pseudo-code
-// writes "* s[t]" but also asks for the released code's numbers (see README, "TSSL-BP").
+// S[t] = G[t] / tau_s + kappa S[t+1] (same value, another summation order), and the forward is ours (u >= thr,
+// or u > thr under strict firing as in the released code). As in the head of the released code (commits c1c030c
+// and ca5da51: `partial_u = torch.clamp(-1/delta_u[..., t], -8, 0) * out`), d t_spike / d u = clamp(-1/du, -8, 0)
+// is gated by the spike s[t]: a step without a spike has no spike time to move.
 // Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t], wu[t-1] and wa[t]
 // before writing grad[t] (so `grad` may alias `wu`).
 
@@ -232,11 +245,11 @@ template <typename S, typename acc_t, typename V = acc_t>
 NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S* grad, int64_t T, int64_t stride,
                                 int64_t wstride, const LifCoef<acc_t>& lif) {
   using L = Lanes<V>;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), kappa = L::splat(lif.kappa);
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
   const V inv_tau_s = L::splat(lif.inv_tau_s), tau_m = L::splat(lif.tau_m), zero = L::splat(0);
   V v = zero, a = zero, u;
   for (int64_t t = 0; t < T; ++t) {
-    const auto s = lif_step(v, L::load(c + t * stride), lam, thr, u);
+    const auto s = lif_step(v, L::load(c + t * stride), lam, fire, u);
     a = kappa * a + L::select(s, inv_tau_s, zero);
     L::store(wu + t * wstride, u);
     L::store(wa + t * wstride, a);
@@ -247,15 +260,15 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
   for (int64_t t = T - 1; t >= 0; --t) {
     const V ut = L::load(wu + t * wstride);
     const V at = L::load(wa + t * wstride);
-    const auto s = ut >= thr;
+    const auto s = ut >= fire;
     V v_prev = zero;  // post-reset potential v[t-1]
     if (t > 0) {
       const V up = L::load(wu + (t - 1) * wstride);
-      v_prev = L::select(up >= thr, zero, up);
+      v_prev = L::select(up >= fire, zero, up);
     }
     const V du = L::load(c + t * stride) - v_prev / tau_m;  // the membrane update
     V pu = L::splat(-1) / du;
-    pu = L::select(pu > zero, zero, L::select(pu < lo, lo, pu));
+    pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
     Sg = L::load(g + t * stride) * inv_tau_s + kappa * Sg;
     V gt = -pu * Sg;  // inter-neuron term
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);

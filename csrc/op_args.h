@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "na_core.h"
@@ -35,14 +36,14 @@ inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
               " but `c` has dtype ", c.scalar_type());
 }
 
-inline LifConfig lif_config(double tau_m, double tau_s, double threshold, const std::string& output) {
+inline LifConfig lif_config(double tau_m, double tau_s, double threshold, bool strict, const std::string& output) {
   TORCH_CHECK(std::isfinite(tau_m) && tau_m > 1.0, "na_cuda: `tau_m` must be a finite float > 1; got ", tau_m);
   TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
   TORCH_CHECK(std::isfinite(threshold) && threshold > 0.0, "na_cuda: `threshold` must be a finite float > 0; got ",
               threshold);
   TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
               "\"");
-  return LifConfig{tau_m, tau_s, threshold, output == "psc"};
+  return LifConfig{tau_m, tau_s, threshold, strict, output == "psc"};
 }
 
 inline NaConfig na_config(const std::string& first_order, int64_t dist_power, double clip) {
@@ -87,21 +88,48 @@ inline void check_method(const std::string& method, const LifConfig& lif, const 
 
 inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
 
+// A parameter valid as a double can round to 0 or inf in the compute type (float for half/bf16/float input):
+// each must be a normal finite number there (the Python wrapper's check, na_cuda/_validate.py params_fit_dtype).
+inline void check_fits(const at::Tensor& c, const char* name, double v) {
+  const bool f64 = c.scalar_type() == at::kDouble;
+  const double lo = f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
+  const double hi = f64 ? std::numeric_limits<double>::max() : std::numeric_limits<float>::max();
+  TORCH_CHECK(std::fabs(v) >= lo && std::fabs(v) <= hi, "na_cuda: `", name, "` = ", v, " is not a normal finite ",
+              (f64 ? "float64" : "float32"), " value (the compute type of ", c.scalar_type(), " input); it must lie in [",
+              lo, ", ", hi, "]");
+}
+
+inline void check_lif_fits(const at::Tensor& c, const LifConfig& cfg) {
+  check_fits(c, "threshold", cfg.threshold);
+  check_fits(c, "tau_m", cfg.tau_m);
+  check_fits(c, "tau_s", cfg.tau_s);
+  check_fits(c, "1/tau_s", 1.0 / cfg.tau_s);
+}
+
 // Every check of one op's tensors and arguments, shared by its CPU and CUDA implementations.
-inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
+                          c10::string_view output,
                           c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                           c10::string_view surrogate, double surrogate_alpha) {
   check_input(c, "c");
-  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, str(output));
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, str(output));
   check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
+  check_lif_fits(c, cfg);
+  if (str(method) == "na") check_fits(c, "clip", clip);
+  if (str(method) == "stbp") {
+    check_fits(c, "surrogate_alpha", surrogate_alpha);
+    check_fits(c, "1/surrogate_alpha**2", 1.0 / (surrogate_alpha * surrogate_alpha));
+  }
   return cfg;
 }
 
 inline LifConfig backward_args(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                               double threshold, const std::string& output) {
+                               double threshold, bool strict, const std::string& output) {
   check_input(c, "c");
   check_grad(grad_out, c);
-  return lif_config(tau_m, tau_s, threshold, output);
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, output);
+  check_lif_fits(c, cfg);
+  return cfg;
 }
 
 // [T, ...] viewed as [T, N].

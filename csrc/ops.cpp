@@ -8,26 +8,32 @@
 // backward (na_cuda/ops.py), so NA, STBP and TSSL-BP share the forward exactly. Each backward is an op of its own.
 TORCH_LIBRARY(na_cuda, m) {
   m.def(
-      "lif(Tensor c, float tau_m, float tau_s, float threshold, str output, str method, str first_order, "
-      "int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+      "lif(Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, str output, str method, "
+      "str first_order, int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
   m.def(
-      "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, str output, "
-      "str first_order, int dist_power, float clip) -> Tensor");
+      "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
+      "str output, str first_order, int dist_power, float clip) -> Tensor");
   m.def(
-      "stbp_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, str output, "
-      "str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
-  m.def("tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold) -> Tensor");
+      "stbp_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
+      "str output, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def(
+      "tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold) "
+      "-> Tensor");
 }
 
 #define NA_STR2(x) #x
 #define NA_STR(x) NA_STR2(x)
 
 // `import na_cuda._C` loads this shared library (which runs the registrations above). The module carries the
-// build facts that na_cuda.backends() reports; NA_CUDA_ARCHS / NA_CUDA_VERSION are defined by setup.py.
+// build facts that na_cuda.backends() reports; NA_TORCH_VERSION, NA_CPU_ISA, NA_CUDA_ARCHS and NA_CUDA_VERSION
+// are defined by setup.py.
 extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "na_cuda compiled kernels", -1, nullptr};
   PyObject* mod = PyModule_Create(&module_def);
   if (mod == nullptr) return nullptr;
+  // The torch this library was compiled against and the CPU ISA of its kernels (setup.py), checked at import.
+  PyModule_AddStringConstant(mod, "torch_version", NA_STR(NA_TORCH_VERSION));
+  PyModule_AddStringConstant(mod, "cpu_isa", NA_STR(NA_CPU_ISA));
 #ifdef NA_WITH_CUDA
   PyModule_AddIntConstant(mod, "with_cuda", 1);
   PyModule_AddStringConstant(mod, "cuda_version", NA_STR(NA_CUDA_VERSION));

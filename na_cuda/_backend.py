@@ -6,22 +6,37 @@ op still works through the pure-PyTorch reference (na_cuda.reference), and `back
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Optional
 
 import torch
-
-try:  # the shared library registers the torch.ops.na_cuda.* operators when it loads
-    from . import _C  # type: ignore[attr-defined]
-
-    _LOAD_ERROR: Optional[str] = None
-except ImportError as exc:  # not built, or built against another torch
-    _C = None
-    _LOAD_ERROR = f"{type(exc).__name__}: {exc}"
 
 BUILD_HINT = (
     "build the kernels with `pip install --no-build-isolation .` in the na_cuda source tree "
     "(with a CUDA build of torch and nvcc on PATH for the CUDA kernels)"
 )
+
+
+def _load() -> tuple[Optional[ModuleType], Optional[str]]:
+    """Import the compiled library (which registers torch.ops.na_cuda.*), or say in one sentence why not."""
+    try:
+        from . import _C  # type: ignore[attr-defined]
+    except ImportError as exc:
+        here = Path(__file__).resolve().parent
+        if not any(here.glob("_C.*")):  # e.g. running from a source tree that was never built
+            return None, f"na_cuda._C is not built (no compiled library in {here})"
+        if "undefined symbol" in str(exc):
+            return None, f"na_cuda._C does not fit the running torch {torch.__version__} ({exc}): rebuild it"
+        return None, f"{type(exc).__name__}: {exc}"
+    built = getattr(_C, "torch_version", None)
+    if built is not None and built != torch.__version__:
+        # Loading succeeded, but torch's C++ ABI is only stable within one version: refuse rather than crash later.
+        return None, f"na_cuda._C was built against torch {built} but torch {torch.__version__} is running: rebuild it"
+    return _C, None
+
+
+_C, _LOAD_ERROR = _load()
 
 
 class NativeBackendWarning(UserWarning):
@@ -77,7 +92,8 @@ def backends() -> dict[str, Any]:
     """What was compiled and what backend="auto" picks per device.
 
     Returns a dict with keys: ``native_loaded``, ``load_error``, ``cpu``, ``cuda`` (kernels compiled),
-    ``cuda_version`` and ``cuda_archs`` of the build, ``torch_version``, ``torch_cuda`` (the running torch's
+    ``cuda_version`` and ``cuda_archs`` of the build, ``built_with_torch`` and ``cpu_isa`` (``"avx2"`` or
+    ``"portable"``) of the build, ``torch_version``, ``torch_cuda`` (the running torch's
     CUDA version), ``gpu_available`` and ``auto`` (device type -> "native" or "torch").
     """
     with_cuda = native_available("cuda")
@@ -88,6 +104,8 @@ def backends() -> dict[str, Any]:
         "cuda": with_cuda,
         "cuda_version": _C.cuda_version if with_cuda else None,
         "cuda_archs": _C.cuda_archs.split(";") if with_cuda else [],
+        "built_with_torch": getattr(_C, "torch_version", None) if _C is not None else None,
+        "cpu_isa": getattr(_C, "cpu_isa", None) if _C is not None else None,
         "torch_version": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "gpu_available": torch.cuda.is_available(),

@@ -1,7 +1,6 @@
 """Argument checks of the public API: a clear exception that names the argument and the fix."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -15,11 +14,17 @@ BACKENDS = ("auto", "native", "torch")
 SURROGATE_DEFAULT_ALPHA = {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0}
 
 
+def _finite(x: float) -> bool:
+    # x - x is 0 for finite x and NaN for +-inf and NaN. Unlike math.isfinite it also traces under
+    # torch.compile(dynamic=True), where a float argument is a symbolic float.
+    return x - x == 0
+
+
 def _real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"na_cuda: `{name}` must be a Python float; got {type(value).__name__} {value!r}")
     value = float(value)
-    if not math.isfinite(value):
+    if not _finite(value):
         raise ValueError(f"na_cuda: `{name}` must be finite; got {value}")
     return value
 
@@ -44,6 +49,7 @@ def neuron_params(
     surrogate_alpha: Any,
     detach_reset: Any,
     backend: Any,
+    strict_threshold: Any = False,
 ) -> dict[str, Any]:
     """Validate the neuron's keyword arguments; returns them normalised (floats, the surrogate's default alpha)."""
     tau_m = _real("tau_m", tau_m)
@@ -55,6 +61,10 @@ def neuron_params(
     threshold = _real("threshold", threshold)
     if threshold <= 0.0:
         raise ValueError(f"na_cuda: `threshold` must be > 0; got {threshold}")
+    if not isinstance(strict_threshold, bool):
+        raise TypeError(
+            f"na_cuda: `strict_threshold` must be a bool (True: fire on u > threshold); got {strict_threshold!r}"
+        )
     output = _choice("output", output, OUTPUTS)
     method = _choice("method", method, METHODS)
     first_order = _choice("first_order", first_order, FIRST_ORDERS)
@@ -80,6 +90,7 @@ def neuron_params(
         tau_m=tau_m,
         tau_s=tau_s,
         threshold=threshold,
+        strict_threshold=strict_threshold,
         output=output,
         method=method,
         first_order=first_order,
@@ -105,3 +116,28 @@ def input_tensor(c: Any, name: str = "c") -> None:
             f"na_cuda: `{name}` must be float16, bfloat16, float32 or float64; got {c.dtype}. Convert with .float()"
         )
 
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute in for input `dtype`: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def params_fit_dtype(p: dict[str, Any], dtype: torch.dtype) -> None:
+    """The float parameters of `p` (from `neuron_params`), and the coefficients made from them, must be normal
+    finite numbers in the compute dtype of input `dtype`: valid doubles can round to 0 or inf in float32
+    (threshold 1e-320 -> 0 makes every step spike, 1e39 -> inf never does; clip 1e-320 -> 0 zeroes every gradient).
+    Raises ValueError naming the argument and the range."""
+    cd = compute_dtype(dtype)
+    info = torch.finfo(cd)
+    values = [("threshold", p["threshold"]), ("tau_m", p["tau_m"]), ("tau_s", p["tau_s"]), ("1/tau_s", 1.0 / p["tau_s"])]
+    if p["method"] == "na":
+        values.append(("clip", p["clip"]))
+    elif p["method"] == "stbp":
+        a = p["surrogate_alpha"]
+        values += [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
+    for name, value in values:
+        if not info.tiny <= abs(value) <= info.max:
+            raise ValueError(
+                f"na_cuda: `{name}` = {value!r} is {torch.tensor(value, dtype=cd).item()!r} in {cd}, the compute "
+                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}] (or use float64 input)")

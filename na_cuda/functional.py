@@ -23,6 +23,7 @@ def lif(
     surrogate_alpha: Optional[float] = None,
     detach_reset: bool = True,
     backend: str = "auto",
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     r"""Multi-step LIF neuron, time first: ``c [T, ...] -> out [T, ...]``.
 
@@ -31,7 +32,9 @@ def lif(
         u[t] = (1 - 1/tau_m) v + c[t];   s[t] = H(u[t] - threshold)   (H(0) = 1)
         v    = u[t] (1 - s[t]);          a[t] = (1 - 1/tau_s) a + s[t] / tau_s
 
-    and ``out`` is ``a`` (``output="psc"``) or ``s`` (``output="spike"``). The backward depends on ``method``:
+    and ``out`` is ``a`` (``output="psc"``) or ``s`` (``output="spike"``). ``strict_threshold=True`` fires on
+    ``u[t] > threshold`` instead (``H(0) = 0``: the authors' released code, ``mem > threshold``); it differs only
+    on exact ties, and under NA makes ``phi(0) = +clip``. The backward depends on ``method``:
 
     - ``"na"``: Neighborhood Aggregation with simple neighbourhood selection (eq. 13, 16, 17): for every step
       ``p`` the firing there is flipped, the rest of the window re-simulated, and the first-order loss change
@@ -51,6 +54,7 @@ def lif(
         tau_m=tau_m,
         tau_s=tau_s,
         threshold=threshold,
+        strict_threshold=strict_threshold,
         output=output,
         method=method,
         first_order=first_order,
@@ -66,12 +70,14 @@ def lif(
 
 def apply(c: torch.Tensor, p: dict) -> torch.Tensor:
     """`lif` on already-validated parameters (as returned by `_validate.neuron_params`); used by `nn.LIF`."""
+    _validate.params_fit_dtype(p, c.dtype)
     if _backend.use_native(p["backend"], c.device):
         return torch.ops.na_cuda.lif(
             c,
             p["tau_m"],
             p["tau_s"],
             p["threshold"],
+            p["strict_threshold"],
             p["output"],
             p["method"],
             p["first_order"],

@@ -168,6 +168,7 @@ def van_rossum(
     target_spikes: torch.Tensor,
     tau_s: float,
     reduction: str = "mean",
+    target_filters: int = 1,
 ) -> torch.Tensor:
     r"""Van Rossum / kernel loss, NA paper eq. 5 (spec §7)::
 
@@ -183,6 +184,10 @@ def van_rossum(
         target_spikes: ``[T, B, classes]`` desired spikes (any real dtype; cast to ``out_psc.dtype``; no grad).
         tau_s: synaptic time constant of the kernel, ``>= 1`` (use the output neuron's).
         reduction: ``"mean"`` (over the batch) or ``"sum"``.
+        target_filters: how often the desired train is PSC-filtered: 1 is eq. 5; 2 is the released NA code, whose
+            ``main.py`` filters the desired train once and whose ``loss_kernel`` filters it again (for an all-ones
+            train at T = 5, tau_s = 2 the target becomes [0.25, 0.5, 0.6875, 0.8125, 0.890625] instead of
+            [0.5, 0.75, 0.875, 0.9375, 0.96875]).
     Returns:
         0-dim tensor; gradient ``dL/da[t] = a[t] - psc(d)[t]`` (divided by B for ``"mean"``).
     """
@@ -205,7 +210,13 @@ def van_rossum(
         raise TypeError(f"na_cuda: `target_spikes` must be real; got {target_spikes.dtype}")
     tau_s = _tau_s(tau_s)
     reduction = _reduction(reduction)
-    target = psc(target_spikes.detach().to(out_psc.dtype), tau_s)
+    if isinstance(target_filters, bool) or target_filters not in (1, 2):
+        raise ValueError(
+            f"na_cuda: `target_filters` must be 1 (eq. 5) or 2 (the released NA code); got {target_filters!r}"
+        )
+    target = target_spikes.detach().to(out_psc.dtype)
+    for _ in range(target_filters):
+        target = psc(target, tau_s)
     total = 0.5 * (target - out_psc).pow(2).sum()
     return total / B if reduction == "mean" else total
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -230,6 +230,7 @@ def build_model(
     pool_scale: float = 1.1,
     dropout: float = 0.0,
     grad_rescale: bool = False,
+    rescale_round: Optional[int] = None,
     **neuron: Any,
 ) -> SpikingNet:
     """Build the spiking network described by ``arch`` (see the module docstring) for inputs ``input_shape``.
@@ -247,8 +248,10 @@ def build_model(
             ``arch`` place dropout explicitly instead.
         grad_rescale: attach the released code's layer-wise NA gradient rescaling
             (``na_cuda.nn.enable_grad_rescale``; ``method="na"`` only).
+        rescale_round: ``round_decimals`` of that rescaling (3 = the released code; None = exact).
         **neuron: keyword arguments of ``na_cuda.nn.LIF`` (``tau_m``, ``tau_s``, ``threshold``, ``first_order``,
-            ``dist_power``, ``clip``, ``surrogate``, ``surrogate_alpha``, ``detach_reset``, ``backend``);
+            ``dist_power``, ``clip``, ``surrogate``, ``surrogate_alpha``, ``detach_reset``, ``backend``,
+            ``strict_threshold``);
             ``output`` is fixed to ``"psc"``.
 
     Returns:
@@ -345,5 +348,5 @@ def build_model(
     if grad_rescale:
         if method != "na":
             raise ValueError(f"na_cuda: `grad_rescale` applies to method='na' only; got method={method!r}")
-        enable_grad_rescale(net)
+        enable_grad_rescale(net, rescale_round)
     return net

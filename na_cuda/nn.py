@@ -10,35 +10,56 @@ from . import _validate, functional
 
 
 class GradRescale:
-    r"""Layer-wise rescaling of NA gradients, from the authors' released code (spec §4). Off unless attached.
+    r"""Layer-wise rescaling of NA gradients, as the authors' released code does it (spec §4). Off unless attached.
 
     Each NA layer's input gradient is multiplied by ``1.2 * ln(m_last / (m + 1e-5) + 1.02)``, with ``m`` the
-    mean ``|grad_c|`` of that layer in this backward pass and ``m_last`` the same quantity of the network's
-    output NA layer (the first NA backward of the pass, for which ``m_last = m``). Computed on the device,
-    without rounding or host synchronisation (the released code rounds ``m`` via ``.item()``).
+    mean ``|grad_c|`` of that layer in this backward pass. The output NA layer (the first NA backward of the
+    pass) uses ``m_last = m``; every later layer uses the output layer's mean ``|grad_c|`` *after* its own
+    rescale, ``m_out * scale_out``: the released ``functions/na.py`` calls ``update_norm`` a second time after the
+    rescale, overwriting the stored mean that the hidden layers then read.
+
+    ``round_decimals``: the released code stores those means rounded to 3 decimals (``round(mean.item(), 3)``);
+    ``round_decimals=3`` reproduces that (rounded on the device with ``torch.round``, no host synchronisation),
+    ``None`` (default) keeps them exact. ``m`` itself (the denominator) is never rounded, as in the released code.
 
     One instance is shared by the LIF layers of a network; see ``enable_grad_rescale``. The output layer is the
     one called last in the forward pass: each forward call gets an increasing index, and the first backward
     node whose index exceeds the stored one starts a new pass.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, round_decimals: Optional[int] = None) -> None:
+        if round_decimals is not None and (
+            isinstance(round_decimals, bool) or not isinstance(round_decimals, int) or round_decimals < 0
+        ):
+            raise ValueError(
+                f"na_cuda: `round_decimals` must be None or an int >= 0 (3 = the released code); got {round_decimals!r}"
+            )
+        self.round_decimals = round_decimals
         self._calls = 0
         self._last_index = -1
         self._m_last: Optional[torch.Tensor] = None
+
+    def __repr__(self) -> str:
+        return f"GradRescale(round_decimals={self.round_decimals})"
 
     def _next_index(self) -> int:
         self._calls += 1
         return self._calls
 
+    def _round(self, m: torch.Tensor) -> torch.Tensor:
+        return m if self.round_decimals is None else torch.round(m, decimals=self.round_decimals)
+
     def _rescale(self, index: int, grad: torch.Tensor) -> torch.Tensor:
         # mean |grad| as one reduction (no |grad| temporary), accumulated in float32 at least
         m = torch.linalg.vector_norm(grad.detach(), ord=1, dtype=torch.promote_types(grad.dtype, torch.float32))
         m = m / max(grad.numel(), 1)
-        if index > self._last_index or self._m_last is None:  # the output layer of a new backward pass
+        output_layer = index > self._last_index or self._m_last is None  # the first NA backward of a new pass
+        m_last = self._round(m) if output_layer else self._m_last
+        scale = 1.2 * torch.log(m_last / (m + 1e-5) + 1.02)
+        if output_layer:
             self._last_index = index
-            self._m_last = m
-        scale = 1.2 * torch.log(self._m_last / (m + 1e-5) + 1.02)
+            # mean |grad * scale| = m * scale (scale > 0): the released second update_norm, without a 2nd pass
+            self._m_last = self._round(m * scale)
         return grad * scale.to(grad.dtype)
 
 
@@ -79,12 +100,14 @@ class LIF(nn.Module):
         detach_reset: bool = True,
         backend: str = "auto",
         grad_rescale: Optional[GradRescale] = None,
+        strict_threshold: bool = False,
     ) -> None:
         super().__init__()
         self.params = _validate.neuron_params(
             tau_m=tau_m,
             tau_s=tau_s,
             threshold=threshold,
+            strict_threshold=strict_threshold,
             output=output,
             method=method,
             first_order=first_order,
@@ -107,7 +130,10 @@ class LIF(nn.Module):
 
     def extra_repr(self) -> str:
         p = self.params
-        s = f"tau_m={p['tau_m']}, tau_s={p['tau_s']}, threshold={p['threshold']}, output={p['output']!r}, "
+        s = f"tau_m={p['tau_m']}, tau_s={p['tau_s']}, threshold={p['threshold']}, "
+        if p["strict_threshold"]:
+            s += "strict_threshold=True, "
+        s += f"output={p['output']!r}, "
         s += f"method={p['method']!r}"
         if p["method"] == "na":
             s += f", first_order={p['first_order']!r}, dist_power={p['dist_power']}, clip={p['clip']}"
@@ -117,9 +143,9 @@ class LIF(nn.Module):
         return s + f", backend={p['backend']!r}"
 
 
-def enable_grad_rescale(model: nn.Module) -> GradRescale:
-    """Attach one shared ``GradRescale`` to every NA ``LIF`` in ``model`` (spec §4); returns it."""
-    state = GradRescale()
+def enable_grad_rescale(model: nn.Module, round_decimals: Optional[int] = None) -> GradRescale:
+    """Attach one shared ``GradRescale(round_decimals)`` to every NA ``LIF`` in ``model`` (spec §4); returns it."""
+    state = GradRescale(round_decimals)
     found = False
     for module in model.modules():
         if isinstance(module, LIF) and module.params["method"] == "na":

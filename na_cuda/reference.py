@@ -1,7 +1,7 @@
 """Pure-PyTorch reference implementation of the LIF neuron and its backward rules.
 
 This module is the *oracle* the compiled CPU/CUDA kernels are tested against. It is written independently of
-the kernels, directly from ``shared/spec/na-algorithm.md`` (called "the spec" below) and the NA paper
+the kernels, directly from ``docs/algorithm.md`` (called "the spec" below) and the NA paper
 (Yang et al., ICML 2021, "Backpropagated Neighborhood Aggregation for Accurate Training of Spiking Neural
 Networks"; equation numbers refer to it). It must never import the compiled extension.
 
@@ -12,7 +12,8 @@ Conventions shared by every public function:
 * Results have the shape and dtype of ``c``. The arithmetic is done in float32 when ``c`` is float16/bfloat16
   (half precision is too coarse for the membrane recursion) and in ``c``'s own dtype for float32/float64.
 * Parameters are Python floats: ``lam = 1 - 1/tau_m`` (membrane leak), ``kappa = 1 - 1/tau_s`` (PSC decay).
-* Spike rule: ``u >= threshold`` fires, i.e. ``H(0) = 1`` (paper sec. 3.2; spec sec. 2).
+* Spike rule: ``u >= threshold`` fires, i.e. ``H(0) = 1`` (paper sec. 3.2; spec sec. 2); with
+  ``strict_threshold=True``, ``u > threshold`` (the authors' released code, ``mem > threshold``).
 * Vectorised over neurons; plain Python loops over time (the reference favours clarity over speed).
 
 Contents:
@@ -94,6 +95,11 @@ def _check_first_order(first_order: str) -> None:
         raise ValueError(f"first_order must be one of {_FIRST_ORDER}, got {first_order!r}")
 
 
+def _fires(u: torch.Tensor, threshold: float, strict: bool) -> torch.Tensor:
+    """The spike test: ``u >= threshold`` (H(0) = 1, the paper) or ``u > threshold`` (``strict``, released code)."""
+    return u > threshold if strict else u >= threshold
+
+
 def _psc_2d(s: torch.Tensor, tau_s: float) -> torch.Tensor:
     """PSC of a spike train ``s`` ([T, N]), eq. 3: ``a[t] = kappa * a[t-1] + s[t] / tau_s``, ``a[-1] = 0``.
 
@@ -110,7 +116,7 @@ def _psc_2d(s: torch.Tensor, tau_s: float) -> torch.Tensor:
 
 
 def _states_2d(
-    x: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+    x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, strict: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward recursion (eq. 1-4, spec sec. 2) on ``x`` of shape [T, N] in its own dtype.
 
@@ -126,7 +132,7 @@ def _states_2d(
         # Literally this operation order (multiply, then add; reset via where; PSC update) so that a float64
         # C++ loop doing the same ops without FMA contraction is bit-identical.
         ut = lam * v + x[t]
-        fired = ut >= threshold  # H(0) = 1: an exact tie fires (paper sec. 3.2, spec sec. 2)
+        fired = _fires(ut, threshold, strict)  # H(0) = 1 unless strict (paper sec. 3.2, spec sec. 2)
         st = fired.to(x.dtype)
         v = torch.where(fired, 0.0, ut)  # hard reset to 0 (eq. 4)
         acc = kappa * acc + st / tau_s  # eq. 3
@@ -140,36 +146,44 @@ def _states_2d(
 # forward
 # ----------------------------------------------------------------------------------------------------------------
 def lif_states(
-    c: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+    c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, strict_threshold: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """LIF states over time (paper eq. 1-4, spec sec. 2).
 
     Per neuron, with ``v = a = 0`` before ``t = 0``::
 
         u[t] = lam * v + c[t]            # pre-reset membrane potential
-        s[t] = 1 if u[t] >= threshold    # H(0) = 1
+        s[t] = 1 if u[t] >= threshold    # H(0) = 1 (u > threshold with strict_threshold)
         v    = 0 if s[t] else u[t]        # hard reset
         a[t] = kappa * a + s[t] / tau_s  # PSC
 
     Args:
         c: synaptic input ``[T, ...]``.
         tau_m, tau_s, threshold: neuron parameters (Python floats).
+        strict_threshold: fire on ``u > threshold`` (the released code) instead of ``u >= threshold``.
 
     Returns:
         ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs).
     """
     dtype = _compute_dtype(c.dtype)
-    u, s, a = _states_2d(_to_2d(c, dtype), tau_m, tau_s, threshold)
+    u, s, a = _states_2d(_to_2d(c, dtype), tau_m, tau_s, threshold, strict_threshold)
     return u.reshape(c.shape), s.reshape(c.shape), a.reshape(c.shape)
 
 
-def lif_forward(c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, output: str = "psc") -> torch.Tensor:
+def lif_forward(
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    strict_threshold: bool = False,
+) -> torch.Tensor:
     """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``) or the spikes ``s`` (``"spike"``).
 
     Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
     """
     _check_output(output)
-    _, s, a = lif_states(c, tau_m, tau_s, threshold)
+    _, s, a = lif_states(c, tau_m, tau_s, threshold, strict_threshold)
     out = a if output == "psc" else s
     return out.to(c.dtype)
 
@@ -208,7 +222,7 @@ def error_signal(
 
 
 def _sns_neighbours_2d(
-    u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, tau_m: float, threshold: float
+    u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, tau_m: float, threshold: float, strict: bool = False
 ) -> torch.Tensor:
     """Spike trains of all SNS neighbours (paper sec. 3.4, spec sec. 3.3), shape ``[P=T, T, N]``.
 
@@ -221,6 +235,9 @@ def _sns_neighbours_2d(
     * post-reset potential after ``p``: ``threshold`` if a spike was cancelled (``u'[p]`` is just below the
       threshold, the limit from below, and is not reset), ``0`` if a spike was added (reset);
     * ``t > p``: ``u' = lam * v' + c[t]``, ``s' = u' >= threshold``, ``v' = where(s', 0, u')``.
+
+    With ``strict`` firing (``u > threshold``) a cancelled spike leaves ``u'[p] = threshold`` exactly (no limit
+    needed: a tie is silent), so ``v' = threshold`` as well.
 
     No early exit is taken here (the spec's early exit is exact, so the result is the same; the direct form is
     the independent check of it).
@@ -236,21 +253,23 @@ def _sns_neighbours_2d(
         v = torch.where(fired_p, torch.full_like(x[0], threshold), torch.zeros_like(x[0]))
         for t in range(p + 1, T):
             ut = lam * v + x[t]
-            fired = ut >= threshold
+            fired = _fires(ut, threshold, strict)
             sp[t] = fired.to(x.dtype)
             v = torch.where(fired, 0.0, ut)
     return out
 
 
-def sns_neighbour_spikes(c: torch.Tensor, tau_m: float, tau_s: float, threshold: float) -> torch.Tensor:
+def sns_neighbour_spikes(
+    c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, strict_threshold: bool = False
+) -> torch.Tensor:
     """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``.
 
     ``tau_s`` is unused (kept for a uniform signature). Returned in the compute dtype.
     """
     dtype = _compute_dtype(c.dtype)
     x = _to_2d(c, dtype)
-    u, s, _ = _states_2d(x, tau_m, tau_s, threshold)
-    sp = _sns_neighbours_2d(u, s, x, tau_m, threshold)
+    u, s, _ = _states_2d(x, tau_m, tau_s, threshold, strict_threshold)
+    sp = _sns_neighbours_2d(u, s, x, tau_m, threshold, strict_threshold)
     return sp.reshape((x.shape[0],) + tuple(c.shape))
 
 
@@ -262,6 +281,7 @@ def _sns_loss_change_2d(
     threshold: float,
     output: str,
     first_order: str,
+    strict: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """First-order loss change ``dL_p`` of each SNS neighbour (eq. 13, spec sec. 3.2), direct form.
 
@@ -269,9 +289,9 @@ def _sns_loss_change_2d(
     ``dL_p = sum_t G[t] * (s_p[t] - s[t])`` for ``output="spike"``. ``a_p`` is the PSC (eq. 3) of the
     neighbour's simulated spike train. Returns ``(dL [T, N], u [T, N])``.
     """
-    u, s, a = _states_2d(x, tau_m, tau_s, threshold)
+    u, s, a = _states_2d(x, tau_m, tau_s, threshold, strict)
     X = _error_signal_2d(g, tau_s, output, first_order)
-    sp_all = _sns_neighbours_2d(u, s, x, tau_m, threshold)
+    sp_all = _sns_neighbours_2d(u, s, x, tau_m, threshold, strict)
     dL = torch.empty_like(x)
     for p in range(x.shape[0]):
         if output == "psc":
@@ -290,6 +310,7 @@ def sns_loss_change(
     threshold: float,
     output: str = "psc",
     first_order: str = "paper",
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     """``dL_p`` (eq. 13) of the SNS neighbour at every time step ``p``; shape and dtype of ``c``.
 
@@ -298,11 +319,11 @@ def sns_loss_change(
     dtype = _compute_dtype(c.dtype)
     x = _to_2d(c, dtype)
     g = _to_2d(grad_out, dtype)
-    dL, _ = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order)
+    dL, _ = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order, strict_threshold)
     return dL.reshape(c.shape).to(c.dtype)
 
 
-def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0) -> torch.Tensor:
+def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0, strict_threshold: bool = False) -> torch.Tensor:
     """Distance scaling of the aggregated finite difference (eq. 14/16/17, spec sec. 3.4).
 
     ``phi(d) = clamp(d ** (-k), -b, b)`` with ``k = dist_power``, ``b = clip``, applied to the *signed* SNS
@@ -310,14 +331,16 @@ def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0) -> torch.
     which the pseudo-inverse of eq. 15 reduces to). ``k = 1`` is eq. 14, ``k = 3`` is eq. 17; both clamped.
 
     ``phi(0) = -b``: ``u == threshold`` fires (H(0) = 1), so the flip must *lower* ``u`` and the direction is
-    ``-e_p`` with a distance that tends to 0 (the clamp then saturates).
+    ``-e_p`` with a distance that tends to 0 (the clamp then saturates). With ``strict_threshold`` (``u > threshold``
+    fires) a tie is silent, the flip raises ``u``, and ``phi(0) = +b`` (what the released code's
+    ``clamp(0 ** -k, -b, b)`` gives).
 
     Note: for odd integer ``k`` this equals ``sign(d) * min(|d|^-k, b)``, the literal pipeline. For even or
     non-integer ``k`` the spec formula ``d ** (-k)`` loses the sign or is NaN for ``d < 0``; it is kept as the
     spec writes it.
     """
     val = torch.clamp(torch.pow(d, -dist_power), -clip, clip)
-    return torch.where(d == 0, torch.full_like(d, -clip), val)
+    return torch.where(d == 0, torch.full_like(d, clip if strict_threshold else -clip), val)
 
 
 def na_backward(
@@ -330,6 +353,7 @@ def na_backward(
     first_order: str = "paper",
     dist_power: float = 3,
     clip: float = 10.0,
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     """NA backward with SNS (paper sec. 3.4-3.5.1, eq. 13-17; spec sec. 3), the direct way.
 
@@ -347,6 +371,7 @@ def na_backward(
         output: "psc" or "spike" (what the forward returned).
         first_order: "paper" or "taylor" (ignored for "spike").
         dist_power: ``k`` of ``phi``; clip: ``b`` of ``phi``.
+        strict_threshold: fire on ``u > threshold`` (released code) instead of ``u >= threshold``.
 
     Returns:
         ``grad_c``, shape and dtype of ``c``.
@@ -354,57 +379,57 @@ def na_backward(
     dtype = _compute_dtype(c.dtype)
     x = _to_2d(c, dtype)
     g = _to_2d(grad_out, dtype)
-    dL, u = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order)
-    grad = dL * na_phi(threshold - u, dist_power, clip)
+    dL, u = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order, strict_threshold)
+    grad = dL * na_phi(threshold - u, dist_power, clip, strict_threshold)
     return grad.reshape(c.shape).to(c.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # the literal paper pipeline (Algorithm 1, Algorithm 2, eq. 13-15), float64 scalars, one neuron at a time
 # ----------------------------------------------------------------------------------------------------------------
-def _H(x: float) -> float:
-    """Heaviside with ``H(0) = 1`` (paper sec. 3.2: ``u[t] >= threshold`` fires)."""
-    return 1.0 if x >= 0.0 else 0.0
+def _H(x: float, strict: bool = False) -> float:
+    """Heaviside with ``H(0) = 1`` (paper sec. 3.2: ``u[t] >= threshold`` fires), ``H(0) = 0`` if ``strict``."""
+    return 1.0 if (x > 0.0 if strict else x >= 0.0) else 0.0
 
 
-def _f(c: list[float], lam: float, thr: float) -> list[float]:
+def _f(c: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
     """``u = f(c)`` (paper sec. 3.3): the pre-reset membrane potential from the input, eq. 1-4."""
     u, v = [], 0.0
     for ct in c:
         ut = v * lam + ct
         u.append(ut)
-        v = ut * (1.0 - _H(ut - thr))
+        v = ut * (1.0 - _H(ut - thr, strict))
     return u
 
 
-def _f_inv(u: list[float], lam: float, thr: float) -> list[float]:
+def _f_inv(u: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
     """``c = f^{-1}(u)`` (paper sec. 3.3): invert eq. 1 using the reset implied by ``u`` itself."""
     c, v = [], 0.0
     for ut in u:
         c.append(ut - v * lam)
-        v = ut * (1.0 - _H(ut - thr))
+        v = ut * (1.0 - _H(ut - thr, strict))
     return c
 
 
-def _mp_add(u: list[float], eps: list[float], lam: float, thr: float) -> list[float]:
+def _mp_add(u: list[float], eps: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
     """Algorithm 1, ``u' = u (+) eps``: ``eps[t]`` joins the input at ``t`` and its chain effect is simulated."""
-    c = _f_inv(u, lam, thr)
+    c = _f_inv(u, lam, thr, strict)
     up, v = [], 0.0
     for t in range(len(u)):
         ut = v * lam + eps[t] + c[t]
         up.append(ut)
-        v = ut * (1.0 - _H(ut - thr))
+        v = ut * (1.0 - _H(ut - thr, strict))
     return up
 
 
-def _mp_sub(up: list[float], u: list[float], lam: float, thr: float) -> list[float]:
+def _mp_sub(up: list[float], u: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
     """Algorithm 2, ``eps = u' (-) u``: the input perturbation that turns ``u`` into ``u'``."""
-    c = _f_inv(u, lam, thr)
+    c = _f_inv(u, lam, thr, strict)
     eps, v = [], 0.0
     for t in range(len(u)):
         ut = v * lam + c[t]  # what u[t] would be given the perturbed history (u' reset state v)
         eps.append(up[t] - ut)
-        v = up[t] * (1.0 - _H(up[t] - thr))
+        v = up[t] * (1.0 - _H(up[t] - thr, strict))
     return eps
 
 
@@ -428,6 +453,7 @@ def literal_na_gradient(
     dist_power: float = 3,
     clip: float = 10.0,
     eta: Optional[float] = None,
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     """The NA aggregated gradient computed literally as the paper describes it (sec. 3.3-3.5, eq. 13-15).
 
@@ -468,8 +494,8 @@ def literal_na_gradient(
     for n in range(N):
         cn = x[:, n].tolist()
         gn = g[:, n].tolist()
-        u = _f(cn, lam, threshold)
-        s = [_H(ut - threshold) for ut in u]
+        u = _f(cn, lam, threshold, strict_threshold)
+        s = [_H(ut - threshold, strict_threshold) for ut in u]
         a = _psc_list(s, tau_s)
         # eq. 7: PSC error signal, or G itself
         if output == "psc" and first_order == "paper":
@@ -483,14 +509,14 @@ def literal_na_gradient(
         for p in range(T):
             eps = [0.0] * T
             eps[p] = threshold - u[p] + (eta if s[p] == 0.0 else -eta)
-            up = _mp_add(u, eps, lam, threshold)  # Algorithm 1
-            sp = [_H(v - threshold) for v in up]
+            up = _mp_add(u, eps, lam, threshold, strict_threshold)  # Algorithm 1
+            sp = [_H(v - threshold, strict_threshold) for v in up]
             if sp[p] == s[p]:
                 raise RuntimeError(
                     f"SNS perturbation at p={p} did not flip the firing (neuron {n}); eta={eta} is below the "
                     "rounding of u here -- choose a larger eta"
                 )
-            eps_back = _mp_sub(up, u, lam, threshold)  # Algorithm 2
+            eps_back = _mp_sub(up, u, lam, threshold, strict_threshold)  # Algorithm 2
             d_mp = math.sqrt(sum(e * e for e in eps_back))  # d_MP = ||u_p (-) u||_2
             rows.append([e / d_mp for e in eps_back])  # unit vector o_p
             if output == "psc":
@@ -535,15 +561,17 @@ class _SurrogateSpike(torch.autograd.Function):
     """``s = H(u - threshold)`` exactly in the forward; ``ds/du = h(u)`` (surrogate) in the backward."""
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, threshold: float, surrogate: str, alpha: Optional[float]):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, u: torch.Tensor, threshold: float, surrogate: str, alpha: Optional[float], strict: bool
+    ):
         ctx.save_for_backward(u)
         ctx.threshold, ctx.surrogate, ctx.alpha = threshold, surrogate, alpha
-        return (u >= threshold).to(u.dtype)  # H(0) = 1, same as the forward
+        return _fires(u, threshold, strict).to(u.dtype)  # the same spike test as the forward
 
     @staticmethod
     def backward(ctx, grad_s: torch.Tensor):  # type: ignore[override]
         (u,) = ctx.saved_tensors
-        return grad_s * surrogate_grad(u, ctx.threshold, ctx.surrogate, ctx.alpha), None, None, None
+        return grad_s * surrogate_grad(u, ctx.threshold, ctx.surrogate, ctx.alpha), None, None, None, None
 
 
 def stbp_forward(
@@ -555,6 +583,7 @@ def stbp_forward(
     surrogate: str = "rect",
     surrogate_alpha: Optional[float] = None,
     detach_reset: bool = True,
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
 
@@ -567,7 +596,8 @@ def stbp_forward(
 
     The forward values are bit-identical to :func:`lif_forward`: ``u * 1 == u`` and ``u * 0 == +-0``, and a
     signed zero in ``v`` does not change ``lam * v + c[t]`` (except for its own sign when c[t] is a zero), so
-    ``u``, ``s`` and ``a`` agree exactly.
+    ``u``, ``s`` and ``a`` agree exactly. A ``u = +inf`` (which fires) is reset to 0 before the product, since
+    ``inf * 0`` is NaN.
     """
     _check_output(output)
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
@@ -580,11 +610,12 @@ def stbp_forward(
     outs = []
     for t in range(x.shape[0]):
         ut = lam * v + x[t]
-        st = _SurrogateSpike.apply(ut, threshold, surrogate, surrogate_alpha)
+        st = _SurrogateSpike.apply(ut, threshold, surrogate, surrogate_alpha, strict_threshold)
         keep = 1.0 - st
         if detach_reset:
             keep = keep.detach()
-        v = ut * keep
+        # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
+        v = torch.where(torch.isposinf(ut), 0.0, ut) * keep
         acc = kappa * acc + st / tau_s
         outs.append(acc if output == "psc" else st)
     return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
@@ -594,31 +625,35 @@ def stbp_forward(
 # TSSL-BP (spec sec. 6)
 # ----------------------------------------------------------------------------------------------------------------
 def tssl_backward(
-    grad_out: torch.Tensor, c: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+    grad_out: torch.Tensor,
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     """TSSL-BP backward (Zhang & Li 2020; spec sec. 6), a port of the released ``functions/tsslbp.py``.
 
     Only for ``output="psc"``. Per neuron, ``sig[k] = kappa^k / tau_s`` (PSC kernel), ``du[t] = c[t] -
     v[t-1]/tau_m`` (the membrane update, ``v`` = post-reset potential of *this* forward, ``u >= threshold``
-    fires), ``theta = 0``, for ``t = T-1 .. 0``::
+    fires, or ``u > threshold`` with ``strict_threshold``), ``theta = 0``, for ``t = T-1 .. 0``::
 
-        pu    = clamp(-1/du[t], -8, 0)                      # NO "* s[t]", see below
+        pu    = clamp(-1/du[t], -8, 0) * s[t]               # d t_spike / d u: only where a spike is
         gt    = sum_k (-sig[k]/tau_s) * pu * G[t+k] * tau_s  # inter-neuron term
         gt   += theta*u[t]*(-1/tau_m)*pu + theta*lam*(1-s[t])   (t < T-1)  # intra-neuron term
         theta = gt*s[t] + theta*(1-s[t])*lam
         ga    = sum_k sig[k] * G[t+k] * f(u[t]),   f = exp(x)/((1+exp(x))^2 * 0.2),  x = clamp((thr-u)/0.2, -8, 8)
         grad_c[t] = ga if a[t] < 1/(4 tau_s) else gt         # warm-up fallback
 
-    Known spec discrepancy: the spec writes ``pu = clamp(-1/du[t], -8, 0) * s[t]``, but the released code
-    computes ``partial_u = torch.clamp(-1/delta_u[..., t], -8, 0)`` with no ``* out`` factor, and the spec also
-    asks for "the same numbers as the released code". We follow the released code (no ``* s[t]``). It matters
-    at steps with ``s[t] = 0`` and ``a[t] >= 1/(4 tau_s)``, where ``gt`` is the output.
+    The ``* s[t]`` gating is the head of the released code (``partial_u = torch.clamp(-1/delta_u[..., t], -8, 0)
+    * out``, commits c1c030c and ca5da51); only an intermediate commit (08ff1d7) dropped it. It matters at steps
+    with ``s[t] = 0`` and ``a[t] >= 1/(4 tau_s)``, where ``gt`` is the output.
     """
     dtype = _compute_dtype(c.dtype)
     x = _to_2d(c, dtype)
     G = _to_2d(grad_out, dtype)
     T = x.shape[0]
-    u, s, a = _states_2d(x, tau_m, tau_s, threshold)
+    u, s, a = _states_2d(x, tau_m, tau_s, threshold, strict_threshold)
     theta_m = 1.0 / tau_m
     lam = 1.0 - theta_m
     # sig[k] = kappa^k / tau_s, as Python doubles first (then cast once to the compute dtype)
@@ -638,8 +673,7 @@ def tssl_backward(
     for t in range(T - 1, -1, -1):
         L = T - t
         out_t = s[t]
-        # Follows the released code: no "* s[t]" factor (the spec's pseudo-code has one; see docstring).
-        pu = torch.clamp(-1.0 / du[t], -8.0, 0.0)
+        pu = torch.clamp(-1.0 / du[t], -8.0, 0.0) * out_t  # released head: `... * out`
         gt = ((pu.unsqueeze(0) * partial_a[:L]) * G[t:] * tau_s).sum(0)  # inter-neuron term
         if t != T - 1:
             gt = gt + theta * u[t] * (-1.0) * theta_m * pu  # intra-neuron term via the spike time
@@ -671,20 +705,21 @@ class _LIFCustomBackward(torch.autograd.Function):
         first_order: str,
         dist_power: float,
         clip: float,
+        strict: bool,
     ) -> torch.Tensor:
         ctx.save_for_backward(c)
-        ctx.params = (tau_m, tau_s, threshold, output, method, first_order, dist_power, clip)
-        return lif_forward(c, tau_m, tau_s, threshold, output)
+        ctx.params = (tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, strict)
+        return lif_forward(c, tau_m, tau_s, threshold, output, strict)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         (c,) = ctx.saved_tensors
-        tau_m, tau_s, threshold, output, method, first_order, dist_power, clip = ctx.params
+        tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, strict = ctx.params
         if method == "na":
-            grad = na_backward(grad_out, c, tau_m, tau_s, threshold, output, first_order, dist_power, clip)
+            grad = na_backward(grad_out, c, tau_m, tau_s, threshold, output, first_order, dist_power, clip, strict)
         else:
-            grad = tssl_backward(grad_out, c, tau_m, tau_s, threshold)
-        return (grad,) + (None,) * 8
+            grad = tssl_backward(grad_out, c, tau_m, tau_s, threshold, strict)
+        return (grad,) + (None,) * 9
 
 
 def lif(
@@ -701,6 +736,7 @@ def lif(
     surrogate: str = "rect",
     surrogate_alpha: Optional[float] = None,
     detach_reset: bool = True,
+    strict_threshold: bool = False,
 ) -> torch.Tensor:
     """Differentiable LIF layer over time, reference version of the public ``na_cuda.lif``.
 
@@ -710,7 +746,9 @@ def lif(
     """
     _check_output(output)
     if method == "stbp":
-        return stbp_forward(c, tau_m, tau_s, threshold, output, surrogate, surrogate_alpha, detach_reset)
+        return stbp_forward(
+            c, tau_m, tau_s, threshold, output, surrogate, surrogate_alpha, detach_reset, strict_threshold
+        )
     if method == "tssl":
         if output != "psc":
             raise ValueError("method='tssl' supports only output='psc' (TSSL-BP is defined on PSCs)")
@@ -718,4 +756,6 @@ def lif(
         _check_first_order(first_order)
     else:
         raise ValueError(f"method must be 'na', 'tssl' or 'stbp', got {method!r}")
-    return _LIFCustomBackward.apply(c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip)
+    return _LIFCustomBackward.apply(
+        c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, strict_threshold
+    )

@@ -20,7 +20,11 @@ Outputs in ``--out DIR`` (rank 0 only): ``config.json`` (the resolved config), `
 (``{"epochs": [{"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
 "samples_per_second"}], "best_test_accuracy", "best_epoch"}``; losses are per sample, accuracies fractions in
 [0, 1]), ``curves.png`` and ``checkpoint.pt``. Every file is written atomically (a temporary file in DIR, then
-``os.replace``).
+``os.replace``); ``checkpoint.pt`` carries a SHA-256 of its content, checked (with every field) on ``--resume``
+(na_cuda/checkpoint.py). A run holds an exclusive lock on DIR (``DIR/.lock``, with its pid; a second run on the
+same DIR stops with a message; the lock of a killed run is taken over), removes the temporary files killed runs
+left, and checks before training that DIR has room for two checkpoints (the old one stays until the new one is
+complete) by writing one.
 
 Checkpoints: one after every epoch, and one when SIGINT/SIGTERM arrives: training finishes the current step,
 writes a *mid-epoch* checkpoint (the position in the epoch, the partial epoch statistics and every RNG state) and
@@ -41,14 +45,15 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import datetime
 import importlib
 import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
-import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -60,7 +65,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import _validate, losses
+from . import _validate, checkpoint, losses
+from ._files import FolderBusy, FolderLock, atomic_write, open_temp, remove_stale_temps
 from .models import ARCHITECTURES, SpikingNet, build_model
 
 __all__ = ["TrainConfig", "PRESETS", "LOSSES", "make_config", "model_from_config", "run", "main"]
@@ -71,7 +77,8 @@ LOSSES = ("van_rossum", "spike_count", "tet", "sdt")
 TARGETS = ("na", "tssl")
 REDUCTIONS = ("sum", "mean")
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+#: Default of --ddp-timeout: how long a collective waits for a stopped or dead rank before failing (torch: 30 min).
+DDP_TIMEOUT_S = 600.0
 # Fields that --resume may change; every other field comes from the checkpoint.
 RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "out", "progress")
 # Metrics that measure time (differ between runs of the same computation).
@@ -83,6 +90,7 @@ class TrainConfig:
     """Everything a run depends on. Presets fill it; every field can be overridden (CLI flag or ``--set``)."""
 
     preset: str = "digits"
+    fidelity: str = "paper"
     dataset: str = "digits"
     arch: str = ARCHITECTURES["digits"]
     # neuron (na_cuda.nn.LIF)
@@ -97,7 +105,9 @@ class TrainConfig:
     surrogate: str = "rect"
     surrogate_alpha: Optional[float] = None
     backend: str = "auto"
+    strict_threshold: bool = False
     grad_rescale: bool = True
+    rescale_round: Optional[int] = None
     # network (na_cuda.models.build_model)
     padding: Union[int, list] = 1
     conv_weight_scale: float = 1.0
@@ -118,6 +128,7 @@ class TrainConfig:
     loss: str = "van_rossum"
     target: str = "na"
     loss_reduction: str = "sum"
+    target_filters: int = 1
     desired_count: float = 5.0
     undesired_count: float = 0.0
     tet_lamb: float = 0.05
@@ -163,8 +174,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                              batch_size=50, conv_weight_scale=5.0, dropout=0.2),
 }
 
+#: What ``fidelity`` sets (below the preset, above nothing: explicit overrides still win). "paper" is the NA
+#: paper's text (appendix A.1 clip 10, eq. 5's target, H(0) = 1); "released" is the authors' released code
+#: (``functions/na.py``: ``clamp(..., -5, 5)``, ``mem > threshold``, the rescale means rounded to 3 decimals by
+#: ``update_norm``; ``main.py`` + ``loss_f.py``: the desired train PSC-filtered twice). The released code's
+#: hard-coded lr 1e-5 is not part of it: a training step does not depend on lr before the update.
+FIDELITY: dict[str, dict[str, Any]] = {
+    "paper": dict(strict_threshold=False, clip=10.0, target_filters=1, rescale_round=None),
+    "released": dict(strict_threshold=True, clip=5.0, target_filters=2, rescale_round=3),
+}
+
 # CLI flag of each field (for error messages); other fields are set with --set FIELD=VALUE.
-_FLAGS = {"preset": "--preset", "method": "--method", "epochs": "--epochs", "batch_size": "--batch-size",
+_FLAGS = {"preset": "--preset", "fidelity": "--fidelity", "method": "--method", "epochs": "--epochs", "batch_size": "--batch-size",
           "lr": "--lr", "T": "--T", "device": "--device", "data_dir": "--data-dir", "out": "--out",
           "limit_train": "--limit-train", "augment": "--no-augment", "seed": "--seed"}
 
@@ -190,6 +211,10 @@ def make_config(preset: str = "digits", **overrides: Any) -> TrainConfig:
         raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = copy.deepcopy(dict(PRESETS[preset], preset=preset))
+    fidelity = overrides.get("fidelity", values.get("fidelity", "paper"))
+    if fidelity not in FIDELITY:
+        raise ConfigError(f"--fidelity: must be one of {', '.join(FIDELITY)}; got {fidelity!r}")
+    values.update(FIDELITY[fidelity], fidelity=fidelity)
     for key, value in overrides.items():
         if key not in names:
             raise ConfigError(f"{_flag(key)}: unknown config field {key!r}; fields: {', '.join(sorted(names))}")
@@ -218,6 +243,8 @@ def validate_config(cfg: TrainConfig) -> None:
             raise bad(name, "an int >= 1")
     if not _is_int(cfg.seed) or cfg.seed < 0:
         raise bad("seed", "an int >= 0")
+    if cfg.rescale_round is not None and (not _is_int(cfg.rescale_round) or cfg.rescale_round < 0):
+        raise bad("rescale_round", "null (exact) or an int >= 0 (3 = the released code)")
     if cfg.limit_train is not None and (not _is_int(cfg.limit_train) or cfg.limit_train < 1):
         raise bad("limit_train", "an int >= 1 (number of training samples)")
     if not _is_real(cfg.lr) or cfg.lr <= 0:
@@ -247,11 +274,11 @@ def validate_config(cfg: TrainConfig) -> None:
         raise bad("padding", "an int >= 0 or a list with one int >= 0 per conv layer")
     if isinstance(cfg.padding, tuple):
         cfg.padding = list(cfg.padding)
-    for name in ("grad_rescale", "augment", "frame_psc", "progress"):
+    for name in ("grad_rescale", "augment", "frame_psc", "progress", "strict_threshold"):
         if not isinstance(getattr(cfg, name), bool):
             raise bad(name, "true or false")
     for name, choices in (("loss", LOSSES), ("target", TARGETS), ("loss_reduction", REDUCTIONS),
-                          ("method", _validate.METHODS)):
+                          ("method", _validate.METHODS), ("fidelity", tuple(FIDELITY)), ("target_filters", (1, 2))):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {', '.join(choices)}")
     for name in ("dataset", "arch"):
@@ -265,7 +292,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.loss == "van_rossum" and cfg.target == "tssl" and cfg.T % 5:
         raise ConfigError(f"--set target: the TSSL-BP target (0, 1, 1, 1, 1) needs T a multiple of 5; got T = {cfg.T}")
     try:
-        _validate.neuron_params(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold, output="psc",
+        _validate.neuron_params(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold,
+                                strict_threshold=cfg.strict_threshold, output="psc",
                                 method=cfg.method, first_order=cfg.first_order, dist_power=cfg.dist_power,
                                 clip=cfg.clip, surrogate=cfg.surrogate, surrogate_alpha=cfg.surrogate_alpha,
                                 detach_reset=True, backend=cfg.backend)
@@ -285,7 +313,8 @@ def validate_config(cfg: TrainConfig) -> None:
 
 def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNet:
     """The network of ``cfg`` for per-sample inputs ``input_shape`` ((C, H, W) or, for frames, (2, 34, 34))."""
-    neuron = dict(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold, backend=cfg.backend)
+    neuron = dict(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold, strict_threshold=cfg.strict_threshold,
+                  backend=cfg.backend)
     if cfg.method == "na":
         neuron.update(first_order=cfg.first_order, dist_power=cfg.dist_power, clip=cfg.clip)
     elif cfg.method == "stbp":
@@ -293,7 +322,8 @@ def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNe
     return build_model(cfg.arch, input_shape, method=cfg.method, padding=cfg.padding,
                        conv_weight_scale=cfg.conv_weight_scale, linear_weight_scale=cfg.linear_weight_scale,
                        pool_scale=cfg.pool_scale, dropout=cfg.dropout,
-                       grad_rescale=cfg.grad_rescale and cfg.method == "na", **neuron)
+                       grad_rescale=cfg.grad_rescale and cfg.method == "na", rescale_round=cfg.rescale_round,
+                       **neuron)
 
 
 def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -304,7 +334,7 @@ def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor) -> t
             target = losses.na_desired_spikes(labels, C, T, dtype=outputs.dtype)
         else:
             target = losses.tssl_desired_spikes(labels, C, T, dtype=outputs.dtype)
-        return losses.van_rossum(outputs, target, cfg.tau_s, reduction="sum")
+        return losses.van_rossum(outputs, target, cfg.tau_s, reduction="sum", target_filters=cfg.target_filters)
     if cfg.loss == "spike_count":
         return losses.spike_count(outputs, labels, cfg.desired_count, cfg.undesired_count, reduction="sum")
     if cfg.loss == "tet":
@@ -337,32 +367,8 @@ def _dist_from_env() -> _Dist:
     return _Dist(rank=int(os.environ.get("RANK", "0")), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write via ``write(file)`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    # os.open with 0o666 (not mkstemp's 0o600) so the file gets the usual permissions under the umask.
-    while True:
-        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"), mode="w")
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"), mode="w")
 
 
 def _rng_state(aug_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
@@ -410,7 +416,7 @@ def _plot_curves(path: Path, epochs: list[dict[str, Any]], title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 class _StopRequest:
@@ -564,8 +570,12 @@ class _Run:
             states = [state]
         if not self.ctx.main:
             return
-        ckpt = {
-            "format": CHECKPOINT_FORMAT,
+        checkpoint.save(self.out / CHECKPOINT, self._payload(states))
+        self.saved_at = self.position()
+
+    def _payload(self, states: list[Any]) -> dict[str, Any]:
+        """The checkpoint's fields (na_cuda/checkpoint.py) with the RNG states ``states`` of every rank."""
+        return {
             "config": asdict(self.cfg),
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -577,13 +587,47 @@ class _Run:
             "rng": states,
             "world_size": self.ctx.world,
         }
-        _atomic_write(self.out / CHECKPOINT, lambda f: torch.save(ckpt, f))
-        self.saved_at = self.position()
 
-    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
-        self.net.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+    def check_room(self) -> None:
+        """Rank 0, before training: DIR must have room for two checkpoints (the old one stays until the new one is
+        complete) plus the reports; one checkpoint-sized file is written and removed, so a full disk, a quota or a
+        read-only DIR fails now with a message, not after the first epoch."""
+        data = checkpoint.encode(self._payload([_rng_state(self.aug_gen, self.device)]))
+        # AdamW adds two moments per parameter after the first step.
+        size = len(data) + (0 if self.optimizer.state else 2 * sum(p.numel() * p.element_size() for p in self.params))
+        need = 2 * size + (1 << 20)
+        free = shutil.disk_usage(self.out).free
+        if free < need:
+            raise ConfigError(f"--out: {self.out} has {free / 2**20:.1f} MiB free; this run needs about "
+                              f"{need / 2**20:.1f} MiB (two checkpoints of {size / 2**20:.1f} MiB and the reports); "
+                              "free some space or choose another --out")
+        fd, tmp = open_temp(self.out / CHECKPOINT)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data + bytes(size - len(data)))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise ConfigError(f"--out: cannot write a {size / 2**20:.1f} MiB checkpoint to {self.out}: {exc}; free "
+                              "some space or choose another --out") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Restore a checkpoint that passed ``checkpoint.load``; raises ConfigError if it does not fit this run."""
+        n_steps = len(_epoch_batches(self.cfg.seed, int(ckpt["epoch"]), len(self.train_index), self.cfg.batch_size,
+                                     self.ctx.world))
+        if ckpt["step"] > n_steps:
+            raise ConfigError(f"--resume: {path}: field `step` = {ckpt['step']} is not a step of an epoch of "
+                              f"{n_steps} steps")
+        try:
+            self.net.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"--resume: {path}: the saved state does not fit this network and optimizer: "
+                              f"{first}") from None
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.partial = dict(ckpt["partial"])
         self.metrics = ckpt["metrics"]
@@ -718,7 +762,8 @@ class _Run:
 # ----------------------------------------------------------------------------------------------------------------
 def run(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         datasets: Optional[tuple[Any, Any]] = None,
-        loss_hook: Optional[Callable[[int, int, torch.Tensor], torch.Tensor]] = None) -> int:
+        loss_hook: Optional[Callable[[int, int, torch.Tensor], torch.Tensor]] = None,
+        ddp_timeout: float = DDP_TIMEOUT_S) -> int:
     """Train with ``cfg`` (validated); returns the process exit status (0 done, 1 non-finite loss,
     128 + signum when stopped by a signal).
 
@@ -726,7 +771,8 @@ def run(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     ``RESUMABLE_CHANGES``; use ``resume_config``). ``overwrite``: start afresh even if a checkpoint exists.
     ``datasets``: ``(train, test)`` objects following the ``na_cuda.data.Dataset`` contract instead of
     ``na_cuda.data.load`` (tests). ``loss_hook(epoch, step, loss) -> loss``: applied to every training loss
-    before backward (tests, e.g. to inject a NaN); epoch and step are 0-based.
+    before backward (tests, e.g. to inject a NaN); epoch and step are 0-based. ``ddp_timeout``: seconds a
+    collective of a distributed run waits for the other ranks before it fails (torch's default is 30 minutes).
     """
     validate_config(cfg)
     ctx = _dist_from_env()
@@ -742,7 +788,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     try:
         if ctx.active and not dist.is_initialized():
             use_cuda = (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-            dist.init_process_group("nccl" if use_cuda else "gloo")
+            dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=ddp_timeout))
             initialised_here = True
         rc = _train(cfg, ctx, resume=resume, overwrite=overwrite, datasets=datasets, loss_hook=loss_hook)
         return rc
@@ -756,18 +802,57 @@ def run(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 def _train(cfg: TrainConfig, ctx: _Dist, *, resume: bool, overwrite: bool, datasets: Optional[tuple[Any, Any]],
            loss_hook: Optional[Callable[[int, int, torch.Tensor], torch.Tensor]]) -> int:
     out = Path(cfg.out)
+    _resolve_device(cfg, ctx)  # sets this rank's CUDA device before the first collective
+    lock = FolderLock(out)
+    error = None
+    if ctx.main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except (FolderBusy, OSError) as exc:
+            error = f"--out: {exc}; wait for that run to end or choose another --out"
+    _all_ranks_raise(ctx, error)
+    try:
+        return _train_locked(cfg, ctx, resume=resume, overwrite=overwrite, datasets=datasets, loss_hook=loss_hook)
+    finally:
+        lock.release()
+
+
+def _all_ranks_raise(ctx: _Dist, error: Optional[str]) -> None:
+    """Every rank raises ConfigError when rank 0 reports ``error`` (a collective in a distributed run), so that no
+    rank is left waiting for one that stopped."""
+    if ctx.active:
+        box = [error]
+        dist.broadcast_object_list(box, src=0)  # NCCL: on the current device, which _resolve_device set
+        error = box[0]
+    if error:
+        raise ConfigError(error if ctx.main else f"(rank {ctx.rank}) rank 0 stopped: {error}")
+
+
+def _train_locked(cfg: TrainConfig, ctx: _Dist, *, resume: bool, overwrite: bool,
+                  datasets: Optional[tuple[Any, Any]],
+                  loss_hook: Optional[Callable[[int, int, torch.Tensor], torch.Tensor]]) -> int:
+    out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
     if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
+        for tmp in remove_stale_temps(out):
+            print(f"na_cuda.train: removed {tmp}, left by a killed run", file=sys.stderr, flush=True)
         if overwrite and not resume:
             for name in (CHECKPOINT, "metrics.json", "curves.png"):
                 (out / name).unlink(missing_ok=True)
-    if ctx.active:
-        dist.barrier()
     r = _Run(cfg, ctx, datasets, loss_hook)
-    if resume:
-        # Loaded to the CPU: RNG states must be CPU tensors; load_state_dict moves weights and optimiser state.
-        r.load_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=True))
+    if resume:  # every rank reads the file, so every rank stops on a bad one
+        try:  # to the CPU: RNG states must be CPU tensors; load_state_dict moves weights and optimiser state
+            r.load_checkpoint(checkpoint.load(ckpt_path), ckpt_path)
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
+    error = None
+    if ctx.main:
+        try:
+            r.check_room()
+        except ConfigError as exc:
+            error = str(exc)
+    _all_ranks_raise(ctx, error)
     if ctx.main:
         _write_json(out / "config.json", asdict(cfg))
         where = f"epoch {r.epoch + 1}, step {r.step + 1}" if r.step else f"epoch {r.epoch + 1}"
@@ -825,10 +910,10 @@ def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfi
     path = Path(out) / CHECKPOINT
     if not path.exists():
         raise ConfigError(f"--resume: no checkpoint at {path}; run without --resume to start")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"--resume: {path} is not a na_cuda.train checkpoint of format {CHECKPOINT_FORMAT}")
-    values = saved["config"]
+    try:
+        values = checkpoint.load(path)["config"]
+    except checkpoint.CheckpointError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
     for key, value in explicit.items():
         if key in RESUMABLE_CHANGES:
             values[key] = value
@@ -836,8 +921,14 @@ def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfi
             raise ConfigError(f"{_flag(key)}: {value!r} differs from the checkpoint's {values.get(key)!r}; --resume "
                               f"continues the saved run (only {', '.join(RESUMABLE_CHANGES)} may change)")
     values["out"] = str(out)
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"--resume: {path}: field `config` has unknown entries {unknown}")
     cfg = TrainConfig(**values)
-    validate_config(cfg)
+    try:
+        validate_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"--resume: {path}: field `config`: {exc}") from None
     return cfg
 
 
@@ -897,6 +988,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="network and recipe (default: digits)")
     p.add_argument("--method", choices=list(_validate.METHODS), default=None, help="training rule (default: na)")
+    p.add_argument("--fidelity", choices=list(FIDELITY), default=None,
+                   help="paper (default: the paper's text) or released (the authors' code: clip 5, u > threshold, "
+                        "rounded rescale means, double-filtered target)")
     p.add_argument("--epochs", type=_positive_int, default=None)
     p.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size (split over ranks)")
     p.add_argument("--lr", type=_positive_float, default=None)
@@ -911,6 +1005,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--seed", type=_nonneg_int, default=None)
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--ddp-timeout", type=_positive_float, default=DDP_TIMEOUT_S, metavar="SECONDS",
+                   help="distributed runs: how long a rank waits for a stopped or dead one before failing "
+                        f"(default {DDP_TIMEOUT_S:g})")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field (repeatable)")
     return p
@@ -931,7 +1028,7 @@ def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, 
         if key not in names:
             parser.error(f"argument --set: unknown field {key!r}; fields: {', '.join(sorted(names))}")
         explicit[key] = _parse_value(text.strip())
-    for name, value in (("method", args.method), ("epochs", args.epochs), ("batch_size", args.batch_size),
+    for name, value in (("method", args.method), ("fidelity", args.fidelity), ("epochs", args.epochs), ("batch_size", args.batch_size),
                         ("lr", args.lr), ("T", args.T), ("device", args.device), ("data_dir", args.data_dir),
                         ("out", args.out), ("limit_train", args.limit_train), ("seed", args.seed)):
         if value is not None:
@@ -952,7 +1049,8 @@ def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, 
             cfg = resume_config(out, explicit)
         else:
             cfg = make_config(preset, **explicit)
-        return run(cfg, resume=args.resume, overwrite=args.overwrite, datasets=datasets, loss_hook=loss_hook)
+        return run(cfg, resume=args.resume, overwrite=args.overwrite, datasets=datasets, loss_hook=loss_hook,
+                   ddp_timeout=args.ddp_timeout)
     except ConfigError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

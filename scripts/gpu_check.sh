@@ -61,7 +61,12 @@ step() {
   rc=$?
   cat "${SCRATCH}/step.log" >>"${LOG}"
   if ((rc == 124 || rc == 137)); then
-    if ((soft)); then status="INCONCLUSIVE (timed out after ${limit} s: no verdict)"; else status="TIMEOUT"; FAILED=1; fi
+    if ((soft)); then
+      status="INCONCLUSIVE (timed out after ${limit} s: no verdict)"
+    else
+      status="TIMEOUT"
+      FAILED=1
+    fi
   elif ((rc != 0)); then
     status="FAILED rc=${rc}"
     FAILED=1
@@ -78,7 +83,10 @@ skip() { record "$1: SKIPPED ($2)"; }
 # The interpreter: the first candidate that imports torch.
 PY=""
 for cand in ${PYTHON:-} python3 python; do
-  if command -v "${cand}" >/dev/null 2>&1 && "${cand}" -c "import torch" >/dev/null 2>&1; then PY="$(command -v "${cand}")"; break; fi
+  if command -v "${cand}" >/dev/null 2>&1 && "${cand}" -c "import torch" >/dev/null 2>&1; then
+    PY="$(command -v "${cand}")"
+    break
+  fi
 done
 if [[ -z "${PY}" ]]; then
   record "env: FAILED (none of \$PYTHON, python3, python imports torch)"
@@ -106,9 +114,11 @@ fi
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 export MAX_JOBS="${MAX_JOBS:-16}"
 SANITIZER="$(command -v compute-sanitizer || true)"
-[[ -z "${SANITIZER}" && -x "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" ]] && SANITIZER="${CUDA_HOME}/bin/compute-sanitizer"
+if [[ -z "${SANITIZER}" && -x "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" ]]; then
+  SANITIZER="${CUDA_HOME}/bin/compute-sanitizer"
+fi
 NCU="$(command -v ncu || true)"
-[[ -z "${NCU}" && -x "${CUDA_HOME:-/nonexistent}/bin/ncu" ]] && NCU="${CUDA_HOME}/bin/ncu"
+if [[ -z "${NCU}" && -x "${CUDA_HOME:-/nonexistent}/bin/ncu" ]]; then NCU="${CUDA_HOME}/bin/ncu"; fi
 export SANITIZER NCU
 
 env_report() {
@@ -168,7 +178,8 @@ if step build 240 0 bash -c build && step import 45 0 bash -c import_check; then
   if [[ -n "${NCU}" ]]; then step ncu 90 1 bash -c ncu_metrics; else skip ncu "ncu not found or a CPU dry run"; fi
   if "${PY}" -c "import pytest" 2>/dev/null; then
     # pytest's exit 5 (no test collected) is not a failure.
-    step pytest 120 0 bash -c '"${PY}" -m pytest -q -m cuda -p no:cacheprovider tests; rc=$?; exit $((rc == 5 ? 0 : rc))'
+    step pytest 120 0 bash -c '"${PY}" -m pytest -q -m cuda -p no:cacheprovider tests
+      rc=$?; exit $((rc == 5 ? 0 : rc))'
   else
     skip pytest "pytest not installed for ${PY}"
   fi

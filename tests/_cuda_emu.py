@@ -87,10 +87,11 @@ class Emulator:
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
-        for name, args in {"na_emu_forward": [_i, _vp, _vp, _i64, _i64, _d, _d, _d, _i],
-                           "na_emu_na_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i, _i, _d],
-                           "na_emu_stbp_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i, _d, _i],
-                           "na_emu_tssl_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d],
+        for name, args in {"na_emu_forward": [_i, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i],
+                           "na_emu_na_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i, _i, _i, _d],
+                           "na_emu_stbp_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i, _i, _d,
+                                                    _i],
+                           "na_emu_tssl_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i],
                            "na_emu_set_max_blocks": [_i64], "na_emu_workspace_planes": [_i, _i, _i64]}.items():
             getattr(lib, name).argtypes = args
         lib.na_emu_blocks_run.restype = _i64
@@ -130,17 +131,18 @@ class Emulator:
         ws = self._nan(planes * T * N, acc) if planes else None
         return out, ws, T, N
 
-    def forward(self, c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, output: str) -> torch.Tensor:
+    def forward(self, c: torch.Tensor, p: dict) -> torch.Tensor:
+        """The LIF forward with the neuron parameters `p` (conftest.params())."""
         out, _, T, N = self._out_ws("forward", c)
-        self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, tau_m, tau_s, threshold,
-                                int(output == "psc"))
+        self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, p["tau_m"], p["tau_s"], p["threshold"],
+                                int(p["strict_threshold"]), int(p["output"] == "psc"))
         return out[:T * N].view(c.shape)
 
     def backward(self, method: str, g: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
         """grad_c of `method` with the neuron parameters `p` (conftest.params())."""
         c, g = c.contiguous(), g.contiguous()
         grad, ws, T, N = self._out_ws(method, c)
-        lif = (p["tau_m"], p["tau_s"], p["threshold"])
+        lif = (p["tau_m"], p["tau_s"], p["threshold"], int(p["strict_threshold"]))
         dt, psc = DTYPES[c.dtype], int(p["output"] == "psc")
         if method == "na":
             self.lib.na_emu_na_backward(dt, _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N, *lif, psc,

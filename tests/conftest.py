@@ -43,24 +43,24 @@ def make_grad(c: torch.Tensor, seed=1) -> torch.Tensor:
 def native_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
     """The native backward op of `method` called directly."""
     if method == "na":
-        return torch.ops.na_cuda.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
-                                             p["first_order"], p["dist_power"], p["clip"])
+        return torch.ops.na_cuda.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"],
+                                             p["output"], p["first_order"], p["dist_power"], p["clip"])
     if method == "stbp":
-        return torch.ops.na_cuda.stbp_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
-                                               p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
-    return torch.ops.na_cuda.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"])
+        return torch.ops.na_cuda.stbp_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"],
+                                               p["output"], p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
+    return torch.ops.na_cuda.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"])
 
 
 def reference_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
     """The reference gradient of `method` (autograd through the surrogate forward for STBP)."""
     if method == "na":
         return reference.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
-                                     p["first_order"], p["dist_power"], p["clip"])
+                                     p["first_order"], p["dist_power"], p["clip"], p["strict_threshold"])
     if method == "tssl":
-        return reference.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"])
+        return reference.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"])
     x = c.detach().clone().requires_grad_(True)
     y = reference.stbp_forward(x, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["surrogate"],
-                               p["surrogate_alpha"], p["detach_reset"])
+                               p["surrogate_alpha"], p["detach_reset"], p["strict_threshold"])
     (gx,) = torch.autograd.grad(y, x, grad)
     return gx
 
@@ -80,6 +80,10 @@ METHOD_CASES = (
     + [dict(method="stbp", output=o, surrogate=s, detach_reset=d) for o in ("psc", "spike")
        for s in ("rect", "triangle", "sigmoid") for d in (True, False)]
     + [dict(method="tssl", output="psc")]
+    # strict firing (u > threshold, the released code) under every rule
+    + [dict(method="na", output="psc", first_order="paper", dist_power=3, strict_threshold=True),
+       dict(method="stbp", output="psc", surrogate="rect", detach_reset=True, strict_threshold=True),
+       dict(method="tssl", output="psc", strict_threshold=True)]
 )
 
 

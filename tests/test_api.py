@@ -71,15 +71,15 @@ def test_bad_input_tensor(c, exc, match):
 def test_direct_op_calls_are_checked_in_cpp():
     c = torch.rand(3, 4)
     with pytest.raises(RuntimeError, match="tau_m"):
-        torch.ops.na_cuda.lif(c, 1.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif(c, 1.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
     with pytest.raises(RuntimeError, match="dist_power"):
-        torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, "psc", "paper", 2, 10.0)
+        torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, False, "psc", "paper", 2, 10.0)
     with pytest.raises(RuntimeError, match="grad_out"):
-        torch.ops.na_cuda.na_backward(torch.rand(3, 5), c, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.na_backward(torch.rand(3, 5), c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="0-dim"):
-        torch.ops.na_cuda.lif(torch.tensor(1.0), 5.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif(torch.tensor(1.0), 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, "psc", "na", "paper", 3, 10.0,
+        torch.ops.na_cuda.lif(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0,
                               "rect", 1.0, True)
 
 
@@ -89,7 +89,7 @@ def test_direct_op_calls_are_checked_in_cpp():
 def test_device_mismatch_between_input_and_grad():
     c = torch.rand(3, 4, device="cuda")
     with pytest.raises(RuntimeError, match="same device"):
-        torch.ops.na_cuda.na_backward(torch.rand(3, 4), c, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.na_backward(torch.rand(3, 4), c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
 
 
 # --------------------------------------------------------------------------------------------- backends
@@ -200,32 +200,41 @@ def test_seq_to_ann_folds_time_and_batch():
         na_cuda.nn.SeqToANN()
 
 
-def test_grad_rescale_matches_the_formula():
-    """Spec §4: grad *= 1.2 ln(m_last / (m + 1e-5) + 1.02), with m_last = m of the output NA layer."""
+@pytest.mark.parametrize("round_decimals", [None, 3])
+def test_grad_rescale_matches_the_formula(round_decimals):
+    """Spec §4: grad *= 1.2 ln(m_last / (m + 1e-5) + 1.02); the output NA layer uses m_last = m, the hidden
+    layers the output layer's mean |grad| after its own rescale (released update_norm), rounded if asked."""
     torch.manual_seed(0)
     x = torch.rand(5, 3, 16) * 1.5
     w = torch.randn(16, 8) * 0.5
 
+    def rnd(m: torch.Tensor) -> torch.Tensor:
+        return m if round_decimals is None else torch.round(m, decimals=round_decimals)
+
     def run(rescale: bool):
         l1, l2 = na_cuda.nn.LIF(), na_cuda.nn.LIF()
         if rescale:
-            na_cuda.nn.enable_grad_rescale(nn.ModuleList([l1, l2]))
+            na_cuda.nn.enable_grad_rescale(nn.ModuleList([l1, l2]), round_decimals)
         c1 = x.clone().requires_grad_(True)
         c2 = l1(c1) @ w
         c2.retain_grad()
-        l2(c2).square().sum().backward()
+        (l2(c2).square().sum() * 20).backward()  # * 20: means of O(0.01-1), where 3-decimal rounding matters
         return c1, c2
 
     plain1, plain2 = run(False)
     c1, c2 = run(True)
     m2 = plain2.grad.abs().mean()
-    torch.testing.assert_close(c2.grad, plain2.grad * 1.2 * torch.log(m2 / (m2 + 1e-5) + 1.02))
+    scale2 = 1.2 * torch.log(rnd(m2) / (m2 + 1e-5) + 1.02)
+    torch.testing.assert_close(c2.grad, plain2.grad * scale2)
+    m_last = rnd(c2.grad.abs().mean())  # after the output layer's own rescale
+    assert not torch.allclose(m_last, rnd(m2))  # the two readings of the released code differ here
     raw1 = reference.na_backward(c2.grad @ w.T, x, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
     m1 = raw1.abs().mean()
-    torch.testing.assert_close(c1.grad, raw1 * 1.2 * torch.log(m2 / (m1 + 1e-5) + 1.02))
+    torch.testing.assert_close(c1.grad, raw1 * 1.2 * torch.log(m_last / (m1 + 1e-5) + 1.02))
     # a second pass starts over: the output layer again sets m_last
     c1b, c2b = run(True)
     torch.testing.assert_close(c2b.grad, c2.grad)
+    torch.testing.assert_close(c1b.grad, c1.grad)
     with pytest.raises(ValueError, match="no na_cuda.nn.LIF"):
         na_cuda.nn.enable_grad_rescale(nn.Linear(2, 2))
 
@@ -236,15 +245,15 @@ def test_grad_rescale_matches_the_formula():
 def test_opcheck(case):
     p = params(**case)
     c = make_input(4, (3, 5), dtype=torch.float32).requires_grad_(True)
-    args = (c, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["method"], p["first_order"], p["dist_power"],
+    args = (c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"], p["method"], p["first_order"], p["dist_power"],
             p["clip"], p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
     torch.library.opcheck(torch.ops.na_cuda.lif.default, args)
     g = make_grad(c.detach())
     torch.library.opcheck(torch.ops.na_cuda.na_backward.default,
-                          (g, c.detach(), 5.0, 2.0, 1.0, p["output"], "paper", 3, 10.0))
+                          (g, c.detach(), 5.0, 2.0, 1.0, False, p["output"], "paper", 3, 10.0))
     torch.library.opcheck(torch.ops.na_cuda.stbp_backward.default,
-                          (g, c.detach(), 5.0, 2.0, 1.0, p["output"], "rect", 1.0, True))
-    torch.library.opcheck(torch.ops.na_cuda.tssl_backward.default, (g, c.detach(), 5.0, 2.0, 1.0))
+                          (g, c.detach(), 5.0, 2.0, 1.0, False, p["output"], "rect", 1.0, True))
+    torch.library.opcheck(torch.ops.na_cuda.tssl_backward.default, (g, c.detach(), 5.0, 2.0, 1.0, False))
 
 
 @needs_native
@@ -290,3 +299,16 @@ def test_import_without_compiled_library_falls_back_to_reference():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_grad_rescale_rejects_bad_rounding():
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="round_decimals"):
+            na_cuda.nn.GradRescale(bad)
+    assert repr(na_cuda.nn.GradRescale(3)) == "GradRescale(round_decimals=3)"
+
+
+@pytest.mark.parametrize("bad", [1, None, "yes"])
+def test_strict_threshold_must_be_bool(bad):
+    with pytest.raises(TypeError, match="strict_threshold"):
+        na_cuda.lif(torch.rand(3, 4), strict_threshold=bad)

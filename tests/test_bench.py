@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
 
 
+@pytest.mark.slow  # ~35 s alone, minutes on a loaded machine: make test-fast skips it
 @pytest.mark.skipif(not na_cuda.backends()["cpu"],
                     reason="na_cuda._C is not built (the benchmark needs native kernels)")
 def test_benchmark_suite_smoke(tmp_path):

@@ -61,8 +61,8 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
 
 
 def _cpu_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"], "na", "paper", 1, 1.0,
-                                 "rect", 1.0, False)
+    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"], "na",
+                                 "paper", 1, 1.0, "rect", 1.0, False)
 
 
 def _check_backward(emu: _cuda_emu.Emulator, case: dict, T: int, dtype: torch.dtype) -> None:
@@ -84,13 +84,14 @@ def test_forward(emu, T, dtype):
     _needs_half(emu, dtype)
     c, _ = _inputs(T, dtype, seed=T)
     for output in ("psc", "spike"):
-        p = params(output=output)
-        want = _cpu_forward(c, p)
-        for cap in GRID_CAPS:
-            emu.set_max_blocks(cap)
-            got = emu.forward(c, p["tau_m"], p["tau_s"], p["threshold"], output)
-            emu.check_guards()
-            _assert_same_bits(got, want, f"forward {output} T={T} {dtype} grid cap {cap}")
+        for strict in (False, True):
+            p = params(output=output, strict_threshold=strict)
+            want = _cpu_forward(c, p)
+            for cap in GRID_CAPS:
+                emu.set_max_blocks(cap)
+                got = emu.forward(c, p)
+                emu.check_guards()
+                _assert_same_bits(got, want, f"forward {output} strict={strict} T={T} {dtype} grid cap {cap}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -123,7 +124,7 @@ def test_launch_shapes(emu):
     emu.set_max_blocks(0)
     for n in (0, 1, 257):
         c = make_input(3, (n,), dtype=torch.float32)
-        emu.forward(c, p["tau_m"], p["tau_s"], p["threshold"], "psc")
+        emu.forward(c, p)
         emu.backward("na", c, c, p)
         emu.check_guards()
     assert emu.bad_launches == 0

@@ -80,6 +80,20 @@ def test_van_rossum_hand_value():
     assert float(losses.van_rossum(out, d, 2.0)) == pytest.approx(expected, abs=1e-15)
 
 
+def test_van_rossum_released_double_filtered_target():
+    # The released NA main.py PSC-filters the all-ones train and loss_kernel filters it again (spec §7).
+    T, tau_s = 5, 2.0
+    d = losses.na_desired_spikes(torch.tensor([0]), 1, T, dtype=D)
+    out = torch.zeros(T, 1, 1, dtype=D, requires_grad=True)
+    (g,) = torch.autograd.grad(losses.van_rossum(out, d, tau_s, target_filters=2), out)
+    assert (-g).flatten().tolist() == pytest.approx([0.25, 0.5, 0.6875, 0.8125, 0.890625], abs=1e-15)
+    (g1,) = torch.autograd.grad(losses.van_rossum(out, d, tau_s), out)
+    assert (-g1).flatten().tolist() == pytest.approx([0.5, 0.75, 0.875, 0.9375, 0.96875], abs=1e-15)
+    for bad in (0, 3, True, 1.5):
+        with pytest.raises(ValueError, match="target_filters"):
+            losses.van_rossum(out, d, tau_s, target_filters=bad)
+
+
 def test_van_rossum_reduction_and_gradient():
     T, B, C, tau_s = 5, 3, 4, 2.0
     out = _rand(T, B, C, seed=1).requires_grad_(True)

@@ -18,7 +18,8 @@ pytestmark = needs_native
 
 
 def _native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["method"],
+    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"],
+                                 p["method"],
                                  p["first_order"], p["dist_power"], p["clip"], p["surrogate"], p["surrogate_alpha"],
                                  p["detach_reset"])
 
@@ -74,9 +75,10 @@ def test_low_precision_matches_reference(device, dtype, rel, case):
     c = make_input(T, (2048,), dtype=dtype, device=device, seed=3)
     g = make_grad(c, seed=4)
     c64, g64 = c.double(), g.double()
-    s_lp = torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], "spike", "na", "paper", 3, 10.0,
+    strict = p["strict_threshold"]
+    s_lp = torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], strict, "spike", "na", "paper", 3, 10.0,
                                  "rect", 1.0, True)
-    s_64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], "spike")
+    s_64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], "spike", strict)
     agree = (s_lp.double() == s_64).all(dim=0)
     assert agree.double().mean() >= 0.95
     got = native_backward(p["method"], g, c, p)
@@ -84,7 +86,7 @@ def test_low_precision_matches_reference(device, dtype, rel, case):
     want = reference_backward(p["method"], g64, c64, p)
     _assert_close_rel(got[:, agree], want[:, agree], rel)
     y = _native_forward(c, p)
-    y64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], p["output"])
+    y64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], p["output"], strict)
     _assert_close_rel(y[:, agree], y64[:, agree], rel)
 
 

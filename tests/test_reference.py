@@ -1,6 +1,6 @@
 """Tests of the pure-PyTorch reference (``na_cuda/reference.py``), the oracle of the kernel tests.
 
-What is checked here, against independent derivations (spec = shared/spec/na-algorithm.md):
+What is checked here, against independent derivations (spec = docs/algorithm.md):
 
 * forward: hand-computed cases, H(0) = 1 at exact ties, shapes / dtypes / non-contiguous inputs;
 * (a) NA backward (direct SNS form) == the literal paper pipeline (Algorithm 1, Algorithm 2, MP-distance,
@@ -153,6 +153,28 @@ def test_na_backward_matches_literal_pipeline(T, output, first_order):
                 clipped += int((phi.abs() == b).sum())
     assert worst < 1e-9, worst
     assert clipped > 0  # the clamp is exercised (at least by the tie)
+
+
+@pytest.mark.parametrize("T", [1, 5, 16])
+@pytest.mark.parametrize("output", ["psc", "spike"])
+def test_strict_threshold_na_matches_literal_pipeline(T, output):
+    """Strict firing (u > threshold, the released code): a tie is silent, the SNS flip raises u and phi(0) = +b;
+    the direct NA backward still equals Algorithm 1/2 + eq. 15 run with H(0) = 0."""
+    worst = 0.0
+    for i, (tau_m, tau_s, thr) in enumerate(PARAMS):
+        c, g = _inputs(T, (3, 4), thr, seed=7 * T + i)
+        c[0, 0, 0] = thr  # exact tie at t = 0: silent under strict
+        _, s, _ = R.lif_states(c, tau_m, tau_s, thr, strict_threshold=True)
+        assert s[0, 0, 0] == 0
+        _, s_paper, _ = R.lif_states(c, tau_m, tau_s, thr)
+        assert s_paper[0, 0, 0] == 1
+        fast = R.na_backward(g, c, tau_m, tau_s, thr, output, "paper", 3, 10.0, strict_threshold=True)
+        lit = R.literal_na_gradient(c, g, tau_m, tau_s, thr, output, "paper", 3, 10.0, strict_threshold=True)
+        worst = max(worst, (fast - lit).abs().max().item())
+        # at the tie: dL_0 * phi(0) with phi(0) = +10 (the flip adds the spike)
+        dL = R.sns_loss_change(g, c, tau_m, tau_s, thr, output, "paper", strict_threshold=True)
+        assert fast[0, 0, 0].item() == pytest.approx(10.0 * dL[0, 0, 0].item(), rel=1e-15)
+    assert worst < 1e-9, worst
 
 
 def test_na_backward_not_trivial():
@@ -359,8 +381,9 @@ def test_stbp_forward_bitwise_equals_lif_forward(dtype, output):
 # TSSL-BP
 # ------------------------------------------------------------------------------------------------------------------
 def _tssl_scalar(c: list[float], G: list[float], tau_m: float, tau_s: float, thr: float) -> tuple[list[float], dict]:
-    """Literal scalar transcription of the released TSSL-BP backward (stonezwr/TSSL-BP functions/tsslbp.py) on
-    one neuron, with this project's forward (u >= thr fires). Also reports which branches were taken."""
+    """Literal scalar transcription of the released TSSL-BP backward (stonezwr/TSSL-BP functions/tsslbp.py at its
+    head, with `partial_u = clamp(-1/delta_u, -8, 0) * out`) on one neuron, with this project's forward (u >= thr
+    fires). Also reports which branches were taken."""
     T = len(c)
     theta_m = 1.0 / tau_m
     # forward, keeping u (pre-reset), s, the membrane update du and the PSC a
@@ -378,12 +401,13 @@ def _tssl_scalar(c: list[float], G: list[float], tau_m: float, tau_s: float, thr
         a.append(syn)
     sig = [(1 / tau_s) * (1 - 1 / tau_s) ** k for k in range(T)]
     grad = [0.0] * T
-    info = {"fallback": [], "theta_nonzero_used": [], "pu_without_spike": []}
+    info = {"fallback": [], "theta_nonzero_used": [], "gated": []}
     theta = 0.0
     for t in range(T - 1, -1, -1):
-        pu = min(max(-1.0 / du[t], -8.0), 0.0)  # released code: no "* out" factor
+        pu = min(max(-1.0 / du[t], -8.0), 0.0)
         if s[t] == 0 and pu != 0 and a[t] >= 1 / (4 * tau_s):
-            info["pu_without_spike"].append(t)
+            info["gated"].append(t)  # where the gating changes the output
+        pu = pu * s[t]  # released head: "* out"
         gt = 0.0
         for k in range(T - t):
             gt += (-sig[k] / tau_s) * pu * G[t + k] * tau_s
@@ -407,8 +431,8 @@ def _tssl_scalar(c: list[float], G: list[float], tau_m: float, tau_s: float, thr
 def test_tssl_backward_hand_case():
     tau_m, tau_s, thr = 5.0, 2.0, 1.0
     # A: u = 0.5, 1.1 (fire), 1.3 (fire); a = 0, .5, .75  -> t = 0 warm-up fallback, theta != 0 used at t = 1
-    # B: u = 1.2 (fire), 0.4, 1.22 (fire); a = .5, .25, .625 -> gt everywhere; at t = 1 s = 0 but pu = -2.5 != 0
-    #    (the released code's missing "* s[t]" matters there) and the leak term theta*lam*(1-s) is used
+    # B: u = 1.2 (fire), 0.4, 1.22 (fire); a = .5, .25, .625 -> gt everywhere; at t = 1 s = 0 and -1/du = -2.5,
+    #    which the "* s[t]" gating zeroes, so only the leak term theta*lam*(1-s) is left
     # C: du = 0.05 (pu clamps to -8), du = -0.31 (pu = 0), then fires: a = 0, 0, .5
     cols = [[0.5, 0.7, 1.3], [1.2, 0.4, 0.9], [0.05, -0.3, 1.5]]
     Gs = [[0.3, -0.5, 0.8], [-0.4, 0.9, 0.6], [0.7, 0.2, -0.3]]
@@ -426,7 +450,7 @@ def test_tssl_backward_hand_case():
         assert got[:, n].tolist() == pytest.approx(exp, rel=1e-13, abs=1e-15), (n, got[:, n], exp)
     # the case exercises what it claims to
     assert 0 in infos[0]["fallback"] and 1 in infos[0]["theta_nonzero_used"]
-    assert infos[1]["fallback"] == [] and 1 in infos[1]["pu_without_spike"] and 0 in infos[1]["theta_nonzero_used"]
+    assert infos[1]["fallback"] == [] and 1 in infos[1]["gated"] and 0 in infos[1]["theta_nonzero_used"]
     assert infos[2]["fallback"] == [1, 0]
 
     # hand check of one number: neuron A, t = 2 (last step, fires, a = .75 >= 1/8 -> inter term only):
@@ -435,6 +459,11 @@ def test_tssl_backward_hand_case():
     # neuron A, t = 0 (fallback): ga = (sig0 G0 + sig1 G1 + sig2 G2) f(0.5), f from x = (1 - 0.5)/0.2 = 2.5
     f = math.exp(2.5) / ((1 + math.exp(2.5)) ** 2 * 0.2)
     assert got[0, 0].item() == pytest.approx((0.5 * 0.3 + 0.25 * -0.5 + 0.125 * 0.8) * f, rel=1e-14)
+    # neuron B, t = 1 (no spike, gated): grad = theta * lam with theta = gt at t = 2, where du = 0.9 - 0.4/5 = 0.82
+    # and gt = -(0.5) * (-1/0.82) * 0.6; the ungated code (08ff1d7) would add -pu * S = 2.5 * (0.5*0.9 + 0.25*0.6)
+    assert got[1, 1].item() == pytest.approx(0.5 * 0.6 / 0.82 * 0.8, rel=1e-14)
+    # under strict firing a tie is silent: the same numbers where no u equals the threshold
+    torch.testing.assert_close(R.tssl_backward(G, c, tau_m, tau_s, thr, strict_threshold=True), got, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------------------------------------------------

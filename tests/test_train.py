@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from na_cuda import models, train
+from na_cuda import checkpoint, models, train
 from na_cuda.nn import LIF
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +64,7 @@ def _no_timing(metrics: dict) -> list:
 
 
 def _weights(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+    return checkpoint.load(path)["model"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -90,6 +90,22 @@ def test_preset_builds_and_runs_forward(preset):
         out = net(x)
     assert out.shape == (T, 1, 10)
     assert torch.isfinite(out).all() and out.min() >= 0
+
+
+def test_fidelity_released_sets_the_released_recipe():
+    paper = train.make_config("mnist")
+    assert (paper.fidelity, paper.strict_threshold, paper.clip, paper.target_filters, paper.rescale_round) == (
+        "paper", False, 10.0, 1, None)
+    rel = train.make_config("mnist", fidelity="released")
+    assert (rel.strict_threshold, rel.clip, rel.target_filters, rel.rescale_round) == (True, 5.0, 2, 3)
+    assert rel.lr == paper.lr  # the released code's hard-coded lr is not part of fidelity
+    assert train.make_config("mnist", fidelity="released", clip=7.0).clip == 7.0  # explicit overrides win
+    with pytest.raises(train.ConfigError, match="--fidelity"):
+        train.make_config("mnist", fidelity="exact")
+    net = train.model_from_config(rel, (1, 28, 28))
+    lifs = [m for m in net.modules() if isinstance(m, LIF)]
+    assert lifs and all(m.params["strict_threshold"] and m.params["clip"] == 5.0 for m in lifs)
+    assert lifs[0].grad_rescale is not None and lifs[0].grad_rescale.round_decimals == 3
 
 
 def test_paper_architectures_layer_shapes():
@@ -164,7 +180,7 @@ def test_cli_smoke_real_digits(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "digits" and config["method"] == "na" and config["limit_train"] == 300
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    ckpt = checkpoint.load(out / "checkpoint.pt")
     assert {"model", "optimizer", "scheduler", "rng", "epoch", "step", "metrics", "config"} <= set(ckpt)
     assert ckpt["epoch"] == 1 and ckpt["step"] == 0
     assert {"torch", "python", "numpy", "augment"} <= set(ckpt["rng"][0])
@@ -200,7 +216,7 @@ def test_resume_gives_identical_metrics(tmp_path):
 
     rc = train.main(FAST + ["--epochs", "2", "--out", str(interrupted)], datasets=datasets(), loss_hook=interrupt)
     assert rc == 128 + signal.SIGINT
-    ckpt = torch.load(interrupted / "checkpoint.pt", weights_only=True)
+    ckpt = checkpoint.load(interrupted / "checkpoint.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (1, 2)  # mid-epoch 2, after its second step
     assert train.main(FAST + ["--epochs", "2", "--out", str(interrupted), "--resume"], datasets=datasets()) == 0
 
@@ -233,7 +249,7 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path):
             proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "SIGTERM" in err and "--resume" in err
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    ckpt = checkpoint.load(out / "checkpoint.pt")
     assert 1 <= ckpt["epoch"] < 200
     done = len(json.loads((out / "metrics.json").read_text())["epochs"])
     assert done == ckpt["epoch"]
@@ -253,7 +269,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "epoch 2, step 3" in err and "--lr" in err
     assert "last good checkpoint (after epoch 1)" in err
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    ckpt = checkpoint.load(out / "checkpoint.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (1, 0)
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 1
@@ -335,5 +351,5 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     w_single, w_ddp = _weights(tmp_path / "single" / "checkpoint.pt"), _weights(tmp_path / "ddp" / "checkpoint.pt")
     for k in w_single:
         torch.testing.assert_close(w_ddp[k], w_single[k], atol=1e-4, rtol=0)
-    ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
+    ckpt = checkpoint.load(tmp_path / "ddp" / "checkpoint.pt")
     assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2

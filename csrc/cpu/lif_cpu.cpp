@@ -1,8 +1,10 @@
-// CPU implementations of the na_cuda ops. Neurons are processed in blocks of kBlock: a block's [T, kBlock] slice
+// CPU implementations of the na_cuda ops. Neurons are processed in blocks of up to kBlock: a block's [T, nb] slice
 // is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
 // the global stride N a power of two, per-neuron strided loops thrash the cache sets), the shared per-neuron math
 // of csrc/na_core.h runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
-// Blocks are distributed over threads with at::parallel_for.
+// Blocks are distributed over threads with at::parallel_for. A thread's scratch is `planes` x T x W values with W
+// = its neuron count rounded up to a pack, at most kBlock: bounded by the work, so a tall narrow input ([1e6, 1])
+// does not allocate 64 neurons' worth of planes for its one neuron.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -25,40 +27,43 @@ int64_t grain(int64_t T) {
   return std::max<int64_t>(kBlock, (at::internal::GRAIN_SIZE / T) / kBlock * kBlock);
 }
 
-// One block's buffers: `planes` arrays of [T, kBlock] in the compute type, allocated once per thread.
+// One block's buffers: `planes` arrays of [T, w] in the compute type (w = the row stride: nb rounded up to a
+// pack, <= kBlock), allocated once per thread.
 template <typename acc_t>
 struct Block {
-  int64_t T, n0, nb;
+  int64_t T, n0, nb, w;
   acc_t* buf;
-  acc_t* plane(int64_t i) const { return buf + i * T * kBlock; }
+  acc_t* plane(int64_t i) const { return buf + i * T * w; }
 };
 
-// Copy src[t, n0 + j] (global [T, N]) into dst[t * kBlock + j]; lanes past the end of the tensor read zeros.
+// Copy src[t, n0 + j] (global [T, N]) into dst[t * w + j]; lanes past the end of the tensor read zeros.
 template <typename scalar_t, typename acc_t>
 void gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
   for (int64_t t = 0; t < b.T; ++t) {
     const scalar_t* s = src + t * N + b.n0;
-    acc_t* d = dst + t * kBlock;
+    acc_t* d = dst + t * b.w;
     for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<acc_t>(s[j]);
-    for (int64_t j = b.nb; j < kBlock; ++j) d[j] = acc_t(0);
+    for (int64_t j = b.nb; j < b.w; ++j) d[j] = acc_t(0);
   }
 }
 
 template <typename scalar_t, typename acc_t>
 void scatter(const acc_t* src, scalar_t* dst, int64_t N, const Block<acc_t>& b) {
   for (int64_t t = 0; t < b.T; ++t) {
-    const acc_t* s = src + t * kBlock;
+    const acc_t* s = src + t * b.w;
     scalar_t* d = dst + t * N + b.n0;
     for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<scalar_t>(s[j]);
   }
 }
 
-// Runs body(block) over all blocks of the [T, N] problem in parallel.
-template <typename acc_t, typename Body>
+// Runs body(block) over all blocks of the [T, N] problem in parallel; blocks hold whole packs of V.
+template <typename acc_t, typename V, typename Body>
 void for_each_block(int64_t T, int64_t N, int64_t planes, const Body& body) {
+  constexpr int64_t lanes = Lanes<V>::kLanes;
   at::parallel_for(0, N, grain(T), [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(static_cast<size_t>(planes * T * kBlock));
-    for (int64_t n0 = begin; n0 < end; n0 += kBlock) body(Block<acc_t>{T, n0, std::min(kBlock, end - n0), buf.data()});
+    const int64_t w = std::min(kBlock, (end - begin + lanes - 1) / lanes * lanes);
+    std::vector<acc_t> buf(static_cast<size_t>(planes * T * w));
+    for (int64_t n0 = begin; n0 < end; n0 += w) body(Block<acc_t>{T, n0, std::min(w, end - n0), w, buf.data()});
   });
 }
 
@@ -70,12 +75,14 @@ void for_each_pack(int64_t nb, const F& f) {
   for (int64_t j = 0; j < nb; j += lanes) f(j);
 }
 
-at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
+                   c10::string_view output,
                    c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                    c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
   (void)detach_reset;  // a backward-only argument: any bool is valid
   const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, surrogate, surrogate_alpha);
+      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
+               surrogate, surrogate_alpha);
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
   const int64_t T = cc.size(0), N = num_neurons(cc);
@@ -85,10 +92,10 @@ at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double thres
     const LifCoef<acc_t> lif(cfg);
     const scalar_t* cp = cc.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t>(T, N, 2, [&](const Block<acc_t>& b) {
+    for_each_block<acc_t, V>(T, N, 2, [&](const Block<acc_t>& b) {
       acc_t *lc = b.plane(0), *lo = b.plane(1);
       gather(cp, lc, N, b);
-      for_each_pack<V>(b.nb, [&](int64_t j) { lif_forward_neuron<acc_t, acc_t, V>(lc + j, lo + j, T, kBlock, lif); });
+      for_each_pack<V>(b.nb, [&](int64_t j) { lif_forward_neuron<acc_t, acc_t, V>(lc + j, lo + j, T, b.w, lif); });
       scatter(lo, op, N, b);
     });
   });
@@ -98,7 +105,8 @@ at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double thres
 // The three backward ops share everything but the per-neuron function: checks, contiguous inputs, blocks with c
 // in plane 0 and g in plane 1 (which the gradient overwrites in place: every backward reads g[t] before it
 // writes grad[t]), `extra` workspace planes from plane 2 on, and the scatter of plane 1.
-// make_kernel(acc_t{}, V{}) returns the per-pack call (lc, lg, ws, T) for that compute type and pack.
+// make_kernel(acc_t{}, V{}) returns the per-pack call (lc, lg, ws, T, w) for that compute type and pack; w is the
+// planes' row stride.
 template <typename MakeKernel>
 at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t extra, const MakeKernel& make_kernel) {
   const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
@@ -111,11 +119,11 @@ at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t
     const scalar_t* cp = cc.const_data_ptr<scalar_t>();
     const scalar_t* gp = gc.const_data_ptr<scalar_t>();
     scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t>(T, N, 2 + extra, [&](const Block<acc_t>& b) {
+    for_each_block<acc_t, V>(T, N, 2 + extra, [&](const Block<acc_t>& b) {
       gather(cp, b.plane(0), N, b);
       gather(gp, b.plane(1), N, b);
       for_each_pack<V>(b.nb, [&](int64_t j) {
-        kernel(b.plane(0) + j, b.plane(1) + j, [&](int i) { return b.plane(2 + i) + j; }, T);
+        kernel(b.plane(0) + j, b.plane(1) + j, [&](int i) { return b.plane(2 + i) + j; }, T, b.w);
       });
       scatter(b.plane(1), dp, N, b);
     });
@@ -124,41 +132,43 @@ at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t
 }
 
 at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                           double threshold, c10::string_view output, c10::string_view first_order,
+                           double threshold, bool strict_threshold,
+                   c10::string_view output, c10::string_view first_order,
                            int64_t dist_power, double clip) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
   return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
     using V = decltype(vec);
-    return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
-      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, kBlock, kBlock, lif, na);
+    return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
+      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, w, w, lif, na);
     };
   });
 }
 
 at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                             double threshold, c10::string_view output, c10::string_view surrogate,
+                             double threshold, bool strict_threshold,
+                   c10::string_view output, c10::string_view surrogate,
                              double surrogate_alpha, bool detach_reset) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
   return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
     using V = decltype(vec);
-    return [lif = LifCoef<acc_t>(lcfg), sg = StbpCoef<acc_t>(scfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
-      stbp_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, kBlock, kBlock, lif, sg);
+    return [lif = LifCoef<acc_t>(lcfg), sg = StbpCoef<acc_t>(scfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
+      stbp_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, w, w, lif, sg);
     };
   });
 }
 
 at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                             double threshold) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, "psc");
+                             double threshold, bool strict_threshold) {
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, "psc");
   return backward_cpu(grad_out, c, 2, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
     using V = decltype(vec);
-    return [lif = LifCoef<acc_t>(lcfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T) {
-      tssl_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), lg, T, kBlock, kBlock, lif);
+    return [lif = LifCoef<acc_t>(lcfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
+      tssl_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), lg, T, w, w, lif);
     };
   });
 }

@@ -41,12 +41,14 @@ at::Tensor workspace(cuda::Op op, const at::Tensor& like, int64_t T, int64_t N) 
 
 inline void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.mutable_data_ptr() : nullptr; }
 
-at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double threshold, c10::string_view output,
+at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
+                   c10::string_view output,
                     c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                     c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
   (void)detach_reset;  // a backward-only argument: any bool is valid
   const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, surrogate, surrogate_alpha);
+      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
+               surrogate, surrogate_alpha);
   const c10::cuda::CUDAGuard guard(c.device());
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
@@ -75,9 +77,10 @@ at::Tensor backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, cuda::
 }
 
 at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                            double threshold, c10::string_view output, c10::string_view first_order,
+                            double threshold, bool strict_threshold,
+                   c10::string_view output, c10::string_view first_order,
                             int64_t dist_power, double clip) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
   return backward_cuda(grad_out, c, cuda::Op::NaBackward, [&](cuda::DType dt, const void* g, const void* cp, void* d,
                                                               void* ws, int64_t T, int64_t N, cudaStream_t s) {
@@ -86,9 +89,10 @@ at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, dou
 }
 
 at::Tensor stbp_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                              double threshold, c10::string_view output, c10::string_view surrogate,
+                              double threshold, bool strict_threshold,
+                   c10::string_view output, c10::string_view surrogate,
                               double surrogate_alpha, bool detach_reset) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, str(output));
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
   return backward_cuda(grad_out, c, cuda::Op::StbpBackward, [&](cuda::DType dt, const void* g, const void* cp,
                                                                 void* d, void* ws, int64_t T, int64_t N,
@@ -98,8 +102,8 @@ at::Tensor stbp_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, d
 }
 
 at::Tensor tssl_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                              double threshold) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, "psc");
+                              double threshold, bool strict_threshold) {
+  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, "psc");
   return backward_cuda(grad_out, c, cuda::Op::TsslBackward, [&](cuda::DType dt, const void* g, const void* cp,
                                                                 void* d, void* ws, int64_t T, int64_t N,
                                                                 cudaStream_t s) {

@@ -33,7 +33,7 @@ def load_digits_split(train: bool) -> Tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("na_cuda.data: the 'digits' dataset comes with scikit-learn; install it with "
-                          "`pip install scikit-learn` (or `pip install na_cuda[train]`)") from exc
+                          "`pip install scikit-learn` (a dependency of na_cuda: reinstall it)") from exc
     bunch = load_digits()
     images = np.asarray(bunch.images)
     labels = np.asarray(bunch.target, dtype=np.int64)

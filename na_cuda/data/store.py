@@ -8,8 +8,15 @@ Download (:func:`download_file`): stream the URL into a temporary file next to t
 arrives; accept it only if its SHA-256 is one of the expected digests -- or, for a ``.gz`` file with a known digest of
 its *decompressed* content, if that content's SHA-256 matches (mirrors re-compress files, so the bytes of a ``.gz``
 differ between mirrors while its content does not) -- then rename it into place (atomic: a reader never sees a partial
-file). On any failure the temporary file is removed and nothing is left behind. A download with no digest to check is
-refused.
+file). On any failure the temporary file is removed and nothing is left behind; the temporary files a killed download
+left (``.NAME.<pid>.<hex>.part`` of a process that is gone) are removed when that file is next downloaded. A download
+with no digest to check is refused.
+
+Bounded waits: connecting and every read wait at most `timeout` seconds (``$NA_CUDA_DOWNLOAD_TIMEOUT``, default
+20), and a file must be complete within `deadline` seconds (``$NA_CUDA_DOWNLOAD_DEADLINE``, default 900; a timer
+shuts the connection down then, which ends a read blocked on it): a server that accepts and never answers fails
+that mirror after `timeout` seconds, one that trickles bytes after `deadline` seconds, and the next mirror is tried.
+Progress is logged every :data:`PROGRESS_EVERY_S` seconds.
 """
 from __future__ import annotations
 
@@ -19,24 +26,109 @@ import http.client
 import logging
 import os
 import shutil
+import socket
 import tarfile
 import tempfile
+import threading
+import time
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from .._files import open_temp, remove_stale_temps
+
 PathLike = Union[str, Path]
 log = logging.getLogger("na_cuda.data")
 
 ENV_VAR = "NA_CUDA_DATA"
 CHUNK = 1 << 20
-TIMEOUT_S = 30.0
+TIMEOUT_ENV, TIMEOUT_S = "NA_CUDA_DOWNLOAD_TIMEOUT", 20.0  # seconds one connect or read may wait
+DEADLINE_ENV, DEADLINE_S = "NA_CUDA_DOWNLOAD_DEADLINE", 900.0  # seconds one file may take in all
+PROGRESS_EVERY_S = 10.0
 
 
 class ChecksumError(ValueError):
     """A downloaded file's SHA-256 is not the expected one (the file was not kept)."""
+
+
+class DownloadTimeout(TimeoutError):
+    """A download did not complete within its deadline (the partial file was not kept)."""
+
+
+def _limit(name: str, value: Optional[float], env: str, default: float) -> float:
+    """`value` if given, else ``$env``, else `default`; a finite number > 0."""
+    source = f"`{name}`"
+    if value is None:
+        text = os.environ.get(env)
+        if not text:
+            return default
+        source = f"${env}"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"na_cuda.data: {source} must be a number of seconds; got {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"na_cuda.data: {source} must be a finite number of seconds > 0; got {value!r}")
+    return float(value)
+
+
+class _Deadline:
+    """Shuts down the connections of one download when its deadline passes: a read blocked on one returns at once
+    (the socket timeout bounds a single read; this bounds the sum, status line and headers included)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._socks: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            if self.expired:
+                self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """urllib's opener whose HTTP(S) connections register their sockets here."""
+        deadline = self
+
+        def tracked(base: type) -> type:
+            class Tracked(base):  # type: ignore[misc, valid-type]
+                def connect(self) -> None:
+                    super().connect()
+                    deadline.track(self.sock)
+
+            return Tracked
+
+        class HTTP(urllib.request.HTTPHandler):
+            def http_open(self, req):  # type: ignore[no-untyped-def]
+                return self.do_open(tracked(http.client.HTTPConnection), req)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def https_open(self, req):  # type: ignore[no-untyped-def]
+                return self.do_open(tracked(http.client.HTTPSConnection), req, context=self._context)
+
+        return urllib.request.build_opener(HTTP(), HTTPS())
 
 
 @dataclass(frozen=True)
@@ -164,12 +256,16 @@ def verify(path: PathLike, sha256: Iterable[str] = (), sha256_content: Optional[
 
 # ------------------------------------------------------------------------------------------------------ download
 def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha256_content: Optional[str] = None,
-                  timeout: float = TIMEOUT_S) -> Path:
+                  timeout: Optional[float] = None, deadline: Optional[float] = None) -> Path:
     """Download `url` to `dest` with SHA-256 verification (see the module docstring); returns `dest`.
 
-    Raises ChecksumError on a digest mismatch, OSError (urllib.error.URLError, ...) or http.client.HTTPException on
-    network failures; in every failure case no file is left at `dest` or next to it.
+    `timeout`: seconds a connect or a read may wait (default ``$NA_CUDA_DOWNLOAD_TIMEOUT`` or 20); `deadline`:
+    seconds the whole file may take (default ``$NA_CUDA_DOWNLOAD_DEADLINE`` or 900). Raises ChecksumError on a
+    digest mismatch, DownloadTimeout past the deadline, OSError (urllib.error.URLError, TimeoutError, ...) or
+    http.client.HTTPException on network failures; in every failure case no file is left at `dest` or next to it.
     """
+    timeout = _limit("timeout", timeout, TIMEOUT_ENV, TIMEOUT_S)
+    deadline = _limit("deadline", deadline, DEADLINE_ENV, DEADLINE_S)
     if isinstance(sha256, str):
         sha256 = (sha256,)
     if not sha256 and not sha256_content:
@@ -177,20 +273,37 @@ def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha25
                          "checksum are refused")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    remove_stale_temps(dest.parent, dest.name)
+    start = time.monotonic()
+    fd, tmp = open_temp(dest, "part")
+    limit = _Deadline(deadline)
+    size = 0
     try:
         h = hashlib.sha256()
         req = urllib.request.Request(url, headers={"User-Agent": "na_cuda"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
-            total = resp.headers.get("Content-Length")
-            size = 0
-            for chunk in iter(lambda: resp.read(CHUNK), b""):
-                out.write(chunk)
-                h.update(chunk)
-                size += len(chunk)
-            if total is not None and size != int(total):
-                raise http.client.IncompleteRead(b"", int(total) - size)
+        try:
+            with os.fdopen(fd, "wb") as out, limit.opener().open(req, timeout=timeout) as resp:
+                total = resp.headers.get("Content-Length")
+                reported = start
+                # read1: at most one socket read per call, so progress shows however slowly bytes arrive.
+                for chunk in iter(lambda: resp.read1(CHUNK), b""):
+                    out.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
+                    now = time.monotonic()
+                    if now - reported >= PROGRESS_EVERY_S:
+                        of = f" of {int(total) / 1e6:.1f}" if total else ""
+                        log.warning("na_cuda.data: %s: %.1f%s MB (%.0f kB/s)", url, size / 1e6, of,
+                                    size / 1e3 / (now - start))
+                        reported = now
+                if total is not None and size != int(total) and not limit.expired:
+                    raise http.client.IncompleteRead(b"", int(total) - size)
+        except (OSError, http.client.HTTPException):
+            if not limit.expired:
+                raise
+        if limit.expired:
+            raise DownloadTimeout(f"na_cuda.data: {url}: {size} bytes after {time.monotonic() - start:.0f} s, past "
+                                  f"the deadline of {deadline:g} s (raise it with deadline= or ${DEADLINE_ENV})")
         ok, detail = verify(tmp, sha256, sha256_content, digest=h.hexdigest())
         if not ok:
             raise ChecksumError(f"na_cuda.data: checksum mismatch for {url}: {detail}; the download was discarded")
@@ -198,20 +311,22 @@ def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha25
         log.info("na_cuda.data: downloaded %s -> %s (%s)", url, dest, detail)
         return dest
     finally:
+        limit.cancel()
         if tmp.exists():
             tmp.unlink()
 
 
-def fetch(spec: RemoteFile, root: PathLike, *, timeout: float = TIMEOUT_S) -> Path:
+def fetch(spec: RemoteFile, root: PathLike, *, timeout: Optional[float] = None,
+          deadline: Optional[float] = None) -> Path:
     """Download `spec` into `root` from the first mirror that works (unpacking archives); raises OSError with every
-    mirror's error when none does."""
+    mirror's error when none does. `timeout`, `deadline`: per mirror, as in :func:`download_file`."""
     root = Path(root)
     errors = []
     for url in spec.urls:
         log.warning("na_cuda.data: downloading %s to %s", url, root)
         try:
             path = download_file(url, root / spec.name, sha256=spec.sha256, sha256_content=spec.sha256_content,
-                                 timeout=timeout)
+                                 timeout=timeout, deadline=deadline)
         except (OSError, http.client.HTTPException, ChecksumError) as exc:
             errors.append(f"{url}: {exc}")
             continue

@@ -14,11 +14,12 @@ namespace {
 
 using na::cuda::DType;
 
-na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int psc) {
+na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int strict, int psc) {
   na::LifConfig cfg{};
   cfg.tau_m = tau_m;
   cfg.tau_s = tau_s;
   cfg.threshold = threshold;
+  cfg.strict = strict != 0;
   cfg.psc = psc != 0;
   return cfg;
 }
@@ -44,30 +45,31 @@ int na_emu_workspace_planes(int op, int dtype, int64_t T) {
 }
 
 void na_emu_forward(int dtype, const void* c, void* out, int64_t T, int64_t N, double tau_m, double tau_s,
-                    double threshold, int psc) {
-  na::cuda::lif_forward(static_cast<DType>(dtype), c, out, T, N, lif_config(tau_m, tau_s, threshold, psc), nullptr);
-}
-
-void na_emu_na_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-                        double tau_m, double tau_s, double threshold, int psc, int taylor, int dist_power,
-                        double clip) {
-  const na::NaConfig na{taylor != 0, dist_power, clip};
-  na::cuda::na_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N, lif_config(tau_m, tau_s, threshold, psc), na,
+                    double threshold, int strict, int psc) {
+  na::cuda::lif_forward(static_cast<DType>(dtype), c, out, T, N, lif_config(tau_m, tau_s, threshold, strict, psc),
                         nullptr);
 }
 
+void na_emu_na_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
+                        double tau_m, double tau_s, double threshold, int strict, int psc, int taylor,
+                        int dist_power, double clip) {
+  const na::NaConfig na{taylor != 0, dist_power, clip};
+  na::cuda::na_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N,
+                        lif_config(tau_m, tau_s, threshold, strict, psc), na, nullptr);
+}
+
 void na_emu_stbp_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-                          double tau_m, double tau_s, double threshold, int psc, int surrogate, double alpha,
-                          int detach_reset) {
+                          double tau_m, double tau_s, double threshold, int strict, int psc, int surrogate,
+                          double alpha, int detach_reset) {
   const na::StbpConfig sg{static_cast<na::Surrogate>(surrogate), alpha, detach_reset != 0};
-  na::cuda::stbp_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N, lif_config(tau_m, tau_s, threshold, psc),
-                          sg, nullptr);
+  na::cuda::stbp_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N,
+                          lif_config(tau_m, tau_s, threshold, strict, psc), sg, nullptr);
 }
 
 void na_emu_tssl_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-                          double tau_m, double tau_s, double threshold) {
-  na::cuda::tssl_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N, lif_config(tau_m, tau_s, threshold, 1),
-                          nullptr);
+                          double tau_m, double tau_s, double threshold, int strict) {
+  na::cuda::tssl_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N,
+                          lif_config(tau_m, tau_s, threshold, strict, 1), nullptr);
 }
 
 }  // extern "C"
