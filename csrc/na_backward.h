@@ -15,17 +15,18 @@
 // A run's step k changes the loss only where the neighbour's spike differs from the original's: by -W[k] where
 // the original fires (and the neighbour does not), by W[k] + F[k] where the neighbour fires (and the original
 // does not; the run ends there, F[k] holds the rest). Both depend on k alone, so one value per step is stored:
-// X[k] = s[k] ? -W[k] : W[k] + F[k], added when the spikes differ. The run re-simulates the original next to
-// the neighbour (same operations as the forward, so the same bits) instead of reading u[k] back, and stops once
+// X[k] = s[k] ? -W[k] : W[k] + F[k], added when the spikes differ. On a CUDA thread the run re-simulates the original
+// next to the neighbour (same operations as the forward, so the same bits) instead of reading u[k] back. It stops once
 // the original never fires again and the neighbour's potential is not above it (both then stay below
 // threshold: rounding is monotone). Worst case O(T^2) (a neighbour that never fires), typically O(T x
 // inter-spike interval); the result equals the literal re-simulation up to summation order.
 //
-// State per step k: the input c[k] and one value ux[k], which holds u[k] until the reverse pass has handled
-// step k and X[k] after (a run from t reads X[k] for k > t only, and u[t] is read once, just before X[t]
-// replaces it). Where it lives is the `Mem` policy: NaPlanes (c from the input, ux in one [T] workspace plane:
-// any T) or NaRegs (both in per-thread arrays: T <= a compile-time bucket B; the loops are then fully unrolled
-// on the GPU, so every array index is a constant and the arrays live in registers).
+// State per step k: the input c[k] and one value, which holds u[k] until the reverse pass has handled step k and
+// X[k] after (a run from t reads X[k] for k > t only, and u[t] is read once, just before X[t] replaces it;
+// SIMD packs keep u in a plane of its own, see NaLaneTuning). Where it lives is the `Mem` policy: NaPlanes
+// (c from the input, the rest in [T] workspace planes: any T) or NaRegs (per-thread arrays: T <= a compile-time
+// bucket B; the loops are then fully unrolled on the GPU, so every array index is a constant and the arrays live
+// in registers).
 #pragma once
 
 #include <type_traits>
@@ -45,37 +46,63 @@ namespace na {
 // bindings reject T >= 2^31); a SIMD pack (the CPU) tests at the first step (silent packs leave at once) and
 // then every 8th, which measured on the CPU is 10-25 % faster than every step (the test is mostly mispredicted
 // there), and counts in 64 bits (measured: 32-bit counters cost the CPU run loop 46 % more instructions and 7-28 %
-// more time, sign-extending every address). Lanes that are done are masked by `live`, so neither choice changes
-// a bit of the result.
+// more time, sign-extending every address). A CUDA thread's run re-simulates the original (no state to read
+// back: registers, or a plane less of traffic); a pack reads u[k] from a second plane instead (measured on the
+// CPU op, single thread, N = 2^15: re-simulating was 15-18 % slower at T = 20 and 50, reading back equals the
+// three-plane version). Lanes that are done are masked by `live`, and the re-simulated u[k] has the forward's
+// bits, so none of these choices changes a bit of the result.
 template <typename V>
 struct NaLaneTuning {
   static constexpr bool kScalar = std::is_same<typename Lanes<V>::mask, bool>::value;
   static constexpr int kExitEvery = kScalar ? 1 : 8;
+  static constexpr bool kResimulate = kScalar;
   using step = typename std::conditional<kScalar, int, int64_t>::type;
 };
 
-// Any T: c[k] read from the input at every use, u[k]/X[k] in one [T] workspace plane `w` (stride wstride).
+// Any T: c[k] read from the input at every use, X[k] in a [T] workspace plane `w` (stride wstride), u[k] in `w`
+// too until X[k] replaces it (re-simulating lanes) or in a second plane `wu` (packs; see NaLaneTuning).
 template <typename S, typename acc_t, typename V>
 struct NaPlanes {
+  static constexpr bool kResim = NaLaneTuning<V>::kResimulate;
   const S* c;
   acc_t* w;
+  acc_t* wu;
   int64_t stride, wstride;
   NA_HD void fetch(int64_t) {}
   NA_HD V in(int64_t k) const { return Lanes<V>::load(c + k * stride); }
-  NA_HD V ux(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
-  NA_HD void set_ux(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
+  NA_HD V u(int64_t k) const { return Lanes<V>::load((kResim ? w : wu) + k * wstride); }
+  NA_HD void set_u(int64_t k, V x) { Lanes<V>::store((kResim ? w : wu) + k * wstride, x); }
+  NA_HD V x(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
+  NA_HD void set_x(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
+  // The original's step k of a run: its spike, and its state after k in vo (after k-1 on entry).
+  NA_HD typename Lanes<V>::mask orig(int64_t k, V& vo, V ck, V lam, V fire) const {
+    if (kResim) {
+      V uo;
+      return lif_step(vo, ck, lam, fire, uo);  // the forward's operations on the forward's values: same bits
+    }
+    const V uk = u(k);
+    const auto so = uk >= fire;
+    vo = Lanes<V>::select(so, Lanes<V>::splat(0), uk);
+    return so;
+  }
 };
 
-// T <= B: c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays.
+// T <= B: c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays; the run re-simulates.
 template <typename S, typename V, int B>
 struct NaRegs {
   const S* c;
   int64_t stride;
-  V cin[B], uxr[B];
+  V cin[B], ux[B];
   NA_HD void fetch(int64_t t) { cin[t] = Lanes<V>::load(c + t * stride); }
   NA_HD V in(int64_t k) const { return cin[k]; }
-  NA_HD V ux(int64_t k) const { return uxr[k]; }
-  NA_HD void set_ux(int64_t k, V x) { uxr[k] = x; }
+  NA_HD V u(int64_t k) const { return ux[k]; }
+  NA_HD void set_u(int64_t k, V x) { ux[k] = x; }
+  NA_HD V x(int64_t k) const { return ux[k]; }
+  NA_HD void set_x(int64_t k, V x) { ux[k] = x; }
+  NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V ck, V lam, V fire) const {
+    V uo;
+    return lif_step(vo, ck, lam, fire, uo);
+  }
 };
 
 // The NA backward of one neuron over `m` (see the file comment). B > 0: the loops run over the compile-time bound
@@ -101,7 +128,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     if (kFixed && t >= T) break;
     m.fetch(t);
     last = L::select(lif_step(v, m.in(t), lam, fire, u), L::splat(acc_t(t)), last);
-    m.set_ux(t, u);
+    m.set_u(t, u);
   }
   V r1 = zero, r2 = zero;
   NA_UNROLL
@@ -119,7 +146,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
         W = r2 * inv_tau_s;
       }
     }
-    const V ut = m.ux(t);
+    const V ut = m.u(t);
     const M st = ut >= fire;
     V vo = L::select(st, zero, ut);  // original state after t
     V vn = L::select(st, thr, zero);  // neighbour state after t
@@ -134,22 +161,23 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       live = L::and_not(live, (last < L::splat(acc_t(k))) & (vn <= vo));
       if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
       const V ck = m.in(k);
-      V uo, un;
-      const M so = lif_step(vo, ck, lam, fire, uo);  // the original, re-simulated: the forward's bits
+      V un;
+      const M so = m.orig(k, vo, ck, lam, fire);
       const M sn = lif_step(vn, ck, lam, fire, un);
-      run = run + L::select(L::and_not(live, sn == so), m.ux(k), zero);
+      run = run + L::select(L::and_not(live, sn == so), m.x(k), zero);
       live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
     }
-    m.set_ux(t, L::select(st, -W, W + run));
+    m.set_x(t, L::select(st, -W, W + run));
     L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict));
   }
 }
 
-// Any T, state in one [T] workspace plane `w` (stride wstride) of the compute type.
+// Any T, state in [T] workspace planes of the compute type (stride wstride): X (and u on a CUDA thread) in `w`,
+// u in `wu` on a SIMD pack (unused, may be null, on a CUDA thread).
 template <typename S, typename acc_t, typename V = acc_t>
-NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
-                              const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
-  NaPlanes<S, acc_t, V> m{c, w, stride, wstride};
+NA_HD void na_backward_neuron(const S* c, const S* g, acc_t* w, acc_t* wu, S* grad, int64_t T, int64_t stride,
+                              int64_t wstride, const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
+  NaPlanes<S, acc_t, V> m{c, w, wu, stride, wstride};
   na_backward_steps<0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
 }
 

@@ -137,11 +137,11 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
                            int64_t dist_power, double clip) {
   const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
-  return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
+  return backward_cpu(grad_out, c, 2, [&](auto acc, auto vec) {
     using acc_t = decltype(acc);
     using V = decltype(vec);
     return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
-      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, w, w, lif, na);
+      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), lg, T, w, w, lif, na);
     };
   });
 }

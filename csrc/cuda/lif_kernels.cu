@@ -104,7 +104,7 @@ __global__ void na_backward_kernel(const scalar_t* __restrict__ g, const scalar_
     if constexpr (B > 0) {
       na_backward_neuron_onchip<B>(c + n, g + n, grad + n, T, N, lif, na);
     } else {
-      na_backward_neuron(c + n, g + n, w + n, grad + n, T, N, N, lif, na);
+      na_backward_neuron(c + n, g + n, w + n, static_cast<acc_t*>(nullptr), grad + n, T, N, N, lif, na);
     }
   }
 }
