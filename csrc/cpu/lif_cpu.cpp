@@ -133,7 +133,7 @@ at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t
 
 at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                            double threshold, bool strict_threshold,
-                   c10::string_view output, c10::string_view first_order,
+                           c10::string_view output, c10::string_view first_order,
                            int64_t dist_power, double clip) {
   const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
@@ -148,7 +148,7 @@ at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, doub
 
 at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                              double threshold, bool strict_threshold,
-                   c10::string_view output, c10::string_view surrogate,
+                             c10::string_view output, c10::string_view surrogate,
                              double surrogate_alpha, bool detach_reset) {
   const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);

@@ -42,7 +42,7 @@ at::Tensor workspace(cuda::Op op, const at::Tensor& like, int64_t T, int64_t N) 
 inline void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.mutable_data_ptr() : nullptr; }
 
 at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
-                   c10::string_view output,
+                    c10::string_view output,
                     c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
                     c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
   (void)detach_reset;  // a backward-only argument: any bool is valid
@@ -78,7 +78,7 @@ at::Tensor backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, cuda::
 
 at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                             double threshold, bool strict_threshold,
-                   c10::string_view output, c10::string_view first_order,
+                            c10::string_view output, c10::string_view first_order,
                             int64_t dist_power, double clip) {
   const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
@@ -90,7 +90,7 @@ at::Tensor na_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, dou
 
 at::Tensor stbp_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
                               double threshold, bool strict_threshold,
-                   c10::string_view output, c10::string_view surrogate,
+                              c10::string_view output, c10::string_view surrogate,
                               double surrogate_alpha, bool detach_reset) {
   const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
   const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
