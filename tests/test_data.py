@@ -425,11 +425,13 @@ def test_download_file_verifies(http_root, tmp_path):
     (www / "f.bin").write_bytes(payload)
     dest = tmp_path / "dl" / "f.bin"
     assert data.download_file(url + "f.bin", dest, sha256=sha256(payload)).read_bytes() == payload
-    # checksum mismatch: a clear error, and no file left behind (neither the destination nor a partial file)
+    # checksum mismatch: a clear error, and nothing left behind (neither the destination nor a partial file, nor
+    # the folder made for it; a folder that existed stays)
     bad = tmp_path / "bad"
     with pytest.raises(data.ChecksumError, match="checksum mismatch.*f.bin.*expected 0{64}"):
         data.download_file(url + "f.bin", bad / "f.bin", sha256="0" * 64)
-    assert list(bad.iterdir()) == []
+    assert not bad.exists()
+    bad.mkdir()
     with pytest.raises(urllib.error.HTTPError):
         data.download_file(url + "missing.bin", bad / "m.bin", sha256="0" * 64)
     assert list(bad.iterdir()) == []
@@ -459,10 +461,28 @@ def test_load_downloads_mnist(http_root, tmp_path, monkeypatch):
                                                                              "t10k-labels-idx1-ubyte.gz"]
     # a corrupted mirror: FileNotFoundError naming the checksum failure and the files to put in place
     (www / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(FileNotFoundError, match="checksum mismatch.*Put train-images-idx3-ubyte.gz"):
+    with pytest.raises(FileNotFoundError, match="not found in .*Put train-images-idx3-ubyte.gz.*Download failed "
+                       "from: .*checksum mismatch"):
         data.load("mnist", True, tmp_path / "data")
     left = sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir())  # the good file is kept, the bad one not
     assert left == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+
+
+def test_failed_download_message_is_short_and_leaves_no_folder(http_root, tmp_path, monkeypatch):
+    """Every mirror fails: the useful sentence comes first, the mirrors follow as a short list (one reason each),
+    and the folders made for the download are removed again."""
+    _, url = http_root
+    specs = tuple(store.RemoteFile(stem + ".gz", tuple(f"{url}m{i}/{stem}.gz" for i in range(5)), ("0" * 64,))
+                  for stem in idx.IDX_STEMS[True] + idx.IDX_STEMS[False])
+    monkeypatch.setitem(store.SOURCES, "mnist", specs)
+    with pytest.raises(FileNotFoundError) as err:
+        data.load("mnist", True, tmp_path / "typo" / "data")
+    msg = str(err.value)
+    assert msg.startswith("na_cuda.data: MNIST (train split) not found in ")
+    assert msg.index("Put train-images-idx3-ubyte.gz") < msg.index("Download failed from: ")
+    assert msg.count("(HTTP Error 404: File not found)") == 3 and msg.endswith("; and 2 more.")
+    assert len(msg) < 900, len(msg)
+    assert not (tmp_path / "typo").exists()
 
 
 def test_load_downloads_and_extracts_cifar(http_root, tmp_path, monkeypatch):

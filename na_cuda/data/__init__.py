@@ -12,17 +12,19 @@ or in a ``<name>`` subfolder) and downloaded with SHA-256 verification where a c
 Modules: ``idx`` (MNIST/Fashion-MNIST IDX files), ``cifar`` (CIFAR-10 python batches), ``nmnist`` (N-MNIST events and
 binning), ``digits`` (scikit-learn's 8x8 digits), ``store`` (lookup, download, checksums), ``dataset`` (the
 Dataset objects), ``augment`` (on-device augmentation), ``encode`` (normalisation, static-image encoding),
-``catalog`` (names and ``load``).
+``names`` (the dataset name registry, a leaf), ``layout`` (which files mark a dataset's folder), ``catalog``
+(``load``).
 """
 from __future__ import annotations
 
 from .augment import (Augment, ColorJitter, Compose, Identity, RandomCrop, RandomHorizontalFlip, RandomRotation,
                       augmentation, color_jitter, random_crop, random_horizontal_flip, random_rotation, rotate)
-from .catalog import DATASETS, canonical_name, load
+from .catalog import load
 from .cifar import read_cifar_batch
 from .dataset import Dataset, ImageDataset
 from .encode import NORMALIZATION, encode_static, normalize
 from .idx import read_idx
+from .names import DATASETS, canonical_name
 from .nmnist import EventDataset, read_nmnist_events
 from .store import ChecksumError, download_file, find_root
 

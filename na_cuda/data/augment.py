@@ -21,6 +21,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from .names import canonical_name
+
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 # ITU-R BT.601 luma, as torchvision's rgb_to_grayscale.
@@ -221,8 +223,6 @@ class Compose(_Op):
 
 def augmentation(name: str) -> Augment:
     """The training augmentation of dataset `name` (see the module docstring), as ``aug(x, generator) -> x``."""
-    from .catalog import canonical_name
-
     name = canonical_name(name)
     if name in ("mnist", "fashion-mnist"):
         return Compose(RandomCrop(28, padding=4), RandomRotation(15))

@@ -1,78 +1,63 @@
-"""The dataset names, and :func:`load`: find (or download) a dataset's files and build its :class:`Dataset`."""
+"""Loading a dataset by name: :func:`load`: find (or download) a dataset's files and build its :class:`Dataset`."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import cifar, idx, nmnist, store
 from .dataset import Dataset, ImageDataset
+from .digits import MAX_VALUE, load_digits_split
+from .layout import ARCHIVE, missing_files
+from .names import DATASETS, TITLES, canonical_name
 
 PathLike = Union[str, Path]
 log = logging.getLogger("na_cuda.data")
-
-DATASETS: Tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "nmnist", "digits")
-_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
-            "cifar-10": "cifar10", "cifar_10": "cifar10", "n-mnist": "nmnist", "n_mnist": "nmnist"}
-ARCHIVE = "cifar-10-python.tar.gz"
-_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "nmnist": "N-MNIST",
-           "digits": "digits"}
+__all__ = ["DATASETS", "canonical_name", "load"]
+#: How many mirrors the not-found message lists (with one reason each), and how long a reason may be.
+MAX_LISTED, MAX_REASON = 3, 90
 
 
-def canonical_name(name: str) -> str:
-    """The canonical spelling (one of :data:`DATASETS`) of a dataset name; case and a few aliases are accepted."""
-    if not isinstance(name, str):
-        raise TypeError(f"na_cuda.data: the dataset `name` must be a str, one of {', '.join(DATASETS)}; got "
-                        f"{type(name).__name__}")
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"na_cuda.data: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return key
+def _short(reason: str, url: str) -> str:
+    """One failure reason, without the package prefix and the URL it repeats, cut to MAX_REASON characters."""
+    text = reason.replace("na_cuda.data: ", "").replace(f" for {url}", "").replace(f"{url}: ", "")
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def has_files(name: str, folder: PathLike) -> bool:
-    """Whether `folder` holds (some of) dataset `name`'s files: the marker used by ``find_root``."""
-    folder = Path(folder)
-    if name in ("mnist", "fashion-mnist"):
-        return any(idx.find_idx_file(folder, s) is not None for split in (True, False) for s in idx.IDX_STEMS[split])
-    if name == "cifar10":
-        return (folder / cifar.BATCH_DIR).is_dir() or any((folder / n).is_file() for n in
-                                                          cifar.TRAIN_BATCHES + cifar.TEST_BATCHES + (ARCHIVE,))
-    if name == "nmnist":
-        return (folder / "Train").is_dir() or (folder / "Test").is_dir()
-    return False
-
-
-def _missing(name: str, root: Path, train: bool) -> List[str]:
-    """The files a split needs that are not under `root` (names as they would be downloaded)."""
-    if name in ("mnist", "fashion-mnist"):
-        return [s + ".gz" for s in idx.IDX_STEMS[train] if idx.find_idx_file(root, s) is None]
-    if name == "cifar10":
-        return [] if cifar.find_batch_dir(root, cifar.batch_names(train)) else [ARCHIVE]
-    return []
+def _tried(attempts: List[Tuple[str, str]]) -> str:
+    """The mirrors tried, as a short list: one entry per mirror folder with its first failure reason."""
+    by_mirror: Dict[str, str] = {}
+    for url, reason in attempts:
+        by_mirror.setdefault(url.rsplit("/", 1)[0] + "/", _short(reason, url))
+    listed = [f"{base} ({why})" for base, why in list(by_mirror.items())[:MAX_LISTED]]
+    more = len(by_mirror) - len(listed)
+    return "; ".join(listed) + (f"; and {more} more" if more > 0 else "")
 
 
 def _not_found(name: str, train: bool, data_dir: Optional[PathLike], root: Path, missing: List[str],
-               errors: List[str]) -> FileNotFoundError:
+               attempts: Optional[List[Tuple[str, str]]]) -> FileNotFoundError:
+    """What was looked for and where, how to fix it; then (``attempts`` not None: a download was tried) the
+    mirrors that failed, as a short list."""
     split = "train" if train else "test"
     searched = " and ".join(str(d) for d in store.candidates(name, data_dir))
     if name in ("mnist", "fashion-mnist"):
-        what = (f"{' and '.join(missing)} (gzip; or uncompressed, named without .gz) directly in {root}")
-        urls = store.SOURCES[name][0].urls[0].rsplit("/", 1)[0] + "/"
+        what = f"{' and '.join(missing)} (gzip; or uncompressed, named without .gz) directly in {root}"
+        source = store.SOURCES[name][0].urls[0].rsplit("/", 1)[0] + "/"
     else:  # cifar10
         what = (f"the folder {cifar.BATCH_DIR}/ (data_batch_1..5, test_batch) unpacked from {ARCHIVE} in {root}, "
                 f"or {ARCHIVE} itself there")
-        urls = store.SOURCES[name][0].urls[0]
-    tried = f" Download failed: {'; '.join(errors)}." if errors else " (download=False, so nothing was downloaded.)"
+        source = store.SOURCES[name][0].urls[0]
+    tried = (" (download=False, so nothing was downloaded.)" if attempts is None
+             else f" Download failed from: {_tried(attempts)}." if attempts else "")
     return FileNotFoundError(
-        f"na_cuda.data: {_TITLES[name]} ({split} split) not found in {searched}.{tried} Put {what} (source: {urls}); "
-        f"or pass data_dir= / set ${store.ENV_VAR} to a folder that holds them, directly or in a '{name}' subfolder.")
+        f"na_cuda.data: {TITLES[name]} ({split} split) not found in {searched}. Put {what} (source: {source}); or "
+        f"pass data_dir= / set ${store.ENV_VAR} to a folder that holds them, directly or in a '{name}' "
+        f"subfolder.{tried}")
 
 
 def _ensure_files(name: str, train: bool, data_dir: Optional[PathLike], download: bool) -> Path:
     root = store.find_root(name, data_dir)
-    missing = _missing(name, root, train)
+    missing = missing_files(name, root, train)
     for spec in store.SOURCES[name]:  # an archive put there by hand (e.g. cifar-10-python.tar.gz): verify, unpack
         archive = root / spec.name
         if missing and spec.extract and spec.name in missing and archive.is_file():
@@ -81,21 +66,22 @@ def _ensure_files(name: str, train: bool, data_dir: Optional[PathLike], download
                 raise ValueError(f"na_cuda.data: {archive} is not the published archive ({detail}); delete it")
             log.warning("na_cuda.data: unpacking %s", archive)
             store.extract_tar(archive, root)
-            missing = _missing(name, root, train)
+            missing = missing_files(name, root, train)
     if not missing:
         return root
-    errors: List[str] = []
-    if download:
-        for spec in store.SOURCES[name]:
-            if spec.name in missing:
-                try:
-                    store.fetch(spec, root)
-                except OSError as exc:
-                    errors.append(f"{spec.name}: {exc}")
-        missing = _missing(name, root, train)
-        if not missing:
-            return root
-    raise _not_found(name, train, data_dir, root, missing, errors)
+    if not download:
+        raise _not_found(name, train, data_dir, root, missing, None)
+    attempts: List[Tuple[str, str]] = []
+    for spec in store.SOURCES[name]:
+        if spec.name in missing:
+            try:
+                store.fetch(spec, root)
+            except store.FetchError as exc:
+                attempts.extend(exc.attempts)
+    missing = missing_files(name, root, train)
+    if not missing:
+        return root
+    raise _not_found(name, train, data_dir, root, missing, attempts)
 
 
 def load(name: str, train: bool, data_dir: Optional[PathLike] = None, *, download: bool = True,
@@ -119,8 +105,6 @@ def load(name: str, train: bool, data_dir: Optional[PathLike] = None, *, downloa
         raise TypeError(f"na_cuda.data: load({name!r}) takes no keyword arguments {sorted(kw)}; T, fraction, "
                         "window_us, stabilize and binary are for 'nmnist'")
     if name == "digits":
-        from .digits import MAX_VALUE, load_digits_split
-
         images, labels = load_digits_split(train)
         return ImageDataset(name, train, images, labels, num_classes=10, max_value=MAX_VALUE)
     if name == "nmnist":

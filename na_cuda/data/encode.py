@@ -6,6 +6,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from .names import canonical_name
+
 # (mean, std) per channel of images in [0, 1].
 NORMALIZATION: Dict[str, Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]] = {
     "mnist": ((0.1307,), (0.3081,)),
@@ -22,8 +24,6 @@ NORMALIZATION: Dict[str, Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]] 
 def normalize(x: torch.Tensor, name: str) -> torch.Tensor:
     """``(x - mean[c]) / std[c]`` with dataset `name`'s constants (:data:`NORMALIZATION`) over the channel dimension,
     which is dimension -3 (so ``[B, C, H, W]`` and ``[T, B, C, H, W]`` both work); `x` itself for "nmnist"."""
-    from .catalog import canonical_name
-
     name = canonical_name(name)
     stats = NORMALIZATION[name]
     if stats is None:

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .._files import open_temp, remove_stale_temps
+from .layout import has_files
+from .names import canonical_name
 
 PathLike = Union[str, Path]
 log = logging.getLogger("na_cuda.data")
@@ -55,6 +57,14 @@ class ChecksumError(ValueError):
 
 class DownloadTimeout(TimeoutError):
     """A download did not complete within its deadline (the partial file was not kept)."""
+
+
+class FetchError(OSError):
+    """No mirror of a file worked; ``attempts`` holds ``(url, reason)`` per mirror tried, in order."""
+
+    def __init__(self, name: str, attempts: List[Tuple[str, str]]) -> None:
+        self.name, self.attempts = name, attempts
+        super().__init__("; ".join(f"{url}: {why}" for url, why in attempts) if attempts else f"no URL for {name}")
 
 
 def _limit(name: str, value: Optional[float], env: str, default: float) -> float:
@@ -205,8 +215,6 @@ def candidates(name: str, data_dir: Optional[PathLike] = None) -> List[Path]:
 def find_root(name: str, data_dir: Optional[PathLike] = None) -> Path:
     """The folder holding dataset `name`'s files: the first of :func:`candidates` that holds them, else
     ``<base>/<name>`` (the folder a download writes to). See the module docstring for the rule."""
-    from .catalog import canonical_name, has_files  # local: catalog imports this module
-
     name = canonical_name(name)
     cands = candidates(name, data_dir)
     for d in cands:
@@ -262,7 +270,8 @@ def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha25
     `timeout`: seconds a connect or a read may wait (default ``$NA_CUDA_DOWNLOAD_TIMEOUT`` or 20); `deadline`:
     seconds the whole file may take (default ``$NA_CUDA_DOWNLOAD_DEADLINE`` or 900). Raises ChecksumError on a
     digest mismatch, DownloadTimeout past the deadline, OSError (urllib.error.URLError, TimeoutError, ...) or
-    http.client.HTTPException on network failures; in every failure case no file is left at `dest` or next to it.
+    http.client.HTTPException on network failures; in every failure case no file is left at `dest` or next to it,
+    and the folders this call created for `dest` are removed again.
     """
     timeout = _limit("timeout", timeout, TIMEOUT_ENV, TIMEOUT_S)
     deadline = _limit("deadline", deadline, DEADLINE_ENV, DEADLINE_S)
@@ -272,7 +281,32 @@ def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha25
         raise ValueError("na_cuda.data: download_file: give `sha256` (or `sha256_content`); downloads without a "
                          "checksum are refused")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_dirs(dest.parent)
+    try:
+        return _download(url, dest, sha256, sha256_content, timeout, deadline)
+    except BaseException:
+        for folder in created:  # innermost first; only the folders this call made, and only while empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _make_dirs(folder: Path) -> List[Path]:
+    """Create `folder` and its missing parents; returns the ones created, innermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+    return missing
+
+
+def _download(url: str, dest: Path, sha256: Sequence[str], sha256_content: Optional[str], timeout: float,
+              deadline: float) -> Path:
+    """download_file's body once `dest`'s folder exists."""
     remove_stale_temps(dest.parent, dest.name)
     start = time.monotonic()
     fd, tmp = open_temp(dest, "part")
@@ -318,17 +352,17 @@ def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha25
 
 def fetch(spec: RemoteFile, root: PathLike, *, timeout: Optional[float] = None,
           deadline: Optional[float] = None) -> Path:
-    """Download `spec` into `root` from the first mirror that works (unpacking archives); raises OSError with every
-    mirror's error when none does. `timeout`, `deadline`: per mirror, as in :func:`download_file`."""
+    """Download `spec` into `root` from the first mirror that works (unpacking archives); raises FetchError with
+    every mirror's error when none does. `timeout`, `deadline`: per mirror, as in :func:`download_file`."""
     root = Path(root)
-    errors = []
+    errors: List[Tuple[str, str]] = []
     for url in spec.urls:
         log.warning("na_cuda.data: downloading %s to %s", url, root)
         try:
             path = download_file(url, root / spec.name, sha256=spec.sha256, sha256_content=spec.sha256_content,
                                  timeout=timeout, deadline=deadline)
         except (OSError, http.client.HTTPException, ChecksumError) as exc:
-            errors.append(f"{url}: {exc}")
+            errors.append((url, str(exc)))
             continue
         if spec.extract:
             try:
@@ -336,7 +370,7 @@ def fetch(spec: RemoteFile, root: PathLike, *, timeout: Optional[float] = None,
             finally:
                 path.unlink()
         return root / spec.name
-    raise OSError("; ".join(errors) if errors else f"no URL for {spec.name}")
+    raise FetchError(spec.name, errors)
 
 
 def extract_tar(archive: PathLike, root: PathLike) -> None:
