@@ -51,7 +51,7 @@ def subset_and_batches(seed: int, n_train: int) -> tuple[torch.Tensor, list]:
     """na_cuda.train's training subset for --limit-train (a seeded permutation, sorted) and its epoch-0 batches."""
     g = torch.Generator().manual_seed(seed)
     index = torch.randperm(n_train, generator=g)[:LIMIT_TRAIN].sort().values
-    return index, train._epoch_batches(seed, 0, len(index), BATCH, 1)
+    return index, train.epoch_batches(seed, 0, len(index), BATCH)
 
 
 def initial_weights(seed: int) -> list:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from na_cuda import checkpoint, models, train
+from na_cuda import models, train
+from na_cuda.train import checkpoint
 from na_cuda.nn import LIF
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -84,8 +84,9 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from na_cuda import reference
+from na_cuda import reference, train
 from na_cuda.nn import LIF
+from na_cuda.train import device_arg, nonneg_int, positive_float, positive_int
 
 PAPER_RANK1 = 0.63  # sec. 4.1: transfers into the top-1 nearest region by MP-dist
 DEFAULTS = dict(iterations=100, T=10, seed=0, batch_size=64, sample=2048)
@@ -583,8 +584,6 @@ def run_experiment(
 ) -> dict:
     """Train the MNIST network with TSSL-BP for ``iterations`` steps, counting spike-train transfers; writes
     ``out/mp_dist.json`` (and ``.png``) when ``out`` is given; returns the dict written to the JSON."""
-    from na_cuda import train
-
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"na_cuda.experiments.mp_dist: --iterations must be an int >= 1; got {iterations!r}")
     if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
@@ -593,7 +592,7 @@ def run_experiment(
     overrides = {} if lr is None else {"lr": lr}
     cfg = train.make_config("mnist", method="tssl", T=T, seed=seed, batch_size=batch_size, data_dir=data_dir,
                             device=device, out=out or "runs/mp_dist", progress=progress, **overrides)
-    run = train._Run(cfg, train._Dist(), None, None)  # the training recipe: data, model, optimiser, input encoding
+    run = train.setup(cfg)  # the training recipe: data, model, optimiser, input encoding
     net = run.net
     recorder = SpikeRecorder(net)
     stats = TransferStats(T, recorder.names, cfg.tau_m, cfg.tau_s, cfg.threshold, run.device, sample, seed,
@@ -609,7 +608,7 @@ def run_experiment(
     net.train()
     try:
         while done < iterations:
-            for batch in train._epoch_batches(cfg.seed, epoch, len(run.train_index), cfg.batch_size, 1):
+            for batch in run.batches(epoch):
                 if done == iterations:
                     break
                 x, y = run.train_ds.batch(run.train_index[batch], run.device)
@@ -685,21 +684,19 @@ def format_summary(result: dict) -> str:
 
 
 def main(argv: Optional[list] = None) -> dict:
-    from na_cuda.train import _device, _nonneg_int, _positive_float, _positive_int
-
     ap = argparse.ArgumentParser(prog="python -m na_cuda.experiments.mp_dist", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", default="runs/mp_dist", help="output folder (default runs/mp_dist)")
     ap.add_argument("--data-dir", default=None, help="MNIST directory (default: $NA_CUDA_DATA or ~/.cache/na_cuda)")
-    ap.add_argument("--iterations", type=_positive_int, default=DEFAULTS["iterations"])
-    ap.add_argument("--T", type=_positive_int, default=DEFAULTS["T"], help="time steps (patterns: 2^T)")
-    ap.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"])
-    ap.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
-    ap.add_argument("--sample", type=_positive_int, default=DEFAULTS["sample"],
+    ap.add_argument("--iterations", type=positive_int, default=DEFAULTS["iterations"])
+    ap.add_argument("--T", type=positive_int, default=DEFAULTS["T"], help="time steps (patterns: 2^T)")
+    ap.add_argument("--seed", type=nonneg_int, default=DEFAULTS["seed"])
+    ap.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
+    ap.add_argument("--sample", type=positive_int, default=DEFAULTS["sample"],
                     help="changed trains per iteration whose MP-dist ranks are computed (uniform sample)")
-    ap.add_argument("--lr", type=_positive_float, default=None,
+    ap.add_argument("--lr", type=positive_float, default=None,
                     help="learning rate (default: the mnist preset's 5e-4; the released code hard-codes 1e-5)")
-    ap.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--device", type=device_arg, default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     args = ap.parse_args(argv)
     if args.T > MAX_T:

@@ -8,21 +8,24 @@ flipped bytes inside a weight tensor would load silently. The payload is loaded 
 Payload fields (:data:`FIELDS`): ``config`` (the TrainConfig as a dict), ``model`` / ``optimizer`` / ``scheduler``
 (state dicts), ``epoch`` (epochs completed), ``step`` (steps completed in epoch ``epoch``), ``partial`` (that
 epoch's running sums: loss, correct, n, seconds), ``metrics`` (metrics.json's content), ``rng`` (one RNG state
-per rank) and ``world_size``.
+per rank: :func:`rng_state`) and ``world_size``.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import math
+import random
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from ._files import atomic_write
+from .._files import atomic_write
 
+FILENAME = "checkpoint.pt"
 FORMAT = 2
 _MAGIC = b"na_cuda-checkpoint"
 _HEADER = re.compile(rb"^na_cuda-checkpoint (\d+) sha256=([0-9a-f]{64}) bytes=(\d+)\n")
@@ -31,11 +34,40 @@ FIELDS = ("config", "model", "optimizer", "scheduler", "epoch", "step", "partial
 PARTIAL_KEYS = ("loss", "correct", "n", "seconds")
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
               "samples_per_second")
+# Rows written since the train/eval split of the epoch time; checked when present (older rows lack them).
+OPTIONAL_EPOCH_KEYS = ("train_seconds", "eval_seconds")
 RNG_KEYS = ("torch", "python", "numpy", "augment")
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that is damaged, not a na_cuda checkpoint, or holds an invalid field (one line)."""
+
+
+def rng_state(aug_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """This process's RNG states (torch, Python, NumPy, the augmentation generator, CUDA on a GPU): the ``rng``
+    entry of one rank, so that a resumed run draws the same numbers as an uninterrupted one."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "augment": aug_gen.get_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], aug_gen: torch.Generator, device: torch.device) -> None:
+    """Restore what :func:`rng_state` saved (a checked ``rng`` entry)."""
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    aug_gen.set_state(state["augment"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _parts(payload: dict[str, Any]) -> tuple[bytes, memoryview]:
@@ -159,8 +191,10 @@ def _check_metrics(metrics: Any, epoch: int, path: Path) -> None:
     rows = metrics["epochs"]
     _require(len(rows) == epoch, path, "metrics.epochs", f"one row per completed epoch ({epoch})", f"{len(rows)} rows")
     for i, row in enumerate(rows):
-        _require(isinstance(row, dict) and all(k in row and _num(row[k]) for k in EPOCH_KEYS) and row["epoch"] == i + 1,
-                 path, f"metrics.epochs[{i}]", f"a row of finite numbers {EPOCH_KEYS} with epoch = {i + 1}", row)
+        _require(isinstance(row, dict) and all(k in row and _num(row[k]) for k in EPOCH_KEYS) and row["epoch"] == i + 1
+                 and all(_num(row[k]) and row[k] >= 0 for k in OPTIONAL_EPOCH_KEYS if k in row),
+                 path, f"metrics.epochs[{i}]", f"a row of finite numbers {EPOCH_KEYS} with epoch = {i + 1} (and "
+                 f"optionally {OPTIONAL_EPOCH_KEYS} >= 0)", row)
     best, best_epoch = metrics.get("best_test_accuracy"), metrics.get("best_epoch")
     if epoch == 0:
         _require(best is None and best_epoch is None, path, "metrics.best_epoch", "null before the first epoch",
