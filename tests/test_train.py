@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from na_cuda import models, train
-from na_cuda.train import checkpoint
+from na_cuda.data import idx, store
+from na_cuda.train import checkpoint, progress
 from na_cuda.nn import LIF
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -175,7 +176,8 @@ def test_cli_smoke_real_digits(tmp_path):
     assert set(metrics) == {"epochs", "best_test_accuracy", "best_epoch"}
     (row,) = metrics["epochs"]
     assert set(row) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
-                        "samples_per_second"}
+                        "samples_per_second", "train_seconds", "eval_seconds"}
+    assert row["seconds"] == pytest.approx(row["train_seconds"] + row["eval_seconds"])
     assert row["epoch"] == 1 and 0 <= row["test_accuracy"] <= 1 and math.isfinite(row["train_loss"])
     assert metrics["best_test_accuracy"] == row["test_accuracy"]
     config = json.loads((out / "config.json").read_text())
@@ -324,6 +326,134 @@ def test_existing_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
     assert train.main(FAST + ["--epochs", "1", "--out", out, "--overwrite", "--method", "stbp"],
                       datasets=datasets()) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == "stbp"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI errors: one line on stderr, the exit status, nothing created on disk.
+# ----------------------------------------------------------------------------------------------------------------
+PROG = "python -m na_cuda.train: error: "
+
+
+def _one_error_line(err: str, start: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(PROG + start), err
+    return lines[0]
+
+
+def test_mistyped_data_dir_is_reported_and_not_created(tmp_path, capsys):
+    typo, out = tmp_path / "dtaa", tmp_path / "run"
+    rc = train.main(["--preset", "mnist", "--data-dir", str(typo), "--out", str(out)])
+    line = _one_error_line(capsys.readouterr().err, "--data-dir: ")
+    assert rc == 2
+    assert f"{typo} does not exist (looked for mnist there)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_after_failed_download(tmp_path, capsys, monkeypatch):
+    """An existing but empty --data-dir, every mirror refusing: the useful sentence first, then the mirrors tried;
+    exit 1; the data folder stays empty and --out is not created."""
+    specs = tuple(store.RemoteFile(s + ".gz", tuple(f"http://127.0.0.1:1/m{i}/{s}.gz" for i in range(2)), ("0" * 64,))
+                  for s in idx.IDX_STEMS[True] + idx.IDX_STEMS[False])
+    monkeypatch.setitem(store.SOURCES, "mnist", specs)
+    empty, out = tmp_path / "data", tmp_path / "run"
+    empty.mkdir()
+    rc = train.main(["--preset", "mnist", "--data-dir", str(empty), "--out", str(out)])
+    line = _one_error_line(capsys.readouterr().err, "--data-dir: na_cuda.data: MNIST (train split) not found in ")
+    assert rc == 1
+    assert line.index("Put train-images-idx3-ubyte.gz") < line.index("Download failed from: http://127.0.0.1:1/m0/")
+    assert list(empty.iterdir()) == [] and not out.exists()
+
+
+@pytest.mark.parametrize("case", ["file", "under a file", "read-only"])
+def test_bad_out_is_one_line(case, tmp_path, capsys, monkeypatch):
+    target = tmp_path / "target"
+    if case == "read-only":
+        target.mkdir()
+        if os.geteuid() == 0:  # root writes anywhere: report the folder as read-only (as on a read-only mount)
+            real = os.access
+            monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == target else real(p, mode))
+        else:
+            target.chmod(0o555)
+        out, want = target / "run", "is not writable"
+    else:
+        target.write_text("x")
+        out, want = (target, "is a file, not a folder") if case == "file" else (target / "run", "is a file")
+    try:
+        rc = train.main(FAST + ["--epochs", "1", "--out", str(out)], datasets=datasets())
+    finally:
+        target.chmod(0o755 if target.is_dir() else 0o644)
+    line = _one_error_line(capsys.readouterr().err, "--out: ")
+    assert rc == 2 and want in line
+    assert [p.name for p in tmp_path.iterdir()] == ["target"]
+    assert target.read_text() == "x" if target.is_file() else list(target.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_device_cuda_without_gpu_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = train.main(FAST + ["--epochs", "1", "--device", "cuda", "--out", str(out)], datasets=datasets())
+    line = _one_error_line(capsys.readouterr().err, "--device: ")
+    assert rc == 2 and "sees no CUDA GPU; use --device cpu" in line
+    assert not out.exists()
+
+
+def test_cli_errors_have_no_traceback(tmp_path):
+    """The real CLI process: a mistyped --data-dir is one line on stderr (no traceback), exit 2, nothing created."""
+    proc = _run([sys.executable, "-m", "na_cuda.train", "--preset", "mnist", "--data-dir", str(tmp_path / "dtaa"),
+                 "--out", str(tmp_path / "run")], env=_env(), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    _one_error_line(proc.stderr, "--data-dir: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_of_a_finished_run_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(FAST + ["--epochs", "1", "--out", str(out)], datasets=datasets()) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert train.main(FAST + ["--epochs", "1", "--out", str(out), "--resume"], datasets=datasets()) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == ("na_cuda.train: run already finished 1/1 epochs; nothing to do (raise --epochs "
+                                    "to continue)")
+    assert captured.err == ""
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_progress_without_tqdm_is_plain_lines_with_eta(tmp_path, capsys, monkeypatch):
+    """Without tqdm: one line saying how to get it, then plain progress lines (training and evaluation, with an
+    ETA); the epoch line gives training and evaluation throughput apart and the run's ETA."""
+    monkeypatch.setattr(progress, "tqdm", None)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "_told", [])
+    argv = ["--limit-train", "128", "--batch-size", "32", "--set", "eval_batch_size=25", "--epochs", "2"]
+    assert train.main(argv + ["--out", str(tmp_path / "run")], datasets=datasets()) == 0
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert sum("tqdm is not installed" in e for e in err) == 1
+    evals = [e for e in err if e.startswith("epoch 1/2 eval: ")]
+    assert [e.split(": ")[1].split(" ")[0] for e in evals] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(" ETA " in e for e in evals)
+    assert any(e.startswith("epoch 2/2: 4/4 steps (100 %)") for e in err)
+    first = next(o for o in captured.out.splitlines() if o.startswith("epoch 1/2: "))
+    assert "samples/s), eval " in first and "| run ETA " in first
+
+
+def test_base_install_without_tqdm_and_matplotlib(tmp_path):
+    """The CLI where tqdm and matplotlib cannot be imported: it trains, writes the metrics, and says once each how
+    to get the progress bar and the plot."""
+    blocked = tmp_path / "blocked"
+    for name in ("tqdm", "matplotlib"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('no {name} (test)')\n")
+    env = _env()
+    env["PYTHONPATH"] = str(blocked) + os.pathsep + env["PYTHONPATH"]
+    out = tmp_path / "run"
+    proc = _run([sys.executable, RUNNER, "--epochs", "1", "--limit-train", "64", "--out", str(out)], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "tqdm is not installed" in proc.stderr and "matplotlib is not installed" in proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
+    assert not (out / "curves.png").exists()
 
 
 @pytest.mark.slow

@@ -29,16 +29,14 @@ class Progress:
     """Progress over ``total`` steps (``initial`` already done) labelled ``desc``, on stderr; nothing when not
     ``enabled``. ``update(n, **postfix)`` after each step, ``close()`` at the end (or use it as a context)."""
 
-    def __init__(self, total: int, desc: str, *, initial: int = 0, enabled: bool = True, unit: str = "step",
-                 plain: Optional[bool] = None) -> None:
+    def __init__(self, total: int, desc: str, *, initial: int = 0, enabled: bool = True, unit: str = "step") -> None:
         self.total, self.desc, self.done, self.unit = total, desc, initial, unit
         self.enabled = enabled
-        use_plain = tqdm is None if plain is None else plain
         self._bar = None
-        if enabled and not use_plain:
+        if enabled and tqdm is not None:
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, leave=False,
                              file=sys.stderr)
-        elif enabled and tqdm is None and not _told:
+        elif enabled and not _told:
             _told.append(True)
             print("na_cuda.train: tqdm is not installed: progress as a plain line every "
                   f"{PLAIN_EVERY_S:g} s (pip install tqdm for a progress bar)", file=sys.stderr, flush=True)
