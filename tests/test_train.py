@@ -418,6 +418,23 @@ def test_resume_of_a_finished_run_says_so(tmp_path, capsys):
                                     "to continue)")
     assert captured.err == ""
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # --epochs below what the checkpoint holds: nothing is trained either.
+    assert train.main(FAST + ["--epochs", "2", "--out", str(out), "--resume"], datasets=datasets(),
+                      loss_hook=_stop_at(1, 1)) == 128 + signal.SIGINT
+    assert train.main(FAST + ["--epochs", "1", "--out", str(out), "--resume"], datasets=datasets()) == 0
+    assert "run already finished 1/1 epochs (the checkpoint is at step 2 of epoch 2); nothing to do" in \
+        capsys.readouterr().out
+
+
+def _stop_at(epoch: int, step: int):
+    """A loss hook that sends SIGINT at (epoch, step): the run checkpoints after that step and exits."""
+
+    def hook(e, s, loss):
+        if (e, s) == (epoch, step):
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    return hook
 
 
 def test_progress_without_tqdm_is_plain_lines_with_eta(tmp_path, capsys, monkeypatch):

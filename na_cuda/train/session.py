@@ -38,6 +38,15 @@ def out_problem(out: Path) -> Optional[str]:
     return None
 
 
+def _finished(done: int, step: int, epochs: int) -> str:
+    """What a checkpoint at ``done`` epochs (+ ``step`` steps) means for a run of ``epochs`` epochs."""
+    if step:
+        return f"run already finished {epochs}/{epochs} epochs (the checkpoint is at step {step} of epoch {done + 1})"
+    if done > epochs:
+        return f"run already finished {done} epochs, more than --epochs {epochs}"
+    return f"run already finished {done}/{epochs} epochs"
+
+
 def _create_out(out: Path) -> list[Path]:
     """Create ``out`` and its missing parents; returns those created, innermost first."""
     created = []
@@ -87,10 +96,10 @@ def _run(cfg: TrainConfig, ctx: Dist, out: Path, *, resume: bool, overwrite: boo
             ckpt = checkpoint.load(out / CHECKPOINT)
         except checkpoint.CheckpointError as exc:
             raise ConfigError(f"--resume: {exc}") from None
-        if ckpt["epoch"] >= cfg.epochs and ckpt["step"] == 0:
+        if ckpt["epoch"] >= cfg.epochs:
             if ctx.main:
-                print(f"na_cuda.train: run already finished {ckpt['epoch']}/{cfg.epochs} epochs; nothing to do "
-                      "(raise --epochs to continue)", flush=True)
+                print(f"na_cuda.train: {_finished(ckpt['epoch'], ckpt['step'], cfg.epochs)}; nothing to do (raise "
+                      "--epochs to continue)", flush=True)
             return 0
     r = Run(setup(cfg, ctx, datasets, device), out, loss_hook)
     if ckpt is not None:
