@@ -144,9 +144,6 @@ def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, 
             cfg = make_config(preset, **explicit)
         return run(cfg, resume=args.resume, overwrite=args.overwrite, datasets=datasets, loss_hook=loss_hook,
                    ddp_timeout=args.ddp_timeout)
-    except ConfigError as exc:
+    except (ConfigError, DataError) as exc:  # one line, no traceback: a bad argument (2) or missing data (1)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except DataError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ConfigError) else 1
