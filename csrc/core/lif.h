@@ -1,4 +1,4 @@
-// The LIF neuron of every rule: its configuration and its dynamics (eq. 1-4, §2; the neuron options of §7).
+// The LIF neuron of every rule: its configuration and its dynamics (eq. 1-4, §2; the neuron options of §9).
 //
 // Layout: a neuron's T values live at ptr[t * stride], t = 0..T-1 (time-first [T, N] storage, stride = N).
 // All indexing is int64. `S` is the storage type (half/bf16/float/double); `acc_t` the compute type (float for

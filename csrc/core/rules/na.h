@@ -18,7 +18,7 @@
 // does not; the run ends there, F[k] holds the rest). Both depend on k alone, so one value per step is stored:
 // X[k] = s[k] ? -W[k] : W[k] + F[k], added when the spikes differ.
 //
-// Soft reset (§7.3): a reset subtracts the threshold, so the state after it depends on u and two trajectories
+// Soft reset (§9): a reset subtracts the threshold, so the state after it depends on u and two trajectories
 // that both fire do not coincide: there is no F to reuse. The neighbour (same start as above: threshold after a
 // cancelled spike, 0 after an added one, since an added spike fires at u = threshold) is re-simulated until an
 // exact exit (states equal, or: the original never fires again and the neighbour is not above it), and X[k] =

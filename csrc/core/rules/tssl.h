@@ -6,7 +6,7 @@
 // As in the head of the released code (commits c1c030c and ca5da51: `partial_u = torch.clamp(-1/delta_u[..., t],
 // -8, 0) * out`), d t_spike / d u = clamp(-1/du, -8, 0) is gated by the spike s[t]: a step without a spike has no
 // spike time to move.
-// Neuron options (§7): TSSL-BP is defined for a reset to rest; with v_reset != 0 its formulas run in the shifted
+// Neuron options (§9): TSSL-BP is defined for a reset to rest; with v_reset != 0 its formulas run in the shifted
 // coordinates of core/lif.h (the released code's v_reset = 0 case, threshold - v_reset), and with decay_input on
 // the scaled input beta c (the membrane update du = beta c[t] - v[t-1] / tau_m). The soft reset is refused by the
 // bindings (no spike-time dependency is cut at a spike there).
