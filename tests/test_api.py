@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import na_cuda
-from conftest import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
+from helpers import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
 from na_cuda import reference
 
 
@@ -19,7 +19,7 @@ from na_cuda import reference
 @pytest.mark.parametrize(
     "kwargs,exc,match",
     [
-        (dict(tau_m=1.0), ValueError, "tau_m"),
+        (dict(tau_m=0.99), ValueError, "tau_m"),
         (dict(tau_m=0.5), ValueError, "tau_m"),
         (dict(tau_m=math.nan), ValueError, "tau_m"),
         (dict(tau_s=0.9), ValueError, "tau_s"),

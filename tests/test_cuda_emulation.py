@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import _cuda_emu
-from conftest import METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native, params
+from helpers import METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native, params
 
 pytestmark = needs_native
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native,
+from helpers import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native,
                       params, reference_backward)
 from na_cuda import reference
 

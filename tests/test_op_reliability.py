@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import na_cuda
-from conftest import make_grad, make_input, native_backward, needs_native, params, reference_backward
+from helpers import make_grad, make_input, native_backward, needs_native, params, reference_backward
 from na_cuda import reference
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import native_backward, needs_native, params, reference_backward  # noqa: E402
+from helpers import native_backward, needs_native, params, reference_backward  # noqa: E402
 from na_cuda import reference  # noqa: E402
 
 pytestmark = needs_native
