@@ -26,10 +26,10 @@ namespace na {
 // Configuration passed from the bindings to the kernels (plain data, host side: doubles, converted to acc_t
 // once per launch by the *Coef constructors below).
 
-enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2 };
+enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2, Atan = 3, FastSigmoid = 4 };
 
 struct LifConfig {
-  double tau_m;      // > 1, leak lam = 1 - 1/tau_m
+  double tau_m;      // >= 1 or +inf (the IF neuron), leak lam = 1 - 1/tau_m
   double tau_s;      // >= 1, PSC decay kappa = 1 - 1/tau_s
   double threshold;  // > 0
   bool strict;       // fire on u > threshold (the released code's `mem > threshold`) instead of u >= threshold
@@ -44,7 +44,7 @@ struct NaConfig {
 
 struct StbpConfig {
   Surrogate surrogate;
-  double alpha;       // rect width a, triangle gamma, sigmoid slope k
+  double alpha;       // rect width a, triangle gamma, sigmoid slope k, atan alpha, fast_sigmoid slope
   bool detach_reset;  // treat the reset factor (1 - s) as a constant
 };
 
@@ -79,7 +79,7 @@ struct NaCoef {
 template <typename acc_t>
 struct StbpCoef {
   Surrogate kind;
-  acc_t alpha, inv_alpha, half_alpha, inv_alpha_sq;
+  acc_t alpha, inv_alpha, half_alpha, inv_alpha_sq, half_pi_alpha;
   bool detach_reset;
   explicit StbpCoef(const StbpConfig& c)
       : kind(c.surrogate),
@@ -87,6 +87,7 @@ struct StbpCoef {
         inv_alpha(static_cast<acc_t>(1.0 / c.alpha)),
         half_alpha(static_cast<acc_t>(0.5 * c.alpha)),
         inv_alpha_sq(static_cast<acc_t>(1.0 / (c.alpha * c.alpha))),
+        half_pi_alpha(static_cast<acc_t>(1.5707963267948966 * c.alpha)),
         detach_reset(c.detach_reset) {}
 };
 
@@ -176,6 +177,14 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
     case Surrogate::Triangle: {  // max(0, g - |x|) / g^2
       const V m = L::splat(s.alpha) - L::select(x < zero, -x, x);
       return L::select(m > zero, m * L::splat(s.inv_alpha_sq), zero);
+    }
+    case Surrogate::Atan: {  // spikingjelly surrogate.ATan: (alpha/2) / (1 + (pi/2 alpha x)^2)
+      const V y = L::splat(s.half_pi_alpha) * x;
+      return L::splat(s.half_alpha) / (L::splat(1) + y * y);
+    }
+    case Surrogate::FastSigmoid: {  // snnTorch surrogate.fast_sigmoid: 1 / (slope |x| + 1)^2
+      const V d = L::splat(s.alpha) * L::select(x < zero, -x, x) + L::splat(1);
+      return L::splat(1) / (d * d);
     }
     default: {  // sigmoid: k sig (1 - sig) with sig = 1 / (1 + exp(-k x))
       const V k = L::splat(s.alpha), one = L::splat(1);

@@ -37,7 +37,7 @@ inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
 }
 
 inline LifConfig lif_config(double tau_m, double tau_s, double threshold, bool strict, const std::string& output) {
-  TORCH_CHECK(std::isfinite(tau_m) && tau_m > 1.0, "na_cuda: `tau_m` must be a finite float > 1; got ", tau_m);
+  TORCH_CHECK(tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (inf: the IF neuron); got ", tau_m);
   TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
   TORCH_CHECK(std::isfinite(threshold) && threshold > 0.0, "na_cuda: `threshold` must be a finite float > 0; got ",
               threshold);
@@ -63,8 +63,13 @@ inline StbpConfig stbp_config(const std::string& surrogate, double alpha, bool d
     kind = Surrogate::Triangle;
   } else if (surrogate == "sigmoid") {
     kind = Surrogate::Sigmoid;
+  } else if (surrogate == "atan") {
+    kind = Surrogate::Atan;
+  } else if (surrogate == "fast_sigmoid") {
+    kind = Surrogate::FastSigmoid;
   } else {
-    TORCH_CHECK(false, "na_cuda: `surrogate` must be \"rect\", \"triangle\" or \"sigmoid\"; got \"", surrogate, "\"");
+    TORCH_CHECK(false, "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or \"fast_sigmoid\"; "
+                "got \"", surrogate, "\"");
   }
   TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
               alpha);
@@ -101,7 +106,7 @@ inline void check_fits(const at::Tensor& c, const char* name, double v) {
 
 inline void check_lif_fits(const at::Tensor& c, const LifConfig& cfg) {
   check_fits(c, "threshold", cfg.threshold);
-  check_fits(c, "tau_m", cfg.tau_m);
+  if (std::isfinite(cfg.tau_m)) check_fits(c, "tau_m", cfg.tau_m);  // inf: the IF neuron, lam = 1 exactly
   check_fits(c, "tau_s", cfg.tau_s);
   check_fits(c, "1/tau_s", 1.0 / cfg.tau_s);
 }

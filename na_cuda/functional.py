@@ -57,8 +57,8 @@ def lif(
     - ``"tssl"``: TSSL-BP (Zhang & Li 2020), ``output="psc"`` and a hard reset only.
 
     ``grad_c`` carries the input scale ``beta``. ``backend``: ``"native"`` = the compiled kernel for the tensor's
-    device (error if not compiled, or if the kernels do not implement the setting yet: soft reset, ``tau_m`` = 1
-    or inf, the atan / fast_sigmoid surrogates), ``"torch"`` = the pure-PyTorch reference, ``"auto"`` = native when
+    device (error if not compiled, or if the kernels do not implement the setting yet: the soft reset),
+    ``"torch"`` = the pure-PyTorch reference, ``"auto"`` = native when
     it can, else the reference with a one-time warning. float16/bfloat16 are computed in float32.
     """
     _validate.input_tensor(c)
@@ -84,7 +84,7 @@ def apply(c: torch.Tensor, neuron: LifParams, rule: Rule, backend: str) -> torch
         if rule.native_ok(neuron):
             return rule.native(c, neuron)
         msg = (f"na_cuda: the compiled kernels do not implement {neuron.extra_repr()}, {rule.extra_repr()} yet "
-               "(soft reset, tau_m = 1 or inf, the atan/fast_sigmoid surrogates)")
+               "(the soft reset, v_reset=None)")
         if backend == "native":
             raise ValueError(msg + '; use backend="torch" (or "auto")')
         warnings.warn(msg + '; using the pure-PyTorch reference. Pass backend="torch" to silence this.',

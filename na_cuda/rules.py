@@ -7,7 +7,6 @@ its kernel header and tests), with no ``if method == ...`` anywhere else.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Optional
 
@@ -20,8 +19,6 @@ FIRST_ORDERS = ("paper", "taylor")
 #: Default width/slope of each surrogate (spec §5; atan: spikingjelly ``surrogate.ATan``, fast_sigmoid: snnTorch).
 SURROGATE_DEFAULT_ALPHA = reference.SURROGATE_DEFAULT_ALPHA
 SURROGATES = tuple(SURROGATE_DEFAULT_ALPHA)
-#: Surrogates the compiled kernels implement (the others run on the reference, see ``Rule.native_ok``).
-_NATIVE_SURROGATES = ("rect", "triangle", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -60,9 +57,9 @@ class Rule:
         raise NotImplementedError
 
     def native_ok(self, neuron: LifParams) -> bool:
-        """True when the compiled kernels implement this rule for ``neuron``: a hard reset with finite
-        ``1 < tau_m`` (``v_reset`` and ``decay_input`` are mapped onto the paper's neuron, see :meth:`native`)."""
-        return neuron.v_reset is not None and 1.0 < neuron.tau_m < math.inf
+        """True when the compiled kernels implement this rule for ``neuron``: any hard reset (``v_reset`` and
+        ``decay_input`` are mapped onto the paper's neuron, see :meth:`native`); a soft reset runs on the reference."""
+        return neuron.v_reset is not None
 
     def native(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
         """The compiled op. ``v_reset`` and ``decay_input`` run as the paper's neuron in shifted coordinates
@@ -161,9 +158,6 @@ class STBP(Rule):
         x = c.detach().clone().requires_grad_(True)
         (gx,) = torch.autograd.grad(self.reference(x, neuron), x, grad_out)
         return gx
-
-    def native_ok(self, neuron: LifParams) -> bool:
-        return self.surrogate in _NATIVE_SURROGATES and super().native_ok(neuron)
 
     def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
         return torch.ops.na_cuda.stbp_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold,

@@ -28,7 +28,7 @@ FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", 
          "-D__CUDA_NO_HALF2_OPERATORS__"]
 DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
 OPS = {"forward": 0, "na": 1, "stbp": 2, "tssl": 3}
-SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2}
+SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "fast_sigmoid": 4}
 _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 
 

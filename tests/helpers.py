@@ -70,7 +70,7 @@ METHOD_CASES = (
     [dict(method="na", output=o, first_order=f, dist_power=k) for o in ("psc", "spike") for f in ("paper", "taylor")
      for k in (1, 3)]
     + [dict(method="stbp", output=o, surrogate=s, detach_reset=d) for o in ("psc", "spike")
-       for s in ("rect", "triangle", "sigmoid") for d in (True, False)]
+       for s in ("rect", "triangle", "sigmoid", "atan", "fast_sigmoid") for d in (True, False)]
     + [dict(method="tssl", output="psc")]
     # strict firing (u > threshold, the released code) under every rule
     + [dict(method="na", output="psc", first_order="paper", dist_power=3, strict_threshold=True),

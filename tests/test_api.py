@@ -71,7 +71,7 @@ def test_bad_input_tensor(c, exc, match):
 def test_direct_op_calls_are_checked_in_cpp():
     c = torch.rand(3, 4)
     with pytest.raises(RuntimeError, match="tau_m"):
-        torch.ops.na_cuda.lif(c, 1.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif(c, 0.5, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
     with pytest.raises(RuntimeError, match="dist_power"):
         torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, False, "psc", "paper", 2, 10.0)
     with pytest.raises(RuntimeError, match="grad_out"):
