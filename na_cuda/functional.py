@@ -32,7 +32,7 @@ def lif(
 ) -> torch.Tensor:
     r"""Multi-step LIF neuron, time first: ``c [T, ...] -> out [T, ...]``.
 
-    Forward (paper eq. 1-4, spec §2; options: docs/algorithm.md §7), per neuron, ``lam = 1 - 1/tau_m``
+    Forward (paper eq. 1-4, spec §2; options: docs/algorithm.md §9), per neuron, ``lam = 1 - 1/tau_m``
     (``tau_m = inf``: the IF neuron), ``beta = 1/tau_m`` if ``decay_input`` else 1::
 
         hard reset (v_reset = vr, 0 = the paper; v starts at vr):

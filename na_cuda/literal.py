@@ -1,7 +1,7 @@
 """The literal paper pipeline of NA (Algorithm 1, Algorithm 2, eq. 13-15), for tests only. Slow.
 
 Float64 Python scalars (IEEE double, same as torch float64), one neuron at a time, computed in the *unshifted*
-form of the neuron (docs/algorithm.md §7): ``u = lam (v - vr) + vr + beta c`` for a hard reset to ``vr``,
+form of the neuron (docs/algorithm.md §9): ``u = lam (v - vr) + vr + beta c`` for a hard reset to ``vr``,
 ``u = lam v + beta c`` for a soft reset (``soft=True``), with the reset ``v = vr`` / ``v = u - threshold``. The
 reference (``na_cuda.reference``) runs a hard reset in shifted coordinates ``w = v - vr``; agreement of the two
 checks that choice as well as the direct SNS form of :func:`na_cuda.reference.na_backward`.

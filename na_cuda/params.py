@@ -1,4 +1,4 @@
-"""The neuron's typed parameters: :class:`LifParams` (spec §2, with the neuron options of docs/algorithm.md §7).
+"""The neuron's typed parameters: :class:`LifParams` (spec §2, with the neuron options of docs/algorithm.md §9).
 
 One frozen object carries what the forward needs; the training rule is a separate object (``na_cuda.rules``).
 Validation lives here, so ``na_cuda.lif``, ``na_cuda.nn.LIF`` and the training config share one set of checks.
@@ -60,7 +60,7 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
 
 @dataclass(frozen=True)
 class LifParams:
-    """The LIF neuron (paper eq. 1-4, spec §2; options: docs/algorithm.md §7). Validated on construction.
+    """The LIF neuron (paper eq. 1-4, spec §2; options: docs/algorithm.md §9). Validated on construction.
 
     Per neuron, ``lam = 1 - 1/tau_m`` (``tau_m = inf``: ``lam = 1``, the IF neuron; ``tau_m = 1``: no memory) and
     ``beta = 1/tau_m`` if ``decay_input`` else 1:
@@ -125,7 +125,7 @@ class LifParams:
 
     @property
     def shifted_threshold(self) -> float:
-        """The threshold in the coordinates the recursion runs in (docs/algorithm.md §7): ``threshold - v_reset``
+        """The threshold in the coordinates the recursion runs in (docs/algorithm.md §9): ``threshold - v_reset``
         for a hard reset (``w = v - v_reset`` resets to 0), ``threshold`` for a soft one. Exact for ``v_reset = 0``."""
         return self.threshold if self.v_reset is None else self.threshold - self.v_reset
 

@@ -13,7 +13,7 @@ Conventions shared by every public function:
   (half precision is too coarse for the membrane recursion) and in ``c``'s own dtype for float32/float64.
 * Parameters are Python floats: ``lam = 1 - 1/tau_m`` (membrane leak; ``tau_m = inf`` is the IF neuron,
   ``lam = 1``), ``kappa = 1 - 1/tau_s`` (PSC decay), ``beta = 1/tau_m`` with ``decay_input`` else 1 (input scale).
-* Neuron options (docs/algorithm.md sec. 7): ``v_reset = vr`` (a float, hard reset; 0 = the paper) or ``None``
+* Neuron options (docs/algorithm.md sec. 9): ``v_reset = vr`` (a float, hard reset; 0 = the paper) or ``None``
   (soft reset: subtract the threshold). A hard reset is simulated in *shifted coordinates* ``w = v - vr``: then
   ``u - vr = lam * w + beta * c`` and the neuron is the paper's one with the threshold ``threshold - vr``,
   resetting to ``w = 0``. Mathematically this is ``u = lam (v - vr) + vr + beta c``; in floating point it is the
@@ -189,7 +189,7 @@ def lif_states(
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """LIF states over time (paper eq. 1-4, spec sec. 2; options: docs/algorithm.md sec. 7).
+    """LIF states over time (paper eq. 1-4, spec sec. 2; options: docs/algorithm.md sec. 9).
 
     Per neuron, with ``v = vr`` (hard reset) or 0 (soft), ``a = 0`` before ``t = 0``::
 

@@ -63,7 +63,7 @@ class Rule:
 
     def native(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
         """The compiled op. ``v_reset`` and ``decay_input`` run as the paper's neuron in shifted coordinates
-        (docs/algorithm.md §7): input ``beta c`` (in the compute dtype), threshold ``threshold - v_reset``;
+        (docs/algorithm.md §9): input ``beta c`` (in the compute dtype), threshold ``threshold - v_reset``;
         autograd through the scaling puts ``beta`` into ``grad_c``. The defaults call the op on ``c`` itself."""
         x = c
         if neuron.decay_input:

@@ -1,4 +1,4 @@
-"""The neuron options (docs/algorithm.md §7): hard reset to ``v_reset``, soft reset, ``decay_input``, the IF neuron
+"""The neuron options (docs/algorithm.md §9): hard reset to ``v_reset``, soft reset, ``decay_input``, the IF neuron
 (``tau_m = inf``), ``tau_m = 1``, and the atan / fast_sigmoid surrogates.
 
 Checked against independent derivations written here or in ``na_cuda.literal`` in the *unshifted* form of the
