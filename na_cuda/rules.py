@@ -68,17 +68,18 @@ class Rule:
         x = c
         if neuron.decay_input:
             x = c.to(torch.float64 if c.dtype == torch.float64 else torch.float32) * neuron.beta
-        out = torch.ops.na_cuda.lif(x, neuron.tau_m, neuron.tau_s, neuron.shifted_threshold, neuron.strict_threshold,
-                                    neuron.output, *self._op_args())
-        return out.to(c.dtype)
+        out = getattr(torch.ops.na_cuda, f"lif_{self.name}")(x, *self.op_args(neuron))
+        return out if out.dtype == c.dtype else out.to(c.dtype)
 
     def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        """The rule's compiled backward op called directly (paper neuron only: ``neuron.is_paper``)."""
-        raise NotImplementedError
+        """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly, on the input the forward
+        op sees (``beta c`` with ``decay_input``)."""
+        return getattr(torch.ops.na_cuda, f"{self.name}_backward")(grad_out, c, *self.op_args(neuron))
 
-    def _op_args(self) -> tuple:
-        """The method arguments of ``na_cuda::lif`` after ``output``: this rule's, and neutral values for the rest."""
-        raise NotImplementedError
+    def op_args(self, neuron: LifParams) -> tuple:
+        """The arguments after ``c`` of ``na_cuda::lif_<name>`` (and after ``grad_out, c`` of its backward op): the
+        neuron's, in shifted coordinates (docs/algorithm.md §9), then the rule's."""
+        return (neuron.tau_m, neuron.tau_s, neuron.shifted_threshold, neuron.strict_threshold, neuron.output)
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,8 @@ class NA(Rule):
                                      self.first_order, self.dist_power, self.clip, neuron.strict_threshold,
                                      v_reset=neuron.v_reset, decay_input=neuron.decay_input)
 
-    def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        return torch.ops.na_cuda.na_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold,
-                                             neuron.strict_threshold, neuron.output, self.first_order,
-                                             self.dist_power, self.clip)
-
-    def _op_args(self) -> tuple:
-        return ("na", self.first_order, self.dist_power, self.clip, "rect", 1.0, True)
+    def op_args(self, neuron: LifParams) -> tuple:
+        return super().op_args(neuron) + (self.first_order, self.dist_power, self.clip)
 
 
 @dataclass(frozen=True)
@@ -159,13 +155,8 @@ class STBP(Rule):
         (gx,) = torch.autograd.grad(self.reference(x, neuron), x, grad_out)
         return gx
 
-    def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        return torch.ops.na_cuda.stbp_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold,
-                                               neuron.strict_threshold, neuron.output, self.surrogate, self.alpha,
-                                               self.detach_reset)
-
-    def _op_args(self) -> tuple:
-        return ("stbp", "paper", 3, 10.0, self.surrogate, self.alpha, self.detach_reset)
+    def op_args(self, neuron: LifParams) -> tuple:
+        return super().op_args(neuron) + (self.surrogate, self.alpha, self.detach_reset)
 
 
 @dataclass(frozen=True)
@@ -186,12 +177,8 @@ class TSSL(Rule):
                                        neuron.strict_threshold, v_reset=neuron.v_reset,
                                        decay_input=neuron.decay_input)
 
-    def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        return torch.ops.na_cuda.tssl_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold,
-                                               neuron.strict_threshold)
-
-    def _op_args(self) -> tuple:
-        return ("tssl", "paper", 3, 10.0, "rect", 1.0, True)
+    def op_args(self, neuron: LifParams) -> tuple:
+        return super().op_args(neuron)[:-1]  # defined on PSCs: its ops take no `output`
 
 
 #: ``method`` name -> rule class.

@@ -61,8 +61,7 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
 
 
 def _cpu_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"], "na",
-                                 "paper", 1, 1.0, "rect", 1.0, False)
+    return torch.ops.na_cuda.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"])
 
 
 def _check_backward(emu: _cuda_emu.Emulator, case: dict, T: int, dtype: torch.dtype) -> None:

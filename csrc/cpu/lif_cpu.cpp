@@ -75,14 +75,8 @@ void for_each_pack(int64_t nb, const F& f) {
   for (int64_t j = 0; j < nb; j += lanes) f(j);
 }
 
-at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
-                   c10::string_view output,
-                   c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
-                   c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
-  (void)detach_reset;  // a backward-only argument: any bool is valid
-  const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
-               surrogate, surrogate_alpha);
+// The forward kernel of every forward op (checked arguments: op_args.h ForwardOps).
+at::Tensor lif_cpu(const at::Tensor& c, const LifConfig& cfg) {
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
   const int64_t T = cc.size(0), N = num_neurons(cc);
@@ -176,7 +170,7 @@ at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, do
 }  // namespace
 
 TORCH_LIBRARY_IMPL(na_cuda, CPU, m) {
-  m.impl("lif", &lif_cpu);
+  register_forward_ops<&lif_cpu>(m);
   m.impl("na_backward", &na_backward_cpu);
   m.impl("stbp_backward", &stbp_backward_cpu);
   m.impl("tssl_backward", &tssl_backward_cpu);
