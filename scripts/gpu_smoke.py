@@ -42,7 +42,7 @@ TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-4), torch.float16: 
 def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor:
     t = (LIF["tau_m"], LIF["tau_s"], LIF["threshold"])
     if name == "forward":
-        return OPS.lif(c, *t, False, p["output"], "na", "paper", 1, 1.0, "rect", 1.0, False)
+        return OPS.lif_forward(c, *t, False, p["output"])
     if name == "na":
         return OPS.na_backward(g, c, *t, False, p["output"], p["first_order"], p["dist_power"], p["clip"])
     if name == "stbp":
