@@ -28,7 +28,7 @@ import torch
 
 import na_cuda
 
-LIF = dict(tau_m=5.0, tau_s=2.0, threshold=1.0, strict_threshold=False, output="psc")
+LIF = dict(tau_m=5.0, tau_s=2.0, threshold=1.0, v_reset=0.0, decay_input=False, strict_threshold=False, output="psc")
 METHOD_ARGS = {
     "na": dict(first_order="paper", dist_power=3, clip=10.0),
     "stbp": dict(surrogate="rect", surrogate_alpha=1.0, detach_reset=True),

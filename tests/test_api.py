@@ -72,19 +72,19 @@ def test_bad_input_tensor(c, exc, match):
 def test_direct_op_calls_are_checked_in_cpp():
     c = torch.rand(3, 4)
     with pytest.raises(RuntimeError, match="tau_m"):
-        torch.ops.na_cuda.lif_na(c, 0.5, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.lif_na(c, 0.5, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="surrogate"):
-        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, False, "psc", "erf", 1.0, True)
+        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "erf", 1.0, True)
     with pytest.raises(RuntimeError, match="output"):
-        torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, False, "voltage")
+        torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, 0.0, False, False, "voltage")
     with pytest.raises(RuntimeError, match="dist_power"):
-        torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, False, "psc", "paper", 2, 10.0)
+        torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 2, 10.0)
     with pytest.raises(RuntimeError, match="grad_out"):
-        torch.ops.na_cuda.na_backward(torch.rand(3, 5), c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.na_backward(torch.rand(3, 5), c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="0-dim"):
-        torch.ops.na_cuda.lif_tssl(torch.tensor(1.0), 5.0, 2.0, 1.0, False)
+        torch.ops.na_cuda.lif_tssl(torch.tensor(1.0), 5.0, 2.0, 1.0, 0.0, False, False, "psc")
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif_forward(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, False, "psc")
+        torch.ops.na_cuda.lif_forward(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, 0.0, False, False, "psc")
 
 
 @needs_native
@@ -93,7 +93,7 @@ def test_direct_op_calls_are_checked_in_cpp():
 def test_device_mismatch_between_input_and_grad():
     c = torch.rand(3, 4, device="cuda")
     with pytest.raises(RuntimeError, match="same device"):
-        torch.ops.na_cuda.na_backward(torch.rand(3, 4), c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.na_backward(torch.rand(3, 4), c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0)
 
 
 # --------------------------------------------------------------------------------------------- backends
@@ -251,11 +251,11 @@ def test_opcheck(case):
     """Every op: the rule's forward op (with its registered autograd), its backward op, and lif_forward."""
     neuron, rule, _ = na_cuda._validate.build(**params(**case))
     c = make_input(4, (3, 5), dtype=torch.float32).requires_grad_(True)
-    args = rule.op_args(neuron)
+    args = neuron.op_args() + rule.op_args()
     torch.library.opcheck(getattr(torch.ops.na_cuda, f"lif_{rule.name}").default, (c,) + args)
     g = make_grad(c.detach())
     torch.library.opcheck(getattr(torch.ops.na_cuda, f"{rule.name}_backward").default, (g, c.detach()) + args)
-    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),) + NA().op_args(neuron)[:5])
+    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),) + neuron.op_args())
 
 
 @needs_native

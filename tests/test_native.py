@@ -76,7 +76,7 @@ def test_low_precision_matches_reference(device, dtype, rel, case):
     g = make_grad(c, seed=4)
     c64, g64 = c.double(), g.double()
     strict = p["strict_threshold"]
-    s_lp = torch.ops.na_cuda.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], strict, "spike")
+    s_lp = torch.ops.na_cuda.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], 0.0, False, strict, "spike")
     s_64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], "spike", strict)
     agree = (s_lp.double() == s_64).all(dim=0)
     assert agree.double().mean() >= 0.95

@@ -18,9 +18,9 @@ from na_cuda import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKWARD_ARGS = {
-    "na_backward": (5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0),
-    "stbp_backward": (5.0, 2.0, 1.0, False, "psc", "rect", 1.0, True),
-    "tssl_backward": (5.0, 2.0, 1.0, False),
+    "na_backward": (5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0),
+    "stbp_backward": (5.0, 2.0, 1.0, 0.0, False, False, "psc", "rect", 1.0, True),
+    "tssl_backward": (5.0, 2.0, 1.0, 0.0, False, False, "psc"),
 }
 
 
@@ -44,10 +44,11 @@ def test_backward_ops_check_every_dispatch_path(op, grad, c, match):
 @needs_native
 def test_forward_fake_kernel_checks_the_input():
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif_forward(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, False, "psc")
-    for op, rule_args in (("lif_forward", ("psc",)), ("lif_na", ("psc", "paper", 3, 10.0)),
-                          ("lif_stbp", ("psc", "rect", 1.0, True)), ("lif_tssl", ())):
-        y = getattr(torch.ops.na_cuda, op)(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, False, *rule_args)
+        torch.ops.na_cuda.lif_forward(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, 0.0, False, False, "psc")
+    for op, rule_args in (("lif_forward", ()), ("lif_na", ("paper", 3, 10.0)), ("lif_stbp", ("rect", 1.0, True)),
+                          ("lif_tssl", ())):
+        y = getattr(torch.ops.na_cuda, op)(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, 0.0, False, False, "psc",
+                                           *rule_args)
         assert y.device.type == "meta" and y.shape == (3, 2), op
 
 
@@ -101,14 +102,14 @@ def test_direct_op_calls_check_the_compute_dtype(dtype):
     """The C++ argument checks (csrc/op_args.h) apply the same rule to direct torch.ops.na_cuda calls."""
     c = torch.ones(3, 2, dtype=dtype)
     with pytest.raises(RuntimeError, match="`threshold` = .* float32"):
-        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1e-300, False, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1e-300, 0.0, False, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="`clip`"):
-        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 1e-300)
+        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 1e-300)
     with pytest.raises(RuntimeError, match="`surrogate_alpha`"):
-        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, False, "psc", "rect", 1e-300, True)
+        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "rect", 1e-300, True)
     with pytest.raises(RuntimeError, match="`tau_s`"):
-        torch.ops.na_cuda.tssl_backward(c, c, 5.0, 1e39, 1.0, False)
-    torch.ops.na_cuda.lif_na(c.double(), 5.0, 2.0, 1e-300, False, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.tssl_backward(c, c, 5.0, 1e39, 1.0, 0.0, False, False, "psc")
+    torch.ops.na_cuda.lif_na(c.double(), 5.0, 2.0, 1e-300, 0.0, False, False, "psc", "paper", 3, 10.0)
 
 
 def test_float64_bounds():
@@ -124,9 +125,9 @@ _RSS_SCRIPT = textwrap.dedent("""
     g = torch.randn(1_000_000, 1)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if what == "forward":
-        torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, False, "psc")
+        torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, 0.0, False, False, "psc")
     else:
-        torch.ops.na_cuda.na_backward(g, c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
+        torch.ops.na_cuda.na_backward(g, c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0)
     print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
 """)
 
