@@ -4,8 +4,7 @@ Every op takes the neuron's arguments (``tau_m, tau_s, threshold, v_reset, decay
 output``) after its tensors. ``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
 (``lif_na``, ``lif_stbp``, ``lif_tssl``) is the same forward plus that rule's arguments, and its autograd formula
 calls ``na_cuda::<rule>_backward`` with the same arguments: NA (docs/algorithm.md §3), STBP (§5), TSSL-BP (§6).
-The registration below is one loop over the rules: a rule added in C++ (csrc/core/rules, csrc/op_impls.h) needs
-its name in RULE_OPS only. Only the input ``c`` is saved for backward: the kernels recompute u and s, so the saved
+The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved for backward: the kernels recompute u and s, so the saved
 memory per neuron-step is the input.
 
 The fake kernels check what the C++ bindings check on tensors (csrc/op_args.h): with a meta or fake tensor among
@@ -20,9 +19,10 @@ from typing import Any, Callable
 import torch
 
 from . import _backend
+from .rules import RULES
 
-#: The rules with a compiled op pair ``lif_<name>`` / ``<name>_backward``.
-RULE_OPS = ("na", "stbp", "tssl")
+#: The rules with a compiled op pair ``lif_<name>`` / ``<name>_backward``: every rule object's name.
+RULE_OPS = tuple(RULES)
 
 
 def _check_input(x: torch.Tensor, name: str) -> None:
