@@ -1,7 +1,9 @@
 // Argument checks and parsing shared by the CPU and CUDA implementations of the na_cuda ops.
 //
-// The Python wrapper validates first and raises ValueError/TypeError naming the argument; these checks guard
-// direct torch.ops.na_cuda.* calls, so a bad argument is a clear RuntimeError, never a crash.
+// The Python wrapper validates first and raises ValueError/TypeError naming the argument (na_cuda/params.py,
+// na_cuda/rules.py); these checks guard direct torch.ops.na_cuda.* calls, so a bad argument is a clear
+// RuntimeError, never a crash. One struct per rule (NaOp, StbpOp, TsslOp) turns that rule's op arguments into its
+// kernel configuration; csrc/op_impls.h writes the ops once for every rule and backend on top of them.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -10,11 +12,17 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 
-#include "na_core.h"
+#include "core/lif.h"
+#include "core/rules/na.h"
+#include "core/rules/stbp.h"
+#include "core/rules/tssl.h"
 
 namespace na {
+
+inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
 
 inline void check_input(const at::Tensor& c, const char* name) {
   TORCH_CHECK(c.dim() >= 1, "na_cuda: `", name, "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
@@ -36,60 +44,8 @@ inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
               " but `c` has dtype ", c.scalar_type());
 }
 
-inline LifConfig lif_config(double tau_m, double tau_s, double threshold, bool strict, const std::string& output) {
-  TORCH_CHECK(std::isfinite(tau_m) && tau_m > 1.0, "na_cuda: `tau_m` must be a finite float > 1; got ", tau_m);
-  TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
-  TORCH_CHECK(std::isfinite(threshold) && threshold > 0.0, "na_cuda: `threshold` must be a finite float > 0; got ",
-              threshold);
-  TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
-              "\"");
-  return LifConfig{tau_m, tau_s, threshold, strict, output == "psc"};
-}
-
-inline NaConfig na_config(const std::string& first_order, int64_t dist_power, double clip) {
-  TORCH_CHECK(first_order == "paper" || first_order == "taylor",
-              "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
-  TORCH_CHECK(dist_power >= 1 && dist_power % 2 == 1 && dist_power <= 63,
-              "na_cuda: `dist_power` must be a positive odd integer; got ", dist_power);
-  TORCH_CHECK(std::isfinite(clip) && clip > 0.0, "na_cuda: `clip` must be a finite float > 0; got ", clip);
-  return NaConfig{first_order == "taylor", static_cast<int>(dist_power), clip};
-}
-
-inline StbpConfig stbp_config(const std::string& surrogate, double alpha, bool detach_reset) {
-  Surrogate kind;
-  if (surrogate == "rect") {
-    kind = Surrogate::Rect;
-  } else if (surrogate == "triangle") {
-    kind = Surrogate::Triangle;
-  } else if (surrogate == "sigmoid") {
-    kind = Surrogate::Sigmoid;
-  } else {
-    TORCH_CHECK(false, "na_cuda: `surrogate` must be \"rect\", \"triangle\" or \"sigmoid\"; got \"", surrogate, "\"");
-  }
-  TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
-              alpha);
-  return StbpConfig{kind, alpha, detach_reset};
-}
-
-// The forward op carries the backward's arguments (the method picks the backward in na_cuda/ops.py); check
-// them here too so that a bad value fails at the forward, where the user wrote it, not later in backward.
-inline void check_method(const std::string& method, const LifConfig& lif, const std::string& first_order,
-                         int64_t dist_power, double clip, const std::string& surrogate, double surrogate_alpha) {
-  if (method == "na") {
-    na_config(first_order, dist_power, clip);
-  } else if (method == "stbp") {
-    stbp_config(surrogate, surrogate_alpha, false);
-  } else if (method == "tssl") {
-    TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" is defined on PSCs; use output=\"psc\"");
-  } else {
-    TORCH_CHECK(false, "na_cuda: `method` must be \"na\", \"stbp\" or \"tssl\"; got \"", method, "\"");
-  }
-}
-
-inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
-
 // A parameter valid as a double can round to 0 or inf in the compute type (float for half/bf16/float input):
-// each must be a normal finite number there (the Python wrapper's check, na_cuda/_validate.py params_fit_dtype).
+// each must be a normal finite number there (the Python wrapper's check, LifParams.check_dtype).
 inline void check_fits(const at::Tensor& c, const char* name, double v) {
   const bool f64 = c.scalar_type() == at::kDouble;
   const double lo = f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
@@ -99,38 +55,79 @@ inline void check_fits(const at::Tensor& c, const char* name, double v) {
               lo, ", ", hi, "]");
 }
 
-inline void check_lif_fits(const at::Tensor& c, const LifConfig& cfg) {
-  check_fits(c, "threshold", cfg.threshold);
-  check_fits(c, "tau_m", cfg.tau_m);
-  check_fits(c, "tau_s", cfg.tau_s);
-  check_fits(c, "1/tau_s", 1.0 / cfg.tau_s);
+// The neuron's arguments (the same in every op's schema, csrc/ops.cpp), checked for the input `c`.
+inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, double threshold,
+                               std::optional<double> v_reset, bool decay_input, bool strict,
+                               c10::string_view output_) {
+  const std::string output = str(output_);
+  TORCH_CHECK(!std::isnan(tau_m) && tau_m >= 1.0,
+              "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ", tau_m);
+  TORCH_CHECK(!(decay_input && std::isinf(tau_m)),
+              "na_cuda: `decay_input=True` scales the input by 1/tau_m, which is 0 for tau_m = inf; use decay_input=False");
+  TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
+  TORCH_CHECK(std::isfinite(threshold), "na_cuda: `threshold` must be finite; got ", threshold);
+  const bool soft = !v_reset.has_value();
+  const double vr = soft ? 0.0 : *v_reset;
+  TORCH_CHECK(std::isfinite(vr), "na_cuda: `v_reset` must be a finite float or None (soft reset); got ", vr);
+  TORCH_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`", "; got threshold = ",
+              threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
+  TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
+              "\"");
+  check_fits(c, "threshold", threshold);
+  if (!soft && vr != 0.0) check_fits(c, "threshold - v_reset", threshold - vr);
+  if (std::isfinite(tau_m)) check_fits(c, "tau_m", tau_m);
+  if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
+  check_fits(c, "tau_s", tau_s);
+  check_fits(c, "1/tau_s", 1.0 / tau_s);
+  return LifConfig{tau_m, tau_s, threshold, vr, soft, decay_input, strict, output == "psc"};
 }
 
-// Every check of one op's tensors and arguments, shared by its CPU and CUDA implementations.
-inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
-                          c10::string_view output,
-                          c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
-                          c10::string_view surrogate, double surrogate_alpha) {
-  check_input(c, "c");
-  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, str(output));
-  check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
-  check_lif_fits(c, cfg);
-  if (str(method) == "na") check_fits(c, "clip", clip);
-  if (str(method) == "stbp") {
-    check_fits(c, "surrogate_alpha", surrogate_alpha);
-    check_fits(c, "1/surrogate_alpha**2", 1.0 / (surrogate_alpha * surrogate_alpha));
+// ---------------------------------------------------------------------------------------------------------
+// Per rule: the op arguments after the neuron's, parsed into the kernel configuration.
+
+struct NaOp {
+  using Rule = NaRule;
+  static NaConfig config(const at::Tensor& c, const LifConfig&, c10::string_view first_order_, int64_t dist_power,
+                         double clip) {
+    const std::string first_order = str(first_order_);
+    TORCH_CHECK(first_order == "paper" || first_order == "taylor",
+                "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
+    TORCH_CHECK(dist_power >= 1 && dist_power % 2 == 1 && dist_power <= 63,
+                "na_cuda: `dist_power` must be a positive odd integer <= 63; got ", dist_power);
+    TORCH_CHECK(std::isfinite(clip) && clip > 0.0, "na_cuda: `clip` must be a finite float > 0; got ", clip);
+    check_fits(c, "clip", clip);
+    return NaConfig{first_order == "taylor", static_cast<int>(dist_power), clip};
   }
-  return cfg;
-}
+};
 
-inline LifConfig backward_args(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                               double threshold, bool strict, const std::string& output) {
-  check_input(c, "c");
-  check_grad(grad_out, c);
-  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, output);
-  check_lif_fits(c, cfg);
-  return cfg;
-}
+struct StbpOp {
+  using Rule = StbpRule;
+  static StbpConfig config(const at::Tensor& c, const LifConfig&, c10::string_view surrogate_, double alpha,
+                           bool detach_reset) {
+    const std::string surrogate = str(surrogate_);
+    static const char* const kNames[] = {"rect", "triangle", "sigmoid", "atan", "fast_sigmoid"};
+    int kind = -1;
+    for (int i = 0; i < 5; ++i)
+      if (surrogate == kNames[i]) kind = i;
+    TORCH_CHECK(kind >= 0, "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
+                "\"fast_sigmoid\"; got \"", surrogate, "\"");
+    TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
+                alpha);
+    check_fits(c, "surrogate_alpha", alpha);
+    check_fits(c, "1/surrogate_alpha**2", 1.0 / (alpha * alpha));
+    return StbpConfig{static_cast<Surrogate>(kind), alpha, detach_reset};
+  }
+};
+
+struct TsslOp {
+  using Rule = TsslRule;
+  static TsslConfig config(const at::Tensor&, const LifConfig& lif) {
+    TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
+    TORCH_CHECK(!lif.soft, "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
+                "(a hard reset), not None");
+    return TsslConfig{};
+  }
+};
 
 // [T, ...] viewed as [T, N].
 inline int64_t num_neurons(const at::Tensor& c) { return c.numel() / c.size(0); }

@@ -4,21 +4,22 @@
 #include <Python.h>
 #include <torch/library.h>
 
-// `lif` is the one forward of every training method: `method` and the method-specific arguments only pick the
-// backward (na_cuda/ops.py), so NA, STBP and TSSL-BP share the forward exactly. Each backward is an op of its own.
+// The neuron's arguments, the same in every op (csrc/op_args.h: neuron_config). `v_reset`: the hard reset value,
+// None for the soft reset (v = u - threshold on a spike).
+#define NA_NEURON "float tau_m, float tau_s, float threshold, float? v_reset, bool decay_input, bool strict_threshold, str output"
+
+// One forward kernel serves every op below. `lif_forward` is the neuron alone (inference: no autograd); each rule
+// has its own op `lif_<rule>` (the forward plus that rule's arguments only, with the rule's backward registered as
+// its autograd formula in na_cuda/ops.py) and its backward op `<rule>_backward`.
 TORCH_LIBRARY(na_cuda, m) {
-  m.def(
-      "lif(Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, str output, str method, "
-      "str first_order, int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
-  m.def(
-      "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
-      "str output, str first_order, int dist_power, float clip) -> Tensor");
-  m.def(
-      "stbp_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
-      "str output, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
-  m.def(
-      "tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold) "
-      "-> Tensor");
+  m.def("lif_forward(Tensor c, " NA_NEURON ") -> Tensor");
+  m.def("lif_na(Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip) -> Tensor");
+  m.def("lif_stbp(Tensor c, " NA_NEURON ", str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def("lif_tssl(Tensor c, " NA_NEURON ") -> Tensor");
+  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip) -> Tensor");
+  m.def("stbp_backward(Tensor grad_out, Tensor c, " NA_NEURON
+        ", str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def("tssl_backward(Tensor grad_out, Tensor c, " NA_NEURON ") -> Tensor");
 }
 
 #define NA_STR2(x) #x

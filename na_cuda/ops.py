@@ -1,43 +1,28 @@
 """Autograd and fake (meta) registrations of the compiled ops (schemas live in csrc/ops.cpp).
 
-`na_cuda::lif` is the one forward of every method; its registered backward calls the backward op of the method
-named in the call: `na_backward` (NA, spec §3), `stbp_backward` (spec §5) or `tssl_backward` (spec §6). Only the
-input `c` is saved for backward: the kernels recompute u and s, so the saved memory per neuron-step is the input.
+Every op takes the neuron's arguments (``tau_m, tau_s, threshold, v_reset, decay_input, strict_threshold,
+output``) after its tensors. ``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
+(``lif_na``, ``lif_stbp``, ``lif_tssl``) is the same forward plus that rule's arguments, and its autograd formula
+calls ``na_cuda::<rule>_backward`` with the same arguments: NA (docs/algorithm.md §3), STBP (§5), TSSL-BP (§6).
+The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved for backward: the kernels recompute u and s, so the saved
+memory per neuron-step is the input.
 
-The fake kernels check what the C++ bindings check (csrc/op_args.h): with a meta or fake tensor among the
-arguments the dispatcher calls them instead of a kernel, so their checks are the only ones on that path.
+The fake kernels check what the C++ bindings check on tensors (csrc/op_args.h): with a meta or fake tensor among
+the arguments the dispatcher calls them instead of a kernel, so their checks are the only ones on that path.
 Double backward (a grad of a grad made with ``create_graph=True``) is not implemented by the kernels: the backward
 ops' own backward raises a RuntimeError naming the fix (``backend="torch"``) instead of a silent zero.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from . import _backend
+from .rules import RULES
 
-_N_PARAMS = 12  # arguments of na_cuda::lif after `c`
-
-
-def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    ctx.save_for_backward(inputs[0])
-    ctx.params = inputs[1:]
-
-
-def _lif_backward(ctx: Any, grad: torch.Tensor) -> tuple:
-    (c,) = ctx.saved_tensors
-    tau_m, tau_s, thr, strict, output, method, first_order, dist_power, clip, surrogate, alpha, detach = ctx.params
-    if method == "na":
-        gc = torch.ops.na_cuda.na_backward(grad, c, tau_m, tau_s, thr, strict, output, first_order, dist_power, clip)
-    elif method == "stbp":
-        gc = torch.ops.na_cuda.stbp_backward(grad, c, tau_m, tau_s, thr, strict, output, surrogate, alpha, detach)
-    else:
-        gc = torch.ops.na_cuda.tssl_backward(grad, c, tau_m, tau_s, thr, strict)
-    return (gc,) + (None,) * _N_PARAMS
-
-
-_BACKWARD_OPS = ("na_backward", "stbp_backward", "tssl_backward")
+#: The rules with a compiled op pair ``lif_<name>`` / ``<name>_backward``: every rule object's name.
+RULE_OPS = tuple(RULES)
 
 
 def _check_input(x: torch.Tensor, name: str) -> None:
@@ -48,7 +33,7 @@ def _check_input(x: torch.Tensor, name: str) -> None:
                  lambda: f"na_cuda: `{name}` must be float16, bfloat16, float32 or float64; got {x.dtype}")
 
 
-def _fake_lif(c: torch.Tensor, *args: Any) -> torch.Tensor:
+def _fake_forward(c: torch.Tensor, *args: Any) -> torch.Tensor:
     _check_input(c, "c")
     return c.new_empty(c.shape)  # the kernels return a fresh contiguous tensor whatever the input strides
 
@@ -68,6 +53,22 @@ def _fake_backward(grad_out: torch.Tensor, c: torch.Tensor, *args: Any) -> torch
     return c.new_empty(c.shape)
 
 
+def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    ctx.save_for_backward(inputs[0])
+    ctx.args = inputs[1:]
+
+
+def _backward_of(rule: str) -> Callable[[Any, torch.Tensor], tuple]:
+    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, *args)``, no gradient for the args."""
+    op = getattr(torch.ops.na_cuda, f"{rule}_backward")
+
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        (c,) = ctx.saved_tensors
+        return (op(grad, c, *ctx.args),) + (None,) * len(ctx.args)
+
+    return backward
+
+
 def _no_double_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     raise RuntimeError(
         "na_cuda: double backward (differentiating a gradient made with create_graph=True) is not implemented by "
@@ -75,12 +76,13 @@ def _no_double_backward(ctx: Any, grad: torch.Tensor) -> tuple:
 
 
 def _register() -> None:
-    torch.library.register_fake("na_cuda::lif")(_fake_lif)
-    for name in _BACKWARD_OPS:
-        torch.library.register_fake(f"na_cuda::{name}")(_fake_backward)
+    torch.library.register_fake("na_cuda::lif_forward")(_fake_forward)
+    for rule in RULE_OPS:
+        torch.library.register_fake(f"na_cuda::lif_{rule}")(_fake_forward)
+        torch.library.register_autograd(f"na_cuda::lif_{rule}", _backward_of(rule), setup_context=_setup_context)
+        torch.library.register_fake(f"na_cuda::{rule}_backward")(_fake_backward)
         # Registered so that a second grad reaches a clear error instead of a silent None (no autograd kernel).
-        torch.library.register_autograd(f"na_cuda::{name}", _no_double_backward)
-    torch.library.register_autograd("na_cuda::lif", _lif_backward, setup_context=_setup_context)
+        torch.library.register_autograd(f"na_cuda::{rule}_backward", _no_double_backward)
 
 
 if _backend.native_loaded():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compile-check the torch-free CUDA kernel translation units (csrc/cuda/lif_kernels.cu) with nvcc for sm_80 and
+# Compile-check the torch-free CUDA kernel translation units (csrc/cuda/lif_kernels.cu, with csrc/core) with nvcc for sm_80 and
 # sm_90. Needs no GPU and no CUDA build of torch. Exits 0 with "skipped: nvcc not found" when nvcc is absent,
 # non-zero when a unit fails to compile.
 #
@@ -30,19 +30,21 @@ TORCH_LIKE=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA
 OUTDIR="$(mktemp -d "${TMPDIR:-/tmp}/na_cuda_check.XXXXXX")"
 trap 'rm -rf "${OUTDIR}"' EXIT
 
-# Summarises ptxas -v output: one line per kernel, NA bucket, dtype and arch with registers, stack and spills.
-# A NA backward kernel's template argument B is its on-chip bucket (T <= B; 0 = the workspace path, any T).
+# Summarises ptxas -v output: one line per kernel (the forward, or the backward of a rule), reset policy, NA bucket
+# (template argument B: T <= B on chip; 0 = the workspace path, any T), dtype and arch with registers, stack and
+# spills.
 summarise() {
   awk '
     /Compiling entry function/ {
-      match($0, /(lif_forward|na_backward|stbp_backward|tssl_backward)_kernel/); k = substr($0, RSTART, RLENGTH)
-      b = ""; if (match($0, /kernelILi[0-9]+E/)) b = "B=" substr($0, RSTART + 9, RLENGTH - 10)
-      t = ($0 ~ /kernelI(Li[0-9]+E)?dd/) ? "float64" : ($0 ~ /kernelI(Li[0-9]+E)?ff/) ? "float32" \
+      k = "forward"; if (match($0, /(NaRule|StbpRule|TsslRule)/)) k = substr($0, RSTART, RLENGTH - 4) " backward"
+      r = ($0 ~ /ResetE1E/) ? "soft" : "hard"
+      b = ""; if (match($0, /ResetE[01]ELi[0-9]+E/)) { b = substr($0, RSTART, RLENGTH); sub(/.*Li/, "", b); sub(/E$/, "", b); b = "B=" b }
+      t = ($0 ~ /E(Li[0-9]+E)?ddE/) ? "float64" : ($0 ~ /E(Li[0-9]+E)?ffE/) ? "float32" \
         : ($0 ~ /BFloat16/) ? "bfloat16" : "float16"
       match($0, /sm_[0-9]+/); arch = substr($0, RSTART, RLENGTH); next }
     /bytes stack frame/ { split($0, f, " "); stack = f[1]; spill = f[5]; next }
     /Used [0-9]+ registers/ { match($0, /Used [0-9]+/); regs = substr($0, RSTART + 5, RLENGTH - 5)
-      printf "    %-6s %-21s %-9s %-5s %3s registers, %s B stack, %s B spill stores\n", arch, k, t, b, regs, stack, spill }
+      printf "    %-6s %-14s %-4s %-9s %-5s %3s registers, %s B stack, %s B spill stores\n", arch, k, r, t, b, regs, stack, spill }
   ' "$1" | sort -V
 }
 

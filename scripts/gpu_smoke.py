@@ -40,15 +40,17 @@ TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-4), torch.float16: 
 
 
 def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor:
-    t = (LIF["tau_m"], LIF["tau_s"], LIF["threshold"])
+    # the neuron's op arguments: tau_m, tau_s, threshold, v_reset (None: soft reset), decay_input, strict, output
+    t = (LIF["tau_m"], LIF["tau_s"], LIF["threshold"], p.get("v_reset", 0.0), p.get("decay_input", False), False,
+         p.get("output", "psc"))
     if name == "forward":
-        return OPS.lif(c, *t, False, p["output"], "na", "paper", 1, 1.0, "rect", 1.0, False)
+        return OPS.lif_forward(c, *t)
     if name == "na":
-        return OPS.na_backward(g, c, *t, False, p["output"], p["first_order"], p["dist_power"], p["clip"])
+        return OPS.na_backward(g, c, *t, p["first_order"], p["dist_power"], p["clip"])
     if name == "stbp":
-        return OPS.stbp_backward(g, c, *t, False, p["output"], p["surrogate"], p["alpha"], p["detach_reset"])
+        return OPS.stbp_backward(g, c, *t, p["surrogate"], p["alpha"], p["detach_reset"])
     if name == "tssl":
-        return OPS.tssl_backward(g, c, *t, False)
+        return OPS.tssl_backward(g, c, *t)
     raise ValueError(name)
 
 
@@ -64,6 +66,12 @@ def cases(quick: bool):
             continue
         yield "stbp", {"output": output, "surrogate": sur, "alpha": 1.0, "detach_reset": det}
     yield "tssl", {}
+    # the neuron options (docs/algorithm.md §9): soft reset, hard reset to v_reset != 0 with decay_input
+    for opts in ({"v_reset": None}, {"v_reset": -0.3, "decay_input": True}):
+        yield "forward", {"output": "psc", **opts}
+        yield "na", {"output": "psc", "first_order": "paper", "dist_power": 3, "clip": 2.0, **opts}
+        yield "stbp", {"output": "spike", "surrogate": "atan", "alpha": 2.0, "detach_reset": False, **opts}
+    yield "tssl", {"v_reset": -0.3, "decay_input": True}
 
 
 def compare(label: str, got: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> bool:

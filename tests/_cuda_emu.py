@@ -27,9 +27,16 @@ FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", 
          "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__", "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
          "-D__CUDA_NO_HALF2_OPERATORS__"]
 DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
-OPS = {"forward": 0, "na": 1, "stbp": 2, "tssl": 3}
-SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2}
+RULES = {"na": 0, "stbp": 1, "tssl": 2}
+SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "fast_sigmoid": 4}
+FIRST_ORDERS = {"paper": 0, "taylor": 1}
 _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
+_NEURON = [_d, _d, _d, _i, _d, _i, _i, _i]  # tau_m, tau_s, threshold, has_v_reset, v_reset, decay, strict, psc
+_RULE_ARGS = {"na": [_i, _i, _d], "stbp": [_i, _d, _i], "tssl": []}
+# The ops' rule arguments (after the neuron's) as the ABI takes them.
+_ENCODE = {"na": lambda first_order, dist_power, clip: (FIRST_ORDERS[first_order], dist_power, clip),
+           "stbp": lambda surrogate, alpha, detach: (SURROGATES[surrogate], alpha, int(detach)),
+           "tssl": lambda: ()}
 
 
 def cuda_include() -> Optional[Path]:
@@ -87,13 +94,11 @@ class Emulator:
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
-        for name, args in {"na_emu_forward": [_i, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i],
-                           "na_emu_na_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i, _i, _i, _d],
-                           "na_emu_stbp_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i, _i, _i, _d,
-                                                    _i],
-                           "na_emu_tssl_backward": [_i, _vp, _vp, _vp, _vp, _i64, _i64, _d, _d, _d, _i],
-                           "na_emu_set_max_blocks": [_i64], "na_emu_workspace_planes": [_i, _i, _i64]}.items():
-            getattr(lib, name).argtypes = args
+        lib.na_emu_forward.argtypes = [_i, _vp, _vp, _i64, _i64, *_NEURON]
+        for rule, extra in _RULE_ARGS.items():
+            getattr(lib, f"na_emu_{rule}_backward").argtypes = [_i, _vp, _vp, _vp, _vp, _i64, _i64, *_NEURON, *extra]
+        lib.na_emu_set_max_blocks.argtypes = [_i64]
+        lib.na_emu_workspace_planes.argtypes = [_i, _i, _i64]
         lib.na_emu_blocks_run.restype = _i64
         lib.na_emu_bad_launches.restype = _i64
         self.lib = lib
@@ -123,35 +128,38 @@ class Emulator:
             assert torch.isnan(buf[-self.guard:]).all(), "a kernel wrote past the end of its buffer"
         self._guarded.clear()
 
-    def _out_ws(self, op: str, c: torch.Tensor):
+    def workspace_planes(self, rule: str, dtype: torch.dtype, T: int) -> int:
+        return self.lib.na_emu_workspace_planes(RULES[rule], DTYPES[dtype], T)
+
+    def _out(self, c: torch.Tensor, rule: Optional[str]):
         T, N = c.shape[0], c[0].numel()
         out = self._nan(T * N, c.dtype)
-        planes = self.lib.na_emu_workspace_planes(OPS[op], DTYPES[c.dtype], T)
+        planes = self.workspace_planes(rule, c.dtype, T) if rule else 0
         acc = torch.float64 if c.dtype == torch.float64 else torch.float32
         ws = self._nan(planes * T * N, acc) if planes else None
         return out, ws, T, N
 
-    def forward(self, c: torch.Tensor, p: dict) -> torch.Tensor:
-        """The LIF forward with the neuron parameters `p` (conftest.params())."""
-        out, _, T, N = self._out_ws("forward", c)
-        self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, p["tau_m"], p["tau_s"], p["threshold"],
-                                int(p["strict_threshold"]), int(p["output"] == "psc"))
+    @staticmethod
+    def _neuron(args: tuple) -> tuple:
+        """The ops' neuron arguments (tau_m, tau_s, threshold, v_reset, decay_input, strict, output) for the ABI."""
+        tau_m, tau_s, threshold, v_reset, decay_input, strict, output = args
+        return (tau_m, tau_s, threshold, int(v_reset is not None), 0.0 if v_reset is None else v_reset,
+                int(decay_input), int(strict), int(output == "psc"))
+
+    def forward(self, c: torch.Tensor, neuron: tuple) -> torch.Tensor:
+        """The LIF forward; `neuron`: the ops' neuron arguments (as torch.ops.na_cuda.lif_forward takes them)."""
+        c = c.contiguous()
+        out, _, T, N = self._out(c, None)
+        self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, *self._neuron(neuron))
         return out[:T * N].view(c.shape)
 
-    def backward(self, method: str, g: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
-        """grad_c of `method` with the neuron parameters `p` (conftest.params())."""
+    def backward(self, rule: str, g: torch.Tensor, c: torch.Tensor, neuron: tuple, rule_args: tuple) -> torch.Tensor:
+        """grad_c of `rule`, with the arguments torch.ops.na_cuda.<rule>_backward takes after (g, c)."""
         c, g = c.contiguous(), g.contiguous()
-        grad, ws, T, N = self._out_ws(method, c)
-        lif = (p["tau_m"], p["tau_s"], p["threshold"], int(p["strict_threshold"]))
-        dt, psc = DTYPES[c.dtype], int(p["output"] == "psc")
-        if method == "na":
-            self.lib.na_emu_na_backward(dt, _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N, *lif, psc,
-                                        int(p["first_order"] == "taylor"), p["dist_power"], p["clip"])
-        elif method == "stbp":
-            self.lib.na_emu_stbp_backward(dt, _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N, *lif, psc,
-                                          SURROGATES[p["surrogate"]], p["surrogate_alpha"], int(p["detach_reset"]))
-        else:
-            self.lib.na_emu_tssl_backward(dt, _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N, *lif)
+        grad, ws, T, N = self._out(c, rule)
+        extra = _ENCODE[rule](*rule_args)
+        getattr(self.lib, f"na_emu_{rule}_backward")(DTYPES[c.dtype], _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N,
+                                                     *self._neuron(neuron), *extra)
         return grad[:T * N].view(c.shape)
 
 

@@ -3,7 +3,7 @@
 csrc/cuda/lif_kernels.cu is compiled with the host C++ compiler against a small shim (tests/cuda_emu/shim) and
 its launchers run the grid as a loop, so every kernel and launch decision (grid size, grid-stride loop, NA's
 on-chip buckets T <= 8/16/32 and its workspace path above, the workspace planes) executes without a GPU. Both
-backends share the per-neuron code (csrc/na_core.h, csrc/na_backward.h) and the CPU build and the emulation
+backends share the per-neuron code (csrc/core) and the CPU build and the emulation
 contract no a*b+c (-ffp-contract=off; the CUDA build uses -fmad=false for the same reason), so the results must
 be identical, not close. What this cannot show: the GPU's own expf (STBP sigmoid, TSSL warm-up: a few ulp from
 glibc's) and anything about speed; scripts/gpu_check.sh covers those on a GPU.
@@ -14,13 +14,16 @@ a grid capped at 1 block makes every thread take three neurons through the grid-
 """
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 import torch
 
 import _cuda_emu
-from conftest import METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native, params
+import na_cuda
 
-pytestmark = needs_native
+pytestmark = pytest.mark.skipif(not na_cuda.backends()["native_loaded"], reason="na_cuda._C is not built")
 
 N = 600
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
@@ -28,6 +31,28 @@ BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: t
         torch.bfloat16: torch.int16}
 GRID_CAPS = [0, 1]  # 0: the kernel file's own grid (3 blocks here); 1: one block, grid-stride loop
 NA_TS = [1, 5, 8, 9, 16, 17, 32, 33, 50]  # both sides of every on-chip bucket bound (8, 16, 32)
+OPS = torch.ops.na_cuda
+
+# Neurons in the ops' argument order (tau_m, tau_s, threshold, v_reset, decay_input, strict, output): the paper's,
+# strict firing, spike output, and the options (hard reset to v_reset != 0 with decay_input, soft reset, IF).
+NEURONS = {
+    "paper": (5.0, 2.0, 1.0, 0.0, False, False, "psc"),
+    "strict-spike": (5.0, 2.0, 1.0, 0.0, False, True, "spike"),
+    "vreset-decay": (3.0, 2.0, 1.0, -0.3, True, False, "psc"),
+    "soft": (4.0, 2.0, 1.0, None, False, False, "psc"),
+    "soft-if-spike": (math.inf, 3.0, 1.0, None, False, True, "spike"),
+    "if-vreset": (math.inf, 2.0, 0.8, 0.2, False, False, "psc"),
+}
+RULES = {
+    "na": [(f, k, 10.0) for f in ("paper", "taylor") for k in (1, 3)],
+    "stbp": [(s, a, d) for s, a in (("rect", 1.0), ("triangle", 1.0), ("sigmoid", 4.0), ("atan", 2.0),
+                                   ("fast_sigmoid", 25.0)) for d in (True, False)],
+    "tssl": [()],
+}
+
+
+def _supported(rule: str, neuron: tuple) -> bool:
+    return rule != "tssl" or (neuron[3] is not None and neuron[6] == "psc")  # TSSL-BP: PSC output, hard reset
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +68,17 @@ def _needs_half(emu: _cuda_emu.Emulator, dtype: torch.dtype) -> None:
 
 
 def _inputs(T: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixed firing rates, plus neurons whose u lands exactly on the threshold (H(0), phi(0))."""
-    c = make_input(T, (N,), seed=seed)
+    """Mixed firing rates (silent to bursting, some inhibition), plus neurons whose u lands exactly on the
+    threshold of the paper's neuron (H(0), phi(0))."""
+    g = torch.Generator().manual_seed(seed)
+    rate = torch.rand(N, generator=g, dtype=torch.float64) * 1.8
+    c = rate * torch.rand(T, N, generator=g, dtype=torch.float64) * 1.2
+    c = c - 0.3 * torch.rand(T, N, generator=g, dtype=torch.float64) * (torch.rand(N, generator=g) < 0.3)
     c[:, 0] = 1.0  # u[0] == threshold, then a spike at every step
     c[0, 1] = 1.0  # one spike exactly at the threshold, then silence
     c[1:, 1] = 0.0
-    return c.to(dtype), make_grad(c, seed=seed + 1).to(dtype)
+    grad = torch.randn(T, N, generator=g, dtype=torch.float64)
+    return c.to(dtype), grad.to(dtype)
 
 
 def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
@@ -60,22 +90,19 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
                                f"{want[tuple(diff[0])].item()!r}")
 
 
-def _cpu_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"], "na",
-                                 "paper", 1, 1.0, "rect", 1.0, False)
-
-
-def _check_backward(emu: _cuda_emu.Emulator, case: dict, T: int, dtype: torch.dtype) -> None:
-    p = params(**case)
+def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype) -> None:
     c, g = _inputs(T, dtype, seed=T)
-    want = native_backward(p["method"], g, c, p)
-    for cap in GRID_CAPS:
-        emu.set_max_blocks(cap)
-        got = emu.backward(p["method"], g, c, p)
-        emu.check_guards()
-        assert emu.bad_launches == 0
-        assert emu.blocks_run == (cap or 3)
-        _assert_same_bits(got, want, f"{case_id(case)} T={T} {dtype} grid cap {cap}")
+    for (name, neuron), args in itertools.product(NEURONS.items(), RULES[rule]):
+        if not _supported(rule, neuron):
+            continue
+        want = getattr(OPS, f"{rule}_backward")(g, c, *neuron, *args)
+        for cap in GRID_CAPS:
+            emu.set_max_blocks(cap)
+            got = emu.backward(rule, g, c, neuron, args)
+            emu.check_guards()
+            assert emu.bad_launches == 0
+            assert emu.blocks_run == (cap or 3)
+            _assert_same_bits(got, want, f"{rule}{args} {name} T={T} {dtype} grid cap {cap}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -83,49 +110,48 @@ def _check_backward(emu: _cuda_emu.Emulator, case: dict, T: int, dtype: torch.dt
 def test_forward(emu, T, dtype):
     _needs_half(emu, dtype)
     c, _ = _inputs(T, dtype, seed=T)
-    for output in ("psc", "spike"):
-        for strict in (False, True):
-            p = params(output=output, strict_threshold=strict)
-            want = _cpu_forward(c, p)
-            for cap in GRID_CAPS:
-                emu.set_max_blocks(cap)
-                got = emu.forward(c, p)
-                emu.check_guards()
-                _assert_same_bits(got, want, f"forward {output} strict={strict} T={T} {dtype} grid cap {cap}")
+    for name, neuron in NEURONS.items():
+        want = OPS.lif_forward(c, *neuron)
+        for cap in GRID_CAPS:
+            emu.set_max_blocks(cap)
+            got = emu.forward(c, neuron)
+            emu.check_guards()
+            _assert_same_bits(got, want, f"forward {name} T={T} {dtype} grid cap {cap}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("T", NA_TS)
 def test_na_backward(emu, T, dtype):
     _needs_half(emu, dtype)
-    for case in METHOD_CASES:
-        if case["method"] == "na":
-            _check_backward(emu, case, T, dtype)
+    _check_backward(emu, "na", T, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("T", [1, 5, 20])
-def test_stbp_tssl_backward(emu, T, dtype):
+@pytest.mark.parametrize("rule", ["stbp", "tssl"])
+def test_stbp_tssl_backward(emu, rule, T, dtype):
     _needs_half(emu, dtype)
-    for case in METHOD_CASES:
-        if case["method"] != "na":
-            _check_backward(emu, case, T, dtype)
+    _check_backward(emu, rule, T, dtype)
 
 
-def test_na_workspace_only_past_the_on_chip_buckets(emu):
-    """NA keeps its state in registers up to T = 32 (no workspace), one [T, N] plane above."""
-    for dt in range(4):
-        assert [emu.lib.na_emu_workspace_planes(1, dt, T) for T in (1, 8, 32, 33, 1000)] == [0, 0, 0, 1, 1]
+def test_workspace_planes(emu):
+    """NA keeps its state in registers up to T = 32 (no workspace), one [T, N] plane above; STBP's u and TSSL's
+    u live in the gradient output where the storage type is the compute type."""
+    for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        assert [emu.workspace_planes("na", dt, T) for T in (1, 8, 32, 33, 1000)] == [0, 0, 0, 1, 1]
+        alias = dt in (torch.float32, torch.float64)
+        assert emu.workspace_planes("stbp", dt, 5) == (0 if alias else 1)
+        assert emu.workspace_planes("tssl", dt, 5) == (1 if alias else 2)
 
 
 def test_launch_shapes(emu):
     """N = 0 launches nothing; N = 1 one block; no launch exceeds the GPU's grid/block limits."""
-    p = params()
+    neuron = NEURONS["paper"]
     emu.set_max_blocks(0)
     for n in (0, 1, 257):
-        c = make_input(3, (n,), dtype=torch.float32)
-        emu.forward(c, p)
-        emu.backward("na", c, c, p)
+        c = torch.rand(3, n)
+        emu.forward(c, neuron)
+        emu.backward("na", c, c, neuron, RULES["na"][0])
         emu.check_guards()
     assert emu.bad_launches == 0
     assert emu.blocks_run == 2 * (0 + 1 + 2)

@@ -8,7 +8,7 @@
 
 #include <cstring>
 
-#include "../na_core.h"
+#include "../core/lanes.h"
 
 namespace na {
 

@@ -1,7 +1,7 @@
 // CPU implementations of the na_cuda ops. Neurons are processed in blocks of up to kBlock: a block's [T, nb] slice
 // is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
 // the global stride N a power of two, per-neuron strided loops thrash the cache sets), the shared per-neuron math
-// of csrc/na_core.h runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
+// of csrc/core runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
 // Blocks are distributed over threads with at::parallel_for. A thread's scratch is `planes` x T x W values with W
 // = its neuron count rounded up to a pack, at most kBlock: bounded by the work, so a tall narrow input ([1e6, 1])
 // does not allocate 64 neurons' worth of planes for its one neuron.
@@ -13,9 +13,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "../na_backward.h"
-#include "../na_core.h"
-#include "../op_args.h"
+#include "../op_impls.h"
 #include "lanes_cpu.h"
 
 namespace na {
@@ -75,111 +73,70 @@ void for_each_pack(int64_t nb, const F& f) {
   for (int64_t j = 0; j < nb; j += lanes) f(j);
 }
 
-at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
-                   c10::string_view output,
-                   c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
-                   c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
-  (void)detach_reset;  // a backward-only argument: any bool is valid
-  const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
-               surrogate, surrogate_alpha);
-  const at::Tensor cc = c.contiguous();
-  at::Tensor out = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::lif (CPU)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    using V = typename PackOf<acc_t>::type;
-    const LifCoef<acc_t> lif(cfg);
-    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-    scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t, V>(T, N, 2, [&](const Block<acc_t>& b) {
-      acc_t *lc = b.plane(0), *lo = b.plane(1);
-      gather(cp, lc, N, b);
-      for_each_pack<V>(b.nb, [&](int64_t j) { lif_forward_neuron<acc_t, acc_t, V>(lc + j, lo + j, T, b.w, lif); });
-      scatter(lo, op, N, b);
-    });
-  });
-  return out;
-}
-
-// The three backward ops share everything but the per-neuron function: checks, contiguous inputs, blocks with c
-// in plane 0 and g in plane 1 (which the gradient overwrites in place: every backward reads g[t] before it
-// writes grad[t]), `extra` workspace planes from plane 2 on, and the scatter of plane 1.
-// make_kernel(acc_t{}, V{}) returns the per-pack call (lc, lg, ws, T, w) for that compute type and pack; w is the
-// planes' row stride.
-template <typename MakeKernel>
-at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, int64_t extra, const MakeKernel& make_kernel) {
-  const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-  at::Tensor grad = at::empty_like(cc);
-  const int64_t T = cc.size(0), N = num_neurons(cc);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda backward (CPU)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    using V = typename PackOf<acc_t>::type;
-    const auto kernel = make_kernel(acc_t{}, V{});
-    const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-    const scalar_t* gp = gc.const_data_ptr<scalar_t>();
-    scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-    for_each_block<acc_t, V>(T, N, 2 + extra, [&](const Block<acc_t>& b) {
-      gather(cp, b.plane(0), N, b);
-      gather(gp, b.plane(1), N, b);
-      for_each_pack<V>(b.nb, [&](int64_t j) {
-        kernel(b.plane(0) + j, b.plane(1) + j, [&](int i) { return b.plane(2 + i) + j; }, T, b.w);
+// The backend of csrc/op_impls.h: the forward, and one backward loop for every rule. Blocks hold c in plane 0 and
+// g in plane 1 (which the gradient overwrites in place: every backward reads g[t] before it writes grad[t]), the
+// rule's Rule::kCpuPlanes workspace planes from plane 2 on, and the scatter writes plane 1 back.
+struct Cpu {
+  static at::Tensor forward(const at::Tensor& c, const LifConfig& cfg) {
+    const at::Tensor cc = c.contiguous();
+    at::Tensor out = at::empty_like(cc);
+    const int64_t T = cc.size(0), N = num_neurons(cc);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::lif_forward (CPU)", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      using V = typename PackOf<acc_t>::type;
+      const LifCoef<acc_t> lif(cfg);
+      const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+      scalar_t* op = out.mutable_data_ptr<scalar_t>();
+      with_reset(cfg.soft, [&](auto reset) {
+        constexpr Reset R = decltype(reset)::value;
+        for_each_block<acc_t, V>(T, N, 2, [&](const Block<acc_t>& b) {
+          acc_t *lc = b.plane(0), *lo = b.plane(1);
+          gather(cp, lc, N, b);
+          for_each_pack<V>(b.nb, [&](int64_t j) {
+            lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, b.w, lif);
+          });
+          scatter(lo, op, N, b);
+        });
       });
-      scatter(b.plane(1), dp, N, b);
     });
-  });
-  return grad;
-}
+    return out;
+  }
 
-at::Tensor na_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                           double threshold, bool strict_threshold,
-                           c10::string_view output, c10::string_view first_order,
-                           int64_t dist_power, double clip) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
-  const NaConfig ncfg = na_config(str(first_order), dist_power, clip);
-  return backward_cpu(grad_out, c, 2, [&](auto acc, auto vec) {
-    using acc_t = decltype(acc);
-    using V = decltype(vec);
-    return [lif = LifCoef<acc_t>(lcfg), na = NaCoef<acc_t>(ncfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
-      na_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), lg, T, w, w, lif, na);
-    };
-  });
-}
-
-at::Tensor stbp_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                             double threshold, bool strict_threshold,
-                             c10::string_view output, c10::string_view surrogate,
-                             double surrogate_alpha, bool detach_reset) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, str(output));
-  const StbpConfig scfg = stbp_config(str(surrogate), surrogate_alpha, detach_reset);
-  return backward_cpu(grad_out, c, 1, [&](auto acc, auto vec) {
-    using acc_t = decltype(acc);
-    using V = decltype(vec);
-    return [lif = LifCoef<acc_t>(lcfg), sg = StbpCoef<acc_t>(scfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
-      stbp_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), lg, T, w, w, lif, sg);
-    };
-  });
-}
-
-at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,
-                             double threshold, bool strict_threshold) {
-  const LifConfig lcfg = backward_args(grad_out, c, tau_m, tau_s, threshold, strict_threshold, "psc");
-  return backward_cpu(grad_out, c, 2, [&](auto acc, auto vec) {
-    using acc_t = decltype(acc);
-    using V = decltype(vec);
-    return [lif = LifCoef<acc_t>(lcfg)](acc_t* lc, acc_t* lg, auto ws, int64_t T, int64_t w) {
-      tssl_backward_neuron<acc_t, acc_t, V>(lc, lg, ws(0), ws(1), lg, T, w, w, lif);
-    };
-  });
-}
+  template <typename Rule>
+  static at::Tensor backward(const at::Tensor& grad_out, const at::Tensor& c, const LifConfig& lcfg,
+                             const typename Rule::Config& rcfg) {
+    const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+    at::Tensor grad = at::empty_like(cc);
+    const int64_t T = cc.size(0), N = num_neurons(cc);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda backward (CPU)", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      using V = typename PackOf<acc_t>::type;
+      const LifCoef<acc_t> lif(lcfg);
+      const typename Rule::template Coef<acc_t> coef(rcfg);
+      const scalar_t* cp = cc.const_data_ptr<scalar_t>();
+      const scalar_t* gp = gc.const_data_ptr<scalar_t>();
+      scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
+      with_reset<Rule::kSoftReset>(lcfg.soft, [&](auto reset) {
+        constexpr Reset R = decltype(reset)::value;
+        for_each_block<acc_t, V>(T, N, 2 + Rule::kCpuPlanes, [&](const Block<acc_t>& b) {
+          acc_t *lc = b.plane(0), *lg = b.plane(1);
+          acc_t* w1 = Rule::kCpuPlanes > 1 ? b.plane(3) : nullptr;
+          gather(cp, lc, N, b);
+          gather(gp, lg, N, b);
+          for_each_pack<V>(b.nb, [&](int64_t j) {
+            Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, b.plane(2) + j, w1 ? w1 + j : nullptr,
+                                                         lg + j, T, b.w, b.w, lif, coef);
+          });
+          scatter(lg, dp, N, b);
+        });
+      });
+    });
+    return grad;
+  }
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(na_cuda, CPU, m) {
-  m.impl("lif", &lif_cpu);
-  m.impl("na_backward", &na_backward_cpu);
-  m.impl("stbp_backward", &stbp_backward_cpu);
-  m.impl("tssl_backward", &tssl_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(na_cuda, CPU, m) { register_ops<Cpu>(m); }
 
 }  // namespace na

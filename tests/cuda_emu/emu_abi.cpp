@@ -14,15 +14,25 @@ namespace {
 
 using na::cuda::DType;
 
-na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int strict, int psc) {
+// The neuron's arguments in the ops' order (csrc/ops.cpp); v_reset is used when has_v_reset, else soft reset.
+na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int has_v_reset, double v_reset,
+                         int decay_input, int strict, int psc) {
   na::LifConfig cfg{};
   cfg.tau_m = tau_m;
   cfg.tau_s = tau_s;
   cfg.threshold = threshold;
+  cfg.v_reset = has_v_reset ? v_reset : 0.0;
+  cfg.soft = has_v_reset == 0;
+  cfg.decay_input = decay_input != 0;
   cfg.strict = strict != 0;
   cfg.psc = psc != 0;
   return cfg;
 }
+
+#define NA_EMU_NEURON                                                                                       \
+  double tau_m, double tau_s, double threshold, int has_v_reset, double v_reset, int decay_input, int strict, \
+      int psc
+#define NA_EMU_LIF lif_config(tau_m, tau_s, threshold, has_v_reset, v_reset, decay_input, strict, psc)
 
 }  // namespace
 
@@ -40,36 +50,39 @@ void na_emu_set_max_blocks(int64_t blocks) {
 int64_t na_emu_blocks_run() { return na_emu::blocks_run; }
 int64_t na_emu_bad_launches() { return na_emu::bad_launches; }
 
-int na_emu_workspace_planes(int op, int dtype, int64_t T) {
-  return na::cuda::workspace_planes(static_cast<na::cuda::Op>(op), static_cast<DType>(dtype), T);
+// rule: 0 = NA, 1 = STBP, 2 = TSSL-BP.
+int na_emu_workspace_planes(int rule, int dtype, int64_t T) {
+  const DType dt = static_cast<DType>(dtype);
+  switch (rule) {
+    case 0:
+      return na::cuda::workspace_planes<na::NaRule>(dt, T);
+    case 1:
+      return na::cuda::workspace_planes<na::StbpRule>(dt, T);
+    default:
+      return na::cuda::workspace_planes<na::TsslRule>(dt, T);
+  }
 }
 
-void na_emu_forward(int dtype, const void* c, void* out, int64_t T, int64_t N, double tau_m, double tau_s,
-                    double threshold, int strict, int psc) {
-  na::cuda::lif_forward(static_cast<DType>(dtype), c, out, T, N, lif_config(tau_m, tau_s, threshold, strict, psc),
-                        nullptr);
+void na_emu_forward(int dtype, const void* c, void* out, int64_t T, int64_t N, NA_EMU_NEURON) {
+  na::cuda::lif_forward(static_cast<DType>(dtype), c, out, T, N, NA_EMU_LIF, nullptr);
 }
 
 void na_emu_na_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-                        double tau_m, double tau_s, double threshold, int strict, int psc, int taylor,
-                        int dist_power, double clip) {
+                        NA_EMU_NEURON, int taylor, int dist_power, double clip) {
   const na::NaConfig na{taylor != 0, dist_power, clip};
-  na::cuda::na_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N,
-                        lif_config(tau_m, tau_s, threshold, strict, psc), na, nullptr);
+  na::cuda::backward<na::NaRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, na, nullptr);
 }
 
 void na_emu_stbp_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-                          double tau_m, double tau_s, double threshold, int strict, int psc, int surrogate,
-                          double alpha, int detach_reset) {
+                          NA_EMU_NEURON, int surrogate, double alpha, int detach_reset) {
   const na::StbpConfig sg{static_cast<na::Surrogate>(surrogate), alpha, detach_reset != 0};
-  na::cuda::stbp_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N,
-                          lif_config(tau_m, tau_s, threshold, strict, psc), sg, nullptr);
+  na::cuda::backward<na::StbpRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, sg, nullptr);
 }
 
 void na_emu_tssl_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-                          double tau_m, double tau_s, double threshold, int strict) {
-  na::cuda::tssl_backward(static_cast<DType>(dtype), g, c, grad, ws, T, N,
-                          lif_config(tau_m, tau_s, threshold, strict, 1), nullptr);
+                          NA_EMU_NEURON) {
+  na::cuda::backward<na::TsslRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, na::TsslConfig{},
+                                   nullptr);
 }
 
 }  // extern "C"

@@ -1,0 +1,251 @@
+// NA backward with SNS (§3, eq. 13, 16, 17) of one neuron, written once for the CPU packs and the CUDA threads,
+// and the rule's traits (NaRule) that the bindings' loops are written against.
+//
+// Same conventions as core/lif.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t, the
+// shifted coordinates of a hard reset; element offsets in int64; time steps counted as NaLaneTuning says).
+//
+// Hard reset: dynamic programming over the SNS neighbour's first reset. The loss change of the neighbour p is
+// dL_p = sum_t W[t] ds_p[t] (§3.2, efficient form) with W = G for spike output and W = r(X)/tau_s,
+// r(X)[t] = X[t] + kappa r(X)[t+1], for PSC output (X = e = r(G), "paper", or X = G, "taylor"). A neighbour
+// trajectory that resets (fires) at step k has state 0 afterwards, exactly like any trajectory that resets at k,
+// so its remaining loss change is F[k] := the change of a trajectory restarted from state 0 after k (F[k] = 0
+// where the original also fires at k: the states coincide, the early exit of §3.3). Walking t down from T-1, one
+// run per step serves both cases of SNS (§3.3), each run only until the neighbour's first spike:
+//  - s[t] = 0 (the flip adds a spike, state 0 after t): F[t] = run from 0, dL_t = W[t] + F[t];
+//  - s[t] = 1 (the flip cancels it, state = threshold after t): dL_t = -W[t] + run from threshold.
+// A run's step k changes the loss only where the neighbour's spike differs from the original's: by -W[k] where
+// the original fires (and the neighbour does not), by W[k] + F[k] where the neighbour fires (and the original
+// does not; the run ends there, F[k] holds the rest). Both depend on k alone, so one value per step is stored:
+// X[k] = s[k] ? -W[k] : W[k] + F[k], added when the spikes differ.
+//
+// Soft reset (§9): a reset subtracts the threshold, so the state after it depends on u and two trajectories
+// that both fire do not coincide: there is no F to reuse. The neighbour (same start as above: threshold after a
+// cancelled spike, 0 after an added one, since an added spike fires at u = threshold) is re-simulated until an
+// exact exit (states equal, or: the original never fires again and the neighbour is not above it), and X[k] =
+// W[k] is added with the sign of sn[k] - so[k] at every differing step. O(T^2) per neuron at worst, as the
+// literal Algorithm 1.
+//
+// On a CUDA thread the run re-simulates the original next to the neighbour (same operations as the forward, so the
+// same bits) instead of reading u[k] back. The exit once the original never fires again and the neighbour's
+// potential is not above it is exact under both resets (neither fires again; rounding is monotone). Worst case
+// O(T^2) (a neighbour that never fires), typically O(T x inter-spike interval) under a hard reset; the result
+// equals the literal re-simulation up to summation order.
+//
+// State per step k: the scaled input beta c[k] and one value, which holds u[k] until the reverse pass has
+// handled step k and X[k] after (a run from t reads X[k] for k > t only, and u[t] is read once, just before X[t]
+// replaces it; SIMD packs keep u in a plane of its own, see NaLaneTuning). Where it lives is the `Mem` policy:
+// NaPlanes (c from the input, the rest in [T] workspace planes: any T) or NaRegs (per-thread arrays: T <= a
+// compile-time bucket B; the loops are then fully unrolled on the GPU, so every array index is a constant and
+// the arrays live in registers).
+#pragma once
+
+#include <type_traits>
+
+#include "../lif.h"
+
+namespace na {
+
+struct NaConfig {
+  bool taylor;     // first_order="taylor" (weights from G) or "paper" (weights from e, §3.2)
+  int dist_power;  // k in phi(d) = clamp(d^-k, -b, b), positive odd
+  double clip;     // b
+};
+
+template <typename acc_t>
+struct NaCoef {
+  bool taylor;
+  int k;
+  acc_t b;
+  explicit NaCoef(const NaConfig& c) : taylor(c.taylor), k(c.dist_power), b(static_cast<acc_t>(c.clip)) {}
+};
+
+// phi(d) = clamp(d^-k, -b, b) for odd k (§3.4); phi(0) = -b when u == threshold fires (the flip lowers u), +b
+// under strict firing (u == threshold is silent, so the flip raises it).
+// Integer power by repeated multiplication keeps CPU and CUDA on the same operation order; an underflow of
+// d^k to a signed zero gives a signed infinity that the clamp turns into the right bound. NaN stays NaN.
+template <typename V, typename acc_t>
+NA_HD V na_phi(V d, int k, acc_t b_, bool strict) {
+  using L = Lanes<V>;
+  const V b = L::splat(b_), zero = L::splat(0);
+  V dk = d;
+  for (int i = 1; i < k; ++i) dk = dk * d;
+  V r = L::splat(1) / dk;
+  r = L::select(r > b, b, L::select(r < -b, -b, r));
+  return L::select(d == zero, strict ? b : -b, r);
+}
+
+// How the run loop is tuned per kind of lane. A CUDA thread (one neuron, mask = bool) tests the data-dependent
+// exit at every step, since leaving early is all it gains, and counts steps in 32 bits (cheaper on the GPU; the
+// bindings reject T >= 2^31); a SIMD pack (the CPU) tests at the first step (silent packs leave at once) and
+// then every 8th, which measured on the CPU is 10-25 % faster than every step (the test is mostly mispredicted
+// there), and counts in 64 bits (measured: 32-bit counters cost the CPU run loop 46 % more instructions and 7-28 %
+// more time, sign-extending every address). A CUDA thread's run re-simulates the original (no state to read
+// back: registers, or a plane less of traffic); a pack reads u[k] from a second plane instead (measured on the
+// CPU op, single thread, N = 2^15: re-simulating was 15-18 % slower at T = 20 and 50, reading back equals the
+// three-plane version). Lanes that are done are masked by `live`, and the re-simulated u[k] has the forward's
+// bits, so none of these choices changes a bit of the result.
+template <typename V>
+struct NaLaneTuning {
+  static constexpr bool kScalar = std::is_same<typename Lanes<V>::mask, bool>::value;
+  static constexpr int kExitEvery = kScalar ? 1 : 8;
+  static constexpr bool kResimulate = kScalar;
+  using step = typename std::conditional<kScalar, int, int64_t>::type;
+};
+
+// Any T: c[k] read from the input at every use, X[k] in a [T] workspace plane `w` (stride wstride), u[k] in `w`
+// too until X[k] replaces it (re-simulating lanes) or in a second plane `wu` (packs; see NaLaneTuning).
+template <typename S, typename acc_t, typename V>
+struct NaPlanes {
+  static constexpr bool kResim = NaLaneTuning<V>::kResimulate;
+  const S* c;
+  acc_t* w;
+  acc_t* wu;
+  int64_t stride, wstride;
+  V beta;
+  NA_HD void fetch(int64_t) {}
+  NA_HD V in(int64_t k) const { return Lanes<V>::load(c + k * stride) * beta; }
+  NA_HD V u(int64_t k) const { return Lanes<V>::load((kResim ? w : wu) + k * wstride); }
+  NA_HD void set_u(int64_t k, V x) { Lanes<V>::store((kResim ? w : wu) + k * wstride, x); }
+  NA_HD V x(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
+  NA_HD void set_x(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
+  // The original's step k of a run: its spike, and its state after k in vo (after k-1 on entry).
+  template <Reset R>
+  NA_HD typename Lanes<V>::mask orig(int64_t k, V& vo, V xk, V lam, V fire, V thr) const {
+    if (kResim) {
+      V uo;
+      return lif_step<R>(vo, xk, lam, fire, thr, uo);  // the forward's operations on the forward's values: same bits
+    }
+    const V uk = u(k);
+    const auto so = uk >= fire;
+    vo = after_spike<R>(so, uk, thr);
+    return so;
+  }
+};
+
+// T <= B: beta c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays; the run re-simulates.
+template <typename S, typename V, int B>
+struct NaRegs {
+  const S* c;
+  int64_t stride;
+  V beta;
+  V cin[B], ux[B];
+  NA_HD void fetch(int64_t t) { cin[t] = Lanes<V>::load(c + t * stride) * beta; }
+  NA_HD V in(int64_t k) const { return cin[k]; }
+  NA_HD V u(int64_t k) const { return ux[k]; }
+  NA_HD void set_u(int64_t k, V x) { ux[k] = x; }
+  NA_HD V x(int64_t k) const { return ux[k]; }
+  NA_HD void set_x(int64_t k, V x) { ux[k] = x; }
+  template <Reset R>
+  NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V xk, V lam, V fire, V thr) const {
+    V uo;
+    return lif_step<R>(vo, xk, lam, fire, thr, uo);
+  }
+};
+
+// The NA backward of one neuron over `m` (see the file comment). B > 0: the loops run over the compile-time bound
+// B (unrolled on the GPU), skipping steps >= T; B = 0: over the runtime T. `grad` may alias `g` (step t reads
+// g[t] before writing grad[t], and nothing else reads g).
+template <Reset R, int B, typename S, typename acc_t, typename V, typename Mem>
+NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t stride, const LifCoef<acc_t>& lif,
+                             const NaCoef<acc_t>& na) {
+  using L = Lanes<V>;
+  using M = typename L::mask;
+  using I = typename NaLaneTuning<V>::step;
+  constexpr bool kFixed = B > 0;
+  constexpr bool kSoft = R == Reset::Soft;
+  constexpr I kExit = NaLaneTuning<V>::kExitEvery;
+  static_assert((kExit & (kExit - 1)) == 0, "the exit period must be a power of two");
+  const I T = static_cast<I>(T_);
+  const I n = kFixed ? B : T;
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
+  const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta);
+  V v = zero, u;
+  V last = L::splat(-1);  // time of the original's last spike, -1 if silent
+  NA_UNROLL
+  for (I t = 0; t < n; ++t) {
+    if (kFixed && t >= T) break;
+    m.fetch(t);
+    last = L::select(lif_step<R>(v, m.in(t), lam, fire, thr, u), L::splat(acc_t(t)), last);
+    m.set_u(t, u);
+  }
+  V r1 = zero, r2 = zero;
+  NA_UNROLL
+  for (I t = n - 1; t >= 0; --t) {
+    if (kFixed && t >= T) continue;
+    // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
+    const V G = L::load(g + t * stride);
+    V W = G;
+    if (lif.psc) {
+      r1 = G + kappa * r1;
+      if (na.taylor) {
+        W = r1 * inv_tau_s;
+      } else {
+        r2 = r1 + kappa * r2;
+        W = r2 * inv_tau_s;
+      }
+    }
+    const V ut = m.u(t);
+    const M st = ut >= fire;
+    V vo = after_spike<R>(st, ut, thr);  // original state after t
+    V vn = L::select(st, thr, zero);      // neighbour state after t (both resets: see the file comment)
+    V run = zero;
+    M live = zero == zero;
+    // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
+    // loop is unrolled (t is one only after).
+    NA_UNROLL
+    for (I k = kFixed ? 0 : t + 1; k < n; ++k) {
+      if (kFixed && k <= t) continue;
+      if (kFixed && k >= T) break;
+      M done = (last < L::splat(acc_t(k))) & (vn <= vo);
+      if (kSoft) done = done | (vn == vo);  // equal states: equal futures
+      live = L::and_not(live, done);
+      if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
+      const V xk = m.in(k);
+      V un;
+      const M so = m.template orig<R>(k, vo, xk, lam, fire, thr);
+      const M sn = lif_step<R>(vn, xk, lam, fire, thr, un);
+      if (kSoft) {
+        const V xw = m.x(k);
+        run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
+      } else {
+        run = run + L::select(L::and_not(live, sn == so), m.x(k), zero);
+        live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
+      }
+    }
+    m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
+    L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict) * beta);
+  }
+}
+
+// The rule's traits: its configuration, its workspace, its per-neuron backward (the bindings' loops are written
+// once against these; see csrc/cpu/lif_cpu.cpp and csrc/cuda/lif_kernels.cu).
+struct NaRule {
+  using Config = NaConfig;
+  template <typename acc_t>
+  using Coef = NaCoef<acc_t>;
+  // CPU block planes besides c and g: X and u (a pack reads u back, NaLaneTuning).
+  static constexpr int kCpuPlanes = 2;
+  // CUDA: T <= kOnChipMaxT keeps the state in registers (NaRegs buckets 8/16/32), else one [T, N] plane of u/X,
+  // which cannot live in the gradient (read at later steps than grad[t] is written).
+  static constexpr bool kOnChip = true;
+  static constexpr int64_t kOnChipMaxT = 32;
+  static constexpr int kCudaPlanes = 1;
+  static constexpr bool kGradHoldsPlane0 = false;
+  static constexpr bool kSoftReset = true;
+
+  // B > 0: the on-chip version for T <= B; w0 = X (and u on a CUDA thread), w1 = u on a SIMD pack (may be null
+  // on a CUDA thread).
+  template <Reset R, int B, typename S, typename acc_t, typename V = acc_t>
+  static NA_HD void neuron(const S* c, const S* g, acc_t* w0, acc_t* w1, S* grad, int64_t T, int64_t stride,
+                           int64_t wstride, const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
+    if constexpr (B > 0) {
+      NaRegs<S, V, B> m{c, stride, Lanes<V>::splat(lif.beta), {}, {}};
+      na_backward_steps<R, B, S, acc_t, V>(m, g, grad, T, stride, lif, na);
+    } else {
+      NaPlanes<S, acc_t, V> m{c, w0, w1, stride, wstride, Lanes<V>::splat(lif.beta)};
+      na_backward_steps<R, 0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
+    }
+  }
+};
+
+}  // namespace na

@@ -1,0 +1,122 @@
+// STBP backward (§5): BPTT through the same forward with dH/du replaced by a surrogate h(u - threshold), and the
+// rule's traits (StbpRule). Conventions of core/lif.h (shifted coordinates under a hard reset: u - threshold is
+// the same number in both, and the reset's dv/ds = v_reset - u is -w).
+#pragma once
+
+#include "../lif.h"
+
+namespace na {
+
+enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2, ATan = 3, FastSigmoid = 4 };
+
+struct StbpConfig {
+  Surrogate surrogate;
+  double alpha;       // rect width a, triangle gamma, sigmoid slope k, atan alpha, fast_sigmoid slope
+  bool detach_reset;  // treat the spike in the reset as a constant (spikingjelly's spike_d)
+};
+
+template <typename acc_t>
+struct StbpCoef {
+  Surrogate kind;
+  acc_t alpha, inv_alpha, half_alpha, inv_alpha_sq, pi_half_alpha;
+  bool detach_reset;
+  explicit StbpCoef(const StbpConfig& c)
+      : kind(c.surrogate),
+        alpha(static_cast<acc_t>(c.alpha)),
+        inv_alpha(static_cast<acc_t>(1.0 / c.alpha)),
+        half_alpha(static_cast<acc_t>(0.5 * c.alpha)),
+        inv_alpha_sq(static_cast<acc_t>(1.0 / (c.alpha * c.alpha))),
+        pi_half_alpha(static_cast<acc_t>(1.5707963267948966 * c.alpha)),
+        detach_reset(c.detach_reset) {}
+};
+
+// h(x), x = u - threshold (§5, formulas and sources in the README).
+template <typename V, typename acc_t>
+NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
+  using L = Lanes<V>;
+  const V x = u - thr, zero = L::splat(0), one = L::splat(1);
+  switch (s.kind) {
+    case Surrogate::Rect: {  // 1/a on |x| < a/2
+      const V h = L::splat(s.half_alpha);
+      return L::select(x < h, L::select(x > -h, L::splat(s.inv_alpha), zero), zero);
+    }
+    case Surrogate::Triangle: {  // max(0, g - |x|) / g^2
+      const V m = L::splat(s.alpha) - L::select(x < zero, -x, x);
+      return L::select(m > zero, m * L::splat(s.inv_alpha_sq), zero);
+    }
+    case Surrogate::ATan: {  // (alpha / 2) / (1 + (pi/2 alpha x)^2): spikingjelly surrogate.ATan
+      const V y = L::splat(s.pi_half_alpha) * x;
+      return L::splat(s.half_alpha) / (one + y * y);
+    }
+    case Surrogate::FastSigmoid: {  // 1 / (k |x| + 1)^2: snnTorch surrogate.fast_sigmoid
+      const V d = L::splat(s.alpha) * L::select(x < zero, -x, x) + one;
+      return one / (d * d);
+    }
+    default: {  // sigmoid: k sig (1 - sig) with sig = 1 / (1 + exp(-k x))
+      const V k = L::splat(s.alpha);
+      const V sig = one / (one + L::exp(-(k * x)));
+      return k * sig * (one - sig);
+    }
+  }
+}
+
+// Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
+// grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft).
+template <Reset R, typename S, typename acc_t, typename V = acc_t>
+NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride,
+                                int64_t wstride, const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
+  using L = Lanes<V>;
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
+  const V inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta), zero = L::splat(0);
+  V v = zero, u;
+  for (int64_t t = 0; t < T; ++t) {
+    lif_step<R>(v, L::load(c + t * stride) * beta, lam, fire, thr, u);
+    L::store(w + t * wstride, u);
+  }
+  V ga = zero;       // dL/da[t], accumulated through a[t+1] = kappa a[t] + ...
+  V gu_next = zero;  // dL/du[t+1]
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const V ut = L::load(w + t * wstride);
+    const auto s = ut >= fire;
+    const V G = L::load(g + t * stride);
+    V gs;  // dL/ds[t] through the output
+    if (lif.psc) {
+      ga = G + kappa * ga;
+      gs = ga * inv_tau_s;
+    } else {
+      gs = G;
+    }
+    const V gv = lam * gu_next;  // dL/dv[t]
+    V gu;
+    if (R == Reset::Hard) {
+      if (!sg.detach_reset) gs = gs - gv * ut;  // dv/ds = v_reset - u = -w
+      gu = gs * stbp_surrogate(ut, thr, sg) + L::select(s, zero, gv);
+    } else {
+      if (!sg.detach_reset) gs = gs - gv * thr;  // dv/ds = -threshold
+      gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+    }
+    L::store(grad + t * stride, gu * beta);
+    gu_next = gu;
+  }
+}
+
+struct StbpRule {
+  using Config = StbpConfig;
+  template <typename acc_t>
+  using Coef = StbpCoef<acc_t>;
+  static constexpr int kCpuPlanes = 1;  // u
+  static constexpr bool kOnChip = false;
+  static constexpr int64_t kOnChipMaxT = 0;
+  static constexpr int kCudaPlanes = 1;             // u ...
+  static constexpr bool kGradHoldsPlane0 = true;    // ... which the gradient can hold (read before grad[t] is written)
+  static constexpr bool kSoftReset = true;
+
+  template <Reset R, int B, typename S, typename acc_t, typename V = acc_t>
+  static NA_HD void neuron(const S* c, const S* g, acc_t* w0, acc_t*, S* grad, int64_t T, int64_t stride,
+                           int64_t wstride, const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
+    static_assert(B == 0, "STBP has no on-chip variant");
+    stbp_backward_neuron<R, S, acc_t, V>(c, g, w0, grad, T, stride, wstride, lif, sg);
+  }
+};
+
+}  // namespace na
