@@ -12,7 +12,9 @@
 #include <limits>
 #include <string>
 
-#include "na_core.h"
+#include "core/lif.h"
+#include "core/rules/na.h"
+#include "core/rules/stbp.h"
 
 namespace na {
 

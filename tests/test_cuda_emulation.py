@@ -3,7 +3,7 @@
 csrc/cuda/lif_kernels.cu is compiled with the host C++ compiler against a small shim (tests/cuda_emu/shim) and
 its launchers run the grid as a loop, so every kernel and launch decision (grid size, grid-stride loop, NA's
 on-chip buckets T <= 8/16/32 and its workspace path above, the workspace planes) executes without a GPU. Both
-backends share the per-neuron code (csrc/na_core.h, csrc/na_backward.h) and the CPU build and the emulation
+backends share the per-neuron code (csrc/core) and the CPU build and the emulation
 contract no a*b+c (-ffp-contract=off; the CUDA build uses -fmad=false for the same reason), so the results must
 be identical, not close. What this cannot show: the GPU's own expf (STBP sigmoid, TSSL warm-up: a few ulp from
 glibc's) and anything about speed; scripts/gpu_check.sh covers those on a GPU.

@@ -1,7 +1,7 @@
 // CPU implementations of the na_cuda ops. Neurons are processed in blocks of up to kBlock: a block's [T, nb] slice
 // is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
 // the global stride N a power of two, per-neuron strided loops thrash the cache sets), the shared per-neuron math
-// of csrc/na_core.h runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
+// of csrc/core runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
 // Blocks are distributed over threads with at::parallel_for. A thread's scratch is `planes` x T x W values with W
 // = its neuron count rounded up to a pack, at most kBlock: bounded by the work, so a tall narrow input ([1e6, 1])
 // does not allocate 64 neurons' worth of planes for its one neuron.
@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "../na_backward.h"
-#include "../na_core.h"
+#include "../core/lif.h"
+#include "../core/rules/na.h"
+#include "../core/rules/stbp.h"
+#include "../core/rules/tssl.h"
 #include "../op_args.h"
 #include "lanes_cpu.h"
 

@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../na_core.h"
+#include "../core/lif.h"
 #include "../op_args.h"
 #include "lif_kernels.h"
 
