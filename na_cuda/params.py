@@ -129,11 +129,6 @@ class LifParams:
         for a hard reset (``w = v - v_reset`` resets to 0), ``threshold`` for a soft one. Exact for ``v_reset = 0``."""
         return self.threshold if self.v_reset is None else self.threshold - self.v_reset
 
-    @property
-    def is_paper(self) -> bool:
-        """The paper's neuron: hard reset to 0, unscaled input, finite ``tau_m > 1`` (what every kernel runs)."""
-        return self.v_reset == 0.0 and not self.decay_input and 1.0 < self.tau_m < math.inf
-
     def fit_dtype(self, dtype: torch.dtype) -> None:
         """The parameters must be representable in the compute dtype of ``dtype`` input (see values_fit_dtype)."""
         values = [("threshold", self.threshold), ("tau_s", self.tau_s), ("1/tau_s", 1.0 / self.tau_s)]
