@@ -81,7 +81,7 @@ inline StbpConfig stbp_config(const std::string& surrogate, double alpha, bool d
 inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
 
 // A parameter valid as a double can round to 0 or inf in the compute type (float for half/bf16/float input):
-// each must be a normal finite number there (the Python wrapper's check, na_cuda/_validate.py params_fit_dtype).
+// each must be a normal finite number there (the Python wrapper's check, na_cuda/params.py values_fit_dtype).
 inline void check_fits(const at::Tensor& c, const char* name, double v) {
   const bool f64 = c.scalar_type() == at::kDouble;
   const double lo = f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
