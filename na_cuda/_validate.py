@@ -25,19 +25,14 @@ def build(
     decay_input: Any = False,
     output: Any = "psc",
     method: Any = "na",
-    first_order: Any = "paper",
-    dist_power: Any = 3,
-    clip: Any = 10.0,
-    surrogate: Any = "rect",
-    surrogate_alpha: Any = None,
-    detach_reset: Any = True,
     backend: Any = "auto",
     strict_threshold: Any = False,
+    **rule_options: Any,
 ) -> tuple[LifParams, Rule, str]:
-    """The keyword API of ``na_cuda.lif`` as ``(LifParams, rule object, backend)``, all validated."""
+    """The keyword API of ``na_cuda.lif`` as ``(LifParams, rule object, backend)``, all validated; the rules'
+    keywords (``first_order``, ``surrogate``, ...) go to :func:`na_cuda.rules.make_rule`."""
     neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold)
-    rule = make_rule(method, first_order=first_order, dist_power=dist_power, clip=clip, surrogate=surrogate,
-                     surrogate_alpha=surrogate_alpha, detach_reset=detach_reset)
+    rule = make_rule(method, **rule_options)
     rule.check(neuron)
     return neuron, rule, choice("backend", backend, BACKENDS)
 

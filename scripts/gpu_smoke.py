@@ -1,6 +1,6 @@
 """CUDA smoke test of the na_cuda kernels: every op x dtype x mode on CUDA against the CPU kernels.
 
-Both backends run the same per-neuron code (csrc/na_core.h, csrc/na_backward.h) without contracting a*b+c into
+Both backends run the same per-neuron code (csrc/core) without contracting a*b+c into
 an FMA (nvcc -fmad=false, g++ -ffp-contract=off), so the results should be bit-identical except where exp() is
 used (STBP's sigmoid surrogate, TSSL-BP's warm-up: the GPU's expf is a few ulp from glibc's), and the host
 emulation (tests/test_cuda_emulation.py) shows they are on the host. The check still counts elements outside a

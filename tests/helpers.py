@@ -45,6 +45,12 @@ def _objects(p: dict):
     return neuron, rule
 
 
+def native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
+    """The native forward of `p`'s rule op (``na_cuda::lif_<method>``) through the rule object."""
+    neuron, rule = _objects(p)
+    return rule.native(c, neuron)
+
+
 def native_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
     """The native backward op of `method` called directly (the rule object's op call)."""
     neuron, rule = _objects({**p, "method": method})

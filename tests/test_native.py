@@ -10,18 +10,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native,
-                      params, reference_backward)
-import na_cuda
+from helpers import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, native_forward,
+                     needs_native, params, reference_backward)
 from na_cuda import reference
 
 pytestmark = needs_native
 
 
 def _native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    """The rule's own forward op (``na_cuda::lif_<method>``), through the rule object."""
-    neuron, rule, _ = na_cuda._validate.build(**p)
-    return rule.native(c, neuron)
+    return native_forward(c, p)
 
 
 def _assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float) -> float:

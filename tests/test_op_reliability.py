@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import na_cuda
-from helpers import make_grad, make_input, native_backward, needs_native, params, reference_backward
+from helpers import make_grad, make_input, native_backward, native_forward, needs_native, params, reference_backward
 from na_cuda import reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,8 +153,7 @@ def test_narrow_blocks_match_the_reference(n, method):
     p = params(method=method)
     c = make_input(7, (n,), seed=n)
     g = make_grad(c)
-    neuron, rule, _ = na_cuda._validate.build(**p)
-    y = rule.native(c, neuron)
+    y = native_forward(c, p)
     assert torch.equal(y, reference.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"]))
     torch.testing.assert_close(native_backward(method, g, c, p), reference_backward(method, g, c, p), rtol=1e-12,
                                atol=1e-12)

@@ -16,8 +16,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from helpers import native_backward, needs_native, params, reference_backward  # noqa: E402
-import na_cuda  # noqa: E402
+from helpers import native_backward, native_forward, needs_native, params, reference_backward  # noqa: E402
 from na_cuda import reference  # noqa: E402
 
 pytestmark = needs_native
@@ -41,8 +40,7 @@ def problems(draw, with_inf: bool):
 
 
 def _native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    neuron, rule, _ = na_cuda._validate.build(**p)
-    return rule.native(c, neuron)
+    return native_forward(c, p)
 
 
 @SETTINGS
