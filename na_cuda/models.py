@@ -346,7 +346,5 @@ def build_model(
             weight_layers += 1
     net = SpikingNet(modules, arch=arch, input_shape=input_shape, num_classes=shape[0], shapes=shapes)
     if grad_rescale:
-        if method != "na":
-            raise ValueError(f"na_cuda: `grad_rescale` applies to method='na' only; got method={method!r}")
-        enable_grad_rescale(net, rescale_round)
+        enable_grad_rescale(net, rescale_round)  # raises when the net has no NA layer (grad rescale is NA's, §4)
     return net

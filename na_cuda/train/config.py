@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 
 from .. import _validate
 from ..models import ARCHITECTURES, parse_architecture
+from ..rules import Rule, make_rule
 from . import checkpoint
 
 __all__ = ["TrainConfig", "PRESETS", "FIDELITY", "LOSSES", "ConfigError", "make_config", "validate_config",
@@ -230,11 +231,7 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.loss == "van_rossum" and cfg.target == "tssl" and cfg.T % 5:
         raise ConfigError(f"--set target: the TSSL-BP target (0, 1, 1, 1, 1) needs T a multiple of 5; got T = {cfg.T}")
     try:
-        _validate.neuron_params(tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold,
-                                strict_threshold=cfg.strict_threshold, output="psc",
-                                method=cfg.method, first_order=cfg.first_order, dist_power=cfg.dist_power,
-                                clip=cfg.clip, surrogate=cfg.surrogate, surrogate_alpha=cfg.surrogate_alpha,
-                                detach_reset=True, backend=cfg.backend)
+        _validate.build(output="psc", **neuron_options(cfg))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"neuron parameters ({flag('method')}, --set tau_m/tau_s/...): {exc}") from None
     try:
@@ -247,16 +244,18 @@ def validate_config(cfg: TrainConfig) -> None:
                           f"{n_conv} conv layer(s); give one int for all or one per conv")
 
 
+def rule_of(cfg: TrainConfig) -> Rule:
+    """The training rule object of ``cfg`` (``na_cuda.rules``: NA spec §3, STBP §5, TSSL-BP §6), validated."""
+    return make_rule(cfg.method, first_order=cfg.first_order, dist_power=cfg.dist_power, clip=cfg.clip,
+                     surrogate=cfg.surrogate, surrogate_alpha=cfg.surrogate_alpha)
+
+
 def neuron_options(cfg: TrainConfig) -> dict[str, Any]:
     """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``) for
-    ``cfg``: the shared ones, plus the options of the chosen training rule (spec §3 NA, §5 STBP, §6 TSSL-BP)."""
-    neuron: dict[str, Any] = dict(method=cfg.method, tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold,
-                                  strict_threshold=cfg.strict_threshold, backend=cfg.backend)
-    if cfg.method == "na":
-        neuron.update(first_order=cfg.first_order, dist_power=cfg.dist_power, clip=cfg.clip)
-    elif cfg.method == "stbp":
-        neuron.update(surrogate=cfg.surrogate, surrogate_alpha=cfg.surrogate_alpha)
-    return neuron
+    ``cfg``: the neuron's, plus the options of the chosen training rule (the rule object's own)."""
+    rule = rule_of(cfg)
+    return dict(method=rule.name, tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold,
+                strict_threshold=cfg.strict_threshold, backend=cfg.backend, **rule.options())
 
 
 def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfig:

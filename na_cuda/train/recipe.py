@@ -14,7 +14,8 @@ from torch import nn
 
 from .. import data, losses
 from ..models import SpikingNet, build_model
-from .config import ConfigError, TrainConfig, neuron_options
+from ..rules import NA
+from .config import ConfigError, TrainConfig, neuron_options, rule_of
 from .distributed import Dist, all_ranks_raise, wrap
 
 __all__ = ["Recipe", "DataError", "setup", "resolve_device", "model_from_config", "loss_sum", "epoch_batches"]
@@ -85,7 +86,7 @@ def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNe
     """The network of ``cfg`` for per-sample inputs ``input_shape`` ((C, H, W) or, for frames, (2, 34, 34))."""
     return build_model(cfg.arch, input_shape, padding=cfg.padding, conv_weight_scale=cfg.conv_weight_scale,
                        linear_weight_scale=cfg.linear_weight_scale, pool_scale=cfg.pool_scale, dropout=cfg.dropout,
-                       grad_rescale=cfg.grad_rescale and cfg.method == "na", rescale_round=cfg.rescale_round,
+                       grad_rescale=cfg.grad_rescale and isinstance(rule_of(cfg), NA), rescale_round=cfg.rescale_round,
                        **neuron_options(cfg))
 
 
