@@ -189,3 +189,6 @@ class SeqToANN(nn.Module):
         t, b = x.shape[0], x.shape[1]
         y = self.module(x.flatten(0, 1))
         return y.unflatten(0, (t, b))
+
+
+from .convert import convert  # noqa: E402,F401  (na_cuda.nn.convert: drop-in conversion of spikingjelly models)
