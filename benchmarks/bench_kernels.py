@@ -53,7 +53,7 @@ def op_fn(name: str, c: torch.Tensor, g: torch.Tensor) -> Callable[[], torch.Ten
     ops = torch.ops.na_cuda
     if name == "forward":
         args = dict(LIF, method="na", **METHOD_ARGS["na"], surrogate="rect", surrogate_alpha=1.0, detach_reset=True)
-        return lambda: _call(ops.lif, c, **args)
+        return lambda: _call(ops.lif_forward, c, **args)
     op = {"na": ops.na_backward, "stbp": ops.stbp_backward, "tssl": ops.tssl_backward}[name]
     args = dict(LIF, **METHOD_ARGS[name])
     return lambda: _call(op, g, c, **args)

@@ -12,7 +12,9 @@
 #include <limits>
 #include <string>
 
-#include "na_core.h"
+#include "core/lif.h"
+#include "core/rules/na.h"
+#include "core/rules/stbp.h"
 
 namespace na {
 
@@ -37,7 +39,7 @@ inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
 }
 
 inline LifConfig lif_config(double tau_m, double tau_s, double threshold, bool strict, const std::string& output) {
-  TORCH_CHECK(std::isfinite(tau_m) && tau_m > 1.0, "na_cuda: `tau_m` must be a finite float > 1; got ", tau_m);
+  TORCH_CHECK(tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (inf: the IF neuron); got ", tau_m);
   TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
   TORCH_CHECK(std::isfinite(threshold) && threshold > 0.0, "na_cuda: `threshold` must be a finite float > 0; got ",
               threshold);
@@ -63,27 +65,17 @@ inline StbpConfig stbp_config(const std::string& surrogate, double alpha, bool d
     kind = Surrogate::Triangle;
   } else if (surrogate == "sigmoid") {
     kind = Surrogate::Sigmoid;
+  } else if (surrogate == "atan") {
+    kind = Surrogate::Atan;
+  } else if (surrogate == "fast_sigmoid") {
+    kind = Surrogate::FastSigmoid;
   } else {
-    TORCH_CHECK(false, "na_cuda: `surrogate` must be \"rect\", \"triangle\" or \"sigmoid\"; got \"", surrogate, "\"");
+    TORCH_CHECK(false, "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or \"fast_sigmoid\"; "
+                "got \"", surrogate, "\"");
   }
   TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
               alpha);
   return StbpConfig{kind, alpha, detach_reset};
-}
-
-// The forward op carries the backward's arguments (the method picks the backward in na_cuda/ops.py); check
-// them here too so that a bad value fails at the forward, where the user wrote it, not later in backward.
-inline void check_method(const std::string& method, const LifConfig& lif, const std::string& first_order,
-                         int64_t dist_power, double clip, const std::string& surrogate, double surrogate_alpha) {
-  if (method == "na") {
-    na_config(first_order, dist_power, clip);
-  } else if (method == "stbp") {
-    stbp_config(surrogate, surrogate_alpha, false);
-  } else if (method == "tssl") {
-    TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" is defined on PSCs; use output=\"psc\"");
-  } else {
-    TORCH_CHECK(false, "na_cuda: `method` must be \"na\", \"stbp\" or \"tssl\"; got \"", method, "\"");
-  }
 }
 
 inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
@@ -101,26 +93,57 @@ inline void check_fits(const at::Tensor& c, const char* name, double v) {
 
 inline void check_lif_fits(const at::Tensor& c, const LifConfig& cfg) {
   check_fits(c, "threshold", cfg.threshold);
-  check_fits(c, "tau_m", cfg.tau_m);
+  if (std::isfinite(cfg.tau_m)) check_fits(c, "tau_m", cfg.tau_m);  // inf: the IF neuron, lam = 1 exactly
   check_fits(c, "tau_s", cfg.tau_s);
   check_fits(c, "1/tau_s", 1.0 / cfg.tau_s);
 }
 
-// Every check of one op's tensors and arguments, shared by its CPU and CUDA implementations.
-inline LifConfig lif_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
-                          c10::string_view output,
-                          c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
-                          c10::string_view surrogate, double surrogate_alpha) {
+// Every check of the forward's tensor and the neuron's arguments, shared by its CPU and CUDA implementations.
+inline LifConfig forward_args(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
+                              const std::string& output) {
   check_input(c, "c");
-  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, str(output));
-  check_method(str(method), cfg, str(first_order), dist_power, clip, str(surrogate), surrogate_alpha);
+  const LifConfig cfg = lif_config(tau_m, tau_s, threshold, strict, output);
   check_lif_fits(c, cfg);
-  if (str(method) == "na") check_fits(c, "clip", clip);
-  if (str(method) == "stbp") {
+  return cfg;
+}
+
+// The forward ops of csrc/ops.cpp for a backend whose forward kernel is `Fwd(c, cfg)`, written once: each checks
+// the neuron and its rule's arguments (so a bad value fails at the forward, where the user wrote it, not later in
+// backward) and runs the shared forward.
+template <at::Tensor (*Fwd)(const at::Tensor&, const LifConfig&)>
+struct ForwardOps {
+  static at::Tensor plain(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
+                          c10::string_view output) {
+    return Fwd(c, forward_args(c, tau_m, tau_s, threshold, strict, str(output)));
+  }
+  static at::Tensor na(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
+                       c10::string_view output, c10::string_view first_order, int64_t dist_power, double clip) {
+    const LifConfig cfg = forward_args(c, tau_m, tau_s, threshold, strict, str(output));
+    na_config(str(first_order), dist_power, clip);
+    check_fits(c, "clip", clip);
+    return Fwd(c, cfg);
+  }
+  static at::Tensor stbp(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict,
+                         c10::string_view output, c10::string_view surrogate, double surrogate_alpha,
+                         bool detach_reset) {
+    const LifConfig cfg = forward_args(c, tau_m, tau_s, threshold, strict, str(output));
+    stbp_config(str(surrogate), surrogate_alpha, detach_reset);
     check_fits(c, "surrogate_alpha", surrogate_alpha);
     check_fits(c, "1/surrogate_alpha**2", 1.0 / (surrogate_alpha * surrogate_alpha));
+    return Fwd(c, cfg);
   }
-  return cfg;
+  static at::Tensor tssl(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict) {
+    return Fwd(c, forward_args(c, tau_m, tau_s, threshold, strict, "psc"));
+  }
+};
+
+// Registers the four forward ops of a backend (inside its TORCH_LIBRARY_IMPL block).
+template <at::Tensor (*Fwd)(const at::Tensor&, const LifConfig&), typename Lib>
+void register_forward_ops(Lib& m) {
+  m.impl("lif_forward", &ForwardOps<Fwd>::plain);
+  m.impl("lif_na", &ForwardOps<Fwd>::na);
+  m.impl("lif_stbp", &ForwardOps<Fwd>::stbp);
+  m.impl("lif_tssl", &ForwardOps<Fwd>::tssl);
 }
 
 inline LifConfig backward_args(const at::Tensor& grad_out, const at::Tensor& c, double tau_m, double tau_s,

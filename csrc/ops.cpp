@@ -4,12 +4,17 @@
 #include <Python.h>
 #include <torch/library.h>
 
-// `lif` is the one forward of every training method: `method` and the method-specific arguments only pick the
-// backward (na_cuda/ops.py), so NA, STBP and TSSL-BP share the forward exactly. Each backward is an op of its own.
+// One forward kernel, four schemas: `lif_forward` carries the neuron's arguments only (no gradient), and each
+// training rule has an op of its own, `lif_<rule>(c, <neuron>, <the rule's arguments>)`, whose registered
+// autograd (na_cuda/ops.py) calls `<rule>_backward(grad_out, c, <the same arguments>)`. So NA, STBP and TSSL-BP
+// share the forward exactly and a schema carries only what its rule uses. TSSL-BP is defined on PSCs: its ops
+// take no `output`.
+#define NA_NEURON "float tau_m, float tau_s, float threshold, bool strict_threshold"
 TORCH_LIBRARY(na_cuda, m) {
-  m.def(
-      "lif(Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, str output, str method, "
-      "str first_order, int dist_power, float clip, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def("lif_forward(Tensor c, " NA_NEURON ", str output) -> Tensor");
+  m.def("lif_na(Tensor c, " NA_NEURON ", str output, str first_order, int dist_power, float clip) -> Tensor");
+  m.def("lif_stbp(Tensor c, " NA_NEURON ", str output, str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
+  m.def("lif_tssl(Tensor c, " NA_NEURON ") -> Tensor");
   m.def(
       "na_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold, "
       "str output, str first_order, int dist_power, float clip) -> Tensor");
@@ -20,6 +25,8 @@ TORCH_LIBRARY(na_cuda, m) {
       "tssl_backward(Tensor grad_out, Tensor c, float tau_m, float tau_s, float threshold, bool strict_threshold) "
       "-> Tensor");
 }
+
+#undef NA_NEURON
 
 #define NA_STR2(x) #x
 #define NA_STR(x) NA_STR2(x)

@@ -2,14 +2,18 @@
 
     y = na_cuda.lif(c)                       # c: [T, ...] synaptic input -> y: [T, ...] PSC (or spikes)
     na_cuda.nn.LIF(), na_cuda.nn.SeqToANN(...)
+    na_cuda.LifParams(...), na_cuda.NA(...) / STBP(...) / TSSL()   # the typed neuron and rule objects
     na_cuda.backends()                       # what was compiled, and what backend="auto" picks
 """
 from __future__ import annotations
 
 from . import _backend, ops, reference  # noqa: F401  (ops registers autograd/fake kernels when _C loaded)
-from . import losses, nn
+from . import losses, nn, params, rules
 from ._backend import NativeBackendWarning, backends
 from .functional import lif
+from .params import LifParams
+from .rules import NA, RULES, STBP, TSSL
 
 __version__ = "0.1.0"
-__all__ = ["lif", "nn", "losses", "reference", "backends", "NativeBackendWarning", "__version__"]
+__all__ = ["lif", "nn", "losses", "reference", "backends", "NativeBackendWarning", "LifParams", "NA", "STBP", "TSSL",
+           "RULES", "__version__"]

@@ -1,106 +1,56 @@
-"""Argument checks of the public API: a clear exception that names the argument and the fix."""
+"""Argument checks of the public API: a clear exception that names the argument and the fix.
+
+The neuron's checks live in ``na_cuda.params.LifParams``, each rule's in its class in ``na_cuda.rules``; this
+module keeps the input-tensor check, the backend names and the keyword-dict form used by the training config.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 import torch
 
-OUTPUTS = ("psc", "spike")
-METHODS = ("na", "stbp", "tssl")
-FIRST_ORDERS = ("paper", "taylor")
-SURROGATES = ("rect", "triangle", "sigmoid")
+from .params import OUTPUTS, LifParams, choice, compute_dtype  # noqa: F401  (re-exported)
+from .params import real as _real  # noqa: F401  (used by losses)
+from .rules import FIRST_ORDERS, METHODS, SURROGATE_DEFAULT_ALPHA, SURROGATES, Rule, make_rule  # noqa: F401
+
 BACKENDS = ("auto", "native", "torch")
-# Surrogate widths/slopes of spec §5: rect a = 1, triangle gamma = 1, sigmoid alpha = 4.
-SURROGATE_DEFAULT_ALPHA = {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0}
 
 
-def _finite(x: float) -> bool:
-    # x - x is 0 for finite x and NaN for +-inf and NaN. Unlike math.isfinite it also traces under
-    # torch.compile(dynamic=True), where a float argument is a symbolic float.
-    return x - x == 0
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"na_cuda: `{name}` must be a Python float; got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not _finite(value):
-        raise ValueError(f"na_cuda: `{name}` must be finite; got {value}")
-    return value
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"na_cuda: `{name}` must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
-
-
-def neuron_params(
+def build(
     *,
-    tau_m: Any,
-    tau_s: Any,
-    threshold: Any,
-    output: Any,
-    method: Any,
-    first_order: Any,
-    dist_power: Any,
-    clip: Any,
-    surrogate: Any,
-    surrogate_alpha: Any,
-    detach_reset: Any,
-    backend: Any,
+    tau_m: Any = 5.0,
+    tau_s: Any = 2.0,
+    threshold: Any = 1.0,
+    v_reset: Any = 0.0,
+    decay_input: Any = False,
+    output: Any = "psc",
+    method: Any = "na",
+    backend: Any = "auto",
     strict_threshold: Any = False,
-) -> dict[str, Any]:
-    """Validate the neuron's keyword arguments; returns them normalised (floats, the surrogate's default alpha)."""
-    tau_m = _real("tau_m", tau_m)
-    if tau_m <= 1.0:
-        raise ValueError(f"na_cuda: `tau_m` must be > 1 (the leak is 1 - 1/tau_m); got {tau_m}")
-    tau_s = _real("tau_s", tau_s)
-    if tau_s < 1.0:
-        raise ValueError(f"na_cuda: `tau_s` must be >= 1 (the PSC decay is 1 - 1/tau_s); got {tau_s}")
-    threshold = _real("threshold", threshold)
-    if threshold <= 0.0:
-        raise ValueError(f"na_cuda: `threshold` must be > 0; got {threshold}")
-    if not isinstance(strict_threshold, bool):
-        raise TypeError(
-            f"na_cuda: `strict_threshold` must be a bool (True: fire on u > threshold); got {strict_threshold!r}"
-        )
-    output = _choice("output", output, OUTPUTS)
-    method = _choice("method", method, METHODS)
-    first_order = _choice("first_order", first_order, FIRST_ORDERS)
-    if isinstance(dist_power, bool) or not isinstance(dist_power, int) or dist_power < 1 or dist_power % 2 == 0:
-        raise ValueError(f"na_cuda: `dist_power` must be a positive odd int (1 or 3 in the paper); got {dist_power!r}")
-    if dist_power > 63:
-        raise ValueError(f"na_cuda: `dist_power` must be <= 63; got {dist_power}")
-    clip = _real("clip", clip)
-    if clip <= 0.0:
-        raise ValueError(f"na_cuda: `clip` must be a finite float > 0 (10 in the paper); got {clip}")
-    surrogate = _choice("surrogate", surrogate, SURROGATES)
-    if surrogate_alpha is None:
-        surrogate_alpha = SURROGATE_DEFAULT_ALPHA[surrogate]
-    surrogate_alpha = _real("surrogate_alpha", surrogate_alpha)
-    if surrogate_alpha <= 0.0:
-        raise ValueError(f"na_cuda: `surrogate_alpha` must be > 0; got {surrogate_alpha}")
-    if not isinstance(detach_reset, bool):
-        raise TypeError(f"na_cuda: `detach_reset` must be a bool; got {detach_reset!r}")
-    if method == "tssl" and output != "psc":
-        raise ValueError('na_cuda: method="tssl" (TSSL-BP) is defined on PSCs; use output="psc"')
-    backend = _choice("backend", backend, BACKENDS)
-    return dict(
-        tau_m=tau_m,
-        tau_s=tau_s,
-        threshold=threshold,
-        strict_threshold=strict_threshold,
-        output=output,
-        method=method,
-        first_order=first_order,
-        dist_power=dist_power,
-        clip=clip,
-        surrogate=surrogate,
-        surrogate_alpha=surrogate_alpha,
-        detach_reset=detach_reset,
-        backend=backend,
-    )
+    **rule_options: Any,
+) -> tuple[LifParams, Rule, str]:
+    """The keyword API of ``na_cuda.lif`` as ``(LifParams, rule object, backend)``, all validated; the rules'
+    keywords (``first_order``, ``surrogate``, ...) go to :func:`na_cuda.rules.make_rule`."""
+    neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold)
+    rule = make_rule(method, **rule_options)
+    rule.check(neuron)
+    return neuron, rule, choice("backend", backend, BACKENDS)
+
+
+def as_dict(neuron: LifParams, rule: Rule, backend: str) -> dict[str, Any]:
+    """Every keyword of ``na_cuda.lif`` with its normalised value (the rule's defaults for the other rules' ones)."""
+    d: dict[str, Any] = dict(tau_m=neuron.tau_m, tau_s=neuron.tau_s, threshold=neuron.threshold,
+                             v_reset=neuron.v_reset, decay_input=neuron.decay_input, output=neuron.output,
+                             strict_threshold=neuron.strict_threshold, method=rule.name, first_order="paper",
+                             dist_power=3, clip=10.0, surrogate="rect", surrogate_alpha=SURROGATE_DEFAULT_ALPHA["rect"],
+                             detach_reset=True, backend=backend)
+    d.update(rule.options())
+    return d
+
+
+def neuron_params(**kwargs: Any) -> dict[str, Any]:
+    """Validate the keywords of ``na_cuda.lif`` (see :func:`build`); returns them normalised as a dict."""
+    return as_dict(*build(**kwargs))
 
 
 def input_tensor(c: Any, name: str = "c") -> None:
@@ -115,29 +65,3 @@ def input_tensor(c: Any, name: str = "c") -> None:
         raise TypeError(
             f"na_cuda: `{name}` must be float16, bfloat16, float32 or float64; got {c.dtype}. Convert with .float()"
         )
-
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the kernels compute in for input `dtype`: float64 for float64, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def params_fit_dtype(p: dict[str, Any], dtype: torch.dtype) -> None:
-    """The float parameters of `p` (from `neuron_params`), and the coefficients made from them, must be normal
-    finite numbers in the compute dtype of input `dtype`: valid doubles can round to 0 or inf in float32
-    (threshold 1e-320 -> 0 makes every step spike, 1e39 -> inf never does; clip 1e-320 -> 0 zeroes every gradient).
-    Raises ValueError naming the argument and the range."""
-    cd = compute_dtype(dtype)
-    info = torch.finfo(cd)
-    values = [("threshold", p["threshold"]), ("tau_m", p["tau_m"]), ("tau_s", p["tau_s"]), ("1/tau_s", 1.0 / p["tau_s"])]
-    if p["method"] == "na":
-        values.append(("clip", p["clip"]))
-    elif p["method"] == "stbp":
-        a = p["surrogate_alpha"]
-        values += [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
-    for name, value in values:
-        if not info.tiny <= abs(value) <= info.max:
-            raise ValueError(
-                f"na_cuda: `{name}` = {value!r} is {torch.tensor(value, dtype=cd).item()!r} in {cd}, the compute "
-                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}] (or use float64 input)")

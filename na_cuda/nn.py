@@ -1,12 +1,14 @@
 """Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from . import _validate, functional
+from .rules import NA
 
 
 class GradRescale:
@@ -97,9 +99,13 @@ class LIF(nn.Module):
     """Multi-step LIF neuron ``[T, ...] -> [T, ...]`` trained with NA, STBP or TSSL-BP (see ``na_cuda.lif``).
 
     Stateless between calls: every call simulates the whole window from rest. The neuron parameters are plain
-    floats (not learnable); the module has no parameters or buffers, so ``.to()``/``.double()`` and state dicts
-    of the surrounding model work unchanged. ``grad_rescale``: a ``GradRescale`` shared with the other NA layers
-    of the network (spec §4), default off.
+    floats (not learnable), held as ``self.neuron`` (a ``na_cuda.params.LifParams``) and ``self.rule`` (a rule
+    object of ``na_cuda.rules``); ``self.params`` is the same as a keyword dict. The module has no parameters or
+    buffers, so ``.to()``/``.double()`` and state dicts of the surrounding model work unchanged.
+    ``grad_rescale``: a ``GradRescale`` shared with the other NA layers of the network (spec §4), default off.
+
+    Input is time first, ``[T, B, ...]``. A 2-dim input with more than 64 rows is most likely ``[B, N]`` and
+    warns once per module; feed ``[B, T, ...]`` data as ``x.transpose(0, 1)``.
     """
 
     def __init__(
@@ -118,46 +124,41 @@ class LIF(nn.Module):
         backend: str = "auto",
         grad_rescale: Optional[GradRescale] = None,
         strict_threshold: bool = False,
+        v_reset: Optional[float] = 0.0,
+        decay_input: bool = False,
     ) -> None:
         super().__init__()
-        self.params = _validate.neuron_params(
-            tau_m=tau_m,
-            tau_s=tau_s,
-            threshold=threshold,
-            strict_threshold=strict_threshold,
-            output=output,
-            method=method,
-            first_order=first_order,
-            dist_power=dist_power,
-            clip=clip,
-            surrogate=surrogate,
-            surrogate_alpha=surrogate_alpha,
-            detach_reset=detach_reset,
-            backend=backend,
-        )
+        self.neuron, self.rule, self.backend = _validate.build(
+            tau_m=tau_m, tau_s=tau_s, threshold=threshold, v_reset=v_reset, decay_input=decay_input, output=output,
+            method=method, first_order=first_order, dist_power=dist_power, clip=clip, surrogate=surrogate,
+            surrogate_alpha=surrogate_alpha, detach_reset=detach_reset, backend=backend,
+            strict_threshold=strict_threshold)
         if grad_rescale is not None and not isinstance(grad_rescale, GradRescale):
             raise TypeError(f"na_cuda: `grad_rescale` must be a na_cuda.nn.GradRescale or None; got {grad_rescale!r}")
         self.grad_rescale = grad_rescale
+        self._layout_warned = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every keyword of ``na_cuda.lif`` with this module's value."""
+        return _validate.as_dict(self.neuron, self.rule, self.backend)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         _validate.input_tensor(c, "input")
+        if c.dim() == 2 and c.shape[0] > _LAYOUT_WARN_T and not self._layout_warned:
+            self._layout_warned = True
+            warnings.warn(f"na_cuda: LIF input of shape {tuple(c.shape)} looks like [B, N]; na_cuda wants time first "
+                          "[T, B, ...]; use x.transpose(0, 1)", UserWarning, stacklevel=2)
         if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
             c = _RescaleGrad.apply(c, self.grad_rescale, self.grad_rescale._next_index(c.device))
-        return functional.apply(c, self.params)
+        return functional.apply(c, self.neuron, self.rule, self.backend)
 
     def extra_repr(self) -> str:
-        p = self.params
-        s = f"tau_m={p['tau_m']}, tau_s={p['tau_s']}, threshold={p['threshold']}, "
-        if p["strict_threshold"]:
-            s += "strict_threshold=True, "
-        s += f"output={p['output']!r}, "
-        s += f"method={p['method']!r}"
-        if p["method"] == "na":
-            s += f", first_order={p['first_order']!r}, dist_power={p['dist_power']}, clip={p['clip']}"
-        elif p["method"] == "stbp":
-            s += f", surrogate={p['surrogate']!r}, surrogate_alpha={p['surrogate_alpha']}"
-            s += f", detach_reset={p['detach_reset']}"
-        return s + f", backend={p['backend']!r}"
+        return f"{self.neuron.extra_repr()}, {self.rule.extra_repr()}, backend={self.backend!r}"
+
+
+#: nn.LIF warns (once) about a 2-dim input with more time steps than this: typical windows are 4-32 steps.
+_LAYOUT_WARN_T = 64
 
 
 def enable_grad_rescale(model: nn.Module, round_decimals: Optional[int] = None) -> GradRescale:
@@ -165,7 +166,7 @@ def enable_grad_rescale(model: nn.Module, round_decimals: Optional[int] = None) 
     state = GradRescale(round_decimals)
     found = False
     for module in model.modules():
-        if isinstance(module, LIF) and module.params["method"] == "na":
+        if isinstance(module, LIF) and isinstance(module.rule, NA):
             module.grad_rescale = state
             found = True
     if not found:

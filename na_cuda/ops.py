@@ -1,8 +1,10 @@
 """Autograd and fake (meta) registrations of the compiled ops (schemas live in csrc/ops.cpp).
 
-`na_cuda::lif` is the one forward of every method; its registered backward calls the backward op of the method
-named in the call: `na_backward` (NA, spec §3), `stbp_backward` (spec §5) or `tssl_backward` (spec §6). Only the
-input `c` is saved for backward: the kernels recompute u and s, so the saved memory per neuron-step is the input.
+Every op runs the one forward kernel: ``na_cuda::lif_forward(c, <neuron>)`` carries no gradient, and each rule's
+op ``na_cuda::lif_<rule>(c, <neuron>, <rule args>)`` has a registered backward that calls
+``na_cuda::<rule>_backward(grad_out, c, <the same arguments>)``: NA (spec §3), STBP (spec §5), TSSL-BP (spec §6).
+Only the input `c` is saved for backward: the kernels recompute u and s, so the saved memory per neuron-step is
+the input.
 
 The fake kernels check what the C++ bindings check (csrc/op_args.h): with a meta or fake tensor among the
 arguments the dispatcher calls them instead of a kernel, so their checks are the only ones on that path.
@@ -17,7 +19,8 @@ import torch
 
 from . import _backend
 
-_N_PARAMS = 12  # arguments of na_cuda::lif after `c`
+#: The rules' forward ops and their backward ops (the arguments after `c` are the same).
+RULE_OPS = {"lif_na": "na_backward", "lif_stbp": "stbp_backward", "lif_tssl": "tssl_backward"}
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -25,19 +28,15 @@ def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     ctx.params = inputs[1:]
 
 
-def _lif_backward(ctx: Any, grad: torch.Tensor) -> tuple:
-    (c,) = ctx.saved_tensors
-    tau_m, tau_s, thr, strict, output, method, first_order, dist_power, clip, surrogate, alpha, detach = ctx.params
-    if method == "na":
-        gc = torch.ops.na_cuda.na_backward(grad, c, tau_m, tau_s, thr, strict, output, first_order, dist_power, clip)
-    elif method == "stbp":
-        gc = torch.ops.na_cuda.stbp_backward(grad, c, tau_m, tau_s, thr, strict, output, surrogate, alpha, detach)
-    else:
-        gc = torch.ops.na_cuda.tssl_backward(grad, c, tau_m, tau_s, thr, strict)
-    return (gc,) + (None,) * _N_PARAMS
+def _make_backward(backward_op: str) -> Any:
+    """The autograd backward of a rule's op: its backward op on (grad, c, <the forward's arguments>)."""
 
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        (c,) = ctx.saved_tensors
+        gc = getattr(torch.ops.na_cuda, backward_op)(grad, c, *ctx.params)
+        return (gc,) + (None,) * len(ctx.params)
 
-_BACKWARD_OPS = ("na_backward", "stbp_backward", "tssl_backward")
+    return backward
 
 
 def _check_input(x: torch.Tensor, name: str) -> None:
@@ -75,12 +74,14 @@ def _no_double_backward(ctx: Any, grad: torch.Tensor) -> tuple:
 
 
 def _register() -> None:
-    torch.library.register_fake("na_cuda::lif")(_fake_lif)
-    for name in _BACKWARD_OPS:
-        torch.library.register_fake(f"na_cuda::{name}")(_fake_backward)
+    torch.library.register_fake("na_cuda::lif_forward")(_fake_lif)
+    for forward_op, backward_op in RULE_OPS.items():
+        torch.library.register_fake(f"na_cuda::{forward_op}")(_fake_lif)
+        torch.library.register_autograd(f"na_cuda::{forward_op}", _make_backward(backward_op),
+                                        setup_context=_setup_context)
+        torch.library.register_fake(f"na_cuda::{backward_op}")(_fake_backward)
         # Registered so that a second grad reaches a clear error instead of a silent None (no autograd kernel).
-        torch.library.register_autograd(f"na_cuda::{name}", _no_double_backward)
-    torch.library.register_autograd("na_cuda::lif", _lif_backward, setup_context=_setup_context)
+        torch.library.register_autograd(f"na_cuda::{backward_op}", _no_double_backward)
 
 
 if _backend.native_loaded():

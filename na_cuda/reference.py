@@ -11,7 +11,14 @@ Conventions shared by every public function:
   ``[T, N]`` (``N`` = product of the remaining dims); non-contiguous inputs are accepted (``reshape`` copies).
 * Results have the shape and dtype of ``c``. The arithmetic is done in float32 when ``c`` is float16/bfloat16
   (half precision is too coarse for the membrane recursion) and in ``c``'s own dtype for float32/float64.
-* Parameters are Python floats: ``lam = 1 - 1/tau_m`` (membrane leak), ``kappa = 1 - 1/tau_s`` (PSC decay).
+* Parameters are Python floats: ``lam = 1 - 1/tau_m`` (membrane leak; ``tau_m = inf`` is the IF neuron,
+  ``lam = 1``), ``kappa = 1 - 1/tau_s`` (PSC decay), ``beta = 1/tau_m`` with ``decay_input`` else 1 (input scale).
+* Neuron options (docs/algorithm.md sec. 9): ``v_reset = vr`` (a float, hard reset; 0 = the paper) or ``None``
+  (soft reset: subtract the threshold). A hard reset is simulated in *shifted coordinates* ``w = v - vr``: then
+  ``u - vr = lam * w + beta * c`` and the neuron is the paper's one with the threshold ``threshold - vr``,
+  resetting to ``w = 0``. Mathematically this is ``u = lam (v - vr) + vr + beta c``; in floating point it is the
+  chosen operation order (for ``vr = 0`` and ``beta = 1`` it is bit-for-bit the paper's recursion). The
+  literal pipeline (:mod:`na_cuda.literal`) computes in the unshifted form, an independent check.
 * Spike rule: ``u >= threshold`` fires, i.e. ``H(0) = 1`` (paper sec. 3.2; spec sec. 2); with
   ``strict_threshold=True``, ``u > threshold`` (the authors' released code, ``mem > threshold``).
 * Vectorised over neurons; plain Python loops over time (the reference favours clarity over speed).
@@ -21,8 +28,6 @@ Contents:
 * :func:`lif_states`, :func:`lif_forward` -- the forward pass (eq. 1-4, spec sec. 2).
 * :func:`na_backward` -- NA with simple neighbourhood selection (SNS), eq. 13-17, spec sec. 3, computed the
   *direct* way (explicit neighbour simulation and ``a_p - a``), not via the efficient ``W`` form of the spec.
-* :func:`literal_na_gradient` -- the literal paper pipeline: Algorithm 1 (``u (+) eps``), Algorithm 2
-  (``u' (-) u``), MP-distance, unit vectors and the pseudo-inverse of eq. 15. Slow; for tests.
 * :func:`stbp_forward` -- the same forward in differentiable torch ops with a surrogate spike derivative, so
   that autograd yields STBP (spec sec. 5).
 * :func:`tssl_backward` -- the TSSL-BP backward (spec sec. 6, following the released code).
@@ -32,6 +37,7 @@ Contents:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -45,7 +51,6 @@ __all__ = [
     "sns_loss_change",
     "na_phi",
     "na_backward",
-    "literal_na_gradient",
     "surrogate_grad",
     "stbp_forward",
     "tssl_backward",
@@ -53,8 +58,10 @@ __all__ = [
 ]
 
 #: Default width/steepness parameter of each STBP surrogate (spec sec. 5): rect width ``a``, triangle half-width
-#: ``g``, sigmoid steepness ``k``.
-SURROGATE_DEFAULT_ALPHA: dict[str, float] = {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0}
+#: ``g``, sigmoid steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope
+#: (snnTorch ``surrogate.fast_sigmoid``).
+SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
+    "rect": 1.0, "triangle": 1.0, "sigmoid": 4.0, "atan": 2.0, "fast_sigmoid": 25.0}
 
 _OUTPUTS = ("psc", "spike")
 _FIRST_ORDER = ("paper", "taylor")
@@ -80,9 +87,37 @@ def _to_2d(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x.reshape(x.shape[0], n).to(dtype)
 
 
-def _decays(tau_m: float, tau_s: float) -> tuple[float, float]:
-    """``lam = 1 - 1/tau_m`` (leak, eq. 1) and ``kappa = 1 - 1/tau_s`` (PSC decay, eq. 3), as Python floats."""
-    return 1.0 - 1.0 / tau_m, 1.0 - 1.0 / tau_s
+@dataclass(frozen=True)
+class _Core:
+    """The recursion's constants in the coordinates it runs in (module docstring): ``lam``, the threshold
+    ``thr`` (``threshold - vr`` for a hard reset), ``soft`` (subtract ``thr`` on a spike, else reset to 0),
+    ``strict`` firing, ``tau_s`` and the input scale ``beta``."""
+
+    lam: float
+    thr: float
+    soft: bool
+    strict: bool
+    tau_s: float
+    beta: float
+    tau_m: float
+
+
+def _core(
+    tau_m: float, tau_s: float, threshold: float, strict: bool, v_reset: Optional[float], decay_input: bool
+) -> _Core:
+    thr = threshold if v_reset is None else threshold - v_reset
+    beta = 1.0 / tau_m if decay_input else 1.0
+    return _Core(1.0 - 1.0 / tau_m, thr, v_reset is None, strict, tau_s, beta, tau_m)
+
+
+def _scaled(x: torch.Tensor, core: _Core) -> torch.Tensor:
+    """``beta * x`` (differentiable); ``x`` itself when ``beta = 1`` (the product would be exact anyway)."""
+    return x if core.beta == 1.0 else x * core.beta
+
+
+def _reset(u: torch.Tensor, fired: torch.Tensor, core: _Core) -> torch.Tensor:
+    """Post-spike potential: ``u - thr`` (soft) or 0 (hard, shifted coordinates) where ``fired``, else ``u``."""
+    return torch.where(fired, u - core.thr, u) if core.soft else torch.where(fired, 0.0, u)
 
 
 def _check_output(output: str) -> None:
@@ -115,14 +150,13 @@ def _psc_2d(s: torch.Tensor, tau_s: float) -> torch.Tensor:
     return out
 
 
-def _states_2d(
-    x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, strict: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward recursion (eq. 1-4, spec sec. 2) on ``x`` of shape [T, N] in its own dtype.
+def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward recursion (eq. 1-4, spec sec. 2) on the *scaled* input ``x = beta c`` of shape [T, N].
 
-    Returns the pre-reset potential ``u``, spikes ``s`` (0/1 in x.dtype) and PSC ``a``.
+    Returns the pre-reset potential ``u`` (shifted coordinates for a hard reset), spikes ``s`` (0/1 in x.dtype)
+    and PSC ``a``.
     """
-    lam, kappa = _decays(tau_m, tau_s)
+    lam, kappa, tau_s = core.lam, 1.0 - 1.0 / core.tau_s, core.tau_s
     u = torch.empty_like(x)
     s = torch.empty_like(x)
     a = torch.empty_like(x)
@@ -132,9 +166,9 @@ def _states_2d(
         # Literally this operation order (multiply, then add; reset via where; PSC update) so that a float64
         # C++ loop doing the same ops without FMA contraction is bit-identical.
         ut = lam * v + x[t]
-        fired = _fires(ut, threshold, strict)  # H(0) = 1 unless strict (paper sec. 3.2, spec sec. 2)
+        fired = _fires(ut, core.thr, core.strict)  # H(0) = 1 unless strict (paper sec. 3.2, spec sec. 2)
         st = fired.to(x.dtype)
-        v = torch.where(fired, 0.0, ut)  # hard reset to 0 (eq. 4)
+        v = _reset(ut, fired, core)  # eq. 4 (hard reset) or the soft reset
         acc = kappa * acc + st / tau_s  # eq. 3
         u[t] = ut
         s[t] = st
@@ -146,27 +180,39 @@ def _states_2d(
 # forward
 # ----------------------------------------------------------------------------------------------------------------
 def lif_states(
-    c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, strict_threshold: bool = False
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """LIF states over time (paper eq. 1-4, spec sec. 2).
+    """LIF states over time (paper eq. 1-4, spec sec. 2; options: docs/algorithm.md sec. 9).
 
-    Per neuron, with ``v = a = 0`` before ``t = 0``::
+    Per neuron, with ``v = vr`` (hard reset) or 0 (soft), ``a = 0`` before ``t = 0``::
 
-        u[t] = lam * v + c[t]            # pre-reset membrane potential
-        s[t] = 1 if u[t] >= threshold    # H(0) = 1 (u > threshold with strict_threshold)
-        v    = 0 if s[t] else u[t]        # hard reset
-        a[t] = kappa * a + s[t] / tau_s  # PSC
+        u[t] = lam * (v - vr) + vr + beta * c[t]   # pre-reset membrane potential (vr := 0 for a soft reset)
+        s[t] = 1 if u[t] >= threshold              # H(0) = 1 (u > threshold with strict_threshold)
+        v    = vr (hard) or u[t] - threshold (soft) if s[t] else u[t]
+        a[t] = kappa * a + s[t] / tau_s            # PSC
 
     Args:
         c: synaptic input ``[T, ...]``.
         tau_m, tau_s, threshold: neuron parameters (Python floats).
         strict_threshold: fire on ``u > threshold`` (the released code) instead of ``u >= threshold``.
+        v_reset: hard-reset level, or None for a soft reset. decay_input: scale ``c`` by ``1/tau_m``.
 
     Returns:
-        ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs).
+        ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs). ``u`` is
+        ``w + vr`` with ``w`` the shifted-coordinate potential (``u`` itself for ``vr = 0``).
     """
     dtype = _compute_dtype(c.dtype)
-    u, s, a = _states_2d(_to_2d(c, dtype), tau_m, tau_s, threshold, strict_threshold)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    u, s, a = _states_2d(_scaled(_to_2d(c, dtype), core), core)
+    if v_reset:
+        u = u + v_reset
     return u.reshape(c.shape), s.reshape(c.shape), a.reshape(c.shape)
 
 
@@ -177,13 +223,16 @@ def lif_forward(
     threshold: float,
     output: str = "psc",
     strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> torch.Tensor:
     """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``) or the spikes ``s`` (``"spike"``).
 
     Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
     """
     _check_output(output)
-    _, s, a = lif_states(c, tau_m, tau_s, threshold, strict_threshold)
+    _, s, a = lif_states(c, tau_m, tau_s, threshold, strict_threshold, v_reset=v_reset, decay_input=decay_input)
     out = a if output == "psc" else s
     return out.to(c.dtype)
 
@@ -221,9 +270,7 @@ def error_signal(
     return x.reshape(grad_out.shape).to(grad_out.dtype)
 
 
-def _sns_neighbours_2d(
-    u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, tau_m: float, threshold: float, strict: bool = False
-) -> torch.Tensor:
+def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: _Core) -> torch.Tensor:
     """Spike trains of all SNS neighbours (paper sec. 3.4, spec sec. 3.3), shape ``[P=T, T, N]``.
 
     Neighbour ``p`` flips the firing at ``p`` with the least perturbation of the input at ``p`` and re-simulates
@@ -239,10 +286,15 @@ def _sns_neighbours_2d(
     With ``strict`` firing (``u > threshold``) a cancelled spike leaves ``u'[p] = threshold`` exactly (no limit
     needed: a tie is silent), so ``v' = threshold`` as well.
 
+    A soft reset gives the same post-flip state: an added spike leaves ``u'[p] = threshold``, which resets to
+    ``threshold - threshold = 0``; a cancelled one is not reset. After ``p`` the neighbour runs with the soft reset;
+    its states no longer merge with the original's at the next common spike, so every neighbour is simulated to
+    the end of the window (the direct form below does that for every reset mode).
+
     No early exit is taken here (the spec's early exit is exact, so the result is the same; the direct form is
     the independent check of it).
     """
-    lam = 1.0 - 1.0 / tau_m
+    lam, threshold = core.lam, core.thr
     T = x.shape[0]
     out = s.unsqueeze(0).repeat(T, 1, 1)  # out[p] starts as a copy of s
     for p in range(T):
@@ -253,49 +305,50 @@ def _sns_neighbours_2d(
         v = torch.where(fired_p, torch.full_like(x[0], threshold), torch.zeros_like(x[0]))
         for t in range(p + 1, T):
             ut = lam * v + x[t]
-            fired = _fires(ut, threshold, strict)
+            fired = _fires(ut, threshold, core.strict)
             sp[t] = fired.to(x.dtype)
-            v = torch.where(fired, 0.0, ut)
+            v = _reset(ut, fired, core)
     return out
 
 
 def sns_neighbour_spikes(
-    c: torch.Tensor, tau_m: float, tau_s: float, threshold: float, strict_threshold: bool = False
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> torch.Tensor:
     """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``.
 
     ``tau_s`` is unused (kept for a uniform signature). Returned in the compute dtype.
     """
     dtype = _compute_dtype(c.dtype)
-    x = _to_2d(c, dtype)
-    u, s, _ = _states_2d(x, tau_m, tau_s, threshold, strict_threshold)
-    sp = _sns_neighbours_2d(u, s, x, tau_m, threshold, strict_threshold)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    x = _scaled(_to_2d(c, dtype), core)
+    u, s, _ = _states_2d(x, core)
+    sp = _sns_neighbours_2d(u, s, x, core)
     return sp.reshape((x.shape[0],) + tuple(c.shape))
 
 
 def _sns_loss_change_2d(
-    g: torch.Tensor,
-    x: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    output: str,
-    first_order: str,
-    strict: bool = False,
+    g: torch.Tensor, x: torch.Tensor, core: _Core, output: str, first_order: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """First-order loss change ``dL_p`` of each SNS neighbour (eq. 13, spec sec. 3.2), direct form.
 
     ``dL_p = sum_t X[t] * (a_p[t] - a[t])`` (``X`` from :func:`_error_signal_2d`) for ``output="psc"``,
     ``dL_p = sum_t G[t] * (s_p[t] - s[t])`` for ``output="spike"``. ``a_p`` is the PSC (eq. 3) of the
-    neighbour's simulated spike train. Returns ``(dL [T, N], u [T, N])``.
+    neighbour's simulated spike train; ``x`` is the scaled input. Returns ``(dL [T, N], u [T, N])``.
     """
-    u, s, a = _states_2d(x, tau_m, tau_s, threshold, strict)
-    X = _error_signal_2d(g, tau_s, output, first_order)
-    sp_all = _sns_neighbours_2d(u, s, x, tau_m, threshold, strict)
+    u, s, a = _states_2d(x, core)
+    X = _error_signal_2d(g, core.tau_s, output, first_order)
+    sp_all = _sns_neighbours_2d(u, s, x, core)
     dL = torch.empty_like(x)
     for p in range(x.shape[0]):
         if output == "psc":
-            diff = _psc_2d(sp_all[p], tau_s) - a
+            diff = _psc_2d(sp_all[p], core.tau_s) - a
         else:
             diff = sp_all[p] - s
         dL[p] = (X * diff).sum(0)
@@ -311,15 +364,20 @@ def sns_loss_change(
     output: str = "psc",
     first_order: str = "paper",
     strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> torch.Tensor:
     """``dL_p`` (eq. 13) of the SNS neighbour at every time step ``p``; shape and dtype of ``c``.
 
-    This is :func:`na_backward` before the distance scaling ``phi`` (so ``na_backward = dL * phi(threshold - u)``).
+    This is :func:`na_backward` before the distance scaling ``phi`` and the input scale ``beta`` (so
+    ``na_backward = beta * dL * phi(threshold - u)``).
     """
     dtype = _compute_dtype(c.dtype)
-    x = _to_2d(c, dtype)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    x = _scaled(_to_2d(c, dtype), core)
     g = _to_2d(grad_out, dtype)
-    dL, _ = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order, strict_threshold)
+    dL, _ = _sns_loss_change_2d(g, x, core, output, first_order)
     return dL.reshape(c.shape).to(c.dtype)
 
 
@@ -354,6 +412,9 @@ def na_backward(
     dist_power: float = 3,
     clip: float = 10.0,
     strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> torch.Tensor:
     """NA backward with SNS (paper sec. 3.4-3.5.1, eq. 13-17; spec sec. 3), the direct way.
 
@@ -362,8 +423,9 @@ def na_backward(
     ``X = G`` for ``"taylor"``, spikes for ``output="spike"``) from the neighbour's actual PSC / spikes, and
     scale it by the distance: ``grad_c[p] = dL_p * phi(threshold - u[p])`` (eq. 16/17, :func:`na_phi`).
 
-    Since ``c = f^{-1}(u)`` enters ``u`` with unit weight at the same time step and the aggregated gradient
-    replaces ``delta = dL/du`` in eq. 10, this is ``dL/dc``.
+    Since ``c = f^{-1}(u)`` enters ``u`` with weight ``beta`` at the same time step and the aggregated gradient
+    replaces ``delta = dL/du`` in eq. 10, ``beta`` times this is ``dL/dc``. With a soft reset every neighbour is
+    simulated to the end of the window (see :func:`_sns_neighbours_2d`); ``d = threshold - u`` as always.
 
     Args:
         grad_out: ``G = dL/d out``, shape of ``c``.
@@ -377,159 +439,12 @@ def na_backward(
         ``grad_c``, shape and dtype of ``c``.
     """
     dtype = _compute_dtype(c.dtype)
-    x = _to_2d(c, dtype)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    x = _scaled(_to_2d(c, dtype), core)
     g = _to_2d(grad_out, dtype)
-    dL, u = _sns_loss_change_2d(g, x, tau_m, tau_s, threshold, output, first_order, strict_threshold)
-    grad = dL * na_phi(threshold - u, dist_power, clip, strict_threshold)
+    dL, u = _sns_loss_change_2d(g, x, core, output, first_order)
+    grad = _scaled(dL * na_phi(core.thr - u, dist_power, clip, strict_threshold), core)
     return grad.reshape(c.shape).to(c.dtype)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# the literal paper pipeline (Algorithm 1, Algorithm 2, eq. 13-15), float64 scalars, one neuron at a time
-# ----------------------------------------------------------------------------------------------------------------
-def _H(x: float, strict: bool = False) -> float:
-    """Heaviside with ``H(0) = 1`` (paper sec. 3.2: ``u[t] >= threshold`` fires), ``H(0) = 0`` if ``strict``."""
-    return 1.0 if (x > 0.0 if strict else x >= 0.0) else 0.0
-
-
-def _f(c: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
-    """``u = f(c)`` (paper sec. 3.3): the pre-reset membrane potential from the input, eq. 1-4."""
-    u, v = [], 0.0
-    for ct in c:
-        ut = v * lam + ct
-        u.append(ut)
-        v = ut * (1.0 - _H(ut - thr, strict))
-    return u
-
-
-def _f_inv(u: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
-    """``c = f^{-1}(u)`` (paper sec. 3.3): invert eq. 1 using the reset implied by ``u`` itself."""
-    c, v = [], 0.0
-    for ut in u:
-        c.append(ut - v * lam)
-        v = ut * (1.0 - _H(ut - thr, strict))
-    return c
-
-
-def _mp_add(u: list[float], eps: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
-    """Algorithm 1, ``u' = u (+) eps``: ``eps[t]`` joins the input at ``t`` and its chain effect is simulated."""
-    c = _f_inv(u, lam, thr, strict)
-    up, v = [], 0.0
-    for t in range(len(u)):
-        ut = v * lam + eps[t] + c[t]
-        up.append(ut)
-        v = ut * (1.0 - _H(ut - thr, strict))
-    return up
-
-
-def _mp_sub(up: list[float], u: list[float], lam: float, thr: float, strict: bool = False) -> list[float]:
-    """Algorithm 2, ``eps = u' (-) u``: the input perturbation that turns ``u`` into ``u'``."""
-    c = _f_inv(u, lam, thr, strict)
-    eps, v = [], 0.0
-    for t in range(len(u)):
-        ut = v * lam + c[t]  # what u[t] would be given the perturbed history (u' reset state v)
-        eps.append(up[t] - ut)
-        v = up[t] * (1.0 - _H(up[t] - thr, strict))
-    return eps
-
-
-def _psc_list(s: list[float], tau_s: float) -> list[float]:
-    kappa = 1.0 - 1.0 / tau_s
-    out, acc = [], 0.0
-    for st in s:
-        acc = kappa * acc + st / tau_s
-        out.append(acc)
-    return out
-
-
-def literal_na_gradient(
-    c: torch.Tensor,
-    grad_out: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    output: str = "psc",
-    first_order: str = "paper",
-    dist_power: float = 3,
-    clip: float = 10.0,
-    eta: Optional[float] = None,
-    strict_threshold: bool = False,
-) -> torch.Tensor:
-    """The NA aggregated gradient computed literally as the paper describes it (sec. 3.3-3.5, eq. 13-15).
-
-    Per neuron, in float64 Python scalars (IEEE double, same as torch float64) and torch float64 for eq. 15:
-
-    1. ``u = f(c)``, ``s = H(u - threshold)``, ``a`` = PSC of ``s``.
-    2. SNS (sec. 3.4): ``eps_p = (threshold - u[p] + eta) e_p`` if ``s[p] == 0`` (push just over the threshold),
-       ``(threshold - u[p] - eta) e_p`` if ``s[p] == 1`` (push just below it); ``u_p = u (+) eps_p``
-       (Algorithm 1). It is checked that the firing at ``p`` really flipped.
-    3. ``eps'_p = u_p (-) u`` (Algorithm 2), ``d_MP = ||eps'_p||_2``, ``o_p = eps'_p / d_MP``.
-    4. ``dL_p = X . (a_p - a)`` (eq. 13) from the neighbour's *simulated* spikes ``s_p = H(u_p - threshold)``,
-       with ``X = e`` (eq. 7) for "paper", ``G`` for "taylor"; ``G . (s_p - s)`` for ``output="spike"``.
-    5. ``f_p = dL_p * clip(1 / d_MP**k, -b, b)`` (eq. 14 for k = 1, eq. 17 for k = 3, both clipped).
-    6. Eq. 15: ``grad_u = pinv(O) f`` with the rows of ``O`` the ``o_p`` (``torch.linalg.pinv``).
-
-    Why ``eta`` (default ``1e-13 * threshold``): the least perturbation that flips the firing is only reached in
-    the limit; a finite overshoot ``eta`` is needed so the flip happens in floating point, so it must be well
-    above the rounding of ``u ~ O(threshold)`` (ulp(1) ~ 2.2e-16; 1e-13 is ~450 ulps, and the flip is checked).
-    It shifts ``d_MP`` by ``eta`` (and the reset level of a cancelled spike by ``eta``, which only matters at a
-    measure-zero tie later on), so the result differs from the exact limit computed by :func:`na_backward` by
-    about ``|dL_p| * |phi'(d)| * eta`` with ``|phi'| <= k * b**((k+1)/k)`` (~65 for k = 3, b = 10; 100 for k = 1,
-    b = 10). Measured on random O(1) inputs the difference scales linearly with eta: 3.5e-9 at 1e-11, 3.5e-10 at
-    1e-12, 3.5e-11 at 1e-13, 3.5e-12 at 1e-14 -- so the spec's ``eta ~ 1e-9`` would not pass a 1e-9 check, and
-    1e-13 leaves a 30x margin.
-
-    Returns ``grad_c`` (= aggregated ``grad_u``, see :func:`na_backward`) with the shape and dtype of ``c``.
-    """
-    _check_output(output)
-    _check_first_order(first_order)
-    if eta is None:
-        eta = 1e-13 * threshold
-    lam = 1.0 - 1.0 / tau_m
-    kappa = 1.0 - 1.0 / tau_s
-    x = _to_2d(c, torch.float64)
-    g = _to_2d(grad_out, torch.float64)
-    T, N = x.shape
-    result = torch.empty((T, N), dtype=torch.float64)
-    for n in range(N):
-        cn = x[:, n].tolist()
-        gn = g[:, n].tolist()
-        u = _f(cn, lam, threshold, strict_threshold)
-        s = [_H(ut - threshold, strict_threshold) for ut in u]
-        a = _psc_list(s, tau_s)
-        # eq. 7: PSC error signal, or G itself
-        if output == "psc" and first_order == "paper":
-            X, nxt = [0.0] * T, 0.0
-            for t in range(T - 1, -1, -1):
-                nxt = gn[t] + kappa * nxt
-                X[t] = nxt
-        else:
-            X = gn
-        rows, fd = [], []
-        for p in range(T):
-            eps = [0.0] * T
-            eps[p] = threshold - u[p] + (eta if s[p] == 0.0 else -eta)
-            up = _mp_add(u, eps, lam, threshold, strict_threshold)  # Algorithm 1
-            sp = [_H(v - threshold, strict_threshold) for v in up]
-            if sp[p] == s[p]:
-                raise RuntimeError(
-                    f"SNS perturbation at p={p} did not flip the firing (neuron {n}); eta={eta} is below the "
-                    "rounding of u here -- choose a larger eta"
-                )
-            eps_back = _mp_sub(up, u, lam, threshold, strict_threshold)  # Algorithm 2
-            d_mp = math.sqrt(sum(e * e for e in eps_back))  # d_MP = ||u_p (-) u||_2
-            rows.append([e / d_mp for e in eps_back])  # unit vector o_p
-            if output == "psc":
-                ap = _psc_list(sp, tau_s)
-                dL = sum(X[t] * (ap[t] - a[t]) for t in range(T))  # eq. 13
-            else:
-                dL = sum(gn[t] * (sp[t] - s[t]) for t in range(T))
-            scale = min(max(1.0 / d_mp**dist_power, -clip), clip)  # eq. 17 (eq. 14 for k = 1), clipped
-            fd.append(dL * scale)
-        O = torch.tensor(rows, dtype=torch.float64)
-        f = torch.tensor(fd, dtype=torch.float64)
-        result[:, n] = torch.linalg.pinv(O) @ f  # eq. 15
-    return result.reshape(c.shape).to(c.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -540,9 +455,11 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
 
     * ``rect`` (STBP, Wu et al. 2018): ``1/a`` where ``|u - threshold| < a/2``, else 0;
     * ``triangle`` (TET): ``max(0, g - |u - threshold|) / g^2``;
-    * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``.
+    * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``;
+    * ``atan`` (spikingjelly ``surrogate.ATan``): ``(alpha/2) / (1 + (pi/2 * alpha * x)^2)``, ``x = u - threshold``;
+    * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``.
 
-    ``alpha`` is ``a`` / ``g`` / ``k``; ``None`` picks :data:`SURROGATE_DEFAULT_ALPHA`.
+    ``alpha`` is ``a`` / ``g`` / ``k`` / ``alpha`` / the slope; ``None`` picks :data:`SURROGATE_DEFAULT_ALPHA`.
     """
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
@@ -553,6 +470,10 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return (x.abs() < alpha / 2).to(u.dtype) / alpha
     if surrogate == "triangle":
         return torch.clamp(alpha - x.abs(), min=0.0) / (alpha * alpha)
+    if surrogate == "atan":
+        return (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
+    if surrogate == "fast_sigmoid":
+        return 1.0 / (alpha * x.abs() + 1.0) ** 2
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 
@@ -584,6 +505,9 @@ def stbp_forward(
     surrogate_alpha: Optional[float] = None,
     detach_reset: bool = True,
     strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> torch.Tensor:
     """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
 
@@ -591,6 +515,9 @@ def stbp_forward(
     (:func:`surrogate_grad`). The reset is ``v = u * (1 - s)``; with ``detach_reset=True`` (spec sec. 5, the
     default) the factor ``(1 - s)`` is a constant for autograd, so ``du[t+1]/du[t] = lam * (1 - s[t])``; with
     ``False`` the gradient also flows through ``s`` into the reset (``dv/du = (1 - s) - u * h(u)``).
+    Hard reset to ``vr`` (shifted coordinates ``w = v - vr``): ``w = w_u (1 - s)``, so ``dv/ds = vr - u``; soft
+    reset: ``v = u - threshold * s``, ``dv/ds = -threshold``; ``detach_reset`` makes ``s`` a constant in either
+    (spikingjelly's ``spike_d``). The input enters as ``beta * c``, so ``dL/dc`` carries ``beta``.
     (The NA paper's sec. 2.4 describes STBP as ``du[t+1]/du[t] = lam``, without the ``(1 - s[t])``; the spec's
     detached reset is followed here.)
 
@@ -602,20 +529,22 @@ def stbp_forward(
     _check_output(output)
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
-    lam, kappa = _decays(tau_m, tau_s)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    lam, kappa = core.lam, 1.0 - 1.0 / tau_s
     dtype = _compute_dtype(c.dtype)
-    x = _to_2d(c, dtype)  # differentiable reshape + cast
+    x = _scaled(_to_2d(c, dtype), core)  # differentiable reshape + cast (+ scale)
     v = torch.zeros_like(x[0])
     acc = torch.zeros_like(x[0])
     outs = []
     for t in range(x.shape[0]):
         ut = lam * v + x[t]
-        st = _SurrogateSpike.apply(ut, threshold, surrogate, surrogate_alpha, strict_threshold)
-        keep = 1.0 - st
-        if detach_reset:
-            keep = keep.detach()
-        # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
-        v = torch.where(torch.isposinf(ut), 0.0, ut) * keep
+        st = _SurrogateSpike.apply(ut, core.thr, surrogate, surrogate_alpha, strict_threshold)
+        sr = st.detach() if detach_reset else st  # the spike as the reset sees it
+        if core.soft:
+            v = ut - core.thr * sr
+        else:
+            # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
+            v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
         acc = kappa * acc + st / tau_s
         outs.append(acc if output == "psc" else st)
     return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
@@ -631,8 +560,16 @@ def tssl_backward(
     tau_s: float,
     threshold: float,
     strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
 ) -> torch.Tensor:
     """TSSL-BP backward (Zhang & Li 2020; spec sec. 6), a port of the released ``functions/tsslbp.py``.
+
+    Defined for a hard reset (TSSL-BP models reset-to-rest): with ``v_reset = vr`` it runs in the shifted
+    coordinates ``w = v - vr`` (the released formulas with ``u``, ``v``, ``threshold`` replaced by ``u - vr``,
+    ``v - vr``, ``threshold - vr``), and ``decay_input`` scales the input and the gradient by ``beta``.
+    A soft reset raises ValueError.
 
     Only for ``output="psc"``. Per neuron, ``sig[k] = kappa^k / tau_s`` (PSC kernel), ``du[t] = c[t] -
     v[t-1]/tau_m`` (the membrane update, ``v`` = post-reset potential of *this* forward, ``u >= threshold``
@@ -649,11 +586,16 @@ def tssl_backward(
     * out``, commits c1c030c and ca5da51); only an intermediate commit (08ff1d7) dropped it. It matters at steps
     with ``s[t] = 0`` and ``a[t] >= 1/(4 tau_s)``, where ``gt`` is the output.
     """
+    if v_reset is None:
+        raise ValueError("na_cuda: TSSL-BP is defined for a reset to rest; v_reset=None (soft reset) is not "
+                         "supported, use method='na' or 'stbp' or a float v_reset")
     dtype = _compute_dtype(c.dtype)
-    x = _to_2d(c, dtype)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    threshold = core.thr
+    x = _scaled(_to_2d(c, dtype), core)
     G = _to_2d(grad_out, dtype)
     T = x.shape[0]
-    u, s, a = _states_2d(x, tau_m, tau_s, threshold, strict_threshold)
+    u, s, a = _states_2d(x, core)
     theta_m = 1.0 / tau_m
     lam = 1.0 - theta_m
     # sig[k] = kappa^k / tau_s, as Python doubles first (then cast once to the compute dtype)
@@ -684,42 +626,27 @@ def tssl_backward(
         ef = torch.exp(xf)
         ga = ga * (ef / ((1.0 + ef) * (1.0 + ef) * 0.2))
         grad[t] = torch.where(a[t] < th, ga, gt)  # warm-up fallback where the PSC is (nearly) silent
-    return grad.reshape(c.shape).to(c.dtype)
+    return _scaled(grad, core).reshape(c.shape).to(c.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # differentiable entry point
 # ----------------------------------------------------------------------------------------------------------------
-class _LIFCustomBackward(torch.autograd.Function):
-    """Forward = :func:`lif_forward`; backward = :func:`na_backward` or :func:`tssl_backward`. Saves only ``c``."""
+class CustomBackward(torch.autograd.Function):
+    """Forward = :func:`lif_forward` of ``neuron`` (a ``LifParams``); backward = ``backward(grad_out, c)``, a rule's
+    reference backward (NA, TSSL-BP). Saves only ``c``."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx,
-        c: torch.Tensor,
-        tau_m: float,
-        tau_s: float,
-        threshold: float,
-        output: str,
-        method: str,
-        first_order: str,
-        dist_power: float,
-        clip: float,
-        strict: bool,
-    ) -> torch.Tensor:
+    def forward(ctx, c: torch.Tensor, neuron, backward) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(c)
-        ctx.params = (tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, strict)
-        return lif_forward(c, tau_m, tau_s, threshold, output, strict)
+        ctx.backward_fn = backward
+        return lif_forward(c, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.output, neuron.strict_threshold,
+                           v_reset=neuron.v_reset, decay_input=neuron.decay_input)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         (c,) = ctx.saved_tensors
-        tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, strict = ctx.params
-        if method == "na":
-            grad = na_backward(grad_out, c, tau_m, tau_s, threshold, output, first_order, dist_power, clip, strict)
-        else:
-            grad = tssl_backward(grad_out, c, tau_m, tau_s, threshold, strict)
-        return (grad,) + (None,) * 9
+        return ctx.backward_fn(grad_out, c), None, None
 
 
 def lif(
@@ -728,6 +655,8 @@ def lif(
     tau_m: float = 5.0,
     tau_s: float = 2.0,
     threshold: float = 1.0,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
     output: str = "psc",
     method: str = "na",
     first_order: str = "paper",
@@ -740,22 +669,15 @@ def lif(
 ) -> torch.Tensor:
     """Differentiable LIF layer over time, reference version of the public ``na_cuda.lif``.
 
-    ``method="na"`` (NA-SNS backward, spec sec. 3), ``"tssl"`` (TSSL-BP, spec sec. 6, PSC output only) or
-    ``"stbp"`` (autograd through :func:`stbp_forward`, spec sec. 5). Returns the PSC or the spikes
-    (``output``) with the shape and dtype of ``c``.
+    ``method`` names a rule of ``na_cuda.rules.RULES``: ``"na"`` (NA-SNS backward, spec sec. 3), ``"tssl"``
+    (TSSL-BP, spec sec. 6, PSC output only) or ``"stbp"`` (autograd through :func:`stbp_forward`, spec sec. 5).
+    Returns the PSC or the spikes (``output``) with the shape and dtype of ``c``.
     """
-    _check_output(output)
-    if method == "stbp":
-        return stbp_forward(
-            c, tau_m, tau_s, threshold, output, surrogate, surrogate_alpha, detach_reset, strict_threshold
-        )
-    if method == "tssl":
-        if output != "psc":
-            raise ValueError("method='tssl' supports only output='psc' (TSSL-BP is defined on PSCs)")
-    elif method == "na":
-        _check_first_order(first_order)
-    else:
-        raise ValueError(f"method must be 'na', 'tssl' or 'stbp', got {method!r}")
-    return _LIFCustomBackward.apply(
-        c, tau_m, tau_s, threshold, output, method, first_order, dist_power, clip, strict_threshold
-    )
+    from .params import LifParams  # lazy: the rules import this module
+    from .rules import make_rule
+
+    neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold)
+    rule = make_rule(method, first_order=first_order, dist_power=dist_power, clip=clip, surrogate=surrogate,
+                     surrogate_alpha=surrogate_alpha, detach_reset=detach_reset)
+    rule.check(neuron)
+    return rule.reference(c, neuron)

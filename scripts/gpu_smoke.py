@@ -1,6 +1,6 @@
 """CUDA smoke test of the na_cuda kernels: every op x dtype x mode on CUDA against the CPU kernels.
 
-Both backends run the same per-neuron code (csrc/na_core.h, csrc/na_backward.h) without contracting a*b+c into
+Both backends run the same per-neuron code (csrc/core) without contracting a*b+c into
 an FMA (nvcc -fmad=false, g++ -ffp-contract=off), so the results should be bit-identical except where exp() is
 used (STBP's sigmoid surrogate, TSSL-BP's warm-up: the GPU's expf is a few ulp from glibc's), and the host
 emulation (tests/test_cuda_emulation.py) shows they are on the host. The check still counts elements outside a
@@ -42,7 +42,7 @@ TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-4), torch.float16: 
 def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor:
     t = (LIF["tau_m"], LIF["tau_s"], LIF["threshold"])
     if name == "forward":
-        return OPS.lif(c, *t, False, p["output"], "na", "paper", 1, 1.0, "rect", 1.0, False)
+        return OPS.lif_forward(c, *t, False, p["output"])
     if name == "na":
         return OPS.na_backward(g, c, *t, False, p["output"], p["first_order"], p["dist_power"], p["clip"])
     if name == "stbp":

@@ -28,7 +28,7 @@ FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", 
          "-D__CUDA_NO_HALF2_OPERATORS__"]
 DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
 OPS = {"forward": 0, "na": 1, "stbp": 2, "tssl": 3}
-SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2}
+SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "fast_sigmoid": 4}
 _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 
 
@@ -132,14 +132,14 @@ class Emulator:
         return out, ws, T, N
 
     def forward(self, c: torch.Tensor, p: dict) -> torch.Tensor:
-        """The LIF forward with the neuron parameters `p` (conftest.params())."""
+        """The LIF forward with the neuron parameters `p` (helpers.params())."""
         out, _, T, N = self._out_ws("forward", c)
         self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, p["tau_m"], p["tau_s"], p["threshold"],
                                 int(p["strict_threshold"]), int(p["output"] == "psc"))
         return out[:T * N].view(c.shape)
 
     def backward(self, method: str, g: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
-        """grad_c of `method` with the neuron parameters `p` (conftest.params())."""
+        """grad_c of `method` with the neuron parameters `p` (helpers.params())."""
         c, g = c.contiguous(), g.contiguous()
         grad, ws, T, N = self._out_ws(method, c)
         lif = (p["tau_m"], p["tau_s"], p["threshold"], int(p["strict_threshold"]))

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import na_cuda
-from conftest import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
+from na_cuda.rules import NA
+from helpers import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
 from na_cuda import reference
 
 
@@ -19,7 +20,7 @@ from na_cuda import reference
 @pytest.mark.parametrize(
     "kwargs,exc,match",
     [
-        (dict(tau_m=1.0), ValueError, "tau_m"),
+        (dict(tau_m=0.99), ValueError, "tau_m"),
         (dict(tau_m=0.5), ValueError, "tau_m"),
         (dict(tau_m=math.nan), ValueError, "tau_m"),
         (dict(tau_s=0.9), ValueError, "tau_s"),
@@ -71,16 +72,19 @@ def test_bad_input_tensor(c, exc, match):
 def test_direct_op_calls_are_checked_in_cpp():
     c = torch.rand(3, 4)
     with pytest.raises(RuntimeError, match="tau_m"):
-        torch.ops.na_cuda.lif(c, 1.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif_na(c, 0.5, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
+    with pytest.raises(RuntimeError, match="surrogate"):
+        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, False, "psc", "erf", 1.0, True)
+    with pytest.raises(RuntimeError, match="output"):
+        torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, False, "voltage")
     with pytest.raises(RuntimeError, match="dist_power"):
         torch.ops.na_cuda.na_backward(c, c, 5.0, 2.0, 1.0, False, "psc", "paper", 2, 10.0)
     with pytest.raises(RuntimeError, match="grad_out"):
         torch.ops.na_cuda.na_backward(torch.rand(3, 5), c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="0-dim"):
-        torch.ops.na_cuda.lif(torch.tensor(1.0), 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif_tssl(torch.tensor(1.0), 5.0, 2.0, 1.0, False)
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0,
-                              "rect", 1.0, True)
+        torch.ops.na_cuda.lif_forward(torch.ones(3, 4, dtype=torch.int32), 5.0, 2.0, 1.0, False, "psc")
 
 
 @needs_native
@@ -241,26 +245,27 @@ def test_grad_rescale_matches_the_formula(round_decimals):
 
 # --------------------------------------------------------------------------------------------- torch.library
 @needs_native
-@pytest.mark.parametrize("case", [METHOD_CASES[0], METHOD_CASES[5], METHOD_CASES[8], METHOD_CASES[-1]], ids=case_id)
+@pytest.mark.parametrize("case", [METHOD_CASES[0], METHOD_CASES[5], METHOD_CASES[8], METHOD_CASES[14], METHOD_CASES[17],
+                                  METHOD_CASES[-4], METHOD_CASES[-1]], ids=case_id)
 def test_opcheck(case):
-    p = params(**case)
+    """Every op: the rule's forward op (with its registered autograd), its backward op, and lif_forward."""
+    neuron, rule, _ = na_cuda._validate.build(**params(**case))
     c = make_input(4, (3, 5), dtype=torch.float32).requires_grad_(True)
-    args = (c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"], p["method"], p["first_order"], p["dist_power"],
-            p["clip"], p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
-    torch.library.opcheck(torch.ops.na_cuda.lif.default, args)
+    args = rule.op_args(neuron)
+    torch.library.opcheck(getattr(torch.ops.na_cuda, f"lif_{rule.name}").default, (c,) + args)
     g = make_grad(c.detach())
-    torch.library.opcheck(torch.ops.na_cuda.na_backward.default,
-                          (g, c.detach(), 5.0, 2.0, 1.0, False, p["output"], "paper", 3, 10.0))
-    torch.library.opcheck(torch.ops.na_cuda.stbp_backward.default,
-                          (g, c.detach(), 5.0, 2.0, 1.0, False, p["output"], "rect", 1.0, True))
-    torch.library.opcheck(torch.ops.na_cuda.tssl_backward.default, (g, c.detach(), 5.0, 2.0, 1.0, False))
+    torch.library.opcheck(getattr(torch.ops.na_cuda, f"{rule.name}_backward").default, (g, c.detach()) + args)
+    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),) + NA().op_args(neuron)[:5])
 
 
 @needs_native
 @pytest.mark.slow
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize("kw", [{}, dict(method="stbp", surrogate="atan", detach_reset=False),
+                                dict(method="tssl", v_reset=0.2, decay_input=True)], ids=["na", "stbp", "tssl"])
+def test_torch_compile_fullgraph_matches_eager(kw):
+    """Every rule's op (lif_na, lif_stbp, lif_tssl and their backward ops) traces with fullgraph=True."""
     torch.manual_seed(0)
-    net = _net()
+    net = _net(**kw)
     x = torch.rand(5, 2, 1, 8, 8) * 3
     eager = net(x)
     eager.sum().backward()

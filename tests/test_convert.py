@@ -105,7 +105,7 @@ def test_converted_cnn_has_the_same_loss_and_gradients(kind, decay_input, v_rese
 
 def test_converted_to_na_trains_on_random_data():
     model = convert(_cnn(lambda: sj_neuron.LIFNode(tau=2.0, step_mode="m")), method="na", backend="torch")
-    assert all(m.params["method"] == "na" for m in model.modules() if isinstance(m, LIF))
+    assert all(type(m.rule).__name__ == "NA" for m in model.modules() if isinstance(m, LIF))
     x, labels = _data(5, seed=2)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     losses = []
@@ -123,7 +123,7 @@ def test_conversion_keeps_sharing_structure_and_mode():
     assert out is model and out["b"] is out["a"][1] and isinstance(out["b"], LIF)
     assert not out["b"].training
     root = convert(sj_neuron.LIFNode(tau=4.0, v_reset=None, step_mode="m"), method="stbp")
-    assert isinstance(root, LIF) and root.params["v_reset"] is None and root.params["tau_m"] == 4.0
+    assert isinstance(root, LIF) and root.neuron.v_reset is None and root.neuron.tau_m == 4.0
 
 
 @pytest.mark.parametrize("make,method,match", [

@@ -3,7 +3,7 @@
 csrc/cuda/lif_kernels.cu is compiled with the host C++ compiler against a small shim (tests/cuda_emu/shim) and
 its launchers run the grid as a loop, so every kernel and launch decision (grid size, grid-stride loop, NA's
 on-chip buckets T <= 8/16/32 and its workspace path above, the workspace planes) executes without a GPU. Both
-backends share the per-neuron code (csrc/na_core.h, csrc/na_backward.h) and the CPU build and the emulation
+backends share the per-neuron code (csrc/core) and the CPU build and the emulation
 contract no a*b+c (-ffp-contract=off; the CUDA build uses -fmad=false for the same reason), so the results must
 be identical, not close. What this cannot show: the GPU's own expf (STBP sigmoid, TSSL warm-up: a few ulp from
 glibc's) and anything about speed; scripts/gpu_check.sh covers those on a GPU.
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import _cuda_emu
-from conftest import METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native, params
+from helpers import METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native, params
 
 pytestmark = needs_native
 
@@ -61,8 +61,7 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
 
 
 def _cpu_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"], "na",
-                                 "paper", 1, 1.0, "rect", 1.0, False)
+    return torch.ops.na_cuda.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"])
 
 
 def _check_backward(emu: _cuda_emu.Emulator, case: dict, T: int, dtype: torch.dtype) -> None:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import na_cuda
-from conftest import _CUDA_REASON, needs_native
+from helpers import _CUDA_REASON, needs_native
 from na_cuda import data, train
 from na_cuda.nn import LIF, SeqToANN, enable_grad_rescale
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native,
+from helpers import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, needs_native,
                       params, reference_backward)
+import na_cuda
 from na_cuda import reference
 
 pytestmark = needs_native
 
 
 def _native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"],
-                                 p["method"],
-                                 p["first_order"], p["dist_power"], p["clip"], p["surrogate"], p["surrogate_alpha"],
-                                 p["detach_reset"])
+    """The rule's own forward op (``na_cuda::lif_<method>``), through the rule object."""
+    neuron, rule, _ = na_cuda._validate.build(**p)
+    return rule.native(c, neuron)
 
 
 def _assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float) -> float:
@@ -76,8 +76,7 @@ def test_low_precision_matches_reference(device, dtype, rel, case):
     g = make_grad(c, seed=4)
     c64, g64 = c.double(), g.double()
     strict = p["strict_threshold"]
-    s_lp = torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], strict, "spike", "na", "paper", 3, 10.0,
-                                 "rect", 1.0, True)
+    s_lp = torch.ops.na_cuda.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], strict, "spike")
     s_64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], "spike", strict)
     agree = (s_lp.double() == s_64).all(dim=0)
     assert agree.double().mean() >= 0.95

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import na_cuda
-from conftest import make_grad, make_input, native_backward, needs_native, params, reference_backward
+from helpers import make_grad, make_input, native_backward, needs_native, params, reference_backward
 from na_cuda import reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +44,11 @@ def test_backward_ops_check_every_dispatch_path(op, grad, c, match):
 @needs_native
 def test_forward_fake_kernel_checks_the_input():
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, False, "psc", "na",
-                              "paper", 3, 10.0, "rect", 1.0, True)
-    y = torch.ops.na_cuda.lif(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0,
-                              "rect", 1.0, True)
-    assert y.device.type == "meta" and y.shape == (3, 2)
+        torch.ops.na_cuda.lif_forward(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, False, "psc")
+    for op, rule_args in (("lif_forward", ("psc",)), ("lif_na", ("psc", "paper", 3, 10.0)),
+                          ("lif_stbp", ("psc", "rect", 1.0, True)), ("lif_tssl", ())):
+        y = getattr(torch.ops.na_cuda, op)(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, False, *rule_args)
+        assert y.device.type == "meta" and y.shape == (3, 2), op
 
 
 @needs_native
@@ -101,12 +101,14 @@ def test_direct_op_calls_check_the_compute_dtype(dtype):
     """The C++ argument checks (csrc/op_args.h) apply the same rule to direct torch.ops.na_cuda calls."""
     c = torch.ones(3, 2, dtype=dtype)
     with pytest.raises(RuntimeError, match="`threshold` = .* float32"):
-        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1e-300, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1e-300, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="`clip`"):
-        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 1e-300, "rect", 1.0, True)
+        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 1e-300)
+    with pytest.raises(RuntimeError, match="`surrogate_alpha`"):
+        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, False, "psc", "rect", 1e-300, True)
     with pytest.raises(RuntimeError, match="`tau_s`"):
         torch.ops.na_cuda.tssl_backward(c, c, 5.0, 1e39, 1.0, False)
-    torch.ops.na_cuda.lif(c.double(), 5.0, 2.0, 1e-300, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+    torch.ops.na_cuda.lif_na(c.double(), 5.0, 2.0, 1e-300, False, "psc", "paper", 3, 10.0)
 
 
 def test_float64_bounds():
@@ -122,7 +124,7 @@ _RSS_SCRIPT = textwrap.dedent("""
     g = torch.randn(1_000_000, 1)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if what == "forward":
-        torch.ops.na_cuda.lif(c, 5.0, 2.0, 1.0, False, "psc", "na", "paper", 3, 10.0, "rect", 1.0, True)
+        torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, False, "psc")
     else:
         torch.ops.na_cuda.na_backward(g, c, 5.0, 2.0, 1.0, False, "psc", "paper", 3, 10.0)
     print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
@@ -150,9 +152,8 @@ def test_narrow_blocks_match_the_reference(n, method):
     p = params(method=method)
     c = make_input(7, (n,), seed=n)
     g = make_grad(c)
-    y = torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"],
-                              p["method"], p["first_order"], p["dist_power"], p["clip"], p["surrogate"],
-                              p["surrogate_alpha"], p["detach_reset"])
+    neuron, rule, _ = na_cuda._validate.build(**p)
+    y = rule.native(c, neuron)
     assert torch.equal(y, reference.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"]))
     torch.testing.assert_close(native_backward(method, g, c, p), reference_backward(method, g, c, p), rtol=1e-12,
                                atol=1e-12)

@@ -16,7 +16,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import native_backward, needs_native, params, reference_backward  # noqa: E402
+from helpers import native_backward, needs_native, params, reference_backward  # noqa: E402
+import na_cuda  # noqa: E402
 from na_cuda import reference  # noqa: E402
 
 pytestmark = needs_native
@@ -40,9 +41,8 @@ def problems(draw, with_inf: bool):
 
 
 def _native_forward(c: torch.Tensor, p: dict) -> torch.Tensor:
-    return torch.ops.na_cuda.lif(c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"], p["output"],
-                                 p["method"], p["first_order"], p["dist_power"], p["clip"], p["surrogate"],
-                                 p["surrogate_alpha"], p["detach_reset"])
+    neuron, rule, _ = na_cuda._validate.build(**p)
+    return rule.native(c, neuron)
 
 
 @SETTINGS

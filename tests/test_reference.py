@@ -18,6 +18,7 @@ import math
 import pytest
 import torch
 
+from na_cuda import literal as L
 from na_cuda import reference as R
 
 F64 = torch.float64
@@ -109,22 +110,23 @@ def test_forward_shapes_dtypes_noncontiguous():
 # ------------------------------------------------------------------------------------------------------------------
 # the literal pipeline's building blocks (paper sec. 3.3 claims)
 # ------------------------------------------------------------------------------------------------------------------
-def test_algorithm1_algorithm2_are_inverse():
+@pytest.mark.parametrize("vr, beta", [(0.0, 1.0), (0.3, 1.0), (-0.5, 0.25), (None, 1.0), (None, 0.2)])
+def test_algorithm1_algorithm2_are_inverse(vr, beta):
     gen = torch.Generator().manual_seed(3)
-    lam, thr = 0.8, 1.0
+    n = L.Neuron(0.8, 1.0, vr, beta)
     for _ in range(20):
-        c = (torch.rand(9, generator=gen, dtype=F64) * 1.5 - 0.3).tolist()
+        c = (torch.rand(9, generator=gen, dtype=F64) * 1.5 / beta - 0.3).tolist()
         eps = (torch.randn(9, generator=gen, dtype=F64) * 0.4).tolist()
-        u = R._f(c, lam, thr)
-        assert R._f_inv(u, lam, thr) == pytest.approx(c, abs=1e-15)
-        up = R._mp_add(u, eps, lam, thr)
+        u = L.f(c, n)
+        assert L.f_inv(u, n) == pytest.approx(c, abs=1e-14)
+        up = L.mp_add(u, eps, n)
         # u' = u (+) (u' (-) u): Algorithm 2 recovers the perturbation of Algorithm 1 ...
-        assert R._mp_sub(up, u, lam, thr) == pytest.approx(eps, abs=1e-14)
+        assert L.mp_sub(up, u, n) == pytest.approx(eps, abs=1e-14)
         # ... and u' (-) u = -(u (-) u') (paper sec. 3.3)
-        back = R._mp_sub(u, up, lam, thr)
-        assert [-e for e in back] == pytest.approx(R._mp_sub(up, u, lam, thr), abs=1e-14)
-        # u (+) eps is f(c + eps)
-        assert up == pytest.approx(R._f([a + b for a, b in zip(c, eps)], lam, thr), abs=1e-14)
+        back = L.mp_sub(u, up, n)
+        assert [-e for e in back] == pytest.approx(L.mp_sub(up, u, n), abs=1e-14)
+        # u (+) eps is f(c + eps / beta): the perturbation joins the membrane at unit weight
+        assert up == pytest.approx(L.f([a + b / beta for a, b in zip(c, eps)], n), abs=1e-13)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ def test_na_backward_matches_literal_pipeline(T, output, first_order):
         for k in (1, 3):
             for b in (10.0, 0.5):
                 fast = R.na_backward(g, c, tau_m, tau_s, thr, output, first_order, k, b)
-                lit = R.literal_na_gradient(c, g, tau_m, tau_s, thr, output, first_order, k, b)
+                lit = L.literal_na_gradient(c, g, tau_m, tau_s, thr, output, first_order, k, b)
                 assert fast.shape == c.shape and fast.dtype == F64
                 worst = max(worst, (fast - lit).abs().max().item())
                 phi = R.na_phi(thr - u, k, b)
@@ -169,7 +171,7 @@ def test_strict_threshold_na_matches_literal_pipeline(T, output):
         _, s_paper, _ = R.lif_states(c, tau_m, tau_s, thr)
         assert s_paper[0, 0, 0] == 1
         fast = R.na_backward(g, c, tau_m, tau_s, thr, output, "paper", 3, 10.0, strict_threshold=True)
-        lit = R.literal_na_gradient(c, g, tau_m, tau_s, thr, output, "paper", 3, 10.0, strict_threshold=True)
+        lit = L.literal_na_gradient(c, g, tau_m, tau_s, thr, output, "paper", 3, 10.0, strict_threshold=True)
         worst = max(worst, (fast - lit).abs().max().item())
         # at the tie: dL_0 * phi(0) with phi(0) = +10 (the flip adds the spike)
         dL = R.sns_loss_change(g, c, tau_m, tau_s, thr, output, "paper", strict_threshold=True)
@@ -360,7 +362,7 @@ def test_stbp_surrogate_alpha():
     sig = torch.sigmoid(k * (u - 1.0))
     assert torch.allclose(R.surrogate_grad(u, 1.0, "sigmoid", k), k * sig * (1 - sig))
     assert R.surrogate_grad(torch.tensor([1.0], dtype=F64), 1.0, "sigmoid").item() == 1.0  # 4 * 0.5 * 0.5
-    assert R.SURROGATE_DEFAULT_ALPHA == {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0}
+    assert R.SURROGATE_DEFAULT_ALPHA == {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0, "atan": 2.0, "fast_sigmoid": 25.0}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])

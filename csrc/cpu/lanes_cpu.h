@@ -1,6 +1,6 @@
-// SIMD packs for the CPU kernels: Lanes<> specialisations (see csrc/na_core.h) for GCC vector types holding one
+// SIMD packs for the CPU kernels: Lanes<> specialisations (see csrc/core/lanes.h) for GCC vector types holding one
 // vector register of neighbouring neurons (4 floats with SSE2, 8 with AVX; setup.py enables AVX2 when the build
-// machine has it). The per-neuron functions of na_core.h run unchanged on a pack. A pack wider than the target's
+// machine has it). The per-neuron functions of csrc/core run unchanged on a pack. A pack wider than the target's
 // registers is passed through memory and is several times slower, hence one register per pack.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 #include <cstring>
 
-#include "../na_core.h"
+#include "../core/lanes.h"
 
 namespace na {
 

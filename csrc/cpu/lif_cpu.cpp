@@ -1,7 +1,7 @@
 // CPU implementations of the na_cuda ops. Neurons are processed in blocks of up to kBlock: a block's [T, nb] slice
 // is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
 // the global stride N a power of two, per-neuron strided loops thrash the cache sets), the shared per-neuron math
-// of csrc/na_core.h runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
+// of csrc/core runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
 // Blocks are distributed over threads with at::parallel_for. A thread's scratch is `planes` x T x W values with W
 // = its neuron count rounded up to a pack, at most kBlock: bounded by the work, so a tall narrow input ([1e6, 1])
 // does not allocate 64 neurons' worth of planes for its one neuron.
@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "../na_backward.h"
-#include "../na_core.h"
+#include "../core/lif.h"
+#include "../core/rules/na.h"
+#include "../core/rules/stbp.h"
+#include "../core/rules/tssl.h"
 #include "../op_args.h"
 #include "lanes_cpu.h"
 
@@ -75,14 +77,8 @@ void for_each_pack(int64_t nb, const F& f) {
   for (int64_t j = 0; j < nb; j += lanes) f(j);
 }
 
-at::Tensor lif_cpu(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
-                   c10::string_view output,
-                   c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
-                   c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
-  (void)detach_reset;  // a backward-only argument: any bool is valid
-  const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
-               surrogate, surrogate_alpha);
+// The forward kernel of every forward op (checked arguments: op_args.h ForwardOps).
+at::Tensor lif_cpu(const at::Tensor& c, const LifConfig& cfg) {
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
   const int64_t T = cc.size(0), N = num_neurons(cc);
@@ -176,7 +172,7 @@ at::Tensor tssl_backward_cpu(const at::Tensor& grad_out, const at::Tensor& c, do
 }  // namespace
 
 TORCH_LIBRARY_IMPL(na_cuda, CPU, m) {
-  m.impl("lif", &lif_cpu);
+  register_forward_ops<&lif_cpu>(m);
   m.impl("na_backward", &na_backward_cpu);
   m.impl("stbp_backward", &stbp_backward_cpu);
   m.impl("tssl_backward", &tssl_backward_cpu);

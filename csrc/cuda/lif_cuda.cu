@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../na_core.h"
+#include "../core/lif.h"
 #include "../op_args.h"
 #include "lif_kernels.h"
 
@@ -41,14 +41,8 @@ at::Tensor workspace(cuda::Op op, const at::Tensor& like, int64_t T, int64_t N) 
 
 inline void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.mutable_data_ptr() : nullptr; }
 
-at::Tensor lif_cuda(const at::Tensor& c, double tau_m, double tau_s, double threshold, bool strict_threshold,
-                    c10::string_view output,
-                    c10::string_view method, c10::string_view first_order, int64_t dist_power, double clip,
-                    c10::string_view surrogate, double surrogate_alpha, bool detach_reset) {
-  (void)detach_reset;  // a backward-only argument: any bool is valid
-  const LifConfig cfg =
-      lif_args(c, tau_m, tau_s, threshold, strict_threshold, output, method, first_order, dist_power, clip,
-               surrogate, surrogate_alpha);
+// The forward kernel of every forward op (checked arguments: op_args.h ForwardOps).
+at::Tensor lif_cuda(const at::Tensor& c, const LifConfig& cfg) {
   const c10::cuda::CUDAGuard guard(c.device());
   const at::Tensor cc = c.contiguous();
   at::Tensor out = at::empty_like(cc);
@@ -114,7 +108,7 @@ at::Tensor tssl_backward_cuda(const at::Tensor& grad_out, const at::Tensor& c, d
 }  // namespace
 
 TORCH_LIBRARY_IMPL(na_cuda, CUDA, m) {
-  m.impl("lif", &lif_cuda);
+  register_forward_ops<&lif_cuda>(m);
   m.impl("na_backward", &na_backward_cuda);
   m.impl("stbp_backward", &stbp_backward_cuda);
   m.impl("tssl_backward", &tssl_backward_cuda);

@@ -1,4 +1,4 @@
-// CUDA kernels of na_cuda: one thread per neuron, each running the shared per-neuron math of csrc/na_core.h over
+// CUDA kernels of na_cuda: one thread per neuron, each running the shared per-neuron math of csrc/core over
 // T. No torch headers, so `nvcc -c` checks this file anywhere (scripts/check_cuda_compile.sh).
 //
 // Memory access: tensors are [T, N] contiguous and thread n handles column n, so at each step t the 32 threads of
@@ -12,15 +12,17 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "../na_backward.h"
-#include "../na_core.h"
+#include "../core/lif.h"
+#include "../core/rules/na.h"
+#include "../core/rules/stbp.h"
+#include "../core/rules/tssl.h"
 
 namespace na {
 namespace cuda {
 namespace {
 
 // ---------------------------------------------------------------------------------------------------------
-// Storage types. na_core.h converts with static_cast<acc_t>(x) / static_cast<scalar_t>(acc). torch builds .cu
+// Storage types. csrc/core converts with static_cast<acc_t>(x) / static_cast<scalar_t>(acc). torch builds .cu
 // files with -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__, which remove exactly those
 // conversions from __half / __nv_bfloat16, so the kernels store through these layout-identical wrappers (one
 // 2-byte member) whose explicit conversions call the intrinsics that exist under every flag set.
@@ -58,7 +60,7 @@ inline unsigned grid_for(int64_t N) {
 }
 
 // The first neuron of this thread and the grid stride, both in int64 (blockIdx.x * blockDim.x overflows 32 bits
-// past 2^32 threads; an int64 index also keeps t * N + n in int64 inside na_core.h).
+// past 2^32 threads; an int64 index also keeps t * N + n in int64 inside csrc/core).
 __device__ __forceinline__ int64_t first_neuron() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
@@ -88,7 +90,7 @@ __global__ void lif_forward_kernel(const scalar_t* __restrict__ c, scalar_t* __r
   for (int64_t n = first_neuron(); n < N; n += grid_stride()) lif_forward_neuron(c + n, out + n, T, N, lif);
 }
 
-// NA backward, fused in one pass per neuron (na_backward.h): a forward pass stores u[t], then a reverse pass
+// NA backward, fused in one pass per neuron (csrc/core/rules/na.h): a forward pass stores u[t], then a reverse pass
 // computes the weights W[t] on the fly from G and, for each step t, runs the SNS neighbour (and re-simulates the
 // original) until the neighbour's first reset, summing the stored X[k], and writes X[t] over u[t] and grad[t].
 // All of it is the same thread, so program order makes every value visible without synchronisation.
@@ -132,7 +134,7 @@ acc_t* plane(void* ws, int64_t i, int64_t T, int64_t N) {
   return static_cast<acc_t*>(ws) + i * T * N;
 }
 
-// True when the storage type is the compute type, so a plane that na_core.h lets `grad` alias lives in the
+// True when the storage type is the compute type, so a plane that csrc/core lets `grad` alias lives in the
 // gradient output (see workspace_planes() in lif_kernels.h).
 template <typename scalar_t, typename acc_t>
 constexpr bool kAlias = std::is_same<scalar_t, acc_t>::value;

@@ -1,7 +1,7 @@
 // NA backward with SNS (§3, eq. 13, 16, 17) of one neuron, written once for the CPU packs and the CUDA threads.
 //
-// Same conventions as na_core.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t; element
-// offsets in int64; time steps counted as NaLaneTuning says).
+// Same conventions as csrc/core/lanes.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t;
+// element offsets in int64; time steps counted as NaLaneTuning says).
 //
 // The algorithm: dynamic programming over the SNS neighbour's first reset. The loss change of the neighbour p
 // is dL_p = sum_t W[t] ds_p[t] (§3.2, efficient form) with W = G for spike output and W = r(X)/tau_s,
@@ -31,7 +31,7 @@
 
 #include <type_traits>
 
-#include "na_core.h"
+#include "../lif.h"
 
 #if defined(__CUDA_ARCH__)
 #define NA_UNROLL _Pragma("unroll")
@@ -40,6 +40,35 @@
 #endif
 
 namespace na {
+
+struct NaConfig {
+  bool taylor;     // first_order="taylor" (weights from G) or "paper" (weights from e, §3.2)
+  int dist_power;  // k in phi(d) = clamp(d^-k, -b, b), positive odd
+  double clip;     // b
+};
+
+template <typename acc_t>
+struct NaCoef {
+  bool taylor;
+  int k;
+  acc_t b;
+  explicit NaCoef(const NaConfig& c) : taylor(c.taylor), k(c.dist_power), b(static_cast<acc_t>(c.clip)) {}
+};
+
+// phi(d) = clamp(d^-k, -b, b) for odd k; phi(0) = -b when u == threshold fires (the flip lowers u), +b under
+// strict firing (u == threshold is silent, so the flip raises it).
+// Integer power by repeated multiplication keeps CPU and CUDA on the same operation order; an underflow of
+// d^k to a signed zero gives a signed infinity that the clamp turns into the right bound. NaN stays NaN.
+template <typename V, typename acc_t>
+NA_HD V na_phi(V d, int k, acc_t b_, bool strict) {
+  using L = Lanes<V>;
+  const V b = L::splat(b_), zero = L::splat(0);
+  V dk = d;
+  for (int i = 1; i < k; ++i) dk = dk * d;
+  V r = L::splat(1) / dk;
+  r = L::select(r > b, b, L::select(r < -b, -b, r));
+  return L::select(d == zero, strict ? b : -b, r);
+}
 
 // How the run loop is tuned per kind of lane. A CUDA thread (one neuron, mask = bool) tests the data-dependent
 // exit at every step, since leaving early is all it gains, and counts steps in 32 bits (cheaper on the GPU; the

@@ -1,11 +1,10 @@
-"""Shared test helpers: devices, random LIF inputs, and the native/reference callers."""
+"""Shared test helpers: devices, random LIF inputs, and the native/reference callers (via the rule objects)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 import na_cuda
-from na_cuda import reference
 
 # A CUDA test runs only where a GPU and the CUDA kernels exist; elsewhere it is skipped with the reason.
 _CUDA_REASON = None
@@ -40,29 +39,22 @@ def make_grad(c: torch.Tensor, seed=1) -> torch.Tensor:
     return torch.randn(c.shape, generator=g, dtype=torch.float64).to(dtype=c.dtype, device=c.device)
 
 
+def _objects(p: dict):
+    """The `LifParams` and rule object of the keyword dict `p` (from `params()`)."""
+    neuron, rule, _ = na_cuda._validate.build(**p)
+    return neuron, rule
+
+
 def native_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
-    """The native backward op of `method` called directly."""
-    if method == "na":
-        return torch.ops.na_cuda.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"],
-                                             p["output"], p["first_order"], p["dist_power"], p["clip"])
-    if method == "stbp":
-        return torch.ops.na_cuda.stbp_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"],
-                                               p["output"], p["surrogate"], p["surrogate_alpha"], p["detach_reset"])
-    return torch.ops.na_cuda.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"])
+    """The native backward op of `method` called directly (the rule object's op call)."""
+    neuron, rule = _objects({**p, "method": method})
+    return rule.native_backward(grad, c, neuron)
 
 
 def reference_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
     """The reference gradient of `method` (autograd through the surrogate forward for STBP)."""
-    if method == "na":
-        return reference.na_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["output"],
-                                     p["first_order"], p["dist_power"], p["clip"], p["strict_threshold"])
-    if method == "tssl":
-        return reference.tssl_backward(grad, c, p["tau_m"], p["tau_s"], p["threshold"], p["strict_threshold"])
-    x = c.detach().clone().requires_grad_(True)
-    y = reference.stbp_forward(x, p["tau_m"], p["tau_s"], p["threshold"], p["output"], p["surrogate"],
-                               p["surrogate_alpha"], p["detach_reset"], p["strict_threshold"])
-    (gx,) = torch.autograd.grad(y, x, grad)
-    return gx
+    neuron, rule = _objects({**p, "method": method})
+    return rule.reference_backward(grad, c, neuron)
 
 
 def params(**kw) -> dict:
@@ -78,7 +70,7 @@ METHOD_CASES = (
     [dict(method="na", output=o, first_order=f, dist_power=k) for o in ("psc", "spike") for f in ("paper", "taylor")
      for k in (1, 3)]
     + [dict(method="stbp", output=o, surrogate=s, detach_reset=d) for o in ("psc", "spike")
-       for s in ("rect", "triangle", "sigmoid") for d in (True, False)]
+       for s in ("rect", "triangle", "sigmoid", "atan", "fast_sigmoid") for d in (True, False)]
     + [dict(method="tssl", output="psc")]
     # strict firing (u > threshold, the released code) under every rule
     + [dict(method="na", output="psc", first_order="paper", dist_power=3, strict_threshold=True),

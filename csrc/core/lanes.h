@@ -1,0 +1,49 @@
+// Lanes: the value abstraction every per-neuron function of csrc/core is written for.
+//
+// Conventions (every header of csrc/core): a neuron's T values live at ptr[t * stride], t = 0..T-1 (time-first
+// [T, N] storage, stride = N). All indexing is int64. `S`/`scalar_t` is the storage type (half/bf16/float/double);
+// `acc_t` is the compute type (float for half/bf16/float, double for double). Equation numbers refer to the NA
+// paper (Yang et al., ICML 2021); section numbers (§) refer to docs/algorithm.md. No torch headers: nvcc compiles
+// these anywhere, and the CPU kernels (csrc/cpu) and the CUDA kernels (csrc/cuda) include the same code, so the two
+// backends can only differ by floating-point contraction order.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <math.h>
+
+#if defined(__CUDACC__)
+#define NA_HD __host__ __device__ __forceinline__
+#else
+#define NA_HD inline
+#endif
+
+namespace na {
+
+// expf/exp exist with these names in host C and in CUDA device code; std::exp is not usable on the device.
+NA_HD float na_exp(float x) { return expf(x); }
+NA_HD double na_exp(double x) { return exp(x); }
+
+// ---------------------------------------------------------------------------------------------------------
+// Lanes: every per-neuron function below is written once for a value type V that is either the compute scalar
+// (float/double: one neuron per CUDA thread, V = acc_t, masks are bool) or a SIMD pack of neighbouring neurons
+// (the CPU kernels, csrc/cpu/lanes_cpu.h, specialise Lanes<> for GCC vector types). Control flow that depends on
+// data is written with select() and any(), so the same source serves both: a pack keeps iterating while any of
+// its lanes needs to.
+template <typename V>
+struct Lanes {
+  using scalar = V;
+  using mask = bool;
+  static NA_HD V splat(scalar x) { return x; }
+  static NA_HD V select(mask m, V a, V b) { return m ? a : b; }
+  static NA_HD bool any(mask m) { return m; }
+  static NA_HD mask and_not(mask a, mask b) { return a && !b; }
+  static NA_HD V exp(V x) { return na_exp(x); }
+  template <typename S>
+  static NA_HD V load(const S* p) { return static_cast<V>(*p); }
+  template <typename S>
+  static NA_HD void store(S* p, V v) { *p = static_cast<S>(v); }
+};
+
+}  // namespace na

@@ -1,0 +1,71 @@
+// TSSL-BP backward (§6), the released functions/tsslbp.py per neuron. Two deliberate differences in *form*:
+// the released O(T^2) sums sum_k sig[k] G[t+k] with sig[k] = kappa^k / tau_s are one reverse filter
+// S[t] = G[t] / tau_s + kappa S[t+1] (same value, another summation order), and the forward is ours (u >= thr,
+// or u > thr under strict firing as in the released code). As in the head of the released code (commits c1c030c
+// and ca5da51: `partial_u = torch.clamp(-1/delta_u[..., t], -8, 0) * out`), d t_spike / d u = clamp(-1/du, -8, 0)
+// is gated by the spike s[t]: a step without a spike has no spike time to move.
+// Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t], wu[t-1] and wa[t]
+// before writing grad[t] (so `grad` may alias `wu`).
+//
+// Conventions (every header of csrc/core): a neuron's T values live at ptr[t * stride], t = 0..T-1 (time-first
+// [T, N] storage, stride = N). All indexing is int64. `S`/`scalar_t` is the storage type (half/bf16/float/double);
+// `acc_t` is the compute type (float for half/bf16/float, double for double). Equation numbers refer to the NA
+// paper (Yang et al., ICML 2021); section numbers (§) refer to docs/algorithm.md. No torch headers: nvcc compiles
+// these anywhere, and the CPU kernels (csrc/cpu) and the CUDA kernels (csrc/cuda) include the same code, so the two
+// backends can only differ by floating-point contraction order.
+#pragma once
+
+#include "../lif.h"
+
+namespace na {
+
+// f(u) of the warm-up fallback: exp(x) / ((1 + exp(x))^2 * 0.2), x = clamp((thr - u) / 0.2, -8, 8).
+template <typename V>
+NA_HD V tssl_warmup_slope(V u, V thr) {
+  using L = Lanes<V>;
+  using A = typename L::scalar;
+  const V width = L::splat(A(0.2)), lo = L::splat(-8), hi = L::splat(8), one = L::splat(1);
+  V x = (thr - u) / width;
+  x = L::select(x > hi, hi, L::select(x < lo, lo, x));
+  const V e = L::exp(x);
+  return e / ((one + e) * (one + e) * width);
+}
+
+template <typename S, typename acc_t, typename V = acc_t>
+NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S* grad, int64_t T, int64_t stride,
+                                int64_t wstride, const LifCoef<acc_t>& lif) {
+  using L = Lanes<V>;
+  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
+  const V inv_tau_s = L::splat(lif.inv_tau_s), tau_m = L::splat(lif.tau_m), zero = L::splat(0);
+  V v = zero, a = zero, u;
+  for (int64_t t = 0; t < T; ++t) {
+    const auto s = lif_step(v, L::load(c + t * stride), lam, fire, u);
+    a = kappa * a + L::select(s, inv_tau_s, zero);
+    L::store(wu + t * wstride, u);
+    L::store(wa + t * wstride, a);
+  }
+  const V warm = L::splat(lif.inv_tau_s * acc_t(0.25));  // 1 / (4 tau_s)
+  const V lo = L::splat(-8), minus_inv_tau_m = L::splat(-acc_t(1) / lif.tau_m);
+  V Sg = zero, theta = zero;
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const V ut = L::load(wu + t * wstride);
+    const V at = L::load(wa + t * wstride);
+    const auto s = ut >= fire;
+    V v_prev = zero;  // post-reset potential v[t-1]
+    if (t > 0) {
+      const V up = L::load(wu + (t - 1) * wstride);
+      v_prev = L::select(up >= fire, zero, up);
+    }
+    const V du = L::load(c + t * stride) - v_prev / tau_m;  // the membrane update
+    V pu = L::splat(-1) / du;
+    pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
+    Sg = L::load(g + t * stride) * inv_tau_s + kappa * Sg;
+    V gt = -pu * Sg;  // inter-neuron term
+    if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
+    theta = L::select(s, gt, theta * lam);
+    const V ga = Sg * tssl_warmup_slope(ut, thr);
+    L::store(grad + t * stride, L::select(at < warm, ga, gt));
+  }
+}
+
+}  // namespace na

@@ -1,0 +1,206 @@
+"""The training rules as objects: :class:`NA` (spec §3), :class:`STBP` (spec §5), :class:`TSSL` (spec §6).
+
+A rule owns what is specific to it: its arguments and their validation, the neuron settings it is defined for
+(:meth:`Rule.check`), the dtype fit of its coefficients, its reference backward, its repr and its native op call.
+:data:`RULES` maps the ``method`` names of the keyword API to the classes; adding a rule adds one class here (plus
+its kernel header and tests), with no ``if method == ...`` anywhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Optional
+
+import torch
+
+from . import reference
+from .params import LifParams, choice, flag, real, values_fit_dtype
+
+FIRST_ORDERS = ("paper", "taylor")
+#: Default width/slope of each surrogate (spec §5; atan: spikingjelly ``surrogate.ATan``, fast_sigmoid: snnTorch).
+SURROGATE_DEFAULT_ALPHA = reference.SURROGATE_DEFAULT_ALPHA
+SURROGATES = tuple(SURROGATE_DEFAULT_ALPHA)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base of the rule objects. Subclasses are frozen dataclasses whose fields are the rule's arguments."""
+
+    name: ClassVar[str]
+
+    def check(self, neuron: LifParams) -> None:
+        """Raise ValueError if the rule is not defined for ``neuron``'s settings (default: every neuron)."""
+
+    def fit_values(self) -> list[tuple[str, float]]:
+        """``(name, value)`` of the rule's coefficients that must be normal numbers in the compute dtype."""
+        return []
+
+    def fit_dtype(self, neuron: LifParams, dtype: torch.dtype) -> None:
+        """The neuron's and the rule's parameters must fit the compute dtype of ``dtype`` input."""
+        neuron.fit_dtype(dtype)
+        values_fit_dtype(self.fit_values(), dtype)
+
+    def options(self) -> dict[str, Any]:
+        """The rule's arguments by name (the keywords of ``na_cuda.lif``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def extra_repr(self) -> str:
+        """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr."""
+        return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
+
+    # -- backends --------------------------------------------------------------------------------------------
+    def reference(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        """Differentiable pure-PyTorch forward whose backward is this rule (``na_cuda.reference``)."""
+        return reference.CustomBackward.apply(c, neuron, lambda g, x: self.reference_backward(g, x, neuron))
+
+    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        """``grad_c`` of the rule by the reference (overridden by NA and TSSL; STBP is autograd)."""
+        raise NotImplementedError
+
+    def native_ok(self, neuron: LifParams) -> bool:
+        """True when the compiled kernels implement this rule for ``neuron``: any hard reset (``v_reset`` and
+        ``decay_input`` are mapped onto the paper's neuron, see :meth:`native`); a soft reset runs on the reference."""
+        return neuron.v_reset is not None
+
+    def native(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        """The compiled op. ``v_reset`` and ``decay_input`` run as the paper's neuron in shifted coordinates
+        (docs/algorithm.md §9): input ``beta c`` (in the compute dtype), threshold ``threshold - v_reset``;
+        autograd through the scaling puts ``beta`` into ``grad_c``. The defaults call the op on ``c`` itself."""
+        x = c
+        if neuron.decay_input:
+            x = c.to(torch.float64 if c.dtype == torch.float64 else torch.float32) * neuron.beta
+        out = getattr(torch.ops.na_cuda, f"lif_{self.name}")(x, *self.op_args(neuron))
+        return out if out.dtype == c.dtype else out.to(c.dtype)
+
+    def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly, on the input the forward
+        op sees (``beta c`` with ``decay_input``)."""
+        return getattr(torch.ops.na_cuda, f"{self.name}_backward")(grad_out, c, *self.op_args(neuron))
+
+    def op_args(self, neuron: LifParams) -> tuple:
+        """The arguments after ``c`` of ``na_cuda::lif_<name>`` (and after ``grad_out, c`` of its backward op): the
+        neuron's, in shifted coordinates (docs/algorithm.md §9), then the rule's."""
+        return (neuron.tau_m, neuron.tau_s, neuron.shifted_threshold, neuron.strict_threshold, neuron.output)
+
+
+@dataclass(frozen=True)
+class NA(Rule):
+    """Neighborhood Aggregation with simple neighbourhood selection (paper eq. 13-17, spec §3).
+
+    ``first_order``: "paper" weighs PSC changes by the error signal of eq. 7 (the authors' code), "taylor" by
+    ``dL/da``. ``phi(d) = clamp(d^-dist_power, -clip, clip)`` with ``d = threshold - u[p]``.
+    """
+
+    first_order: str = "paper"
+    dist_power: int = 3
+    clip: float = 10.0
+    name: ClassVar[str] = "na"
+
+    def __post_init__(self) -> None:
+        choice("first_order", self.first_order, FIRST_ORDERS)
+        k = self.dist_power
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ValueError(f"na_cuda: `dist_power` must be a positive odd int (1 or 3 in the paper); got {k!r}")
+        if k > 63:
+            raise ValueError(f"na_cuda: `dist_power` must be <= 63; got {k}")
+        clip = real("clip", self.clip)
+        if clip <= 0.0:
+            raise ValueError(f"na_cuda: `clip` must be a finite float > 0 (10 in the paper); got {clip}")
+        object.__setattr__(self, "clip", clip)
+
+    def fit_values(self) -> list[tuple[str, float]]:
+        return [("clip", self.clip)]
+
+    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        return reference.na_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.output,
+                                     self.first_order, self.dist_power, self.clip, neuron.strict_threshold,
+                                     v_reset=neuron.v_reset, decay_input=neuron.decay_input)
+
+    def op_args(self, neuron: LifParams) -> tuple:
+        return super().op_args(neuron) + (self.first_order, self.dist_power, self.clip)
+
+
+@dataclass(frozen=True)
+class STBP(Rule):
+    """BPTT with a surrogate spike derivative (spec §5): ``surrogate`` in :data:`SURROGATES`, width/slope
+    ``alpha`` (None: :data:`SURROGATE_DEFAULT_ALPHA`); ``detach_reset`` treats the spike in the reset as a
+    constant (spikingjelly's ``detach_reset``)."""
+
+    surrogate: str = "rect"
+    alpha: Optional[float] = None
+    detach_reset: bool = True
+    name: ClassVar[str] = "stbp"
+
+    def __post_init__(self) -> None:
+        choice("surrogate", self.surrogate, SURROGATES)
+        alpha = real("surrogate_alpha", SURROGATE_DEFAULT_ALPHA[self.surrogate] if self.alpha is None else self.alpha)
+        if alpha <= 0.0:
+            raise ValueError(f"na_cuda: `surrogate_alpha` must be > 0; got {alpha}")
+        object.__setattr__(self, "alpha", alpha)
+        flag("detach_reset", self.detach_reset, "True: the reset does not carry gradient")
+
+    def options(self) -> dict[str, Any]:
+        return {"surrogate": self.surrogate, "surrogate_alpha": self.alpha, "detach_reset": self.detach_reset}
+
+    def fit_values(self) -> list[tuple[str, float]]:
+        a = self.alpha
+        return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
+
+    def reference(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        return reference.stbp_forward(c, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.output, self.surrogate,
+                                      self.alpha, self.detach_reset, neuron.strict_threshold,
+                                      v_reset=neuron.v_reset, decay_input=neuron.decay_input)
+
+    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        x = c.detach().clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad(self.reference(x, neuron), x, grad_out)
+        return gx
+
+    def op_args(self, neuron: LifParams) -> tuple:
+        return super().op_args(neuron) + (self.surrogate, self.alpha, self.detach_reset)
+
+
+@dataclass(frozen=True)
+class TSSL(Rule):
+    """TSSL-BP (Zhang & Li 2020, spec §6): PSC output and a hard reset only."""
+
+    name: ClassVar[str] = "tssl"
+
+    def check(self, neuron: LifParams) -> None:
+        if neuron.output != "psc":
+            raise ValueError('na_cuda: method="tssl" (TSSL-BP) is defined on PSCs; use output="psc"')
+        if neuron.v_reset is None:
+            raise ValueError('na_cuda: method="tssl" (TSSL-BP) is defined for a reset to rest; v_reset=None (soft '
+                             'reset) is not supported: use a float v_reset, or method="na" / "stbp"')
+
+    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+        return reference.tssl_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold,
+                                       neuron.strict_threshold, v_reset=neuron.v_reset,
+                                       decay_input=neuron.decay_input)
+
+    def op_args(self, neuron: LifParams) -> tuple:
+        return super().op_args(neuron)[:-1]  # defined on PSCs: its ops take no `output`
+
+
+#: ``method`` name -> rule class.
+RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (NA, STBP, TSSL)}
+METHODS = tuple(RULES)
+
+
+def make_rule(
+    method: Any,
+    *,
+    first_order: Any = "paper",
+    dist_power: Any = 3,
+    clip: Any = 10.0,
+    surrogate: Any = "rect",
+    surrogate_alpha: Any = None,
+    detach_reset: Any = True,
+) -> Rule:
+    """The rule object of the keyword API: ``method`` picks the class, which takes the keywords it uses.
+
+    Every keyword is validated, used or not (a typo in ``surrogate`` is an error under ``method="na"`` too), so a
+    configuration is either valid for every rule or rejected.
+    """
+    cls = RULES[choice("method", method, METHODS)]
+    candidates = (NA(first_order, dist_power, clip), STBP(surrogate, surrogate_alpha, detach_reset), TSSL())
+    return next(r for r in candidates if isinstance(r, cls))
