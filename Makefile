@@ -27,13 +27,23 @@ $(STAMP): $(BIN)/python $(SOURCES)
 
 install: $(STAMP)
 
+# spikingjelly and snnTorch for the conversion tests (tests/test_convert.py, test_spikingjelly.py), without their
+# dependencies: their torchvision/torchaudio requirements could make pip replace the torch the kernels were built
+# against. Offline, the tests that need them skip with the reason.
+PEERS := spikingjelly==2.0.0 loguru snntorch==1.0.0
+PEERS_STAMP := $(VENV)/.na_cuda-peers
+
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps $(PEERS) || echo "spikingjelly/snnTorch not installed: the conversion tests skip"
+	touch $@
+
 demo: install
 	$(BIN)/python -m na_cuda.train
 
-test: install
+test: install $(PEERS_STAMP)
 	$(BIN)/python -m pytest -q tests
 
-test-fast: install
+test-fast: install $(PEERS_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 BENCH_ARGS ?=

@@ -27,6 +27,14 @@ class GradRescale:
     One instance is shared by the LIF layers of a network; see ``enable_grad_rescale``. The output layer is the
     one called last in the forward pass: each forward call gets an increasing index, and the first backward
     node whose index exceeds the stored one starts a new pass.
+
+    The per-pass state (the call counter, the index of the last output layer and the stored mean) lives in
+    one-element tensors on the input's device, updated in place, never in Python numbers: ``torch.compile`` then
+    sees the same graph on every call (a Python counter is a constant to dynamo, so each call recompiled until
+    the recompile limit), and the updates are tensor mutations that ``fullgraph=True`` accepts (a Python
+    attribute set in a backward is an "unsafe side effect" to dynamo). Shape ``[1]``, not ``[]``: dynamo reads a
+    0-dim CPU tensor as a Python scalar and restarts its first trace. The selection is ``torch.where``, not an
+    ``if``, for the same reason, and it keeps the rescale free of host synchronisations.
     """
 
     def __init__(self, round_decimals: Optional[int] = None) -> None:
@@ -37,33 +45,38 @@ class GradRescale:
                 f"na_cuda: `round_decimals` must be None or an int >= 0 (3 = the released code); got {round_decimals!r}"
             )
         self.round_decimals = round_decimals
-        self._calls = 0
-        self._last_index = -1
-        self._m_last: Optional[torch.Tensor] = None
+        self._calls = torch.zeros(1, dtype=torch.int64)
+        # -1 < every index: the first backward ever starts a pass, whatever the stored mean
+        self._last_index = torch.full((1,), -1, dtype=torch.int64)
+        self._m_last = torch.zeros(1, dtype=torch.float64)
 
     def __repr__(self) -> str:
         return f"GradRescale(round_decimals={self.round_decimals})"
 
-    def _next_index(self) -> int:
-        self._calls += 1
-        return self._calls
+    def _next_index(self, device: torch.device) -> torch.Tensor:
+        """This forward call's index (a fresh ``[1]`` tensor); moves the state to ``device`` on first use there."""
+        if self._calls.device != device:
+            self._calls, self._last_index, self._m_last = (
+                t.to(device) for t in (self._calls, self._last_index, self._m_last)
+            )
+        self._calls.add_(1)
+        return self._calls.clone()  # a copy: the counter moves on with the next call
 
     def _round(self, m: torch.Tensor) -> torch.Tensor:
         return m if self.round_decimals is None else torch.round(m, decimals=self.round_decimals)
 
-    def _rescale(self, index: int, grad: torch.Tensor) -> torch.Tensor:
+    def _rescale(self, index: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         # mean |grad| as one reduction (no |grad| temporary), accumulated in float64: a float32 L1 norm on the
         # CPU sums naively and came out 2.4e-4 (relative) low on a conv layer of the MNIST net, where the released
         # torch.mean(torch.abs(grad)) is accurate to ~1e-8 (tests/test_golden.py, the network step)
         m = torch.linalg.vector_norm(grad.detach(), ord=1, dtype=torch.float64)
         m = m / max(grad.numel(), 1)
-        output_layer = index > self._last_index or self._m_last is None  # the first NA backward of a new pass
-        m_last = self._round(m) if output_layer else self._m_last
+        output_layer = index > self._last_index  # the first NA backward of a new pass
+        m_last = torch.where(output_layer, self._round(m), self._m_last)
         scale = 1.2 * torch.log(m_last / (m + 1e-5) + 1.02)
-        if output_layer:
-            self._last_index = index
-            # mean |grad * scale| = m * scale (scale > 0): the released second update_norm, without a 2nd pass
-            self._m_last = self._round(m * scale)
+        self._last_index.copy_(torch.where(output_layer, index, self._last_index))
+        # mean |grad * scale| = m * scale (scale > 0): the released second update_norm, without a 2nd pass
+        self._m_last.copy_(torch.where(output_layer, self._round(m * scale), self._m_last))
         return grad * scale.to(grad.dtype)
 
 
@@ -71,13 +84,15 @@ class _RescaleGrad(torch.autograd.Function):
     """Identity forward; backward applies GradRescale to the gradient that reaches the LIF input."""
 
     @staticmethod
-    def forward(ctx: Any, c: torch.Tensor, state: GradRescale, index: int) -> torch.Tensor:
-        ctx.state, ctx.index = state, index
+    def forward(ctx: Any, c: torch.Tensor, state: GradRescale, index: torch.Tensor) -> torch.Tensor:
+        ctx.state = state
+        ctx.save_for_backward(index)
         return c.view_as(c)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
-        return ctx.state._rescale(ctx.index, grad), None, None
+        (index,) = ctx.saved_tensors
+        return ctx.state._rescale(index, grad), None, None
 
 
 class LIF(nn.Module):
@@ -135,7 +150,7 @@ class LIF(nn.Module):
             warnings.warn(f"na_cuda: LIF input of shape {tuple(c.shape)} looks like [B, N]; na_cuda wants time first "
                           "[T, B, ...]; use x.transpose(0, 1)", UserWarning, stacklevel=2)
         if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
-            c = _RescaleGrad.apply(c, self.grad_rescale, self.grad_rescale._next_index())
+            c = _RescaleGrad.apply(c, self.grad_rescale, self.grad_rescale._next_index(c.device))
         return functional.apply(c, self.neuron, self.rule, self.backend)
 
     def extra_repr(self) -> str:
@@ -175,3 +190,6 @@ class SeqToANN(nn.Module):
         t, b = x.shape[0], x.shape[1]
         y = self.module(x.flatten(0, 1))
         return y.unflatten(0, (t, b))
+
+
+from .convert import convert  # noqa: E402,F401  (na_cuda.nn.convert: drop-in conversion of spikingjelly models)
