@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -649,35 +649,17 @@ class CustomBackward(torch.autograd.Function):
         return ctx.backward_fn(grad_out, c), None, None
 
 
-def lif(
-    c: torch.Tensor,
-    *,
-    tau_m: float = 5.0,
-    tau_s: float = 2.0,
-    threshold: float = 1.0,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    output: str = "psc",
-    method: str = "na",
-    first_order: str = "paper",
-    dist_power: float = 3,
-    clip: float = 10.0,
-    surrogate: str = "rect",
-    surrogate_alpha: Optional[float] = None,
-    detach_reset: bool = True,
-    strict_threshold: bool = False,
-) -> torch.Tensor:
-    """Differentiable LIF layer over time, reference version of the public ``na_cuda.lif``.
+def lif(c: torch.Tensor, **options: Any) -> torch.Tensor:
+    """Differentiable LIF layer over time, reference version of the public ``na_cuda.lif``: the same keywords
+    (the neuron's and the rule's, validated the same way by ``na_cuda._validate.build``), without ``backend``.
 
     ``method`` names a rule of ``na_cuda.rules.RULES``: ``"na"`` (NA-SNS backward, spec sec. 3), ``"tssl"``
     (TSSL-BP, spec sec. 6, PSC output only) or ``"stbp"`` (autograd through :func:`stbp_forward`, spec sec. 5).
     Returns the PSC or the spikes (``output``) with the shape and dtype of ``c``.
     """
-    from .params import LifParams  # lazy: the rules import this module
-    from .rules import make_rule
+    from . import _validate  # lazy: the rules import this module
 
-    neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold)
-    rule = make_rule(method, first_order=first_order, dist_power=dist_power, clip=clip, surrogate=surrogate,
-                     surrogate_alpha=surrogate_alpha, detach_reset=detach_reset)
-    rule.check(neuron)
+    if "backend" in options:
+        raise TypeError("na_cuda.reference.lif() is the pure-PyTorch backend; it takes no `backend` (use na_cuda.lif)")
+    neuron, rule, _ = _validate.build(**options)
     return rule.reference(c, neuron)

@@ -339,3 +339,13 @@ def test_native_matches_reference_options(n, method, extra, dtype, rtol):
     scale = gr.abs().max().item()
     assert (gn - gr).abs().max().item() <= rtol * scale, (gn - gr).abs().max().item() / scale
     assert scale > 0
+
+
+def test_reference_lif_takes_the_keywords_of_lif_without_backend():
+    c = torch.rand(6, 5, dtype=torch.float64) * 2
+    kw = dict(tau_m=3.0, v_reset=None, decay_input=True, method="stbp", surrogate="atan")
+    assert torch.equal(R.lif(c, **kw), na_cuda.lif(c, backend="torch", **kw))
+    with pytest.raises(TypeError, match="no `backend`"):
+        R.lif(c, backend="native")
+    with pytest.raises(TypeError, match="tau"):
+        R.lif(c, tau=2.0)  # a misspelled keyword is an error, as in na_cuda.lif
