@@ -75,7 +75,8 @@ void for_each_pack(int64_t nb, const F& f) {
 
 // The backend of csrc/op_impls.h: the forward, and one backward loop for every rule. Blocks hold c in plane 0 and
 // g in plane 1 (which the gradient overwrites in place: every backward reads g[t] before it writes grad[t]), the
-// rule's Rule::kCpuPlanes workspace planes from plane 2 on, and the scatter writes plane 1 back.
+// rule's Rule::kCpuPlanes workspace planes from plane 2 on, and the scatter writes plane 1 back. Plane 0 is the
+// block's private copy of c, which a rule may overwrite (NA scales it by beta in place, csrc/core/rules/na.h).
 struct Cpu {
   static at::Tensor forward(const at::Tensor& c, const LifConfig& cfg) {
     const at::Tensor cc = c.contiguous();
