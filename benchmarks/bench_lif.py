@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import na_cuda  # noqa: E402
-import run  # noqa: E402  (benchmarks/run.py: the neuron-op sweep)
 from _timing import copy_bandwidth  # noqa: E402
-
+from report import plot_neuron_op  # noqa: E402
+from sections.op import bench_neuron_op  # noqa: E402
 
 
 def main() -> None:
@@ -45,11 +45,12 @@ def main() -> None:
     Ns = [2**14] if args.quick else ([2**16, 2**20] if device == "cpu" else [2**20, 2**22])
     plan = dict(Ts=[5, 20] if args.quick else [5, 10, 20, 30], ref_max_s=args.ref_max_s,
                 dtypes=["float32"] + (["bfloat16"] if device == "cuda" else []),
-                min_time=0.05 if args.quick else 0.5, max_reps=3 if args.quick else 20)
-    copy_bw = {d: copy_bandwidth(max(Ns) * max(plan["Ts"]), device, getattr(torch, d)) for d in plan["dtypes"]}
+                repeats=3 if args.quick else 15, slow_repeats=2 if args.quick else 3, slot_s=0.01 if args.quick else 0.05)
+    copy_bw = {d: copy_bandwidth(max(Ns) * max(plan["Ts"]), device, getattr(torch, d))["median"]
+               for d in plan["dtypes"]}
     rows, skipped = [], []
     for N in Ns:
-        res = run.bench_neuron_op(dict(plan, N=N), device, copy_bw)
+        res = bench_neuron_op(dict(plan, N=N), device, copy_bw)
         rows += res["rows"]
         skipped += res["skipped"]
 
@@ -72,7 +73,7 @@ def main() -> None:
         json.dump(dict(meta=meta, rows=rows, skipped=skipped), f, indent=1)
     print(f"wrote {path}")
     n_max = max(r["N"] for r in rows)  # the suite's neuron-op plot, for the largest N
-    run.plot_neuron_op(dict(neuron_op=dict(N=n_max, rows=[r for r in rows if r["N"] == n_max]),
+    plot_neuron_op(dict(neuron_op=dict(N=n_max, rows=[r for r in rows if r["N"] == n_max]),
                             meta=dict(device=device), peer={}), os.path.join(args.out, "bench_lif.png"))
     print(f"wrote {os.path.join(args.out, 'bench_lif.png')}")
 
