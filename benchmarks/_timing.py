@@ -54,7 +54,9 @@ class FakeClock:
     def seconds(self, key: str, copy_bytes: Optional[int] = None) -> float:
         i = self.calls.get(key, 0)
         self.calls[key] = i + 1
-        base = copy_bytes / FAKE_COPY_BYTES_PER_S if copy_bytes else 1e-3 * (1 + (zlib.crc32(key.encode()) % 1000) / 250)
+        base = (
+            copy_bytes / FAKE_COPY_BYTES_PER_S if copy_bytes else 1e-3 * (1 + (zlib.crc32(key.encode()) % 1000) / 250)
+        )
         if self.mode == "clean":
             return base * (1 + 0.01 * ((i % 3) - 1))
         return base * math.exp(0.6 * random.Random(zlib.crc32(key.encode()) + 7919 * i).gauss(0, 1))

@@ -25,8 +25,15 @@ def evaluate_goals(res: dict, device: str, reliable: bool) -> list[dict]:
     mem = (res.get("memory") or {}).get("rows", [])
     goals: list[dict] = []
 
-    def add(name: str, stats: Optional[dict], target: float, higher_is_better: bool, fmt: str, detail: str = "",
-            comparable: bool = True) -> None:
+    def add(
+        name: str,
+        stats: Optional[dict],
+        target: float,
+        higher_is_better: bool,
+        fmt: str,
+        detail: str = "",
+        comparable: bool = True,
+    ) -> None:
         value = None if stats is None else stats["median"]
         q1, q3 = (None, None) if stats is None else (stats["q1"], stats["q3"])
         if value is None:
@@ -50,35 +57,76 @@ def evaluate_goals(res: dict, device: str, reliable: bool) -> list[dict]:
     if device == "cpu":
         for T, target in ((5, 30), (20, 100)):
             r = find(oprows, method="na", backend="native", dtype="float32", T=T)
-            add(f"NA-native forward+backward >= {target}x the reference at T={T} (neuron op, N={op.get('N')})",
-                stats(r, "speedup_vs_reference_fwd_bwd"), target, True, "{:.1f}x")
+            add(
+                f"NA-native forward+backward >= {target}x the reference at T={T} (neuron op, N={op.get('N')})",
+                stats(r, "speedup_vs_reference_fwd_bwd"),
+                target,
+                True,
+                "{:.1f}x",
+            )
         r = find(peer.get("rows", []), dtype="float32", T=5)
-        add("NA-native faster than spikingjelly's LIF (STBP, torch) at T=5 (time ratio < 1)",
-            stats(r, "na_native_over_spikingjelly"), 1.0, False, "{:.2f}x",
-            "" if peer.get("available", False) else "spikingjelly not importable")
+        add(
+            "NA-native faster than spikingjelly's LIF (STBP, torch) at T=5 (time ratio < 1)",
+            stats(r, "na_native_over_spikingjelly"),
+            1.0,
+            False,
+            "{:.2f}x",
+            "" if peer.get("available", False) else "spikingjelly not importable",
+        )
         r = find(e2e, method="na", backend="native", T=5)
-        add("end-to-end MNIST iteration NA-native <= 1.3x STBP-native at T=5", stats(r, "time_vs_stbp_same_backend"),
-            1.3, False, "{:.2f}x")
+        add(
+            "end-to-end MNIST iteration NA-native <= 1.3x STBP-native at T=5",
+            stats(r, "time_vs_stbp_same_backend"),
+            1.3,
+            False,
+            "{:.2f}x",
+        )
     else:
         for T in (5, 10, 20):
             r = find(oprows, method="na", backend="native", dtype="float32", T=T)
             ok_size = r is not None and r["N"] * T >= 2**24
-            add(f"NA-native forward+backward >= 70% of copy bandwidth at T={T} (fp32, N*T >= 2^24)",
-                _frac_of_copy_stats(r), 0.7, True, "{:.0%}", "" if ok_size else "N*T < 2^24 in this run",
-                comparable=ok_size)
+            add(
+                f"NA-native forward+backward >= 70% of copy bandwidth at T={T} (fp32, N*T >= 2^24)",
+                _frac_of_copy_stats(r),
+                0.7,
+                True,
+                "{:.0%}",
+                "" if ok_size else "N*T < 2^24 in this run",
+                comparable=ok_size,
+            )
         for T, target in ((5, 1.15), (20, 1.5)):
             r = find(e2e, method="na", backend="native", T=T)
-            add(f"end-to-end MNIST iteration NA-native <= {target}x STBP-native at T={T}",
-                stats(r, "time_vs_stbp_same_backend"), target, False, "{:.2f}x")
+            add(
+                f"end-to-end MNIST iteration NA-native <= {target}x STBP-native at T={T}",
+                stats(r, "time_vs_stbp_same_backend"),
+                target,
+                False,
+                "{:.2f}x",
+            )
         r = find(e2e, method="na", backend="native", T=5)
-        add("end-to-end NA-native >= 20x the reference per iteration at T=5", stats(r, "speedup_vs_reference"), 20,
-            True, "{:.1f}x")
+        add(
+            "end-to-end NA-native >= 20x the reference per iteration at T=5",
+            stats(r, "speedup_vs_reference"),
+            20,
+            True,
+            "{:.1f}x",
+        )
     na_mem = [r["input_sized_tensors"] for r in mem if r["method"] == "na" and r["backend"] == "native"]
-    na_mem += [v for r in e2e if r["method"] == "na" and r["backend"] == "native"
-               for v in r.get("lif_saved_input_sized_tensors", {}).values()]
+    na_mem += [
+        v
+        for r in e2e
+        if r["method"] == "na" and r["backend"] == "native"
+        for v in r.get("lif_saved_input_sized_tensors", {}).values()
+    ]
     mem_stats = _exact(max(na_mem)) if na_mem else None
-    add("saved memory of NA-native <= 1 input-sized tensor per layer", mem_stats, 1.0, False, "{:.2f}",
-        "max over the single-layer measurements and the MNIST network's LIF layers")
+    add(
+        "saved memory of NA-native <= 1 input-sized tensor per layer",
+        mem_stats,
+        1.0,
+        False,
+        "{:.2f}",
+        "max over the single-layer measurements and the MNIST network's LIF layers",
+    )
     return goals
 
 

@@ -182,8 +182,13 @@ def _spread_check(timed: list[dict], reasons: list[str]) -> dict:
             f"timings spread: {len(noisy)} of {len(used)} variants have a relative IQR over "
             f"{100 * THRESHOLDS['noisy_rel_iqr']:.0f} % (limit {100 * THRESHOLDS['noisy_fraction']:.0f} % of them)"
         )
-    return dict(variants=len(used), median_rel_iqr=med, max_rel_iqr=max(iqrs), noisy_fraction=frac,
-                noisiest=[dict(variant=t["variant"], rel_iqr=t["rel_iqr"]) for t in noisy[:5]])
+    return dict(
+        variants=len(used),
+        median_rel_iqr=med,
+        max_rel_iqr=max(iqrs),
+        noisy_fraction=frac,
+        noisiest=[dict(variant=t["variant"], rel_iqr=t["rel_iqr"]) for t in noisy[:5]],
+    )
 
 
 def assess(device: str, load: dict, copy: dict, timed: list[dict]) -> dict:

@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import na_cuda  # noqa: E402
+
 import reliability  # noqa: E402
 import report  # noqa: E402
 from _timing import copy_bandwidth, machine_info  # noqa: E402
@@ -63,13 +64,37 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
     if mode == "full":
         # CPU N = 2^18: every buffer up to T = 30 stays under glibc's 32 MB mmap threshold (no page faults per
         # allocation, see README); GPU N = 2^22: N*T >= 2^24 from T = 4 (the bandwidth goal's size).
-        plan = dict(N=2**22 if gpu else 2**18, Ts=[5, 10, 20, 30, 50], repeats=15, slow_repeats=3, slot_s=0.05,
-                    ref_max_s=30.0, e2e_Ts=[5, 10, 20], e2e_batch=64, e2e_ref_Ts=[5, 10, 20], e2e_repeats=10,
-                    mem_N=2**14, mem_Ts=[5, 20], check_N=2**12)
+        plan = dict(
+            N=2**22 if gpu else 2**18,
+            Ts=[5, 10, 20, 30, 50],
+            repeats=15,
+            slow_repeats=3,
+            slot_s=0.05,
+            ref_max_s=30.0,
+            e2e_Ts=[5, 10, 20],
+            e2e_batch=64,
+            e2e_ref_Ts=[5, 10, 20],
+            e2e_repeats=10,
+            mem_N=2**14,
+            mem_Ts=[5, 20],
+            check_N=2**12,
+        )
     else:
-        plan = dict(N=2**20 if gpu else 2**14, Ts=[5, 10, 20, 30, 50], repeats=5, slow_repeats=2, slot_s=0.01,
-                    ref_max_s=1.0, e2e_Ts=[5, 10, 20], e2e_batch=64, e2e_ref_Ts=[5], e2e_repeats=5,
-                    mem_N=2**12, mem_Ts=[5, 20], check_N=2**10)
+        plan = dict(
+            N=2**20 if gpu else 2**14,
+            Ts=[5, 10, 20, 30, 50],
+            repeats=5,
+            slow_repeats=2,
+            slot_s=0.01,
+            ref_max_s=1.0,
+            e2e_Ts=[5, 10, 20],
+            e2e_batch=64,
+            e2e_ref_Ts=[5],
+            e2e_repeats=5,
+            mem_N=2**12,
+            mem_Ts=[5, 20],
+            check_N=2**10,
+        )
     if args.N is not None:
         plan["N"] = args.N
     if args.ref_max_s is not None:
@@ -84,18 +109,33 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     """The CLI's arguments, validated (one-line SystemExit naming the argument)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--quick", action="store_true",
-                    help="small shapes and few repetitions (CI smoke run, under a minute on 2 CPU cores)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small shapes and few repetitions (CI smoke run, under a minute on 2 CPU cores)",
+    )
     ap.add_argument("--out", default="bench_out")
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of op,peer,e2e,memory")
     ap.add_argument("--N", type=int, default=None, help="neurons of the neuron-op and peer benchmarks")
-    ap.add_argument("--ref-max-s", type=float, default=None,
-                    help="skip the reference where one call is predicted to take longer (seconds)")
-    ap.add_argument("--copy-reference", type=float, default=None, metavar="GBPS",
-                    help="this machine's unloaded copy bandwidth (GB/s) for the noise check, instead of the entry "
-                         "in benchmarks/copy_reference.json")
-    ap.add_argument("--save-copy-reference", action="store_true",
-                    help="measure the copy bandwidth only and record it as this machine's unloaded reference")
+    ap.add_argument(
+        "--ref-max-s",
+        type=float,
+        default=None,
+        help="skip the reference where one call is predicted to take longer (seconds)",
+    )
+    ap.add_argument(
+        "--copy-reference",
+        type=float,
+        default=None,
+        metavar="GBPS",
+        help="this machine's unloaded copy bandwidth (GB/s) for the noise check, instead of the entry "
+        "in benchmarks/copy_reference.json",
+    )
+    ap.add_argument(
+        "--save-copy-reference",
+        action="store_true",
+        help="measure the copy bandwidth only and record it as this machine's unloaded reference",
+    )
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA GPU visible")
@@ -123,13 +163,17 @@ def save_copy_reference(plan: dict, device: str, name: str) -> int:
     cores = os.cpu_count() or 1
     limit = reliability.THRESHOLDS["other_load_per_core"][device]
     if load is not None and load / cores > limit:
-        raise SystemExit(f"--save-copy-reference: the machine is loaded (load average {load:.2f} on {cores} cores, "
-                         f"limit {limit} per core); a reference must be measured on an idle machine")
+        raise SystemExit(
+            f"--save-copy-reference: the machine is loaded (load average {load:.2f} on {cores} cores, "
+            f"limit {limit} per core); a reference must be measured on an idle machine"
+        )
     for d in plan["dtypes"]:
         bw = copy_bandwidth(plan["copy_elements"], device, dtype_of(d), repeats=15)["median"] / 1e9
-        how = (f"`python benchmarks/run.py{' --quick' if plan['mode'] == 'quick' else ''} --device {device} "
-               f"--save-copy-reference` on {time.strftime('%Y-%m-%d %H:%M %Z')}, load average "
-               f"{'-' if load is None else f'{load:.2f}'} on {cores} cores, median of 15 samples")
+        how = (
+            f"`python benchmarks/run.py{' --quick' if plan['mode'] == 'quick' else ''} --device {device} "
+            f"--save-copy-reference` on {time.strftime('%Y-%m-%d %H:%M %Z')}, load average "
+            f"{'-' if load is None else f'{load:.2f}'} on {cores} cores, median of 15 samples"
+        )
         key = reliability.save_reference(name, d, plan["copy_elements"], bw, how)
         print(f"recorded {bw:.1f} GB/s for {key} in {reliability.REFERENCE_FILE}")
     return 0
@@ -148,16 +192,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     t_start = time.time()
     print(f"na_cuda benchmarks, {mode} run on {device} ({name}, load {probe.start}), output {args.out}", flush=True)
-    copy = {d: dict(start_GBps=copy_bandwidth(plan["copy_elements"], device, dtype_of(d))["median"] / 1e9,
-                    reference=reliability.find_reference(name, d, plan["copy_elements"], args.copy_reference))
-            for d in plan["dtypes"]}
+    copy = {
+        d: dict(
+            start_GBps=copy_bandwidth(plan["copy_elements"], device, dtype_of(d))["median"] / 1e9,
+            reference=reliability.find_reference(name, d, plan["copy_elements"], args.copy_reference),
+        )
+        for d in plan["dtypes"]
+    }
     copy_bw = {d: c["start_GBps"] * 1e9 for d, c in copy.items()}
     res: dict[str, Any] = {k: None for k in TOP_LEVEL_KEYS}
     res["config"] = plan
-    res["meta"] = dict(device=device, device_name=name, machine=machine, backends=na_cuda.backends(),
-                       na_cuda=na_cuda.__version__, copy_GBps={d: c["start_GBps"] for d, c in copy.items()},
-                       copy_elements=plan["copy_elements"], date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                       sections=sections, errors={})
+    res["meta"] = dict(
+        device=device,
+        device_name=name,
+        machine=machine,
+        backends=na_cuda.backends(),
+        na_cuda=na_cuda.__version__,
+        copy_GBps={d: c["start_GBps"] for d, c in copy.items()},
+        copy_elements=plan["copy_elements"],
+        date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        sections=sections,
+        errors={},
+    )
     steps: tuple[tuple[str, str, Callable[[], dict]], ...] = (
         ("op", "neuron_op", lambda: bench_neuron_op(plan, device, copy_bw)),
         ("peer", "peer", lambda: bench_peer(plan, device)),

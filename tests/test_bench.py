@@ -22,8 +22,9 @@ import na_cuda
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
-native = pytest.mark.skipif(not na_cuda.backends()["cpu"],
-                            reason="na_cuda._C is not built (the benchmark needs native kernels)")
+native = pytest.mark.skipif(
+    not na_cuda.backends()["cpu"], reason="na_cuda._C is not built (the benchmark needs native kernels)"
+)
 UNSCORED = {"not scored: unreliable run", "not measured"}
 
 
@@ -94,7 +95,7 @@ def test_interleaved_alternates_and_pairs_ratios():
     samples = timing.interleaved(fns, "cpu", repeats=4, slot_s=0.0, warmup=1)
     assert {k: len(v) for k, v in samples.items()} == {"a": 4, "b": 4, "c": 4}
     timed = order[3:]  # after one warm-up call each
-    assert [set(timed[i:i + 3]) for i in range(0, 12, 3)] == [set("abc")] * 4  # every repeat has each variant
+    assert [set(timed[i : i + 3]) for i in range(0, 12, 3)] == [set("abc")] * 4  # every repeat has each variant
     assert timed[:3] != timed[3:6]  # the order rotates between repeats
     st = timing.ratio_stats([2.0, 4.0, 6.0], [1.0, 2.0, 2.0])  # per-pair ratios 2, 2, 3
     assert st["median"] == 2.0 and st["n"] == 3 and st["max"] == 3.0
@@ -104,8 +105,16 @@ def test_interleaved_alternates_and_pairs_ratios():
 
 def test_assess_thresholds():
     rel = _bench("reliability")
-    load = dict(cores=2, start_1min=0.2, end_1min=1.0, start_all=None, own_estimate_end=0.9,
-                other_per_core_start=0.1, other_per_core_end=0.05, injected=True)
+    load = dict(
+        cores=2,
+        start_1min=0.2,
+        end_1min=1.0,
+        start_all=None,
+        own_estimate_end=0.9,
+        other_per_core_start=0.1,
+        other_per_core_end=0.05,
+        injected=True,
+    )
     steady = [dict(variant=f"v{i}", n=5, rel_iqr=0.02) for i in range(10)]
     ref = dict(GBps=20.0, how="test")
     ok = rel.assess("cpu", load, {"float32": dict(start_GBps=19.0, end_GBps=18.0, reference=ref)}, steady)
@@ -137,8 +146,14 @@ def test_bad_arguments_are_one_line_errors():
 def test_benchmark_suite_smoke(tmp_path):
     out = tmp_path / "bench"
     env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(RUN), "--quick", "--device", "cpu", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--device", "cpu", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out / "results.json") as f:
         res = json.load(f)

@@ -41,9 +41,9 @@ def find(rows: list[dict], **kv: Any) -> Optional[dict]:
 def time_variants(
     fns: dict[str, Callable[[], object]], device: str, repeats: int, slow_repeats: int, slot_s: float
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """`interleaved` timing of `fns` (`repeats`, `slow_repeats` for calls over SLOW_CALL_S), leaving out variants that run out of memory
-    (probed one call each first; the probe is also their first warm-up). Returns (samples, {variant: why left
-    out})."""
+    """`interleaved` timing of `fns` (`repeats`, `slow_repeats` for calls over SLOW_CALL_S), leaving out
+    variants that run out of memory (probed one call each first; the probe is also their first warm-up).
+    Returns (samples, {variant: why left out})."""
     ok: dict[str, Callable[[], object]] = {}
     first: dict[str, float] = {}
     failed: dict[str, str] = {}

@@ -21,8 +21,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from _timing import fake_clock, ratio_stats, summarise, sync
 from na_cuda import losses, train
+
+from _timing import fake_clock, ratio_stats, summarise, sync
 from sections.common import BACKENDS, METHODS, spread_entries, time_variants
 from sections.memory import SavedBytes, peak_memory
 
@@ -48,8 +49,8 @@ def synthetic_mnist(batch: int, device: str, seed: int = 0) -> tuple[torch.Tenso
         x = torch.zeros(batch, 1, 28, 28)
         for b in range(batch):
             r = torch.randint(6, 22, (2,), generator=g)
-            x[b, 0, r[0] - 2:r[0] + 2, 4:24] = 1.0
-            x[b, 0, 4:24, r[1] - 2:r[1] + 2] = 1.0
+            x[b, 0, r[0] - 2 : r[0] + 2, 4:24] = 1.0
+            x[b, 0, 4:24, r[1] - 2 : r[1] + 2] = 1.0
         return x.to(device), torch.randint(10, (batch,), generator=g).to(device)
 
 
@@ -62,8 +63,9 @@ class TrainStep:
         torch.manual_seed(0)
         self.net = train.model_from_config(self.cfg, (1, 28, 28)).to(device)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=self.cfg.lr, betas=tuple(self.cfg.betas),
-                                     weight_decay=self.cfg.weight_decay)
+        self.opt = torch.optim.AdamW(
+            self.params, lr=self.cfg.lr, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay
+        )
         self.x, self.y = synthetic_mnist(batch, device)
         self.device = device
         self.phases: Optional[dict[str, float]] = None  # set to a dict to record per-phase seconds
@@ -106,6 +108,7 @@ class TrainStep:
             def hook(mod: nn.Module, inp: tuple) -> None:
                 counter.layer = name
                 inputs[name] = inp[0].numel() * inp[0].element_size()
+
             return hook
 
         handles = []
@@ -120,8 +123,9 @@ class TrainStep:
             for h in handles:
                 h.remove()
         lif = {k: counter.by_layer.get(k, 0) / v for k, v in inputs.items() if k.endswith(":LIF")}
-        return dict(total=counter.total, by_layer=dict(counter.by_layer), input_bytes=inputs,
-                    lif_input_sized_tensors=lif)
+        return dict(
+            total=counter.total, by_layer=dict(counter.by_layer), input_bytes=inputs, lif_input_sized_tensors=lif
+        )
 
 
 def bench_e2e(plan: dict, device: str) -> dict:
@@ -145,14 +149,27 @@ def bench_e2e(plan: dict, device: str) -> dict:
                 continue
             method, backend = step.method, step.backend
             st = summarise(samples[key])
-            row = dict(method=method, backend=backend, T=T, batch=plan["e2e_batch"], iter_s_median=st["median"],
-                       iter_s_min=st["min"], iter_stats=st, reps=st["n"], epoch_s=st["median"] * ITERS_PER_EPOCH)
+            row = dict(
+                method=method,
+                backend=backend,
+                T=T,
+                batch=plan["e2e_batch"],
+                iter_s_median=st["median"],
+                iter_s_min=st["min"],
+                iter_stats=st,
+                reps=st["n"],
+                epoch_s=st["median"] * ITERS_PER_EPOCH,
+            )
             stbp = samples.get(f"stbp {backend} T={T}")
             ref = samples.get(f"{method} torch T={T}")
             vs_stbp = ratio_stats(samples[key], stbp) if stbp else None
             speedup = ratio_stats(ref, samples[key]) if ref and backend == "native" else None
-            row.update(time_vs_stbp_same_backend=vs_stbp and vs_stbp["median"], time_vs_stbp_same_backend_stats=vs_stbp,
-                       speedup_vs_reference=speedup and speedup["median"], speedup_vs_reference_stats=speedup)
+            row.update(
+                time_vs_stbp_same_backend=vs_stbp and vs_stbp["median"],
+                time_vs_stbp_same_backend_stats=vs_stbp,
+                speedup_vs_reference=speedup and speedup["median"],
+                speedup_vs_reference_stats=speedup,
+            )
             saved: dict = {}
             row["peak"] = peak_memory(lambda step=step: saved.update(step.saved_bytes()), device)
             row["saved_bytes"] = saved["total"]
@@ -168,18 +185,26 @@ def bench_e2e(plan: dict, device: str) -> dict:
                 step.phases = None
             rows.append(row)
             pk = row["peak"]["peak_bytes"]
-            print(f"  T={T:3d} {method:5s} {backend:6s}: {st['median'] * 1e3:9.1f} ms/iter (median of {st['n']}, IQR "
-                  f"{100 * st['rel_iqr']:.1f} %), {row['epoch_s']:8.1f} s/epoch, saved {saved['total'] / 2**20:7.1f} "
-                  f"MiB, peak {'-' if pk is None else f'{pk / 2**20:.1f} MiB'}", flush=True)
+            print(
+                f"  T={T:3d} {method:5s} {backend:6s}: {st['median'] * 1e3:9.1f} ms/iter (median of {st['n']}, IQR "
+                f"{100 * st['rel_iqr']:.1f} %), {row['epoch_s']:8.1f} s/epoch, saved {saved['total'] / 2**20:7.1f} "
+                f"MiB, peak {'-' if pk is None else f'{pk / 2**20:.1f} MiB'}",
+                flush=True,
+            )
         del steps, fns
         gc.collect()
-    return dict(rows=rows, skipped=skipped, timed=timed, iters_per_epoch=ITERS_PER_EPOCH,
-                paper_fig7_titan_xp_s=PAPER_FIG7,
-                note="per iteration: normalise + PSC-encode the batch, forward, loss (van Rossum, summed), zero_grad, "
-                     "backward, clip_grad_norm_(1), host sync of loss/accuracy/grad norm, AdamW step, clamp to "
-                     "[-4, 4]; NA with the released layer-wise gradient rescaling (the CLI's default). Synthetic "
-                     "batch already on the device, no augmentation. iter_s_median: median over interleaved repeats "
-                     "(every method and backend of a T takes one iteration per repeat; a reference iteration slower "
-                     "than 1 s takes part in the first slow_repeats repeats only); ratios are medians of per-repeat "
-                     "ratios. saved_bytes: bytes saved for backward (saved_tensors_hooks, unique storages, parameters "
-                     "excluded). peak: see its 'kind'.")
+    return dict(
+        rows=rows,
+        skipped=skipped,
+        timed=timed,
+        iters_per_epoch=ITERS_PER_EPOCH,
+        paper_fig7_titan_xp_s=PAPER_FIG7,
+        note="per iteration: normalise + PSC-encode the batch, forward, loss (van Rossum, summed), zero_grad, "
+        "backward, clip_grad_norm_(1), host sync of loss/accuracy/grad norm, AdamW step, clamp to "
+        "[-4, 4]; NA with the released layer-wise gradient rescaling (the CLI's default). Synthetic "
+        "batch already on the device, no augmentation. iter_s_median: median over interleaved repeats "
+        "(every method and backend of a T takes one iteration per repeat; a reference iteration slower "
+        "than 1 s takes part in the first slow_repeats repeats only); ratios are medians of per-repeat "
+        "ratios. saved_bytes: bytes saved for backward (saved_tensors_hooks, unique storages, parameters "
+        "excluded). peak: see its 'kind'.",
+    )

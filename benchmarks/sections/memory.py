@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import torch
 
 import na_cuda
+
 from sections.common import BACKENDS, METHODS, dtype_of
 from sections.peer import SpikingJellyLIF
 
@@ -44,7 +45,7 @@ class SavedBytes:
             self.by_layer[self.layer] += nbytes
         return t
 
-    def __enter__(self) -> "SavedBytes":
+    def __enter__(self) -> SavedBytes:
         self._ctx.__enter__()
         return self
 
@@ -87,9 +88,11 @@ def peak_memory(step: Callable[[], None], device: str) -> dict:
         base = torch.cuda.memory_allocated()
         step()
         torch.cuda.synchronize()
-        return dict(kind="cuda max_memory_allocated - memory_allocated before the step",
-                    peak_bytes=torch.cuda.max_memory_allocated() - base,
-                    peak_allocated_bytes=torch.cuda.max_memory_allocated())
+        return dict(
+            kind="cuda max_memory_allocated - memory_allocated before the step",
+            peak_bytes=torch.cuda.max_memory_allocated() - base,
+            peak_allocated_bytes=torch.cuda.max_memory_allocated(),
+        )
     _malloc_trim()
     if not _reset_peak_rss():
         step()
@@ -99,8 +102,11 @@ def peak_memory(step: Callable[[], None], device: str) -> dict:
     hwm = _proc_kb("VmHWM")
     if base is None or hwm is None:
         return dict(kind="unavailable", peak_bytes=None)
-    return dict(kind="peak RSS (VmHWM) growth over the step, after malloc_trim", peak_bytes=(hwm - base) * 1024,
-                rss_before_bytes=base * 1024)
+    return dict(
+        kind="peak RSS (VmHWM) growth over the step, after malloc_trim",
+        peak_bytes=(hwm - base) * 1024,
+        rss_before_bytes=base * 1024,
+    )
 
 
 def bench_memory(plan: dict, device: str, with_peer: bool) -> dict:
@@ -113,7 +119,8 @@ def bench_memory(plan: dict, device: str, with_peer: bool) -> dict:
         for T in plan["mem_Ts"]:
             c0 = (torch.rand(T, N) * 0.9).to(device=device, dtype=dtype)
             cands: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]] = [
-                (m, b, lambda x, m=m, b=b: na_cuda.lif(x, method=m, backend=b)) for m in METHODS for b in BACKENDS]
+                (m, b, lambda x, m=m, b=b: na_cuda.lif(x, method=m, backend=b)) for m in METHODS for b in BACKENDS
+            ]
             if with_peer:
                 try:
                     sj = SpikingJellyLIF(device, 5.0, detach_reset=True)
@@ -126,9 +133,22 @@ def bench_memory(plan: dict, device: str, with_peer: bool) -> dict:
                     y = f(x)
                 y.sum().backward()
                 unit = N * T * c0.element_size()
-                rows.append(dict(method=method, backend=backend, dtype=dname, T=T, N=N, saved_bytes=counter.total,
-                                 input_sized_tensors=counter.total / unit,
-                                 bytes_per_neuron_step=counter.total / (N * T)))
-    return dict(rows=rows, timed=[], note="one LIF layer, input c [T, N] requiring grad; bytes saved for backward counted with "
-                                "torch.autograd.graph.saved_tensors_hooks (unique storages, measured, not computed); "
-                                "input_sized_tensors = bytes / (N * T * element size of c). The saved input c counts.")
+                rows.append(
+                    dict(
+                        method=method,
+                        backend=backend,
+                        dtype=dname,
+                        T=T,
+                        N=N,
+                        saved_bytes=counter.total,
+                        input_sized_tensors=counter.total / unit,
+                        bytes_per_neuron_step=counter.total / (N * T),
+                    )
+                )
+    return dict(
+        rows=rows,
+        timed=[],
+        note="one LIF layer, input c [T, N] requiring grad; bytes saved for backward counted with "
+        "torch.autograd.graph.saved_tensors_hooks (unique storages, measured, not computed); "
+        "input_sized_tensors = bytes / (N * T * element size of c). The saved input c counts.",
+    )

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 import na_cuda
+
 from _timing import ratio_stats, summarise
 from sections.common import BACKENDS, METHODS, dtype_of, spread_entries, time_variants
 
@@ -96,10 +97,23 @@ def bench_neuron_op(plan: dict, device: str, copy_bw: dict[str, float]) -> dict:
                     if backend == "torch":
                         last_ref[method] = (T, t_fb)
                     bw_f, bw_fb = PASSES_FWD * steps * esz / t_f, PASSES_FWD_BWD * steps * esz / t_fb
-                    row = dict(method=method, backend=backend, dtype=dname, T=T, N=N, fwd_s=t_f, fwd_bwd_s=t_fb,
-                               fwd_stats=sf, fwd_bwd_stats=sfb, fwd_steps_per_s=steps / t_f,
-                               fwd_bwd_steps_per_s=steps / t_fb, fwd_GBps=bw_f / 1e9, fwd_bwd_GBps=bw_fb / 1e9,
-                               fwd_frac_of_copy=bw_f / copy_bw[dname], fwd_bwd_frac_of_copy=bw_fb / copy_bw[dname])
+                    row = dict(
+                        method=method,
+                        backend=backend,
+                        dtype=dname,
+                        T=T,
+                        N=N,
+                        fwd_s=t_f,
+                        fwd_bwd_s=t_fb,
+                        fwd_stats=sf,
+                        fwd_bwd_stats=sfb,
+                        fwd_steps_per_s=steps / t_f,
+                        fwd_bwd_steps_per_s=steps / t_fb,
+                        fwd_GBps=bw_f / 1e9,
+                        fwd_bwd_GBps=bw_fb / 1e9,
+                        fwd_frac_of_copy=bw_f / copy_bw[dname],
+                        fwd_bwd_frac_of_copy=bw_fb / copy_bw[dname],
+                    )
                     if backend == "native":
                         ref = f"{method} torch float32 T={T}"
                         same = dname == "float32" and ref + " fwd_bwd" in samples
@@ -107,18 +121,29 @@ def bench_neuron_op(plan: dict, device: str, copy_bw: dict[str, float]) -> dict:
                         f_speedup = ratio_stats(samples[ref + " fwd"], tf) if same else None
                         stbp = samples.get(f"stbp native {dname} T={T} fwd_bwd")
                         vs_stbp = ratio_stats(tfb, stbp) if stbp else None
-                        row.update(speedup_vs_reference_fwd_bwd=fb_speedup and fb_speedup["median"],
-                                   speedup_vs_reference_fwd_bwd_stats=fb_speedup,
-                                   speedup_vs_reference_fwd=f_speedup and f_speedup["median"],
-                                   time_vs_stbp_native=vs_stbp and vs_stbp["median"], time_vs_stbp_native_stats=vs_stbp)
+                        row.update(
+                            speedup_vs_reference_fwd_bwd=fb_speedup and fb_speedup["median"],
+                            speedup_vs_reference_fwd_bwd_stats=fb_speedup,
+                            speedup_vs_reference_fwd=f_speedup and f_speedup["median"],
+                            time_vs_stbp_native=vs_stbp and vs_stbp["median"],
+                            time_vs_stbp_native_stats=vs_stbp,
+                        )
                     rows.append(row)
-                    print(f"  {method:5s} {backend:6s} {dname:8s} T={T:3d} N={N}: fwd {t_f * 1e3:9.2f} ms  "
-                          f"fwd+bwd {t_fb * 1e3:9.2f} ms (IQR {100 * sfb['rel_iqr']:4.1f} %, {sfb['n']} repeats)  "
-                          f"{steps / t_fb / 1e9:7.3f} Gstep/s  {100 * bw_fb / copy_bw[dname]:5.1f}% of copy", flush=True)
+                    print(
+                        f"  {method:5s} {backend:6s} {dname:8s} T={T:3d} N={N}: fwd {t_f * 1e3:9.2f} ms  "
+                        f"fwd+bwd {t_fb * 1e3:9.2f} ms (IQR {100 * sfb['rel_iqr']:4.1f} %, {sfb['n']} repeats)  "
+                        f"{steps / t_fb / 1e9:7.3f} Gstep/s  {100 * bw_fb / copy_bw[dname]:5.1f}% of copy",
+                        flush=True,
+                    )
             del c, grad
-    return dict(N=N, rows=rows, skipped=skipped, timed=timed,
-                note="times are medians over interleaved repeats (every variant of a (dtype, T) takes a turn in each "
-                     "repeat; *_stats hold min / quartiles / max); ratios are medians of per-repeat ratios; a "
-                     "reference call slower than 1 s takes part in the first slow_repeats repeats only; bandwidth "
-                     "counts 2 (forward) / 5 (forward+backward) tensor passes per neuron-step at the input's "
-                     "element size")
+    return dict(
+        N=N,
+        rows=rows,
+        skipped=skipped,
+        timed=timed,
+        note="times are medians over interleaved repeats (every variant of a (dtype, T) takes a turn in each "
+        "repeat; *_stats hold min / quartiles / max); ratios are medians of per-repeat ratios; a "
+        "reference call slower than 1 s takes part in the first slow_repeats repeats only; bandwidth "
+        "counts 2 (forward) / 5 (forward+backward) tensor passes per neuron-step at the input's "
+        "element size",
+    )

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 import na_cuda
+
 from _timing import ratio_stats, summarise
 from sections.common import dtype_of, spread_entries, time_variants
 
@@ -37,8 +38,15 @@ class SpikingJellyLIF:
                 self.version = version("spikingjelly")
             except Exception:  # noqa: BLE001
                 self.version = "unknown"
-        kw = dict(tau=float(tau_m), decay_input=False, v_threshold=1.0, v_reset=0.0,
-                  surrogate_function=surrogate.Sigmoid(alpha=4.0), detach_reset=detach_reset, step_mode="m")
+        kw = dict(
+            tau=float(tau_m),
+            decay_input=False,
+            v_threshold=1.0,
+            v_reset=0.0,
+            surrogate_function=surrogate.Sigmoid(alpha=4.0),
+            detach_reset=detach_reset,
+            step_mode="m",
+        )
         self.backend = None
         self.node = None
         # spikingjelly <= 0.0.0.0.14 takes `backend=`; 2.x selects its implementation itself (on CUDA: its CUDA
@@ -89,20 +97,35 @@ def bench_peer(plan: dict, device: str) -> dict:
         import spikingjelly  # noqa: F401
         from spikingjelly.activation_based import neuron  # noqa: F401
     except Exception as exc:  # noqa: BLE001
-        msg = (f"spikingjelly is not importable ({type(exc).__name__}: {exc}); skipped. Install it with "
-               "`pip install --no-deps spikingjelly==2.0.0 loguru` (see README)")
+        msg = (
+            f"spikingjelly is not importable ({type(exc).__name__}: {exc}); skipped. Install it with "
+            "`pip install --no-deps spikingjelly==2.0.0 loguru` (see README)"
+        )
         print("  " + msg, flush=True)
         return dict(available=False, message=msg, timed=[])
     sj = SpikingJellyLIF(device, TAU_M, detach_reset=True)
     print(f"  spikingjelly {sj.version}, LIFNode implementation: {sj.backend}", flush=True)
-    out: dict[str, Any] = dict(available=True, version=sj.version, implementation=sj.backend,
-                               backend_errors=sj.errors, check=_peer_check(plan, device, TAU_M))
+    out: dict[str, Any] = dict(
+        available=True,
+        version=sj.version,
+        implementation=sj.backend,
+        backend_errors=sj.errors,
+        check=_peer_check(plan, device, TAU_M),
+    )
     print(f"  forward/gradient check: {json.dumps(out['check'])}", flush=True)
     ours: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "na": lambda x: na_cuda.lif(x, method="na", output="spike", backend="native", tau_m=TAU_M),
         "na_psc": lambda x: na_cuda.lif(x, method="na", backend="native", tau_m=TAU_M),
-        "stbp": lambda x: na_cuda.lif(x, method="stbp", output="spike", surrogate="sigmoid", surrogate_alpha=4.0,
-                                      detach_reset=True, backend="native", tau_m=TAU_M),
+        "stbp": lambda x: na_cuda.lif(
+            x,
+            method="stbp",
+            output="spike",
+            surrogate="sigmoid",
+            surrogate_alpha=4.0,
+            detach_reset=True,
+            backend="native",
+            tau_m=TAU_M,
+        ),
     }
     rows, timed = [], []
     N = plan["N"]
@@ -141,9 +164,12 @@ def bench_peer(plan: dict, device: str) -> dict:
                 row[f"{label}_over_spikingjelly"] = ratio and ratio["median"]
                 row[f"{label}_over_spikingjelly_stats"] = ratio
             rows.append(row)
-            print(f"  T={T:3d} {dname}: spikingjelly {row['spikingjelly_fwd_bwd_s'] * 1e3:8.2f} ms   "
-                  f"NA/sj {row['na_native_over_spikingjelly']:5.2f}x   "
-                  f"STBP/sj {row['stbp_native_over_spikingjelly']:5.2f}x", flush=True)
+            print(
+                f"  T={T:3d} {dname}: spikingjelly {row['spikingjelly_fwd_bwd_s'] * 1e3:8.2f} ms   "
+                f"NA/sj {row['na_native_over_spikingjelly']:5.2f}x   "
+                f"STBP/sj {row['stbp_native_over_spikingjelly']:5.2f}x",
+                flush=True,
+            )
     out["rows"] = rows
     out["timed"] = timed
     out["differences"] = [
@@ -180,10 +206,18 @@ def _peer_check(plan: dict, device: str, tau_m: float) -> dict:
         s1 = sj(x1)
         s1.backward(gout)
         x2 = c.clone().requires_grad_(True)
-        s2 = na_cuda.lif(x2, tau_m=tau_m, output="spike", method="stbp", surrogate="sigmoid", surrogate_alpha=4.0,
-                         detach_reset=dr, backend="native")
+        s2 = na_cuda.lif(
+            x2,
+            tau_m=tau_m,
+            output="spike",
+            method="stbp",
+            surrogate="sigmoid",
+            surrogate_alpha=4.0,
+            detach_reset=dr,
+            backend="native",
+        )
         s2.backward(gout)
-        differ = (s1.float() != s2.float())
+        differ = s1.float() != s2.float()
         same_neuron = ~differ.any(0)
         scale = x2.grad.abs().max().clamp_min(1e-30)
         gd = ((x1.grad - x2.grad).abs()[:, same_neuron].max() / scale).item() if same_neuron.any() else None
@@ -193,7 +227,9 @@ def _peer_check(plan: dict, device: str, tau_m: float) -> dict:
             res["forward_mismatched_spikes"] = int(differ.sum().item())
             res["forward_mismatched_neurons"] = int((~same_neuron).sum().item())
         res[f"stbp_grad_max_rel_diff_{key}"] = gd
-    res["note"] = ("forward: na_cuda output='spike' vs spikingjelly spikes; gradient: na_cuda method='stbp', "
-                   "surrogate='sigmoid', alpha 4, vs spikingjelly's Sigmoid(alpha=4), max |difference| / max |grad| "
-                   "over neurons whose spike trains agree")
+    res["note"] = (
+        "forward: na_cuda output='spike' vs spikingjelly spikes; gradient: na_cuda method='stbp', "
+        "surrogate='sigmoid', alpha 4, vs spikingjelly's Sigmoid(alpha=4), max |difference| / max |grad| "
+        "over neurons whose spike trains agree"
+    )
     return res
