@@ -2,6 +2,7 @@
 #   make demo    build the package into .venv (CPU torch 2.13.0) and train the digits demo with NA (~1 min)
 #   make test    build the package into .venv and run the test suite
 #   make test-fast  the same without the tests marked slow
+#   make lint    ruff check + format check, mypy, clang-format --dry-run (scripts/lint.sh, pinned versions)
 #   make bench   the benchmark suite (benchmarks/run.py: neuron op, spikingjelly peer, MNIST step, memory) under
 #                bench_out/; BENCH_ARGS=--quick for the smoke run (under a minute on 2 cores)
 # TORCH picks the torch to install; leave it empty (TORCH=) to keep the torch already in the venv.
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 SOURCES := setup.py pyproject.toml $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 STAMP := $(VENV)/.na_cuda-installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +55,9 @@ bench: install
 	$(BIN)/pip install -q matplotlib loguru
 	$(BIN)/pip install -q --no-deps spikingjelly || echo "spikingjelly not installed: the peer benchmark is skipped"
 	$(BIN)/python benchmarks/run.py --out bench_out $(BENCH_ARGS)
+
+lint: $(BIN)/python
+	bash scripts/lint.sh $(BIN)/python
 
 clean:
 	rm -rf build dist $(VENV) na_cuda/_C*.so *.egg-info

@@ -15,6 +15,7 @@ spikingjelly's fastest LIF at T <= 10) are evaluated in the JSON's `targets`.
 --once calls each op once without timing (for a profiler: scripts/gpu_check.sh runs ncu on it). On the CPU the
 default N is 2^14, so the run is a smoke test of the script (tests/test_bench_kernels.py), not a measurement.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ PASSES = {"forward": 2, "backward": 3, "fwd_bwd": 5}  # ideal tensor passes per 
 def _call(op, *tensors: torch.Tensor, **given):
     """Calls a torch.ops.na_cuda op with the arguments its schema names (so a schema that gains an argument
     with a value in `given` keeps working)."""
-    names = [a.name for a in op.default._schema.arguments][len(tensors):]
+    names = [a.name for a in op.default._schema.arguments][len(tensors) :]
     missing = [n for n in names if n not in given]
     if missing:
         raise KeyError(f"bench_kernels: no value for the op's arguments {missing}")
@@ -88,10 +89,16 @@ def spikingjelly_lif(c: torch.Tensor, g: torch.Tensor, device: str, reps: int) -
     except Exception as exc:  # noqa: BLE001 - any import failure means "not carried"
         return [dict(backend="-", error=f"spikingjelly not importable: {type(exc).__name__}: {exc}")]
     out = []
-    for backend in (["torch", "cupy", "triton"] if device == "cuda" else ["torch"]):
+    for backend in ["torch", "cupy", "triton"] if device == "cuda" else ["torch"]:
         try:
-            node = neuron.LIFNode(tau=LIF["tau_m"], v_threshold=LIF["threshold"], detach_reset=True,
-                                  surrogate_function=surrogate.Sigmoid(), step_mode="m", backend=backend).to(device)
+            node = neuron.LIFNode(
+                tau=LIF["tau_m"],
+                v_threshold=LIF["threshold"],
+                detach_reset=True,
+                surrogate_function=surrogate.Sigmoid(),
+                step_mode="m",
+                backend=backend,
+            ).to(device)
 
             def fwd_bwd() -> None:
                 node.reset()
@@ -115,29 +122,51 @@ def targets(fwd_bwd: list[dict], peer: dict) -> list[dict]:
         for T in (5, 10, 20):
             r = find("na", dtype, T)
             if r:
-                rows.append(dict(goal=f"NA fwd+bwd >= 70 % of copy bandwidth, {dtype}, T={T}",
-                                 value=r["frac_of_copy"], met=r["frac_of_copy"] >= 0.70))
+                rows.append(
+                    dict(
+                        goal=f"NA fwd+bwd >= 70 % of copy bandwidth, {dtype}, T={T}",
+                        value=r["frac_of_copy"],
+                        met=r["frac_of_copy"] >= 0.70,
+                    )
+                )
         for T, limit in ((5, 1.3), (20, 1.6)):
             r = find("na", dtype, T)
             if r and r["vs_stbp"] is not None:
-                rows.append(dict(goal=f"NA/STBP fwd+bwd <= {limit}x, {dtype}, T={T}", value=r["vs_stbp"],
-                                 met=r["vs_stbp"] <= limit))
+                rows.append(
+                    dict(
+                        goal=f"NA/STBP fwd+bwd <= {limit}x, {dtype}, T={T}",
+                        value=r["vs_stbp"],
+                        met=r["vs_stbp"] <= limit,
+                    )
+                )
         for T in sorted({r["T"] for r in fwd_bwd if r["T"] <= 10}):
             r, sj = find("na", dtype, T), peer.get(f"{dtype} T={T}")
             best = min((x["fwd_bwd_s"] for x in sj or [] if "fwd_bwd_s" in x), default=None)
             if r:
-                rows.append(dict(goal=f"NA fwd+bwd <= spikingjelly's fastest LIF, {dtype}, T={T}",
-                                 value=None if best is None else r["fwd_bwd_s"] / best,
-                                 met=None if best is None else r["fwd_bwd_s"] <= best))
+                rows.append(
+                    dict(
+                        goal=f"NA fwd+bwd <= spikingjelly's fastest LIF, {dtype}, T={T}",
+                        value=None if best is None else r["fwd_bwd_s"] / best,
+                        met=None if best is None else r["fwd_bwd_s"] <= best,
+                    )
+                )
     return rows
 
 
 def run(device: str, N: int, Ts: list[int], dtypes: list[str], reps: int, once: bool) -> dict:
-    meta = dict(device=device, N=N, Ts=Ts, dtypes=dtypes, reps=reps, torch=torch.__version__,
-                backends=na_cuda.backends(), python=platform.python_version(),
-                device_name=torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-                timer="CUDA events, mean of reps" if device == "cuda" else "perf_counter, min of reps",
-                date=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    meta = dict(
+        device=device,
+        N=N,
+        Ts=Ts,
+        dtypes=dtypes,
+        reps=reps,
+        torch=torch.__version__,
+        backends=na_cuda.backends(),
+        python=platform.python_version(),
+        device_name=torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        timer="CUDA events, mean of reps" if device == "cuda" else "perf_counter, min of reps",
+        date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    )
     rows, fwd_bwd, copy, peer = [], [], {}, {}
     for dname in dtypes:
         dtype = getattr(torch, dname)
@@ -151,33 +180,61 @@ def run(device: str, N: int, Ts: list[int], dtypes: list[str], reps: int, once: 
                 continue
             esz, steps = c.element_size(), T * N
             dst = torch.empty_like(c)
-            t_copy = time_op(lambda: dst.copy_(c), device, reps)
+            t_copy = time_op(lambda c=c, dst=dst: dst.copy_(c), device, reps)
             copy_bw = 2 * steps * esz / t_copy  # read + write
             copy[f"{dname} T={T}"] = copy_bw / 1e9
             times = {name: time_op(op_fn(name, c, g), device, reps) for name in OPS}
             for name, t in times.items():
                 passes = PASSES["forward" if name == "forward" else "backward"]
-                rows.append(dict(op=name, dtype=dname, T=T, N=N, s=t, steps_per_s=steps / t,
-                                 GBps=passes * steps * esz / t / 1e9, frac_of_copy=passes * steps * esz / t / copy_bw))
+                rows.append(
+                    dict(
+                        op=name,
+                        dtype=dname,
+                        T=T,
+                        N=N,
+                        s=t,
+                        steps_per_s=steps / t,
+                        GBps=passes * steps * esz / t / 1e9,
+                        frac_of_copy=passes * steps * esz / t / copy_bw,
+                    )
+                )
             for method in ("na", "stbp", "tssl"):
                 t = times["forward"] + times[method]
-                fwd_bwd.append(dict(method=method, dtype=dname, T=T, N=N, fwd_bwd_s=t,
-                                    frac_of_copy=PASSES["fwd_bwd"] * steps * esz / t / copy_bw,
-                                    vs_stbp=t / (times["forward"] + times["stbp"])))
+                fwd_bwd.append(
+                    dict(
+                        method=method,
+                        dtype=dname,
+                        T=T,
+                        N=N,
+                        fwd_bwd_s=t,
+                        frac_of_copy=PASSES["fwd_bwd"] * steps * esz / t / copy_bw,
+                        vs_stbp=t / (times["forward"] + times["stbp"]),
+                    )
+                )
             if T <= 10:
                 peer[f"{dname} T={T}"] = spikingjelly_lif(c, g, device, reps)
             del c, g, dst
-    return dict(meta=meta, copy_GBps=copy, ops=rows, fwd_bwd=fwd_bwd, spikingjelly=peer,
-                targets=[] if once else targets(fwd_bwd, peer))
+    return dict(
+        meta=meta,
+        copy_GBps=copy,
+        ops=rows,
+        fwd_bwd=fwd_bwd,
+        spikingjelly=peer,
+        targets=[] if once else targets(fwd_bwd, peer),
+    )
 
 
 def report(res: dict) -> None:
-    print(f"bench_kernels on {res['meta']['device_name']} ({res['meta']['device']}), N={res['meta']['N']}, "
-          f"{res['meta']['timer']}")
+    print(
+        f"bench_kernels on {res['meta']['device_name']} ({res['meta']['device']}), N={res['meta']['N']}, "
+        f"{res['meta']['timer']}"
+    )
     print(f"{'method':6s} {'dtype':9s} {'T':>3s} {'fwd+bwd ms':>11s} {'% of copy':>9s} {'vs STBP':>8s}")
     for r in res["fwd_bwd"]:
-        print(f"{r['method']:6s} {r['dtype']:9s} {r['T']:3d} {r['fwd_bwd_s'] * 1e3:11.3f} "
-              f"{100 * r['frac_of_copy']:8.1f}% {r['vs_stbp']:7.2f}x")
+        print(
+            f"{r['method']:6s} {r['dtype']:9s} {r['T']:3d} {r['fwd_bwd_s'] * 1e3:11.3f} "
+            f"{100 * r['frac_of_copy']:8.1f}% {r['vs_stbp']:7.2f}x"
+        )
     for key, runs in res["spikingjelly"].items():
         for x in runs:
             shown = f"{x['fwd_bwd_s'] * 1e3:.3f} ms" if "fwd_bwd_s" in x else x.get("error", "")
@@ -207,12 +264,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         Ts = [int(t) for t in args.Ts.split(",")]
     except ValueError:
-        raise SystemExit(f"bench_kernels: --Ts must be comma-separated integers; got {args.Ts!r}")
+        raise SystemExit(f"bench_kernels: --Ts must be comma-separated integers; got {args.Ts!r}") from None
     dtypes = args.dtypes.split(",")
     bad = [d for d in dtypes if d not in ("float32", "bfloat16", "float16", "float64")]
     if bad or N < 1 or reps < 1 or min(Ts) < 1:
-        raise SystemExit(f"bench_kernels: need N, reps, T >= 1 and dtypes among float16/bfloat16/float32/float64 "
-                         f"(got N={N}, reps={reps}, Ts={Ts}, unknown dtypes {bad})")
+        raise SystemExit(
+            f"bench_kernels: need N, reps, T >= 1 and dtypes among float16/bfloat16/float32/float64 "
+            f"(got N={N}, reps={reps}, Ts={Ts}, unknown dtypes {bad})"
+        )
     res = run(args.device, N, Ts, dtypes, reps, args.once)
     if not args.once:
         report(res)

@@ -15,6 +15,7 @@ PyTorch reference); used by scripts/gpu_check.sh.
 both ends against the CPU. --bench times each op with CUDA events at T = 8, N = 2^22. --quick runs a small subset
 (for compute-sanitizer).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ DEV = "cuda"  # --device cpu runs the script's own logic without a GPU (CPU agai
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 # Elements allowed outside the tolerance (spike flips from FMA contraction), as a fraction of all elements.
 MAX_BAD_FRACTION = {torch.float64: 1e-5, torch.float32: 2e-3, torch.float16: 2e-3, torch.bfloat16: 2e-3}
-TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-4), torch.float16: (2e-3, 2e-3),
-       torch.bfloat16: (1.6e-2, 1.6e-2)}  # (atol, rtol)
+TOL = {
+    torch.float64: (1e-9, 1e-9),
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+}  # (atol, rtol)
 
 
 def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor:
@@ -116,12 +121,16 @@ def check_all(quick: bool) -> bool:
     if quick:
         return ok
     # Non-contiguous input, empty N, a side stream.
-    c = (torch.randn(6, 40, 30, dtype=torch.float32) * 0.8 + 0.35)
+    c = torch.randn(6, 40, 30, dtype=torch.float32) * 0.8 + 0.35
     g = torch.randn(6, 40, 30)
     p = {"output": "psc", "first_order": "paper", "dist_power": 1, "clip": 1.0}
     ct, gt = c.transpose(1, 2), g.transpose(1, 2)
-    ok &= compare("na, non-contiguous (transposed) input", run_op("na", ct.to(DEV), gt.to(DEV), p),
-                  run_op("na", ct, gt, p), torch.float32)
+    ok &= compare(
+        "na, non-contiguous (transposed) input",
+        run_op("na", ct.to(DEV), gt.to(DEV), p),
+        run_op("na", ct, gt, p),
+        torch.float32,
+    )
     e = torch.empty(4, 0, 3, device=DEV)
     for name, pp in [("forward", {"output": "psc"}), ("na", p), ("tssl", {})]:
         out = run_op(name, e, e, pp)
@@ -167,10 +176,12 @@ def bench() -> None:
     for dtype in [torch.float32, torch.float16]:
         c = torch.empty(T, N, dtype=dtype, device="cuda").normal_(0.35, 0.8)
         g = torch.empty(T, N, dtype=dtype, device="cuda").normal_()
-        for name, p in [("forward", {"output": "psc"}),
-                        ("na", {"output": "psc", "first_order": "paper", "dist_power": 1, "clip": 1.0}),
-                        ("stbp", {"output": "psc", "surrogate": "sigmoid", "alpha": 4.0, "detach_reset": False}),
-                        ("tssl", {})]:
+        for name, p in [
+            ("forward", {"output": "psc"}),
+            ("na", {"output": "psc", "first_order": "paper", "dist_power": 1, "clip": 1.0}),
+            ("stbp", {"output": "psc", "surrogate": "sigmoid", "alpha": 4.0, "detach_reset": False}),
+            ("tssl", {}),
+        ]:
             for _ in range(3):
                 run_op(name, c, g, p)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -209,10 +220,14 @@ def main() -> int:
         torch.cuda.synchronize()
     if args.bench and DEV == "cuda":
         bench()
-    print("gpu_smoke: bit-identical to the CPU kernels: "
-          + ", ".join(f"{op} {n}/{total}" for op, (n, total) in EXACT.items()))
-    print(f"gpu_smoke: {'ok' if ok else 'FAILED'}: {COUNTS[True]} comparisons passed, {COUNTS[False]} failed "
-          f"({time.time() - t0:.1f} s)")
+    print(
+        "gpu_smoke: bit-identical to the CPU kernels: "
+        + ", ".join(f"{op} {n}/{total}" for op, (n, total) in EXACT.items())
+    )
+    print(
+        f"gpu_smoke: {'ok' if ok else 'FAILED'}: {COUNTS[True]} comparisons passed, {COUNTS[False]} failed "
+        f"({time.time() - t0:.1f} s)"
+    )
     return 0 if ok else 1
 
 

@@ -6,6 +6,7 @@ and the 1-epoch table over seeds (mean, min, max).
 Reads ``<results>/<run>-seed<S>/metrics.json`` (as ``na_cuda.train`` writes it) and writes ``accuracy.png``,
 ``summary.json`` and ``summary.md`` (the tables the README quotes) into ``<results>``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,14 +61,18 @@ def summarise(runs: dict[str, dict[int, list[dict[str, Any]]]]) -> dict[str, Any
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    lines = ["| dataset | run | 1 epoch: mean (min-max) over seeds | epochs | final | best |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| dataset | run | 1 epoch: mean (min-max) over seeds | epochs | final | best |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, s in summary.items():
         dataset = "Fashion-MNIST" if name.startswith("fmnist") else "MNIST"
         n = len(s["epoch1_seeds"])
         first = f"{s['epoch1_mean']:.2f} % ({s['epoch1_min']:.2f}-{s['epoch1_max']:.2f}, {n} seed{'s' * (n > 1)})"
-        lines.append(f"| {dataset} | {s['label']} | {first} | {s['epochs']} | {s['final_test_accuracy']:.2f} % | "
-                     f"{s['best_test_accuracy']:.2f} % |")
+        lines.append(
+            f"| {dataset} | {s['label']} | {first} | {s['epochs']} | {s['final_test_accuracy']:.2f} % | "
+            f"{s['best_test_accuracy']:.2f} % |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,7 @@ with the PTX instructions and global loads/stores in its body. Used to report th
 
     nvcc ... -arch=sm_90 -ptx csrc/cuda/lif_kernels.cu -o k.ptx && python3 scripts/ptx_loops.py k.ptx [FILTER]
 """
+
 from __future__ import annotations
 
 import re
@@ -42,7 +43,7 @@ def main() -> None:
         total = sum(map(is_instruction, lines))
         print(f"{name}: {total} instructions")
         for a, b in sorted(loops(lines), key=lambda r: r[1] - r[0]):
-            body = lines[a:b + 1]
+            body = lines[a : b + 1]
             n = sum(map(is_instruction, body))
             ld = sum("ld.global" in x for x in body)
             st = sum("st.global" in x for x in body)

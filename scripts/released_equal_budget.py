@@ -24,6 +24,7 @@ step above and na_cuda's: ``train.loss_sum``, ``clip_grad_norm_``, AdamW, ``clam
 ``na_cuda.train``) from the same weights on the same batches, and reports per step both losses and the largest
 weight difference, relative to the largest weight of each layer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,8 +112,9 @@ class ReleasedTrainer:
         return [w.squeeze(-1) if w.dim() == 5 else w for w in ws]
 
 
-def train_released(rel: ReleasedTrainer, train_ds: Any, test_ds: Any, index: torch.Tensor, batches: list,
-                   eval_batch: int) -> dict:
+def train_released(
+    rel: ReleasedTrainer, train_ds: Any, test_ds: Any, index: torch.Tensor, batches: list, eval_batch: int
+) -> dict:
     """The equal-budget run: every batch once, then the full test set."""
     t_start = time.perf_counter()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -121,19 +123,36 @@ def train_released(rel: ReleasedTrainer, train_ds: Any, test_ds: Any, index: tor
         loss, c = rel.step(x, y)
         loss_sum, correct, seen = loss_sum + loss, correct + c, seen + len(y)
         if step % 20 == 0:
-            print(f"step {step + 1}/{len(batches)}: loss/sample {loss_sum / seen:.4f}, train acc "
-                  f"{correct / seen:.4f}, {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"step {step + 1}/{len(batches)}: loss/sample {loss_sum / seen:.4f}, train acc "
+                f"{correct / seen:.4f}, {time.perf_counter() - t_start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     t_train = time.perf_counter() - t_start
     test_correct = 0
     for idx in torch.arange(len(test_ds)).split(eval_batch):
         x, y = test_ds.batch(idx)
         test_correct += int((rel.predict(x) == y).sum())
-    return {"train_loss_per_sample": loss_sum / seen, "train_accuracy": correct / seen,
-            "test_accuracy": test_correct / len(test_ds), "test_samples": len(test_ds), "train_seconds": t_train}
+    return {
+        "train_loss_per_sample": loss_sum / seen,
+        "train_accuracy": correct / seen,
+        "test_accuracy": test_correct / len(test_ds),
+        "test_samples": len(test_ds),
+        "train_seconds": t_train,
+    }
 
 
-def trajectory(rel: ReleasedTrainer, seed: int, train_ds: Any, test_ds: Any, index: torch.Tensor, batches: list,
-               steps: int, eval_batch: int) -> dict:
+def trajectory(
+    rel: ReleasedTrainer,
+    seed: int,
+    train_ds: Any,
+    test_ds: Any,
+    index: torch.Tensor,
+    batches: list,
+    steps: int,
+    eval_batch: int,
+) -> dict:
     """The first `steps` steps of the released code and of na_cuda side by side, then both on the test set."""
     torch.manual_seed(seed)
     cfg = train.make_config("mnist", fidelity="released")
@@ -151,9 +170,13 @@ def trajectory(rel: ReleasedTrainer, seed: int, train_ds: Any, test_ds: Any, ind
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         net.clamp_weights_(cfg.weight_clip)
-        diffs = {n: ((m.weight.detach() - w).abs().max() / w.abs().max()).item()
-                 for n, m, w in zip(MNIST_WEIGHTS, net.weight_layers(), rel.weights())}
-        rows.append({"step": step + 1, "loss_released": loss_rel, "loss_na_cuda": loss.item(), "weight_rel_diff": diffs})
+        diffs = {
+            n: ((m.weight.detach() - w).abs().max() / w.abs().max()).item()
+            for n, m, w in zip(MNIST_WEIGHTS, net.weight_layers(), rel.weights())
+        }
+        rows.append(
+            {"step": step + 1, "loss_released": loss_rel, "loss_na_cuda": loss.item(), "weight_rel_diff": diffs}
+        )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     net.eval()
     correct, agree = {"released": 0, "na_cuda": 0}, 0
@@ -166,8 +189,11 @@ def trajectory(rel: ReleasedTrainer, seed: int, train_ds: Any, test_ds: Any, ind
             correct["released"] += int((pred_rel == y).sum())
             correct["na_cuda"] += int((pred == y).sum())
             agree += int((pred == pred_rel).sum())
-    return {"trajectory": rows, "test_accuracy": {k: v / len(test_ds) for k, v in correct.items()},
-            "test_predictions_equal": agree / len(test_ds)}
+    return {
+        "trajectory": rows,
+        "test_accuracy": {k: v / len(test_ds) for k, v in correct.items()},
+        "test_predictions_equal": agree / len(test_ds),
+    }
 
 
 def main(argv: Optional[list] = None) -> None:
@@ -178,8 +204,13 @@ def main(argv: Optional[list] = None) -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
     ap.add_argument("--eval-batch", type=int, default=500)
-    ap.add_argument("--trajectory", type=int, default=0, metavar="K",
-                    help="compare the first K steps with na_cuda instead of training")
+    ap.add_argument(
+        "--trajectory",
+        type=int,
+        default=0,
+        metavar="K",
+        help="compare the first K steps with na_cuda instead of training",
+    )
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     args = ap.parse_args(argv)
 

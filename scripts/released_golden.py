@@ -26,6 +26,7 @@ released commits, SHA-256 of the released files that ran, and the command). Case
     T = 5) on 8 MNIST training images: the loss and every weight's gradient right after ``loss.backward()``,
     i.e. BEFORE ``clip_grad_norm_`` (the total norm and the clip factor are recorded too).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,17 @@ import torch
 
 # Module names at the top of both released repositories (they clash: forget them between the two).
 _RELEASED_MODULES = ("global_v", "neighbors", "cnns", "functions", "layers", "network_parser")
-NA_FILES = ("functions/na.py", "neighbors.py", "global_v.py", "functions/loss_f.py", "cnns.py",
-            "layers/conv.py", "layers/linear.py", "layers/pooling.py", "Networks/MNIST_CNN.yaml")
+NA_FILES = (
+    "functions/na.py",
+    "neighbors.py",
+    "global_v.py",
+    "functions/loss_f.py",
+    "cnns.py",
+    "layers/conv.py",
+    "layers/linear.py",
+    "layers/pooling.py",
+    "Networks/MNIST_CNN.yaml",
+)
 TSSL_FILES = ("functions/tsslbp.py", "global_v.py")
 NA_TS = (5, 10, 20)
 NEURONS = 256
@@ -52,14 +62,36 @@ TAU_S = 2.0
 THRESHOLD = 1.0  # the released neighbors.get_loss hard-codes threshold = 1
 
 # Networks/MNIST_CNN.yaml of the released NA code (the keys its modules read), so no YAML parser is needed.
-MNIST_NETWORK = {"n_steps": 5, "tau_m": 5, "tau_s": 2, "model": "LIF", "rule": "NA", "loss": "kernel",
-                 "n_class": 10, "batch_size": 64}
+MNIST_NETWORK = {
+    "n_steps": 5,
+    "tau_m": 5,
+    "tau_s": 2,
+    "model": "LIF",
+    "rule": "NA",
+    "loss": "kernel",
+    "n_class": 10,
+    "batch_size": 64,
+}
 MNIST_LAYERS = {
-    "conv_1": {"type": "conv", "in_channels": 1, "out_channels": 15, "kernel_size": 5, "weight_scale": 1,
-               "padding": 0, "threshold": 1},
+    "conv_1": {
+        "type": "conv",
+        "in_channels": 1,
+        "out_channels": 15,
+        "kernel_size": 5,
+        "weight_scale": 1,
+        "padding": 0,
+        "threshold": 1,
+    },
     "pooling_1": {"type": "pooling", "kernel_size": 2, "threshold": 1},
-    "conv_2": {"type": "conv", "in_channels": 15, "out_channels": 40, "kernel_size": 5, "weight_scale": 1,
-               "padding": 0, "threshold": 1},
+    "conv_2": {
+        "type": "conv",
+        "in_channels": 15,
+        "out_channels": 40,
+        "kernel_size": 5,
+        "weight_scale": 1,
+        "padding": 0,
+        "threshold": 1,
+    },
     "pooling_2": {"type": "pooling", "kernel_size": 2, "threshold": 1},
     "FC_1": {"type": "linear", "n_inputs": 640, "n_outputs": 300, "weight_scale": 1, "threshold": 1},
     "output": {"type": "linear", "n_inputs": 300, "n_outputs": 10, "weight_scale": 1, "threshold": 1},
@@ -160,12 +192,20 @@ def record_na(out: dict, meta: dict, repo: Path, rng: np.random.Generator) -> No
                     y.backward(to_released(torch.tensor(g, dtype=dtype)))  # the backward edits it in place
                 out[f"na_T{T}_{tag}_psc"] = from_released(y.detach()).numpy()
                 out[f"na_T{T}_{tag}_grad_c"] = from_released(seen[0]).numpy()
-    meta["na"] = dict(T=list(NA_TS), neurons=NEURONS, tau_m=5.0, tau_s=TAU_S, threshold=THRESHOLD,
-                      released_options=dict(clip=5.0, strict_threshold=True, first_order="paper", dist_power=3),
-                      arrays={"na_T{T}_c": "float64 [T, 256] input c (fp32 case: this cast to float32)",
-                              "na_T{T}_grad_out": "float64 [T, 256] dL/dPSC fed to backward (fp32: cast)",
-                              "na_T{T}_{f64|f32}_psc": "released forward PSC [T, 256]",
-                              "na_T{T}_{f64|f32}_grad_c": "released grad_c before the layer-wise rescale"})
+    meta["na"] = dict(
+        T=list(NA_TS),
+        neurons=NEURONS,
+        tau_m=5.0,
+        tau_s=TAU_S,
+        threshold=THRESHOLD,
+        released_options=dict(clip=5.0, strict_threshold=True, first_order="paper", dist_power=3),
+        arrays={
+            "na_T{T}_c": "float64 [T, 256] input c (fp32 case: this cast to float32)",
+            "na_T{T}_grad_out": "float64 [T, 256] dL/dPSC fed to backward (fp32: cast)",
+            "na_T{T}_{f64|f32}_psc": "released forward PSC [T, 256]",
+            "na_T{T}_{f64|f32}_grad_c": "released grad_c before the layer-wise rescale",
+        },
+    )
 
 
 STACK_SIZES = (40, 30, 20, 10)  # input features, then the three NA layers
@@ -175,8 +215,10 @@ STACK_BATCH, STACK_T = 16, 5
 def record_stack(out: dict, meta: dict, repo: Path, rng: np.random.Generator) -> None:
     """Case (b): three released linear + NA layers with the released rescale (rounded means)."""
     x0 = rng.uniform(0.0, 1.0, size=(STACK_T, STACK_BATCH, STACK_SIZES[0]))  # input PSCs
-    weights = [rng.normal(0.0, 1.6 / np.sqrt(n_in), size=(n_out, n_in))
-               for n_in, n_out in zip(STACK_SIZES[:-1], STACK_SIZES[1:])]
+    weights = [
+        rng.normal(0.0, 1.6 / np.sqrt(n_in), size=(n_out, n_in))
+        for n_in, n_out in zip(STACK_SIZES[:-1], STACK_SIZES[1:])
+    ]
     r = rng.normal(0.0, 1.0, size=(STACK_T, STACK_BATCH, STACK_SIZES[-1]))
     out["stack_x"], out["stack_r"] = x0, r
     for i, w in enumerate(weights):
@@ -189,13 +231,17 @@ def record_stack(out: dict, meta: dict, repo: Path, rng: np.random.Generator) ->
 
         for case, r_scale in (("stack", 1.0), ("stack_small", 1e-4)):
             for tag, dtype in DTYPES.items():
-                layers = {n: {"type": "linear", "n_inputs": a, "n_outputs": b, "weight_scale": 1, "threshold": 1}
-                          for n, a, b in zip(names, STACK_SIZES[:-1], STACK_SIZES[1:])}
+                layers = {
+                    n: {"type": "linear", "n_inputs": a, "n_outputs": b, "weight_scale": 1, "threshold": 1}
+                    for n, a, b in zip(names, STACK_SIZES[:-1], STACK_SIZES[1:])
+                }
                 params = na_params(STACK_T, 5.0, layers)
                 glv.init(dtype, torch.device("cpu"), params)
                 with contextlib.redirect_stdout(sys.stderr):  # the released layers print their shapes
-                    net = [linear.LinearLayer(params["Network"], layers[n], n, [a, 1, 1])
-                           for n, a in zip(names, STACK_SIZES[:-1])]
+                    net = [
+                        linear.LinearLayer(params["Network"], layers[n], n, [a, 1, 1])
+                        for n, a in zip(names, STACK_SIZES[:-1])
+                    ]
                 for layer, w in zip(net, weights):
                     layer.weight.data = torch.tensor(w, dtype=dtype)
                 # [T, B, F] -> released [B, F, 1, 1, T]
@@ -209,21 +255,34 @@ def record_stack(out: dict, meta: dict, repo: Path, rng: np.random.Generator) ->
                 with capture_update_norm(nb) as seen:
                     loss.backward()
                 out[f"{case}_{tag}_out"] = y_tb.detach().numpy()
-                out[f"{case}_{tag}_grad_x"] = x.grad.reshape(STACK_BATCH, STACK_SIZES[0], STACK_T).permute(2, 0, 1).numpy()
+                out[f"{case}_{tag}_grad_x"] = (
+                    x.grad.reshape(STACK_BATCH, STACK_SIZES[0], STACK_T).permute(2, 0, 1).numpy()
+                )
                 for i, layer in enumerate(net):
                     out[f"{case}_{tag}_grad_w{i}"] = layer.weight.grad.numpy()
                 # per NA layer (output first): mean |grad_c| before and after its rescale
                 out[f"{case}_{tag}_means"] = np.array([g.abs().mean().item() for g in seen]).reshape(-1, 2)
-                meta.setdefault("stack_norm_dict", {})[f"{case}_{tag}"] = {str(k): v for k, v in glv.grad_norm_dict.items()}
-    meta["stack"] = dict(sizes=list(STACK_SIZES), batch=STACK_BATCH, T=STACK_T, tau_m=5.0, tau_s=TAU_S,
-                         loss="sum(out * R) (stack_small: R * 1e-4)", rescale="released (update_norm, 3 decimals)",
-                         arrays={"stack_x": "float64 [T, B, 40] input PSCs (fp32 case: cast)",
-                                 "stack_w{i}": "float64 weights [out, in] of layer i (fp32: cast)",
-                                 "stack_r": "float64 [T, B, 10] R of the loss",
-                                 "{case}_{tag}_out": "output PSC [T, B, 10]",
-                                 "{case}_{tag}_grad_x": "dL/dx [T, B, 40]",
-                                 "{case}_{tag}_grad_w{i}": "dL/dW_i",
-                                 "{case}_{tag}_means": "[layer (output first), before/after rescale] mean |grad_c|"})
+                meta.setdefault("stack_norm_dict", {})[f"{case}_{tag}"] = {
+                    str(k): v for k, v in glv.grad_norm_dict.items()
+                }
+    meta["stack"] = dict(
+        sizes=list(STACK_SIZES),
+        batch=STACK_BATCH,
+        T=STACK_T,
+        tau_m=5.0,
+        tau_s=TAU_S,
+        loss="sum(out * R) (stack_small: R * 1e-4)",
+        rescale="released (update_norm, 3 decimals)",
+        arrays={
+            "stack_x": "float64 [T, B, 40] input PSCs (fp32 case: cast)",
+            "stack_w{i}": "float64 weights [out, in] of layer i (fp32: cast)",
+            "stack_r": "float64 [T, B, 10] R of the loss",
+            "{case}_{tag}_out": "output PSC [T, B, 10]",
+            "{case}_{tag}_grad_x": "dL/dx [T, B, 40]",
+            "{case}_{tag}_grad_w{i}": "dL/dW_i",
+            "{case}_{tag}_means": "[layer (output first), before/after rescale] mean |grad_c|",
+        },
+    )
 
 
 TSSL_CASES = ((5, 4.0), (10, 4.0), (20, 4.0), (5, 5.0))
@@ -248,14 +307,23 @@ def record_tssl(out: dict, meta: dict, repo: Path, rng: np.random.Generator) -> 
                     y.backward(to_released(torch.tensor(g, dtype=dtype)))
                 out[f"{key}_{tag}_psc"] = from_released(y.detach()).numpy()
                 out[f"{key}_{tag}_grad_c"] = from_released(x.grad).numpy()
-    meta["tssl"] = dict(cases=[dict(T=T, tau_m=m) for T, m in TSSL_CASES], neurons=NEURONS, tau_s=TAU_S,
-                        threshold=THRESHOLD,
-                        note=("run under torch.set_default_dtype(case dtype): the released code takes no dtype in "
-                              "its torch.zeros / torch.tensor calls, so its backward's theta_m (read back from "
-                              "torch.tensor([threshold, tau_s, theta_m])) is in the case's dtype"),
-                        arrays={"{key}_c": "float64 [T, 256] input (fp32: cast)",
-                                "{key}_grad_out": "float64 [T, 256] dL/dPSC (fp32: cast)",
-                                "{key}_{f64|f32}_psc": "released forward PSC", "{key}_{f64|f32}_grad_c": "released grad_c"})
+    meta["tssl"] = dict(
+        cases=[dict(T=T, tau_m=m) for T, m in TSSL_CASES],
+        neurons=NEURONS,
+        tau_s=TAU_S,
+        threshold=THRESHOLD,
+        note=(
+            "run under torch.set_default_dtype(case dtype): the released code takes no dtype in "
+            "its torch.zeros / torch.tensor calls, so its backward's theta_m (read back from "
+            "torch.tensor([threshold, tau_s, theta_m])) is in the case's dtype"
+        ),
+        arrays={
+            "{key}_c": "float64 [T, 256] input (fp32: cast)",
+            "{key}_grad_out": "float64 [T, 256] dL/dPSC (fp32: cast)",
+            "{key}_{f64|f32}_psc": "released forward PSC",
+            "{key}_{f64|f32}_grad_c": "released grad_c",
+        },
+    )
 
 
 def mnist_batch(data_dir: Optional[str]) -> tuple[np.ndarray, np.ndarray, list]:
@@ -332,20 +400,27 @@ def record_net(out: dict, meta: dict, repo: Path, data_dir: Optional[str]) -> No
         out[f"net_w_{name}"] = (w.squeeze(-1) if w.dim() == 5 else w).numpy()
     meta["net"] = dict(
         config="Networks/MNIST_CNN.yaml (15C5-P2-40C5-P2-300-10, T = 5, tau_m = 5, tau_s = 2, loss kernel)",
-        batch=dict(split="MNIST train", index=index,
-                   rule="torch.randperm(60000, generator=torch.Generator().manual_seed(11))[:8].sort()"),
+        batch=dict(
+            split="MNIST train",
+            index=index,
+            rule="torch.randperm(60000, generator=torch.Generator().manual_seed(11))[:8].sort()",
+        ),
         weights="the fp64 build's init under torch.manual_seed(0), rounded to float16; the same for both dtypes",
         gradients="right after loss.backward(), BEFORE clip_grad_norm_(params, 1); net_{tag}_grad_norm is the "
-                  "total norm clip_grad_norm_ returned (the clip factor is min(1, 1 / norm))",
+        "total norm clip_grad_norm_ returned (the clip factor is min(1, 1 / norm))",
         fc1="dL/dW_FC_1 = einsum('tbi,tbj->ij', net_{tag}_grad_c_FC_1, net_{tag}_x_FC_1); net_fc1_factor_check "
-            "is max|rebuilt - released weight.grad| / max|released weight.grad|",
-        arrays={"net_images": "uint8 [8, 1, 28, 28]", "net_labels": "int64 [8]",
-                "net_w_{layer}": "float16 weights (conv [out, in, 5, 5], linear [out, in])",
-                "net_{f64|f32}_loss": "1/2 sum (out - psc(psc(d)))^2 over the batch",
-                "net_{f64|f32}_out": "output PSC [T, 8, 10]",
-                "net_{f64|f32}_grad_{conv_1|conv_2|output}": "weight gradient before clipping",
-                "net_{f64|f32}_grad_c_{output|FC_1}": "the layer's NA backward result (after its rescale) [T, 8, n]",
-                "net_{f64|f32}_x_FC_1": "FC_1's input (pooling_2 PSCs, flattened C-major) [T, 8, 640]"})
+        "is max|rebuilt - released weight.grad| / max|released weight.grad|",
+        arrays={
+            "net_images": "uint8 [8, 1, 28, 28]",
+            "net_labels": "int64 [8]",
+            "net_w_{layer}": "float16 weights (conv [out, in, 5, 5], linear [out, in])",
+            "net_{f64|f32}_loss": "1/2 sum (out - psc(psc(d)))^2 over the batch",
+            "net_{f64|f32}_out": "output PSC [T, 8, 10]",
+            "net_{f64|f32}_grad_{conv_1|conv_2|output}": "weight gradient before clipping",
+            "net_{f64|f32}_grad_c_{output|FC_1}": "the layer's NA backward result (after its rescale) [T, 8, n]",
+            "net_{f64|f32}_x_FC_1": "FC_1's input (pooling_2 PSCs, flattened C-major) [T, 8, 640]",
+        },
+    )
 
 
 def sha256(path: Path) -> str:
@@ -356,8 +431,9 @@ def commit_of(repo: Path, given: Optional[str]) -> str:
     if given:
         return given
     try:
-        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (pass --na-commit / --tssl-commit)"
 
@@ -383,11 +459,17 @@ def main(argv: Optional[list] = None) -> None:
         "torch": torch.__version__,
         "layout": "time first, [T, ...] (na_cuda's); the released code's is [B, C, H, W, T]",
         "released": {
-            "na": dict(repo="superrrpotato/Backpropagated-Neighborhood-Aggregation-for-Accurate-Training-of-Spiking-"
-                            "Neural-Networks", commit=commit_of(args.na_repo, args.na_commit),
-                       sha256={f: sha256(args.na_repo / f) for f in NA_FILES}),
-            "tssl": dict(repo="stonezwr/TSSL-BP", commit=commit_of(args.tssl_repo, args.tssl_commit),
-                         sha256={f: sha256(args.tssl_repo / f) for f in TSSL_FILES}),
+            "na": dict(
+                repo="superrrpotato/Backpropagated-Neighborhood-Aggregation-for-Accurate-Training-of-Spiking-"
+                "Neural-Networks",
+                commit=commit_of(args.na_repo, args.na_commit),
+                sha256={f: sha256(args.na_repo / f) for f in NA_FILES},
+            ),
+            "tssl": dict(
+                repo="stonezwr/TSSL-BP",
+                commit=commit_of(args.tssl_repo, args.tssl_commit),
+                sha256={f: sha256(args.tssl_repo / f) for f in TSSL_FILES},
+            ),
         },
     }
     record_na(out, meta, args.na_repo, rng)
