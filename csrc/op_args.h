@@ -25,21 +25,23 @@ namespace na {
 inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
 
 inline void check_input(const at::Tensor& c, const char* name) {
-  TORCH_CHECK(c.dim() >= 1, "na_cuda: `", name, "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
+  TORCH_CHECK(c.dim() >= 1, "na_cuda: `", name,
+              "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
   TORCH_CHECK(c.size(0) >= 1, "na_cuda: `", name, "` must have T = size(0) >= 1; got T = 0");
-  TORCH_CHECK(c.size(0) <= INT32_MAX, "na_cuda: `", name, "` must have T = size(0) < 2^31 (the kernels count time "
-              "steps in 32 bits); got T = ", c.size(0), "; split the sequence");
-  TORCH_CHECK(at::isFloatingType(c.scalar_type()),
-              "na_cuda: `", name, "` must be float16, bfloat16, float32 or float64; got ", c.scalar_type(),
-              " (convert with .float())");
+  TORCH_CHECK(c.size(0) <= INT32_MAX, "na_cuda: `", name,
+              "` must have T = size(0) < 2^31 (the kernels count time "
+              "steps in 32 bits); got T = ",
+              c.size(0), "; split the sequence");
+  TORCH_CHECK(at::isFloatingType(c.scalar_type()), "na_cuda: `", name,
+              "` must be float16, bfloat16, float32 or float64; got ", c.scalar_type(), " (convert with .float())");
 }
 
 inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
   check_input(grad_out, "grad_out");
   TORCH_CHECK(grad_out.device() == c.device(), "na_cuda: `grad_out` is on ", grad_out.device(), " but `c` is on ",
               c.device(), "; move them to the same device");
-  TORCH_CHECK(grad_out.sizes() == c.sizes(), "na_cuda: `grad_out` has shape ", grad_out.sizes(),
-              " but `c` has shape ", c.sizes());
+  TORCH_CHECK(grad_out.sizes() == c.sizes(), "na_cuda: `grad_out` has shape ", grad_out.sizes(), " but `c` has shape ",
+              c.sizes());
   TORCH_CHECK(grad_out.scalar_type() == c.scalar_type(), "na_cuda: `grad_out` has dtype ", grad_out.scalar_type(),
               " but `c` has dtype ", c.scalar_type());
 }
@@ -51,26 +53,26 @@ inline void check_fits(const at::Tensor& c, const char* name, double v) {
   const double lo = f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
   const double hi = f64 ? std::numeric_limits<double>::max() : std::numeric_limits<float>::max();
   TORCH_CHECK(std::fabs(v) >= lo && std::fabs(v) <= hi, "na_cuda: `", name, "` = ", v, " is not a normal finite ",
-              (f64 ? "float64" : "float32"), " value (the compute type of ", c.scalar_type(), " input); it must lie in [",
-              lo, ", ", hi, "]");
+              (f64 ? "float64" : "float32"), " value (the compute type of ", c.scalar_type(),
+              " input); it must lie in [", lo, ", ", hi, "]");
 }
 
 // The neuron's arguments (the same in every op's schema, csrc/ops.cpp), checked for the input `c`.
 inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, double threshold,
-                               std::optional<double> v_reset, bool decay_input, bool strict,
-                               c10::string_view output_) {
+                               std::optional<double> v_reset, bool decay_input, bool strict, c10::string_view output_) {
   const std::string output = str(output_);
-  TORCH_CHECK(!std::isnan(tau_m) && tau_m >= 1.0,
-              "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ", tau_m);
-  TORCH_CHECK(!(decay_input && std::isinf(tau_m)),
-              "na_cuda: `decay_input=True` scales the input by 1/tau_m, which is 0 for tau_m = inf; use decay_input=False");
+  TORCH_CHECK(!std::isnan(tau_m) && tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ",
+              tau_m);
+  TORCH_CHECK(
+      !(decay_input && std::isinf(tau_m)),
+      "na_cuda: `decay_input=True` scales the input by 1/tau_m, which is 0 for tau_m = inf; use decay_input=False");
   TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
   TORCH_CHECK(std::isfinite(threshold), "na_cuda: `threshold` must be finite; got ", threshold);
   const bool soft = !v_reset.has_value();
   const double vr = soft ? 0.0 : *v_reset;
   TORCH_CHECK(std::isfinite(vr), "na_cuda: `v_reset` must be a finite float or None (soft reset); got ", vr);
-  TORCH_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`", "; got threshold = ",
-              threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
+  TORCH_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`",
+              "; got threshold = ", threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
   TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
               "\"");
   check_fits(c, "threshold", threshold);
@@ -109,8 +111,10 @@ struct StbpOp {
     int kind = -1;
     for (int i = 0; i < 5; ++i)
       if (surrogate == kNames[i]) kind = i;
-    TORCH_CHECK(kind >= 0, "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
-                "\"fast_sigmoid\"; got \"", surrogate, "\"");
+    TORCH_CHECK(kind >= 0,
+                "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
+                "\"fast_sigmoid\"; got \"",
+                surrogate, "\"");
     TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
                 alpha);
     check_fits(c, "surrogate_alpha", alpha);
@@ -123,7 +127,8 @@ struct TsslOp {
   using Rule = TsslRule;
   static TsslConfig config(const at::Tensor&, const LifConfig& lif) {
     TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
-    TORCH_CHECK(!lif.soft, "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
+    TORCH_CHECK(!lif.soft,
+                "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
                 "(a hard reset), not None");
     return TsslConfig{};
   }

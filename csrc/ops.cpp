@@ -6,7 +6,8 @@
 
 // The neuron's arguments, the same in every op (csrc/op_args.h: neuron_config). `v_reset`: the hard reset value,
 // None for the soft reset (v = u - threshold on a spike).
-#define NA_NEURON "float tau_m, float tau_s, float threshold, float? v_reset, bool decay_input, bool strict_threshold, str output"
+#define NA_NEURON \
+  "float tau_m, float tau_s, float threshold, float? v_reset, bool decay_input, bool strict_threshold, str output"
 
 // One forward kernel serves every op below. `lif_forward` is the neuron alone (inference: no autograd); each rule
 // has its own op `lif_<rule>` (the forward plus that rule's arguments only, with the rule's backward registered as

@@ -3,6 +3,7 @@
 Data: na_cuda.data.load("mnist") reads the IDX files from $NA_CUDA_DATA (else ~/.cache/na_cuda; downloaded with
 SHA-256 checks when missing). EXAMPLE_BATCHES limits the batches per epoch (the CI smoke test runs 3).
 """
+
 import os
 
 import torch
@@ -30,9 +31,9 @@ for epoch in range(EPOCHS):
     for i, start in enumerate(range(0, len(train), BATCH)):
         if LIMIT is not None and i >= LIMIT:
             break
-        x, y = train.batch(order[start:start + BATCH])
-        out = net(encode(x))                                   # output PSCs [T, B, 10]
-        target = losses.na_desired_spikes(y, 10, T)            # an all-ones train for the label neuron
+        x, y = train.batch(order[start : start + BATCH])
+        out = net(encode(x))  # output PSCs [T, B, 10]
+        target = losses.na_desired_spikes(y, 10, T)  # an all-ones train for the label neuron
         loss = losses.van_rossum(out, target, TAU_S)
         opt.zero_grad()
         loss.backward()
@@ -49,5 +50,7 @@ for epoch in range(EPOCHS):
             x, y = test.batch(torch.arange(start, min(start + 1000, len(test))))
             correct += (losses.spike_count_predictions(net(encode(x))) == y).sum().item()
             seen += len(y)
-    print(f"epoch {epoch}: test accuracy {100 * correct / seen:.2f} % on {seen} images "
-          f"({na_cuda.backends()['auto']['cpu']} backend)")
+    print(
+        f"epoch {epoch}: test accuracy {100 * correct / seen:.2f} % on {seen} images "
+        f"({na_cuda.backends()['auto']['cpu']} backend)"
+    )

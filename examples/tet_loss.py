@@ -2,6 +2,7 @@
 
 Switch METHOD to "stbp" to train the same network with surrogate-gradient BPTT. EXAMPLE_BATCHES limits the steps.
 """
+
 import os
 
 import torch
@@ -16,15 +17,16 @@ torch.manual_seed(0)
 
 train, test = data.load("digits", train=True), data.load("digits", train=False)
 net = nn.Sequential(
-    SeqToANN(nn.Flatten(), nn.Linear(64, 128)), LIF(method=METHOD, output="psc"),
-    SeqToANN(nn.Linear(128, 10)),                         # TET reads the logits of every time step [T, B, 10]
+    SeqToANN(nn.Flatten(), nn.Linear(64, 128)),
+    LIF(method=METHOD, output="psc"),
+    SeqToANN(nn.Linear(128, 10)),  # TET reads the logits of every time step [T, B, 10]
 )
 opt = torch.optim.Adam(net.parameters(), lr=2e-3)
 
 for step in range(STEPS):
     x, y = train.batch(torch.randint(0, len(train), (BATCH,)))
     out = net(x.unsqueeze(0).expand(T, *x.shape) * 2.0)  # the image as a constant input current
-    loss = losses.tet(out, y, lamb=0.05)                 # (1 - lamb) mean_t CE(O[t], y) + lamb MSE(O, phi)
+    loss = losses.tet(out, y, lamb=0.05)  # (1 - lamb) mean_t CE(O[t], y) + lamb MSE(O, phi)
     opt.zero_grad()
     loss.backward()
     opt.step()

@@ -3,6 +3,7 @@
 `import na_cuda` never fails because of the compiled library: if `na_cuda._C` is missing or does not load, every
 op still works through the pure-PyTorch reference (na_cuda.reference), and `backends()` says why.
 """
+
 from __future__ import annotations
 
 import warnings

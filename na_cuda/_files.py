@@ -5,6 +5,7 @@ A temporary file of ``DIR/NAME`` is ``DIR/.NAME.<pid>.<8 hex>.<suffix>`` (suffix
 ``part`` for downloads): the pid says whether its writer still runs, so :func:`remove_stale_temps` removes only the
 files of processes that are gone (a SIGKILL skips every cleanup handler).
 """
+
 from __future__ import annotations
 
 import os
@@ -104,8 +105,9 @@ class FolderLock:
             except BlockingIOError:
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise FolderBusy(f"{self.path.parent} is in use by another run (pid {holder}; lock file "
-                                 f"{self.path})") from None
+                raise FolderBusy(
+                    f"{self.path.parent} is in use by another run (pid {holder}; lock file {self.path})"
+                ) from None
             # A previous owner may have unlinked the file between our open and flock: lock the file on disk.
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
@@ -125,7 +127,7 @@ class FolderLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         self.acquire()
         return self
 

@@ -3,6 +3,7 @@
 The neuron's checks live in ``na_cuda.params.LifParams``, each rule's in its class in ``na_cuda.rules``; this
 module keeps the input-tensor check, the backend names and the keyword-dict form used by the training config.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -39,11 +40,23 @@ def build(
 
 def as_dict(neuron: LifParams, rule: Rule, backend: str) -> dict[str, Any]:
     """Every keyword of ``na_cuda.lif`` with its normalised value (the rule's defaults for the other rules' ones)."""
-    d: dict[str, Any] = dict(tau_m=neuron.tau_m, tau_s=neuron.tau_s, threshold=neuron.threshold,
-                             v_reset=neuron.v_reset, decay_input=neuron.decay_input, output=neuron.output,
-                             strict_threshold=neuron.strict_threshold, method=rule.name, first_order="paper",
-                             dist_power=3, clip=10.0, surrogate="rect", surrogate_alpha=SURROGATE_DEFAULT_ALPHA["rect"],
-                             detach_reset=True, backend=backend)
+    d: dict[str, Any] = dict(
+        tau_m=neuron.tau_m,
+        tau_s=neuron.tau_s,
+        threshold=neuron.threshold,
+        v_reset=neuron.v_reset,
+        decay_input=neuron.decay_input,
+        output=neuron.output,
+        strict_threshold=neuron.strict_threshold,
+        method=rule.name,
+        first_order="paper",
+        dist_power=3,
+        clip=10.0,
+        surrogate="rect",
+        surrogate_alpha=SURROGATE_DEFAULT_ALPHA["rect"],
+        detach_reset=True,
+        backend=backend,
+    )
     d.update(rule.options())
     return d
 

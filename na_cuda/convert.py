@@ -11,6 +11,7 @@ which is ``na_cuda.lif`` with ``tau_m=tau`` (``inf`` for IFNode), ``threshold=v_
 ``v_reset`` and ``decay_input``, ``output="spike"``; under STBP also the same surrogate and ``detach_reset``.
 Nothing is mapped approximately: a setting with no exact equivalent raises, naming the module and the setting.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,9 +77,7 @@ def convert(model: nn.Module, method: str = "na", **rule_options: Any) -> nn.Mod
     seen: set[int] = set()
     _convert_children(model, "", replace, seen)
     if not converted:
-        raise ValueError(
-            "na_cuda.nn.convert: found no spikingjelly LIFNode or IFNode in `model` (nothing to convert)"
-        )
+        raise ValueError("na_cuda.nn.convert: found no spikingjelly LIFNode or IFNode in `model` (nothing to convert)")
     return model
 
 
@@ -99,8 +98,9 @@ def _replacement(module: nn.Module, path: str, method: str, rule_options: dict) 
     if origin.startswith("spikingjelly.activation_based.neuron"):
         return _from_spikingjelly(module, path, method, rule_options)
     if origin.startswith("snntorch._neurons"):
-        raise ValueError(f"na_cuda.nn.convert: cannot convert {path} (snnTorch {type(module).__name__}): "
-                         + _snntorch_reason(module))
+        raise ValueError(
+            f"na_cuda.nn.convert: cannot convert {path} (snnTorch {type(module).__name__}): " + _snntorch_reason(module)
+        )
     return None
 
 
@@ -121,21 +121,29 @@ def _from_spikingjelly(m: nn.Module, path: str, method: str, rule_options: dict)
         extra = " (its tau is learnable)" if type(m).__name__ == "ParametricLIFNode" else ""
         raise _fail(path, m, f"no na_cuda equivalent{extra}; only LIFNode and IFNode (exact types) convert")
     if m.step_mode != "m":
-        raise _fail(path, m, f"step_mode={m.step_mode!r}: a single-step neuron is called once per time step and "
-                    "keeps v between calls, na_cuda.nn.LIF simulates a whole [T, ...] window per call; switch the "
-                    "model to multi-step first (spikingjelly's functional.set_step_mode(model, 'm'), inputs "
-                    "[T, B, ...])")
+        raise _fail(
+            path,
+            m,
+            f"step_mode={m.step_mode!r}: a single-step neuron is called once per time step and "
+            "keeps v between calls, na_cuda.nn.LIF simulates a whole [T, ...] window per call; switch the "
+            "model to multi-step first (spikingjelly's functional.set_step_mode(model, 'm'), inputs "
+            "[T, B, ...])",
+        )
     if m.store_v_seq:
         raise _fail(path, m, "store_v_seq=True: na_cuda.nn.LIF does not expose the membrane potential")
     if getattr(m, "_neuron_precision", None) is not None:
-        raise _fail(path, m, f"its neuron precision setting {m._neuron_precision!r} is a spikingjelly backend "
-                    "option; remove it (na_cuda computes float16/bfloat16 in float32)")
-    hooks = [kind for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks")
-             if getattr(m, kind, None)]
+        raise _fail(
+            path,
+            m,
+            f"its neuron precision setting {m._neuron_precision!r} is a spikingjelly backend "
+            "option; remove it (na_cuda computes float16/bfloat16 in float32)",
+        )
+    hooks = [kind for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(m, kind, None)]
     if hooks:
         raise _fail(path, m, f"it has {', '.join(hooks)} (e.g. a monitor), which would be lost; remove them")
-    kwargs: dict[str, Any] = dict(tau_m=tau, threshold=m.v_threshold, v_reset=m.v_reset, decay_input=decay_input,
-                                  output="spike", method=method)
+    kwargs: dict[str, Any] = dict(
+        tau_m=tau, threshold=m.v_threshold, v_reset=m.v_reset, decay_input=decay_input, output="spike", method=method
+    )
     if method == "stbp":
         surrogate, alpha = _surrogate(m, path)
         kwargs.update(surrogate=surrogate, surrogate_alpha=alpha, detach_reset=m.detach_reset)
@@ -161,41 +169,63 @@ def _surrogate(m: nn.Module, path: str) -> tuple[str, float]:
     #   ATan               (alpha/2) / (1 + (pi/2 alpha x)^2)         = atan,     alpha
     #   Rect               alpha on |x| < 0.5/alpha                    = rect,     width a = 1/alpha
     #   PiecewiseQuadratic max(0, alpha - alpha^2 |x|)                 = triangle, g = 1/alpha
-    mapping = {"Sigmoid": ("sigmoid", alpha), "ATan": ("atan", alpha),
-               "Rect": ("rect", 1.0 / alpha), "PiecewiseQuadratic": ("triangle", 1.0 / alpha)}
+    mapping = {
+        "Sigmoid": ("sigmoid", alpha),
+        "ATan": ("atan", alpha),
+        "Rect": ("rect", 1.0 / alpha),
+        "PiecewiseQuadratic": ("triangle", 1.0 / alpha),
+    }
     if name not in mapping:
-        raise _fail(path, m, f"surrogate {name} has no na_cuda equivalent under method='stbp' (equivalents: "
-                    "Sigmoid, ATan, Rect, PiecewiseQuadratic); method='na' converts any surrogate")
+        raise _fail(
+            path,
+            m,
+            f"surrogate {name} has no na_cuda equivalent under method='stbp' (equivalents: "
+            "Sigmoid, ATan, Rect, PiecewiseQuadratic); method='na' converts any surrogate",
+        )
     return mapping[name]
 
 
 def _snntorch_reason(m: nn.Module) -> str:
     """Why an snnTorch neuron cannot be replaced, and the na_cuda.nn.LIF to write by hand where one is exact."""
-    why = ("snnTorch neurons are single-step modules: the model's forward calls them once per time step and "
-           "carries `mem` between calls, so no multi-step module can take their place without rewriting that "
-           "loop as layers on [T, B, ...].")
+    why = (
+        "snnTorch neurons are single-step modules: the model's forward calls them once per time step and "
+        "carries `mem` between calls, so no multi-step module can take their place without rewriting that "
+        "loop as layers on [T, B, ...]."
+    )
     if type(m).__name__ != "Leaky":
         return why + f" {type(m).__name__} has no na_cuda equivalent either."
     beta = getattr(m, "beta", None)
     beta = float(beta) if beta is not None and beta.numel() == 1 else None
     reset = getattr(m, "reset_mechanism", None)
     learnable = any(p.requires_grad for p in m.parameters(recurse=False))
-    if beta is None or learnable or getattr(m, "inhibition", False) or getattr(m, "state_quant", False) \
-            or not getattr(m, "reset_delay", True) or float(getattr(m, "graded_spikes_factor", 1.0)) != 1.0:
-        return why + (" This Leaky has no na_cuda equivalent either (a learnable or per-neuron beta/threshold, "
-                      "inhibition, state quantisation, reset_delay=False or graded spikes).")
+    if (
+        beta is None
+        or learnable
+        or getattr(m, "inhibition", False)
+        or getattr(m, "state_quant", False)
+        or not getattr(m, "reset_delay", True)
+        or float(getattr(m, "graded_spikes_factor", 1.0)) != 1.0
+    ):
+        return why + (
+            " This Leaky has no na_cuda equivalent either (a learnable or per-neuron beta/threshold, "
+            "inhibition, state quantisation, reset_delay=False or graded spikes)."
+        )
     beta = min(max(beta, 0.0), 1.0)  # Leaky clamps beta to [0, 1]
     tau_m = math.inf if beta == 1.0 else 1.0 / (1.0 - beta)
-    common = (f"tau_m={tau_m!r}, threshold={float(m.threshold)!r}, strict_threshold=True (snnTorch fires on "
-              "mem > threshold), detach_reset=True (its reset is detached), output='spike', surrogate='atan' for "
-              "its default spike_grad (atan(alpha) -> surrogate_alpha=alpha; fast_sigmoid(slope) -> "
-              "'fast_sigmoid', surrogate_alpha=slope)")
+    common = (
+        f"tau_m={tau_m!r}, threshold={float(m.threshold)!r}, strict_threshold=True (snnTorch fires on "
+        "mem > threshold), detach_reset=True (its reset is detached), output='spike', surrogate='atan' for "
+        "its default spike_grad (atan(alpha) -> surrogate_alpha=alpha; fast_sigmoid(slope) -> "
+        "'fast_sigmoid', surrogate_alpha=slope)"
+    )
     if reset == "zero":
         return why + f" Rewritten that way, this Leaky is exactly na_cuda.nn.LIF(v_reset=0.0, {common})."
     if reset == "subtract" and beta == 1.0:
         return why + f" Rewritten that way, this Leaky is exactly na_cuda.nn.LIF(v_reset=None, {common})."
     if reset == "subtract":
-        return why + (" Nor is there an exact equivalent: with reset_mechanism='subtract' and beta < 1 snnTorch "
-                      "subtracts the threshold a step late, after the leak (mem = beta mem + x - thr s[t-1]), "
-                      "where na_cuda (like spikingjelly) subtracts it before (v = u - thr, then the leak).")
+        return why + (
+            " Nor is there an exact equivalent: with reset_mechanism='subtract' and beta < 1 snnTorch "
+            "subtracts the threshold a step late, after the leak (mem = beta mem + x - thr s[t-1]), "
+            "where na_cuda (like spikingjelly) subtracts it before (v = u - thr, then the leak)."
+        )
     return why + f" Nor is there an exact equivalent of reset_mechanism={reset!r}."

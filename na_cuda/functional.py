@@ -1,4 +1,5 @@
 """The LIF neuron op: `na_cuda.lif`."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -62,10 +63,22 @@ def lif(
     """
     _validate.input_tensor(c)
     neuron, rule, backend = _validate.build(
-        tau_m=tau_m, tau_s=tau_s, threshold=threshold, v_reset=v_reset, decay_input=decay_input, output=output,
-        method=method, first_order=first_order, dist_power=dist_power, clip=clip, surrogate=surrogate,
-        surrogate_alpha=surrogate_alpha, detach_reset=detach_reset, backend=backend,
-        strict_threshold=strict_threshold)
+        tau_m=tau_m,
+        tau_s=tau_s,
+        threshold=threshold,
+        v_reset=v_reset,
+        decay_input=decay_input,
+        output=output,
+        method=method,
+        first_order=first_order,
+        dist_power=dist_power,
+        clip=clip,
+        surrogate=surrogate,
+        surrogate_alpha=surrogate_alpha,
+        detach_reset=detach_reset,
+        backend=backend,
+        strict_threshold=strict_threshold,
+    )
     return apply(c, neuron, rule, backend)
 
 

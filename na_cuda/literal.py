@@ -9,6 +9,7 @@ checks that choice as well as the direct SNS form of :func:`na_cuda.reference.na
 A perturbation ``eps`` of Algorithm 1 is added to the membrane potential ``u`` (as an input at unit weight);
 the aggregated ``grad_u`` of eq. 15 therefore becomes ``grad_c = beta * grad_u``.
 """
+
 from __future__ import annotations
 
 import math
@@ -191,7 +192,7 @@ def literal_na_gradient(
                 dL = sum(gn[t] * (sp[t] - s[t]) for t in range(T))
             scale = min(max(1.0 / d_mp**dist_power, -clip), clip)  # eq. 17 (eq. 14 for k = 1), clipped
             fd.append(dL * scale)
-        O = torch.tensor(rows, dtype=torch.float64)
+        units = torch.tensor(rows, dtype=torch.float64)  # the unit vectors o_p (eq. 15)
         fvec = torch.tensor(fd, dtype=torch.float64)
-        result[:, n] = (torch.linalg.pinv(O) @ fvec) * neuron.beta  # eq. 15; grad_c = beta grad_u
+        result[:, n] = (torch.linalg.pinv(units) @ fvec) * neuron.beta  # eq. 15; grad_c = beta grad_u
     return result.reshape(c.shape).to(c.dtype)

@@ -14,6 +14,7 @@ Every loss takes time-first outputs ``[T, B, classes]`` and integer class labels
 All losses are differentiable w.r.t. their first argument. Host syncs: none, except the label range check
 (one ``aminmax`` read back to the host per call that takes labels; on a CPU tensor that is free).
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -109,9 +110,7 @@ def _labels(labels: Any, num_classes: int, batch: Optional[int], device: Optiona
     # silent all-zero target row (desired trains, spike_count) or a device-side assert (cross-entropy).
     lo, hi = torch.stack(torch.aminmax(labels)).tolist()
     if lo < 0 or hi >= num_classes:
-        raise ValueError(
-            f"na_cuda: `labels` must lie in [0, classes) = [0, {num_classes}); got values in [{lo}, {hi}]"
-        )
+        raise ValueError(f"na_cuda: `labels` must lie in [0, classes) = [0, {num_classes}); got values in [{lo}, {hi}]")
 
 
 def _one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

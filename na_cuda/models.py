@@ -34,6 +34,7 @@ Choices taken from the authors' released code
 - Weights are clamped to [-4, 4] after each optimiser step (``layers/conv.py`` line 100-103,
   ``layers/linear.py`` line 70-73): ``SpikingNet.clamp_weights_``.
 """
+
 from __future__ import annotations
 
 import math
@@ -128,7 +129,9 @@ def parse_architecture(arch: str) -> list[Layer]:
         if layer.kind == "fc":
             seen_fc = True
         elif seen_fc and layer.kind in ("conv", "pool"):
-            raise ValueError(f"na_cuda: `arch` {arch!r}: conv and pooling layers must come before the fully connected ones")
+            raise ValueError(
+                f"na_cuda: `arch` {arch!r}: conv and pooling layers must come before the fully connected ones"
+            )
     return layers
 
 
@@ -267,7 +270,9 @@ def build_model(
     try:
         input_shape = tuple(int(s) for s in input_shape)
     except TypeError:
-        raise TypeError(f"na_cuda: `input_shape` must be a sequence of ints like (1, 28, 28); got {input_shape!r}") from None
+        raise TypeError(
+            f"na_cuda: `input_shape` must be a sequence of ints like (1, 28, 28); got {input_shape!r}"
+        ) from None
     if not input_shape or min(input_shape) < 1:
         raise ValueError(f"na_cuda: `input_shape` must be a non-empty shape of positive sizes; got {input_shape!r}")
     n_conv = sum(layer.kind == "conv" for layer in layers)
@@ -281,8 +286,11 @@ def build_model(
             raise ValueError(f"na_cuda: `padding` has {len(pads)} entries but `arch` {arch!r} has {n_conv} conv layers")
     if any(p < 0 for p in pads):
         raise ValueError(f"na_cuda: `padding` must be >= 0; got {padding!r}")
-    for name, value in (("conv_weight_scale", conv_weight_scale), ("linear_weight_scale", linear_weight_scale),
-                        ("pool_scale", pool_scale)):
+    for name, value in (
+        ("conv_weight_scale", conv_weight_scale),
+        ("linear_weight_scale", linear_weight_scale),
+        ("pool_scale", pool_scale),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"na_cuda: `{name}` must be a finite number > 0; got {value!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
@@ -300,7 +308,7 @@ def build_model(
     conv_index = 0
     weight_layers = 0
     flat = len(shape) == 1
-    for i, layer in enumerate(layers):
+    for layer in layers:
         if layer.kind in ("conv", "fc") and dropout > 0 and weight_layers > 0:
             modules.append(TimeDropout(dropout))
             shapes.append((f"D{dropout:g}", shape))

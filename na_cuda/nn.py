@@ -1,4 +1,5 @@
 """Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling."""
+
 from __future__ import annotations
 
 import warnings
@@ -129,10 +130,22 @@ class LIF(nn.Module):
     ) -> None:
         super().__init__()
         self.neuron, self.rule, self.backend = _validate.build(
-            tau_m=tau_m, tau_s=tau_s, threshold=threshold, v_reset=v_reset, decay_input=decay_input, output=output,
-            method=method, first_order=first_order, dist_power=dist_power, clip=clip, surrogate=surrogate,
-            surrogate_alpha=surrogate_alpha, detach_reset=detach_reset, backend=backend,
-            strict_threshold=strict_threshold)
+            tau_m=tau_m,
+            tau_s=tau_s,
+            threshold=threshold,
+            v_reset=v_reset,
+            decay_input=decay_input,
+            output=output,
+            method=method,
+            first_order=first_order,
+            dist_power=dist_power,
+            clip=clip,
+            surrogate=surrogate,
+            surrogate_alpha=surrogate_alpha,
+            detach_reset=detach_reset,
+            backend=backend,
+            strict_threshold=strict_threshold,
+        )
         if grad_rescale is not None and not isinstance(grad_rescale, GradRescale):
             raise TypeError(f"na_cuda: `grad_rescale` must be a na_cuda.nn.GradRescale or None; got {grad_rescale!r}")
         self.grad_rescale = grad_rescale
@@ -147,8 +160,12 @@ class LIF(nn.Module):
         _validate.input_tensor(c, "input")
         if c.dim() == 2 and c.shape[0] > _LAYOUT_WARN_T and not self._layout_warned:
             self._layout_warned = True
-            warnings.warn(f"na_cuda: LIF input of shape {tuple(c.shape)} looks like [B, N]; na_cuda wants time first "
-                          "[T, B, ...]; use x.transpose(0, 1)", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"na_cuda: LIF input of shape {tuple(c.shape)} looks like [B, N]; na_cuda wants time first "
+                "[T, B, ...]; use x.transpose(0, 1)",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
             c = _RescaleGrad.apply(c, self.grad_rescale, self.grad_rescale._next_index(c.device))
         return functional.apply(c, self.neuron, self.rule, self.backend)

@@ -4,14 +4,15 @@ Every op takes the neuron's arguments (``tau_m, tau_s, threshold, v_reset, decay
 output``) after its tensors. ``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
 (``lif_na``, ``lif_stbp``, ``lif_tssl``) is the same forward plus that rule's arguments, and its autograd formula
 calls ``na_cuda::<rule>_backward`` with the same arguments: NA (docs/algorithm.md §3), STBP (§5), TSSL-BP (§6).
-The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved for backward: the kernels recompute u and s, so the saved
-memory per neuron-step is the input.
+The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved
+for backward: the kernels recompute u and s, so the saved memory per neuron-step is the input.
 
 The fake kernels check what the C++ bindings check on tensors (csrc/op_args.h): with a meta or fake tensor among
 the arguments the dispatcher calls them instead of a kernel, so their checks are the only ones on that path.
 Double backward (a grad of a grad made with ``create_graph=True``) is not implemented by the kernels: the backward
 ops' own backward raises a RuntimeError naming the fix (``backend="torch"``) instead of a silent zero.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -29,8 +30,10 @@ def _check_input(x: torch.Tensor, name: str) -> None:
     # torch._check keeps symbolic sizes symbolic under torch.compile (a runtime assert, not a guard).
     torch._check(x.dim() >= 1, lambda: f"na_cuda: `{name}` must have shape [T, ...] with a time dimension first")
     torch._check(x.shape[0] >= 1, lambda: f"na_cuda: `{name}` must have T = size(0) >= 1; got shape {tuple(x.shape)}")
-    torch._check(x.dtype.is_floating_point,
-                 lambda: f"na_cuda: `{name}` must be float16, bfloat16, float32 or float64; got {x.dtype}")
+    torch._check(
+        x.dtype.is_floating_point,
+        lambda: f"na_cuda: `{name}` must be float16, bfloat16, float32 or float64; got {x.dtype}",
+    )
 
 
 def _fake_forward(c: torch.Tensor, *args: Any) -> torch.Tensor:
@@ -41,15 +44,21 @@ def _fake_forward(c: torch.Tensor, *args: Any) -> torch.Tensor:
 def _fake_backward(grad_out: torch.Tensor, c: torch.Tensor, *args: Any) -> torch.Tensor:
     _check_input(c, "c")
     _check_input(grad_out, "grad_out")
-    torch._check(grad_out.device == c.device, lambda: f"na_cuda: `grad_out` is on {grad_out.device} but `c` is on "
-                 f"{c.device}; move them to the same device")
-    torch._check(grad_out.dtype == c.dtype,
-                 lambda: f"na_cuda: `grad_out` has dtype {grad_out.dtype} but `c` has dtype {c.dtype}")
-    torch._check(grad_out.dim() == c.dim(), lambda: f"na_cuda: `grad_out` has shape {tuple(grad_out.shape)} but `c` "
-                 f"has shape {tuple(c.shape)}")
+    torch._check(
+        grad_out.device == c.device,
+        lambda: f"na_cuda: `grad_out` is on {grad_out.device} but `c` is on {c.device}; move them to the same device",
+    )
+    torch._check(
+        grad_out.dtype == c.dtype, lambda: f"na_cuda: `grad_out` has dtype {grad_out.dtype} but `c` has dtype {c.dtype}"
+    )
+    torch._check(
+        grad_out.dim() == c.dim(),
+        lambda: f"na_cuda: `grad_out` has shape {tuple(grad_out.shape)} but `c` has shape {tuple(c.shape)}",
+    )
     for a, b in zip(grad_out.shape, c.shape):
-        torch._check(a == b, lambda: f"na_cuda: `grad_out` has shape {tuple(grad_out.shape)} but `c` has shape "
-                     f"{tuple(c.shape)}")
+        torch._check(
+            a == b, lambda: f"na_cuda: `grad_out` has shape {tuple(grad_out.shape)} but `c` has shape {tuple(c.shape)}"
+        )
     return c.new_empty(c.shape)
 
 
@@ -72,7 +81,8 @@ def _backward_of(rule: str) -> Callable[[Any, torch.Tensor], tuple]:
 def _no_double_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     raise RuntimeError(
         "na_cuda: double backward (differentiating a gradient made with create_graph=True) is not implemented by "
-        'the native kernels; use backend="torch" (the pure-PyTorch reference) for double backward')
+        'the native kernels; use backend="torch" (the pure-PyTorch reference) for double backward'
+    )
 
 
 def _register() -> None:

@@ -3,6 +3,7 @@
 One frozen object carries what the forward needs; the training rule is a separate object (``na_cuda.rules``).
 Validation lives here, so ``na_cuda.lif``, ``na_cuda.nn.LIF`` and the training config share one set of checks.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,7 +56,8 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
         if not info.tiny <= abs(value) <= info.max:
             raise ValueError(
                 f"na_cuda: `{name}` = {value!r} is {torch.tensor(value, dtype=cd).item()!r} in {cd}, the compute "
-                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}] (or use float64 input)")
+                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}] (or use float64 input)"
+            )
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,16 @@ class LifParams:
         if v_reset is None and threshold <= 0.0:
             raise ValueError(f"na_cuda: `threshold` must be > 0; got {threshold}")
         if v_reset is not None and threshold <= v_reset:
-            raise ValueError(f"na_cuda: `threshold` must be > v_reset (a reset must land below the threshold); got "
-                             f"threshold={threshold}, v_reset={v_reset}" + ("" if v_reset else "; use threshold > 0"))
+            raise ValueError(
+                f"na_cuda: `threshold` must be > v_reset (a reset must land below the threshold); got "
+                f"threshold={threshold}, v_reset={v_reset}" + ("" if v_reset else "; use threshold > 0")
+            )
         flag("decay_input", self.decay_input, "True: the input is scaled by 1/tau_m, spikingjelly's decay_input")
         if self.decay_input and tau_m == math.inf:
-            raise ValueError("na_cuda: `decay_input=True` with `tau_m=inf` scales the input by 1/tau_m = 0; use "
-                             "decay_input=False for the IF neuron")
+            raise ValueError(
+                "na_cuda: `decay_input=True` with `tau_m=inf` scales the input by 1/tau_m = 0; use "
+                "decay_input=False for the IF neuron"
+            )
         flag("strict_threshold", self.strict_threshold, "True: fire on u > threshold")
         choice("output", self.output, OUTPUTS)
         object.__setattr__(self, "tau_m", tau_m)
@@ -132,8 +138,15 @@ class LifParams:
     def op_args(self) -> tuple:
         """The neuron's arguments of every op, in schema order (csrc/ops.cpp): ``tau_m, tau_s, threshold, v_reset,
         decay_input, strict_threshold, output``."""
-        return (self.tau_m, self.tau_s, self.threshold, self.v_reset, self.decay_input, self.strict_threshold,
-                self.output)
+        return (
+            self.tau_m,
+            self.tau_s,
+            self.threshold,
+            self.v_reset,
+            self.decay_input,
+            self.strict_threshold,
+            self.output,
+        )
 
     def fit_dtype(self, dtype: torch.dtype) -> None:
         """The parameters must be representable in the compute dtype of ``dtype`` input (see values_fit_dtype)."""

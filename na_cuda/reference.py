@@ -61,7 +61,12 @@ __all__ = [
 #: ``g``, sigmoid steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope
 #: (snnTorch ``surrogate.fast_sigmoid``).
 SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
-    "rect": 1.0, "triangle": 1.0, "sigmoid": 4.0, "atan": 2.0, "fast_sigmoid": 25.0}
+    "rect": 1.0,
+    "triangle": 1.0,
+    "sigmoid": 4.0,
+    "atan": 2.0,
+    "fast_sigmoid": 25.0,
+}
 
 _OUTPUTS = ("psc", "spike")
 _FIRST_ORDER = ("paper", "taylor")
@@ -261,9 +266,7 @@ def _error_signal_2d(g: torch.Tensor, tau_s: float, output: str, first_order: st
     return e
 
 
-def error_signal(
-    grad_out: torch.Tensor, tau_s: float, output: str = "psc", first_order: str = "paper"
-) -> torch.Tensor:
+def error_signal(grad_out: torch.Tensor, tau_s: float, output: str = "psc", first_order: str = "paper") -> torch.Tensor:
     """Public wrapper of the eq. 7 error signal selection (see :func:`_error_signal_2d`); shape/dtype of grad_out."""
     dtype = _compute_dtype(grad_out.dtype)
     x = _error_signal_2d(_to_2d(grad_out, dtype), tau_s, output, first_order)
@@ -587,8 +590,10 @@ def tssl_backward(
     with ``s[t] = 0`` and ``a[t] >= 1/(4 tau_s)``, where ``gt`` is the output.
     """
     if v_reset is None:
-        raise ValueError("na_cuda: TSSL-BP is defined for a reset to rest; v_reset=None (soft reset) is not "
-                         "supported, use method='na' or 'stbp' or a float v_reset")
+        raise ValueError(
+            "na_cuda: TSSL-BP is defined for a reset to rest; v_reset=None (soft reset) is not "
+            "supported, use method='na' or 'stbp' or a float v_reset"
+        )
     dtype = _compute_dtype(c.dtype)
     core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
     threshold = core.thr
@@ -640,8 +645,16 @@ class CustomBackward(torch.autograd.Function):
     def forward(ctx, c: torch.Tensor, neuron, backward) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(c)
         ctx.backward_fn = backward
-        return lif_forward(c, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.output, neuron.strict_threshold,
-                           v_reset=neuron.v_reset, decay_input=neuron.decay_input)
+        return lif_forward(
+            c,
+            neuron.tau_m,
+            neuron.tau_s,
+            neuron.threshold,
+            neuron.output,
+            neuron.strict_threshold,
+            v_reset=neuron.v_reset,
+            decay_input=neuron.decay_input,
+        )
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]

@@ -5,6 +5,7 @@ A rule owns what is specific to it: its arguments and their validation, the neur
 :data:`RULES` maps the ``method`` names of the keyword API to the classes; adding a rule adds one class here (plus
 its kernel header and tests), with no ``if method == ...`` anywhere else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -98,9 +99,20 @@ class NA(Rule):
         return [("clip", self.clip)]
 
     def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        return reference.na_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.output,
-                                     self.first_order, self.dist_power, self.clip, neuron.strict_threshold,
-                                     v_reset=neuron.v_reset, decay_input=neuron.decay_input)
+        return reference.na_backward(
+            grad_out,
+            c,
+            neuron.tau_m,
+            neuron.tau_s,
+            neuron.threshold,
+            neuron.output,
+            self.first_order,
+            self.dist_power,
+            self.clip,
+            neuron.strict_threshold,
+            v_reset=neuron.v_reset,
+            decay_input=neuron.decay_input,
+        )
 
     def op_args(self) -> tuple:
         return (self.first_order, self.dist_power, self.clip)
@@ -133,9 +145,19 @@ class STBP(Rule):
         return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
 
     def reference(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        return reference.stbp_forward(c, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.output, self.surrogate,
-                                      self.alpha, self.detach_reset, neuron.strict_threshold,
-                                      v_reset=neuron.v_reset, decay_input=neuron.decay_input)
+        return reference.stbp_forward(
+            c,
+            neuron.tau_m,
+            neuron.tau_s,
+            neuron.threshold,
+            neuron.output,
+            self.surrogate,
+            self.alpha,
+            self.detach_reset,
+            neuron.strict_threshold,
+            v_reset=neuron.v_reset,
+            decay_input=neuron.decay_input,
+        )
 
     def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
         x = c.detach().clone().requires_grad_(True)
@@ -156,13 +178,22 @@ class TSSL(Rule):
         if neuron.output != "psc":
             raise ValueError('na_cuda: method="tssl" (TSSL-BP) is defined on PSCs; use output="psc"')
         if neuron.v_reset is None:
-            raise ValueError('na_cuda: method="tssl" (TSSL-BP) is defined for a reset to rest; v_reset=None (soft '
-                             'reset) is not supported: use a float v_reset, or method="na" / "stbp"')
+            raise ValueError(
+                'na_cuda: method="tssl" (TSSL-BP) is defined for a reset to rest; v_reset=None (soft '
+                'reset) is not supported: use a float v_reset, or method="na" / "stbp"'
+            )
 
     def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        return reference.tssl_backward(grad_out, c, neuron.tau_m, neuron.tau_s, neuron.threshold,
-                                       neuron.strict_threshold, v_reset=neuron.v_reset,
-                                       decay_input=neuron.decay_input)
+        return reference.tssl_backward(
+            grad_out,
+            c,
+            neuron.tau_m,
+            neuron.tau_s,
+            neuron.threshold,
+            neuron.strict_threshold,
+            v_reset=neuron.v_reset,
+            decay_input=neuron.decay_input,
+        )
 
 
 #: ``method`` name -> rule class.

@@ -46,8 +46,15 @@ TOL = {
 
 def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor:
     # the neuron's op arguments: tau_m, tau_s, threshold, v_reset (None: soft reset), decay_input, strict, output
-    t = (LIF["tau_m"], LIF["tau_s"], LIF["threshold"], p.get("v_reset", 0.0), p.get("decay_input", False), False,
-         p.get("output", "psc"))
+    t = (
+        LIF["tau_m"],
+        LIF["tau_s"],
+        LIF["threshold"],
+        p.get("v_reset", 0.0),
+        p.get("decay_input", False),
+        False,
+        p.get("output", "psc"),
+    )
     if name == "forward":
         return OPS.lif_forward(c, *t)
     if name == "na":

@@ -6,6 +6,7 @@ methods mirror the torch binding (csrc/cuda/lif_cuda.cu): same launchers, same w
 float16/bfloat16 use the real cuda_fp16.h/cuda_bf16.h host conversions when the CUDA headers are found
 (CUDA_HOME, nvcc's toolkit, /usr/local/cuda); without them only float32/float64 run (`Emulator.real_half`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -23,9 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 EMU = ROOT / "tests" / "cuda_emu"
 # The flags torch's CUDAExtension compiles .cu files with, plus the CPU build's -ffp-contract=off (setup.py), so
 # the host compiler rounds every operation as the CPU op does.
-FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Werror",
-         "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__", "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
-         "-D__CUDA_NO_HALF2_OPERATORS__"]
+FLAGS = [
+    "-std=c++17",
+    "-O1",
+    "-ffp-contract=off",
+    "-fPIC",
+    "-shared",
+    "-Wall",
+    "-Werror",
+    "-D__CUDA_NO_HALF_OPERATORS__",
+    "-D__CUDA_NO_HALF_CONVERSIONS__",
+    "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
+    "-D__CUDA_NO_HALF2_OPERATORS__",
+]
 DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
 RULES = {"na": 0, "stbp": 1, "tssl": 2}
 SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "fast_sigmoid": 4}
@@ -34,9 +45,11 @@ _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_doub
 _NEURON = [_d, _d, _d, _i, _d, _i, _i, _i]  # tau_m, tau_s, threshold, has_v_reset, v_reset, decay, strict, psc
 _RULE_ARGS = {"na": [_i, _i, _d], "stbp": [_i, _d, _i], "tssl": []}
 # The ops' rule arguments (after the neuron's) as the ABI takes them.
-_ENCODE = {"na": lambda first_order, dist_power, clip: (FIRST_ORDERS[first_order], dist_power, clip),
-           "stbp": lambda surrogate, alpha, detach: (SURROGATES[surrogate], alpha, int(detach)),
-           "tssl": lambda: ()}
+_ENCODE = {
+    "na": lambda first_order, dist_power, clip: (FIRST_ORDERS[first_order], dist_power, clip),
+    "stbp": lambda surrogate, alpha, detach: (SURROGATES[surrogate], alpha, int(detach)),
+    "tssl": lambda: (),
+}
 
 
 def cuda_include() -> Optional[Path]:
@@ -53,8 +66,14 @@ def cuda_include() -> Optional[Path]:
 
 
 def _sources() -> list[Path]:
-    return sorted([*EMU.rglob("*.h"), EMU / "emu_abi.cpp", *(ROOT / "csrc").rglob("*.h"),
-                   ROOT / "csrc" / "cuda" / "lif_kernels.cu"])
+    return sorted(
+        [
+            *EMU.rglob("*.h"),
+            EMU / "emu_abi.cpp",
+            *(ROOT / "csrc").rglob("*.h"),
+            ROOT / "csrc" / "cuda" / "lif_kernels.cu",
+        ]
+    )
 
 
 def build() -> Path:
@@ -125,7 +144,7 @@ class Emulator:
     def check_guards(self) -> None:
         """Assert that no launch wrote past the end of an output or workspace, then forget the buffers."""
         for buf in self._guarded:
-            assert torch.isnan(buf[-self.guard:]).all(), "a kernel wrote past the end of its buffer"
+            assert torch.isnan(buf[-self.guard :]).all(), "a kernel wrote past the end of its buffer"
         self._guarded.clear()
 
     def workspace_planes(self, rule: str, dtype: torch.dtype, T: int) -> int:
@@ -143,24 +162,33 @@ class Emulator:
     def _neuron(args: tuple) -> tuple:
         """The ops' neuron arguments (tau_m, tau_s, threshold, v_reset, decay_input, strict, output) for the ABI."""
         tau_m, tau_s, threshold, v_reset, decay_input, strict, output = args
-        return (tau_m, tau_s, threshold, int(v_reset is not None), 0.0 if v_reset is None else v_reset,
-                int(decay_input), int(strict), int(output == "psc"))
+        return (
+            tau_m,
+            tau_s,
+            threshold,
+            int(v_reset is not None),
+            0.0 if v_reset is None else v_reset,
+            int(decay_input),
+            int(strict),
+            int(output == "psc"),
+        )
 
     def forward(self, c: torch.Tensor, neuron: tuple) -> torch.Tensor:
         """The LIF forward; `neuron`: the ops' neuron arguments (as torch.ops.na_cuda.lif_forward takes them)."""
         c = c.contiguous()
         out, _, T, N = self._out(c, None)
         self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, *self._neuron(neuron))
-        return out[:T * N].view(c.shape)
+        return out[: T * N].view(c.shape)
 
     def backward(self, rule: str, g: torch.Tensor, c: torch.Tensor, neuron: tuple, rule_args: tuple) -> torch.Tensor:
         """grad_c of `rule`, with the arguments torch.ops.na_cuda.<rule>_backward takes after (g, c)."""
         c, g = c.contiguous(), g.contiguous()
         grad, ws, T, N = self._out(c, rule)
         extra = _ENCODE[rule](*rule_args)
-        getattr(self.lib, f"na_emu_{rule}_backward")(DTYPES[c.dtype], _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N,
-                                                     *self._neuron(neuron), *extra)
-        return grad[:T * N].view(c.shape)
+        getattr(self.lib, f"na_emu_{rule}_backward")(
+            DTYPES[c.dtype], _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N, *self._neuron(neuron), *extra
+        )
+        return grad[: T * N].view(c.shape)
 
 
 def load() -> Emulator:

@@ -4,6 +4,7 @@
 "digits" so that ``na_cuda.data.normalize`` / ``augmentation`` / ``encode_static`` treat it like the real one. It
 needs no download and no scikit-learn, and it is easy enough that a few epochs reach a high accuracy.
 """
+
 from __future__ import annotations
 
 from typing import Tuple, Union
@@ -29,7 +30,7 @@ class FakeDigits:
         noise = torch.rand(n, 1, 8, 8, generator=g)
         self.images = (0.7 * prototypes[self.labels] + 0.3 * noise).clamp(0, 1)
 
-    def to(self, device: Union[str, torch.device]) -> "object":
+    def to(self, device: Union[str, torch.device]) -> object:
         """data.Dataset.to: the fakes build batches on demand, so there is nothing to move."""
         return self
 
@@ -63,7 +64,7 @@ class FakeFrames:
         self.frames = (torch.rand(T, n, 2, 34, 34, generator=g) < rates[self.labels]).to(torch.uint8)
         self.sample_shape = (T, 2, 34, 34)
 
-    def to(self, device: Union[str, torch.device]) -> "object":
+    def to(self, device: Union[str, torch.device]) -> object:
         """data.Dataset.to: the fakes build batches on demand, so there is nothing to move."""
         return self
 

@@ -3,6 +3,7 @@
 
 ``NA_TEST_STALL_RANK1_S=S``: rank 1 sleeps S seconds in its second training step (a stopped rank, for the DDP
 timeout test), killable by SIGTERM meanwhile."""
+
 import os
 import signal
 import sys

@@ -1,4 +1,5 @@
 """Shared test helpers: devices, random LIF inputs, and the native/reference callers (via the rule objects)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,9 @@ elif not na_cuda.backends()["cuda"]:
 
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(_CUDA_REASON is not None, reason=str(_CUDA_REASON))]),
+    pytest.param(
+        "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(_CUDA_REASON is not None, reason=str(_CUDA_REASON))]
+    ),
 ]
 
 needs_native = pytest.mark.skipif(not na_cuda.backends()["native_loaded"], reason="na_cuda._C is not built")
@@ -65,32 +68,66 @@ def reference_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict
 
 def params(**kw) -> dict:
     """Validated neuron parameters with the package defaults, overridden by `kw`."""
-    base = dict(tau_m=5.0, tau_s=2.0, threshold=1.0, output="psc", method="na", first_order="paper", dist_power=3,
-                clip=10.0, surrogate="rect", surrogate_alpha=None, detach_reset=True, backend="auto")
+    base = dict(
+        tau_m=5.0,
+        tau_s=2.0,
+        threshold=1.0,
+        output="psc",
+        method="na",
+        first_order="paper",
+        dist_power=3,
+        clip=10.0,
+        surrogate="rect",
+        surrogate_alpha=None,
+        detach_reset=True,
+        backend="auto",
+    )
     base.update(kw)
     return na_cuda._validate.neuron_params(**base)
 
 
-_NEURON_OPTIONS = (dict(v_reset=-0.5, threshold=0.8), dict(v_reset=0.3, decay_input=True, tau_m=2.0),
-                   dict(v_reset=None), dict(v_reset=None, decay_input=True, tau_m=3.0), dict(tau_m=float("inf")),
-                   dict(tau_m=1.0, v_reset=None))
+_NEURON_OPTIONS = (
+    dict(v_reset=-0.5, threshold=0.8),
+    dict(v_reset=0.3, decay_input=True, tau_m=2.0),
+    dict(v_reset=None),
+    dict(v_reset=None, decay_input=True, tau_m=3.0),
+    dict(tau_m=float("inf")),
+    dict(tau_m=1.0, v_reset=None),
+)
 
 # Every backward configuration the native kernels implement.
 METHOD_CASES = (
-    [dict(method="na", output=o, first_order=f, dist_power=k) for o in ("psc", "spike") for f in ("paper", "taylor")
-     for k in (1, 3)]
-    + [dict(method="stbp", output=o, surrogate=s, detach_reset=d) for o in ("psc", "spike")
-       for s in ("rect", "triangle", "sigmoid", "atan", "fast_sigmoid") for d in (True, False)]
+    [
+        dict(method="na", output=o, first_order=f, dist_power=k)
+        for o in ("psc", "spike")
+        for f in ("paper", "taylor")
+        for k in (1, 3)
+    ]
+    + [
+        dict(method="stbp", output=o, surrogate=s, detach_reset=d)
+        for o in ("psc", "spike")
+        for s in ("rect", "triangle", "sigmoid", "atan", "fast_sigmoid")
+        for d in (True, False)
+    ]
     + [dict(method="tssl", output="psc")]
     # the neuron options (docs/algorithm.md §9) under every rule: hard reset to v_reset != 0, soft reset, decay_input,
     # the IF neuron (tau_m = inf) and tau_m = 1 (no memory). Kept before the strict block: tests index this tuple.
-    + [dict(method=m, output="psc", **opt) for m in ("na", "stbp", "tssl") for opt in _NEURON_OPTIONS
-       if not (m == "tssl" and opt.get("v_reset", 0.0) is None)]
-    + [dict(method="stbp", output="psc", surrogate=s, detach_reset=False, v_reset=None) for s in ("atan", "fast_sigmoid")]
+    + [
+        dict(method=m, output="psc", **opt)
+        for m in ("na", "stbp", "tssl")
+        for opt in _NEURON_OPTIONS
+        if not (m == "tssl" and opt.get("v_reset", 0.0) is None)
+    ]
+    + [
+        dict(method="stbp", output="psc", surrogate=s, detach_reset=False, v_reset=None)
+        for s in ("atan", "fast_sigmoid")
+    ]
     # strict firing (u > threshold, the released code) under every rule
-    + [dict(method="na", output="psc", first_order="paper", dist_power=3, strict_threshold=True),
-       dict(method="stbp", output="psc", surrogate="rect", detach_reset=True, strict_threshold=True),
-       dict(method="tssl", output="psc", strict_threshold=True)]
+    + [
+        dict(method="na", output="psc", first_order="paper", dist_power=3, strict_threshold=True),
+        dict(method="stbp", output="psc", surrogate="rect", detach_reset=True, strict_threshold=True),
+        dict(method="tssl", output="psc", strict_threshold=True),
+    ]
 )
 
 

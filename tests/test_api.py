@@ -1,4 +1,5 @@
 """Public API: argument errors, backend selection, modules, torch.library opcheck and torch.compile."""
+
 from __future__ import annotations
 
 import copy
@@ -8,11 +9,10 @@ import warnings
 
 import pytest
 import torch
+from helpers import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
 from torch import nn
 
 import na_cuda
-from na_cuda.rules import NA
-from helpers import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs_native, params
 from na_cuda import reference
 
 
@@ -245,8 +245,19 @@ def test_grad_rescale_matches_the_formula(round_decimals):
 
 # --------------------------------------------------------------------------------------------- torch.library
 @needs_native
-@pytest.mark.parametrize("case", [METHOD_CASES[0], METHOD_CASES[5], METHOD_CASES[8], METHOD_CASES[14], METHOD_CASES[17],
-                                  METHOD_CASES[-4], METHOD_CASES[-1]], ids=case_id)
+@pytest.mark.parametrize(
+    "case",
+    [
+        METHOD_CASES[0],
+        METHOD_CASES[5],
+        METHOD_CASES[8],
+        METHOD_CASES[14],
+        METHOD_CASES[17],
+        METHOD_CASES[-4],
+        METHOD_CASES[-1],
+    ],
+    ids=case_id,
+)
 def test_opcheck(case):
     """Every op: the rule's forward op (with its registered autograd), its backward op, and lif_forward."""
     neuron, rule, _ = na_cuda._validate.build(**params(**case))
@@ -260,8 +271,11 @@ def test_opcheck(case):
 
 @needs_native
 @pytest.mark.slow
-@pytest.mark.parametrize("kw", [{}, dict(method="stbp", surrogate="atan", detach_reset=False),
-                                dict(method="tssl", v_reset=0.2, decay_input=True)], ids=["na", "stbp", "tssl"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, dict(method="stbp", surrogate="atan", detach_reset=False), dict(method="tssl", v_reset=0.2, decay_input=True)],
+    ids=["na", "stbp", "tssl"],
+)
 def test_torch_compile_fullgraph_matches_eager(kw):
     """Every rule's op (lif_na, lif_stbp, lif_tssl and their backward ops) traces with fullgraph=True."""
     torch.manual_seed(0)

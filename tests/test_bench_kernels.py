@@ -1,5 +1,6 @@
 """Smoke test of the kernel benchmark (benchmarks/bench_kernels.py) on the CPU: it runs every op, the copy and
 the targets and writes its JSON; scripts/gpu_check.sh runs the same script on a GPU. No timing is asserted."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,7 +29,8 @@ def test_bench_kernels_cpu(tmp_path, capsys):
     assert "NA/STBP fwd+bwd" in capsys.readouterr().out
     res = json.loads(out.read_text())
     assert {(r["op"], r["dtype"], r["T"]) for r in res["ops"]} == {
-        (op, d, T) for op in ("forward", "na", "stbp", "tssl") for d in ("float32", "bfloat16") for T in (5, 20)}
+        (op, d, T) for op in ("forward", "na", "stbp", "tssl") for d in ("float32", "bfloat16") for T in (5, 20)
+    }
     assert all(r["s"] > 0 and r["frac_of_copy"] > 0 for r in res["ops"])
     assert set(res["copy_GBps"]) == {f"{d} T={T}" for d in ("float32", "bfloat16") for T in (5, 20)}
     stbp = [r for r in res["fwd_bwd"] if r["method"] == "stbp"]

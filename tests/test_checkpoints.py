@@ -1,6 +1,7 @@
-"""Checkpoint integrity and run safety of ``na_cuda.train`` (na_cuda/train/checkpoint.py, na_cuda/_files.py): the content
-digest, the schema check of every field, the lock on --out, stale temporary files, the free-space check before
+"""Checkpoint integrity and run safety of ``na_cuda.train`` (na_cuda/train/checkpoint.py, na_cuda/_files.py): the
+content digest, the schema check of every field, the lock on --out, stale temporary files, the free-space check before
 training, and the DDP timeout."""
+
 from __future__ import annotations
 
 import os
@@ -12,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from na_cuda import train
-from na_cuda.train import checkpoint, loop
 from na_cuda._files import FolderLock
+from na_cuda.train import checkpoint, loop
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _fake_data import datasets  # noqa: E402
@@ -64,7 +64,7 @@ def test_flipped_bytes_in_a_weight_are_refused(trained, tmp_path, capsys):
     data = bytearray((out / "checkpoint.pt").read_bytes())
     # Inside the tensor data of the largest weight: torch.load alone would not notice (no CRC check).
     at = len(data) // 2
-    data[at:at + 64] = bytes(b ^ 0xFF for b in data[at:at + 64])
+    data[at : at + 64] = bytes(b ^ 0xFF for b in data[at : at + 64])
     (out / "checkpoint.pt").write_bytes(bytes(data))
     assert _resume(out) == 2
     err = capsys.readouterr().err
@@ -78,7 +78,7 @@ def test_truncated_and_foreign_files_are_refused(trained, tmp_path, capsys):
     (out / "checkpoint.pt").write_bytes(data[: len(data) - 100])
     assert _resume(out) == 2
     assert "truncated" in capsys.readouterr().err
-    body = data[data.index(b"\n") + 1:]
+    body = data[data.index(b"\n") + 1 :]
     (out / "checkpoint.pt").write_bytes(body)  # a bare torch.save file: the format before the digest
     assert _resume(out) == 2
     assert "format 1" in capsys.readouterr().err
@@ -115,11 +115,20 @@ def _edit(ckpt: dict, change: str) -> None:
         ckpt["model"] = {k + "_renamed": v for k, v in ckpt["model"].items()}
 
 
-EDITS = {"epoch=-5": "`epoch`", "step=1e6": "`step`", "step=-3": "`step`", "step past the epoch": "`step`",
-         "steps without samples": "`partial`", "no optimizer": "missing", "metrics is a list": "`metrics`",
-         "rng of another world": "`rng`", "model is not a state dict": "`model`",
-         "config has an unknown field": "`config`", "config value out of range": "`config`",
-         "weights of another network": "does not fit"}
+EDITS = {
+    "epoch=-5": "`epoch`",
+    "step=1e6": "`step`",
+    "step=-3": "`step`",
+    "step past the epoch": "`step`",
+    "steps without samples": "`partial`",
+    "no optimizer": "missing",
+    "metrics is a list": "`metrics`",
+    "rng of another world": "`rng`",
+    "model is not a state dict": "`model`",
+    "config has an unknown field": "`config`",
+    "config value out of range": "`config`",
+    "weights of another network": "does not fit",
+}
 
 
 @pytest.mark.parametrize("change", list(EDITS))
@@ -165,14 +174,24 @@ def test_concurrent_cli_runs_on_one_out(tmp_path):
     """Two real processes on one --out: while the first trains, the second stops with the lock message."""
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    first = subprocess.Popen([sys.executable, RUNNER] + FAST + ["--epochs", "50", "--out", str(out)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, RUNNER] + FAST + ["--epochs", "50", "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / FolderLock.NAME).exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        second = subprocess.run([sys.executable, RUNNER] + FAST + ["--epochs", "1", "--out", str(out), "--overwrite"],
-                                env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [sys.executable, RUNNER] + FAST + ["--epochs", "1", "--out", str(out), "--overwrite"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 2, second.stderr
         assert f"pid {first.pid}" in second.stderr and "in use by another run" in second.stderr
     finally:
@@ -202,10 +221,17 @@ def test_failed_write_test_stops_before_training(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, RUNNER] + FAST + ["--epochs", "1", "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=180, preexec_fn=limit)
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONDONTWRITEBYTECODE="1"
+    )
+    proc = subprocess.run(
+        [sys.executable, RUNNER] + FAST + ["--epochs", "1", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=limit,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "cannot write" in proc.stderr and "epoch 1/1" not in proc.stdout
     assert not out.exists()  # the folder this run created is removed again: nothing left behind
@@ -221,13 +247,23 @@ def test_ddp_timeout_flag_is_validated(capsys):
 def test_ddp_stalled_rank_fails_after_the_timeout(tmp_path):
     """A rank that stops answering (here: sleeps in its second step) makes the other fail after --ddp-timeout
     seconds instead of torch's default 30 minutes."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", NA_TEST_STALL_RANK1_S="40")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS="1",
+        NA_TEST_STALL_RANK1_S="40",
+    )
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             RUNNER] + FAST + ["--epochs", "1", "--ddp-timeout", "3", "--out", str(tmp_path / "r")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", RUNNER]
+        + FAST
+        + ["--epochs", "1", "--ddp-timeout", "3", "--out", str(tmp_path / "r")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=150)
     except subprocess.TimeoutExpired:

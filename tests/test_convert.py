@@ -6,6 +6,7 @@ the same loss and the same input and weight gradients as the original reset befo
 Rect / PiecewiseQuadratic); with method="na" it trains. Every setting without an exact equivalent raises with
 the module's path. spikingjelly and snnTorch are optional (`make test` installs them without dependencies).
 """
+
 from __future__ import annotations
 
 import copy
@@ -77,17 +78,26 @@ SURROGATES = {
     "rect": lambda: sj_surrogate.Rect(alpha=0.8),
     "quadratic": lambda: sj_surrogate.PiecewiseQuadratic(alpha=1.25),
 }
-CASES = [("LIFNode", d, r, dr, sg) for d, r, dr, sg in itertools.product(
-    [False, True], [0.0, None], [False, True], ["atan", "sigmoid"])]
-CASES += [("IFNode", False, r, dr, sg) for r, dr, sg in itertools.product([0.0, None], [False, True], ["atan", "sigmoid"])]
+CASES = [
+    ("LIFNode", d, r, dr, sg)
+    for d, r, dr, sg in itertools.product([False, True], [0.0, None], [False, True], ["atan", "sigmoid"])
+]
+CASES += [
+    ("IFNode", False, r, dr, sg) for r, dr, sg in itertools.product([0.0, None], [False, True], ["atan", "sigmoid"])
+]
 CASES += [("LIFNode", False, -0.2, False, "rect"), ("IFNode", False, 0.0, True, "quadratic")]
 
 
 @pytest.mark.parametrize("kind,decay_input,v_reset,detach_reset,sg", CASES)
 def test_converted_cnn_has_the_same_loss_and_gradients(kind, decay_input, v_reset, detach_reset, sg):
     def neuron():
-        kw = dict(v_threshold=1.0, v_reset=v_reset, surrogate_function=SURROGATES[sg](), detach_reset=detach_reset,
-                  step_mode="m")
+        kw = dict(
+            v_threshold=1.0,
+            v_reset=v_reset,
+            surrogate_function=SURROGATES[sg](),
+            detach_reset=detach_reset,
+            step_mode="m",
+        )
         if kind == "LIFNode":
             return sj_neuron.LIFNode(tau=2.5, decay_input=decay_input, **kw)
         return sj_neuron.IFNode(**kw)
@@ -130,15 +140,24 @@ def test_conversion_keeps_sharing_structure_and_mode():
     assert isinstance(root, LIF) and root.neuron.v_reset is None and root.neuron.tau_m == 4.0
 
 
-@pytest.mark.parametrize("make,method,match", [
-    (lambda: sj_neuron.LIFNode(step_mode="s"), "na", r"1 \(spikingjelly LIFNode\): step_mode='s'"),
-    (lambda: sj_neuron.ParametricLIFNode(step_mode="m"), "na", r"1 \(spikingjelly ParametricLIFNode\).*learnable"),
-    (lambda: sj_neuron.LIFNode(step_mode="m", store_v_seq=True), "na", "store_v_seq=True"),
-    (lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.SoftSign()), "stbp",
-     "surrogate SoftSign has no na_cuda equivalent"),
-    (lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.Sigmoid(spiking=False)), "stbp",
-     "not a spiking spikingjelly surrogate"),
-])
+@pytest.mark.parametrize(
+    "make,method,match",
+    [
+        (lambda: sj_neuron.LIFNode(step_mode="s"), "na", r"1 \(spikingjelly LIFNode\): step_mode='s'"),
+        (lambda: sj_neuron.ParametricLIFNode(step_mode="m"), "na", r"1 \(spikingjelly ParametricLIFNode\).*learnable"),
+        (lambda: sj_neuron.LIFNode(step_mode="m", store_v_seq=True), "na", "store_v_seq=True"),
+        (
+            lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.SoftSign()),
+            "stbp",
+            "surrogate SoftSign has no na_cuda equivalent",
+        ),
+        (
+            lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.Sigmoid(spiking=False)),
+            "stbp",
+            "not a spiking spikingjelly surrogate",
+        ),
+    ],
+)
 def test_unmappable_settings_raise_with_the_module_path(make, method, match):
     model = nn.Sequential(nn.Linear(3, 3), make())
     with pytest.raises(ValueError, match=match):
@@ -179,13 +198,16 @@ except ImportError:
 needs_snntorch = pytest.mark.skipif(snn is None, reason="snnTorch is not installed (pip install --no-deps snntorch)")
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(beta=0.75), "subtracts the threshold a step late"),
-    (dict(beta=1.0), r"exactly na_cuda.nn.LIF\(v_reset=None, tau_m=inf"),
-    (dict(beta=0.75, reset_mechanism="zero"), r"exactly na_cuda.nn.LIF\(v_reset=0.0, tau_m=4.0"),
-    (dict(beta=0.75, learn_beta=True), "no na_cuda equivalent either"),
-    (dict(beta=0.75, reset_mechanism="none"), "reset_mechanism='none'"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(beta=0.75), "subtracts the threshold a step late"),
+        (dict(beta=1.0), r"exactly na_cuda.nn.LIF\(v_reset=None, tau_m=inf"),
+        (dict(beta=0.75, reset_mechanism="zero"), r"exactly na_cuda.nn.LIF\(v_reset=0.0, tau_m=4.0"),
+        (dict(beta=0.75, learn_beta=True), "no na_cuda equivalent either"),
+        (dict(beta=0.75, reset_mechanism="none"), "reset_mechanism='none'"),
+    ],
+)
 @needs_snntorch
 def test_snntorch_leaky_raises_saying_why(kw, match):
     model = nn.Sequential(nn.Linear(2, 2), snn.Leaky(**kw))
@@ -210,8 +232,18 @@ def test_snntorch_zero_reset_equivalent_is_exact():
     ref = torch.stack(spikes)
     (ref * w).sum().backward()
     grad_ref, x.grad = x.grad, None
-    ours = na_cuda.lif(x, tau_m=4.0, threshold=1.0, v_reset=0.0, strict_threshold=True, detach_reset=True,
-                       output="spike", method="stbp", surrogate="atan", surrogate_alpha=2.0)
+    ours = na_cuda.lif(
+        x,
+        tau_m=4.0,
+        threshold=1.0,
+        v_reset=0.0,
+        strict_threshold=True,
+        detach_reset=True,
+        output="spike",
+        method="stbp",
+        surrogate="atan",
+        surrogate_alpha=2.0,
+    )
     (ours * w).sum().backward()
     assert torch.equal(ours, ref.double()) and 0.05 < ref.mean() < 0.6
     torch.testing.assert_close(x.grad, grad_ref, rtol=1e-6, atol=1e-6)

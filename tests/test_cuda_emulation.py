@@ -12,23 +12,23 @@ Outputs and workspaces start as NaN with a NaN guard past their end: a read befo
 bounds, fails the comparison or the guard check. N = 600 is two full blocks of 256 threads and a partial one;
 a grid capped at 1 block makes every thread take three neurons through the grid-stride loop.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
 
+import _cuda_emu
 import pytest
 import torch
 
-import _cuda_emu
 import na_cuda
 
 pytestmark = pytest.mark.skipif(not na_cuda.backends()["native_loaded"], reason="na_cuda._C is not built")
 
 N = 600
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
-BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-        torch.bfloat16: torch.int16}
+BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
 GRID_CAPS = [0, 1]  # 0: the kernel file's own grid (3 blocks here); 1: one block, grid-stride loop
 NA_TS = [1, 5, 8, 9, 16, 17, 32, 33, 50]  # both sides of every on-chip bucket bound (8, 16, 32)
 OPS = torch.ops.na_cuda
@@ -45,8 +45,11 @@ NEURONS = {
 }
 RULES = {
     "na": [(f, k, 10.0) for f in ("paper", "taylor") for k in (1, 3)],
-    "stbp": [(s, a, d) for s, a in (("rect", 1.0), ("triangle", 1.0), ("sigmoid", 4.0), ("atan", 2.0),
-                                   ("fast_sigmoid", 25.0)) for d in (True, False)],
+    "stbp": [
+        (s, a, d)
+        for s, a in (("rect", 1.0), ("triangle", 1.0), ("sigmoid", 4.0), ("atan", 2.0), ("fast_sigmoid", 25.0))
+        for d in (True, False)
+    ],
     "tssl": [()],
 }
 
@@ -85,9 +88,11 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     assert got.shape == want.shape and got.dtype == want.dtype, what
     a, b = got.view(BITS[got.dtype]), want.view(BITS[want.dtype])
     diff = (a != b).nonzero()
-    assert diff.numel() == 0, (f"{what}: {diff.shape[0]} of {a.numel()} elements differ, first at "
-                               f"{tuple(diff[0].tolist())}: emulated {got[tuple(diff[0])].item()!r} vs CPU "
-                               f"{want[tuple(diff[0])].item()!r}")
+    assert diff.numel() == 0, (
+        f"{what}: {diff.shape[0]} of {a.numel()} elements differ, first at "
+        f"{tuple(diff[0].tolist())}: emulated {got[tuple(diff[0])].item()!r} vs CPU "
+        f"{want[tuple(diff[0])].item()!r}"
+    )
 
 
 def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype) -> None:

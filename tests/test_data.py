@@ -1,6 +1,7 @@
 """na_cuda.data: file formats (IDX, CIFAR-10 batches, N-MNIST events) on generated files in the published formats,
 the real MNIST/Fashion-MNIST copies in shared/data when present, lookup and verified download (against a local HTTP
 server), on-device augmentation, normalisation and the static-image encoding."""
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,10 @@ import torch
 from na_cuda import data
 from na_cuda.data import cifar, idx, nmnist, store
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
-                                                                       reason="no CUDA GPU on this machine")])
+CUDA = pytest.param(
+    "cuda",
+    marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")],
+)
 DEVICES = ["cpu", CUDA]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -75,8 +78,12 @@ def make_nmnist_folder(root: Path, per_digit: int = 2, seed: int = 0):
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_digit):
                 n = int(rng.integers(20, 60))
-                ev = dict(x=rng.integers(0, 34, n), y=rng.integers(0, 34, n), p=rng.integers(0, 2, n),
-                          ts=np.sort(rng.integers(0, 300_000, n)))
+                ev = dict(
+                    x=rng.integers(0, 34, n),
+                    y=rng.integers(0, 34, n),
+                    p=rng.integers(0, 2, n),
+                    ts=np.sort(rng.integers(0, 300_000, n)),
+                )
                 (folder / f"{i:05d}.bin").write_bytes(nmnist.encode_events(ev["x"], ev["y"], ev["p"], ev["ts"]))
                 recs.append((d, ev))
         out[train] = recs
@@ -107,8 +114,7 @@ def http_root(tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "*")
     www = tmp_path / "www"
     www.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(www)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(www)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -215,16 +221,20 @@ def test_real_mnist_test_split():
     assert 0.0 <= float(x.min()) and float(x.max()) == 1.0 and 0.08 < float(x.mean()) < 0.18
 
 
-@pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(),
-                    reason=f"real Fashion-MNIST not found at {SHARED / 'fashion-mnist'}")
+@pytest.mark.skipif(
+    not (SHARED / "fashion-mnist").is_dir(), reason=f"real Fashion-MNIST not found at {SHARED / 'fashion-mnist'}"
+)
 def test_real_fashion_mnist_test_split():
     ds = data.load("fashion-mnist", False, SHARED / "fashion-mnist", download=False)
     assert torch.bincount(ds.labels, minlength=10).tolist() == [1000] * 10
     assert int(ds.labels[0]) == 9  # an ankle boot
 
 
-@pytest.mark.parametrize("name,spec", [p for p in _SHARED_FILES if p[1].name.startswith("t10k")],
-                         ids=lambda v: v if isinstance(v, str) else v.name)
+@pytest.mark.parametrize(
+    "name,spec",
+    [p for p in _SHARED_FILES if p[1].name.startswith("t10k")],
+    ids=lambda v: v if isinstance(v, str) else v.name,
+)
 def test_real_files_match_digests(name, spec):
     path = SHARED / name / spec.name
     if not path.is_file():
@@ -286,14 +296,15 @@ def test_nmnist_binning_by_hand():
     p = np.array([0, 1, 1, 0, 1, 1, 0])
     sample = np.zeros(7, dtype=np.int64)
     for binary in (True, False):
-        codes, counts = nmnist.bin_events(sample, x, y, p, ts, 1, T=4, fraction=0.5, stabilize_motion=False,
-                                          binary=binary)
+        codes, counts = nmnist.bin_events(
+            sample, x, y, p, ts, 1, T=4, fraction=0.5, stabilize_motion=False, binary=binary
+        )
         f = nmnist.frames_from_codes([codes], 4, binary)[0]
         want = np.zeros((4, 2, 34, 34), np.float32)
         want[0, 0, 0, 1] = 1
         want[0, 1, 1, 2] = 1 if binary else 2  # two events on one pixel in one bin
-        want[2, 0, 2, 3] = 1                    # 250 us -> bin 2
-        want[3, 1, 3, 4] = 1                    # 499 us -> bin 3; 500 and 999 us are after the first half
+        want[2, 0, 2, 3] = 1  # 250 us -> bin 2
+        want[3, 1, 3, 4] = 1  # 499 us -> bin 3; 500 and 999 us are after the first half
         assert np.array_equal(f, want), binary
         assert counts.tolist() == [4 if binary else 5]
     # fixed windows instead: 300 us bins, T = 2 -> [0, 300) and [300, 600)
@@ -309,8 +320,9 @@ def test_nmnist_stabilize_by_hand():
     ts = np.array([0, 105_000, 210_000, 315_000, 210_000])
     sx, sy = nmnist.stabilize(x, y, ts)
     assert sx.tolist() == [10, 7, 3, 10, -5] and sy.tolist() == [10, 3, 10, 10, 10]
-    codes, counts = nmnist.bin_events(np.zeros(5, np.int64), x, y, np.zeros(5, np.int64), ts, 1, T=1,
-                                      stabilize_motion=True, binary=False)
+    codes, counts = nmnist.bin_events(
+        np.zeros(5, np.int64), x, y, np.zeros(5, np.int64), ts, 1, T=1, stabilize_motion=True, binary=False
+    )
     assert counts.tolist() == [4]  # the event moved to x = -5 is dropped
 
 
@@ -384,8 +396,10 @@ def test_batch_index_checks(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------------- digits
-@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
-                    reason="scikit-learn is not installed (the digits dataset ships with it: pip install scikit-learn)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("sklearn") is None,
+    reason="scikit-learn is not installed (the digits dataset ships with it: pip install scikit-learn)",
+)
 def test_digits_split():
     tr, te = data.load("digits", True), data.load("digits", False)
     assert (len(tr), len(te), tr.sample_shape, tr.kind) == (1442, 355, (1, 8, 8), "image")
@@ -396,6 +410,7 @@ def test_digits_split():
     assert float(xtr.min()) == 0.0 and float(xtr.max()) == 1.0
     # disjoint, together the whole dataset, and the same split every time
     from sklearn.datasets import load_digits
+
     every = torch.from_numpy(load_digits().images.astype(np.float32) / 16)
     both = torch.cat([xtr[:, 0], xte[:, 0]])
     assert sorted(map(bytes, both.numpy())) == sorted(map(bytes, every.numpy()))
@@ -407,10 +422,10 @@ def test_find_root_rules(tmp_path, monkeypatch):
     monkeypatch.delenv(store.ENV_VAR, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data.find_root("mnist") == tmp_path / "home" / ".cache" / "na_cuda" / "mnist"
-    assert data.find_root("MNIST", tmp_path) == tmp_path / "mnist"       # nothing there: where a download goes
-    make_idx_folder(tmp_path)                                              # files in data_dir itself
+    assert data.find_root("MNIST", tmp_path) == tmp_path / "mnist"  # nothing there: where a download goes
+    make_idx_folder(tmp_path)  # files in data_dir itself
     assert data.find_root("mnist", tmp_path) == tmp_path
-    make_idx_folder(tmp_path / "mnist")                                    # the <name> subfolder comes first
+    make_idx_folder(tmp_path / "mnist")  # the <name> subfolder comes first
     assert data.find_root("mnist", tmp_path) == tmp_path / "mnist"
     assert data.find_root("fashion-mnist", tmp_path / "other") == tmp_path / "other" / "fashion-mnist"
     monkeypatch.setenv(store.ENV_VAR, str(tmp_path))
@@ -440,8 +455,12 @@ def test_download_file_verifies(http_root, tmp_path):
     # a re-compressed .gz (different bytes) is accepted by the digest of its content
     content = b"idx content" * 100
     (www / "c.gz").write_bytes(gzip.compress(content, compresslevel=1))
-    got = data.download_file(url + "c.gz", tmp_path / "c.gz", sha256=sha256(gzip.compress(content, 9, mtime=0)),
-                             sha256_content=sha256(content))
+    got = data.download_file(
+        url + "c.gz",
+        tmp_path / "c.gz",
+        sha256=sha256(gzip.compress(content, 9, mtime=0)),
+        sha256_content=sha256(content),
+    )
     assert gzip.decompress(got.read_bytes()) == content
 
 
@@ -452,17 +471,27 @@ def test_load_downloads_mnist(http_root, tmp_path, monkeypatch):
     for stem in idx.IDX_STEMS[True] + idx.IDX_STEMS[False]:
         b = (www / (stem + ".gz")).read_bytes()
         # the first mirror lacks the files: the second one is used
-        specs.append(store.RemoteFile(stem + ".gz", (url + "nowhere/" + stem + ".gz", url + stem + ".gz"),
-                                      (sha256(b),), sha256(gzip.decompress(b))))
+        specs.append(
+            store.RemoteFile(
+                stem + ".gz",
+                (url + "nowhere/" + stem + ".gz", url + stem + ".gz"),
+                (sha256(b),),
+                sha256(gzip.decompress(b)),
+            )
+        )
     monkeypatch.setitem(store.SOURCES, "mnist", tuple(specs))
     ds = data.load("mnist", False, tmp_path / "data")
     assert torch.equal(ds.labels, torch.from_numpy(ref[False][1].astype(np.int64)))
-    assert sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir()) == ["t10k-images-idx3-ubyte.gz",
-                                                                             "t10k-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
     # a corrupted mirror: FileNotFoundError naming the checksum failure and the files to put in place
     (www / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(FileNotFoundError, match="not found in .*Put train-images-idx3-ubyte.gz.*Download failed "
-                       "from: .*checksum mismatch"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="not found in .*Put train-images-idx3-ubyte.gz.*Download failed from: .*checksum mismatch",
+    ):
         data.load("mnist", True, tmp_path / "data")
     left = sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir())  # the good file is kept, the bad one not
     assert left == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]
@@ -472,8 +501,10 @@ def test_failed_download_message_is_short_and_leaves_no_folder(http_root, tmp_pa
     """Every mirror fails: the useful sentence comes first, the mirrors follow as a short list (one reason each),
     and the folders made for the download are removed again."""
     _, url = http_root
-    specs = tuple(store.RemoteFile(stem + ".gz", tuple(f"{url}m{i}/{stem}.gz" for i in range(5)), ("0" * 64,))
-                  for stem in idx.IDX_STEMS[True] + idx.IDX_STEMS[False])
+    specs = tuple(
+        store.RemoteFile(stem + ".gz", tuple(f"{url}m{i}/{stem}.gz" for i in range(5)), ("0" * 64,))
+        for stem in idx.IDX_STEMS[True] + idx.IDX_STEMS[False]
+    )
     monkeypatch.setitem(store.SOURCES, "mnist", specs)
     with pytest.raises(FileNotFoundError) as err:
         data.load("mnist", True, tmp_path / "typo" / "data")
@@ -493,8 +524,9 @@ def test_load_downloads_and_extracts_cifar(http_root, tmp_path, monkeypatch):
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(src / cifar.BATCH_DIR, arcname=cifar.BATCH_DIR)
     (www / "cifar-10-python.tar.gz").write_bytes(buf.getvalue())
-    spec = store.RemoteFile("cifar-10-python.tar.gz", (url + "cifar-10-python.tar.gz",), (sha256(buf.getvalue()),),
-                            extract=True)
+    spec = store.RemoteFile(
+        "cifar-10-python.tar.gz", (url + "cifar-10-python.tar.gz",), (sha256(buf.getvalue()),), extract=True
+    )
     monkeypatch.setitem(store.SOURCES, "cifar10", (spec,))
     ds = data.load("cifar10", True, tmp_path / "data")
     x, y = ds.batch(torch.arange(len(ds)))
@@ -516,9 +548,16 @@ def test_load_downloads_and_extracts_cifar(http_root, tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------------------------------------- augment
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name,shape", [("mnist", (6, 1, 28, 28)), ("fashion-mnist", (6, 1, 28, 28)),
-                                        ("cifar10", (6, 3, 32, 32)), ("digits", (6, 1, 8, 8)),
-                                        ("nmnist", (6, 2, 34, 34))])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("mnist", (6, 1, 28, 28)),
+        ("fashion-mnist", (6, 1, 28, 28)),
+        ("cifar10", (6, 3, 32, 32)),
+        ("digits", (6, 1, 8, 8)),
+        ("nmnist", (6, 2, 34, 34)),
+    ],
+)
 def test_augmentation_shapes_and_determinism(name, shape, device):
     x = torch.rand(shape, generator=torch.Generator().manual_seed(1)).to(device)
     aug = data.augmentation(name)
@@ -547,9 +586,11 @@ def test_batches_on_device(tmp_path, device):
     make_idx_folder(tmp_path / "mnist")
     make_nmnist_folder(tmp_path / "nmnist", per_digit=2)
     index = torch.tensor([4, 1, 4, 0])
-    for ds in (data.load("mnist", True, tmp_path, download=False),
-               data.load("nmnist", True, tmp_path, T=5, fraction=0.5),
-               data.load("nmnist", True, tmp_path, T=5, fraction=0.5, binary=False)):
+    for ds in (
+        data.load("mnist", True, tmp_path, download=False),
+        data.load("nmnist", True, tmp_path, T=5, fraction=0.5),
+        data.load("nmnist", True, tmp_path, T=5, fraction=0.5, binary=False),
+    ):
         x_cpu, y_cpu = ds.batch(index, "cpu")
         x, y = ds.batch(index, device)  # storage on the CPU, batch built on the device
         assert x.device.type == y.device.type == torch.device(device).type
@@ -568,7 +609,7 @@ def test_random_crop():
     padded = torch.nn.functional.pad(torch.cat([x] * 20), (2, 2, 2, 2))
     offsets = set()
     for b in range(40):  # every crop is some window of the zero-padded image
-        hits = [(i, j) for i in range(5) for j in range(5) if torch.equal(out[b], padded[b, :, i:i + 5, j:j + 5])]
+        hits = [(i, j) for i in range(5) for j in range(5) if torch.equal(out[b], padded[b, :, i : i + 5, j : j + 5])]
         assert hits, b
         offsets.add(hits[0])
     assert len(offsets) > 5  # per-sample offsets

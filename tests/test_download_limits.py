@@ -2,6 +2,7 @@
 keyword or environment variable, progress in the log, no partial file left behind.
 
 The servers are threads on 127.0.0.1 that misbehave on purpose; each stops itself after a few seconds."""
+
 from __future__ import annotations
 
 import hashlib
@@ -102,7 +103,7 @@ def _fast(conn, server):  # the whole file, 10 bytes every 0.02 s
     conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY))
     for i in range(0, len(BODY), 10):
         time.sleep(0.02)
-        conn.sendall(BODY[i:i + 10])
+        conn.sendall(BODY[i : i + 10])
 
 
 def _leftovers(folder):
@@ -113,8 +114,9 @@ def test_silent_server_fails_after_the_read_timeout(serve, tmp_path):
     s = serve(_silent)
     t0 = time.monotonic()
     with pytest.raises(OSError):
-        store.download_file(s.url, tmp_path / "f.bin", sha256=hashlib.sha256(BODY).hexdigest(), timeout=0.5,
-                            deadline=30)
+        store.download_file(
+            s.url, tmp_path / "f.bin", sha256=hashlib.sha256(BODY).hexdigest(), timeout=0.5, deadline=30
+        )
     assert time.monotonic() - t0 < 3
     assert _leftovers(tmp_path) == []
 
@@ -124,8 +126,7 @@ def test_trickling_server_fails_at_the_deadline(serve, tmp_path, behave):
     s = serve(behave)
     t0 = time.monotonic()
     with pytest.raises(store.DownloadTimeout, match="deadline of 1.5 s"):
-        store.download_file(s.url, tmp_path / "f.bin", sha256=hashlib.sha256(BODY).hexdigest(), timeout=1,
-                            deadline=1.5)
+        store.download_file(s.url, tmp_path / "f.bin", sha256=hashlib.sha256(BODY).hexdigest(), timeout=1, deadline=1.5)
     assert 1.4 < time.monotonic() - t0 < 4
     assert _leftovers(tmp_path) == []  # no .part file
 
@@ -153,8 +154,7 @@ def test_progress_is_logged(serve, tmp_path, monkeypatch, caplog):
     s = serve(_fast)
     monkeypatch.setattr(store, "PROGRESS_EVERY_S", 0.0)
     with caplog.at_level(logging.WARNING, logger="na_cuda.data"):
-        store.download_file(s.url, tmp_path / "f.bin", sha256=hashlib.sha256(BODY).hexdigest(), timeout=2,
-                            deadline=10)
+        store.download_file(s.url, tmp_path / "f.bin", sha256=hashlib.sha256(BODY).hexdigest(), timeout=2, deadline=10)
     lines = [r.getMessage() for r in caplog.records if "kB/s" in r.getMessage()]
     assert lines and "of 0.0 MB" in lines[-1]
 

@@ -3,6 +3,7 @@
 mnist_na.py reads MNIST through na_cuda.data; here it gets small synthetic IDX files in a temporary $NA_CUDA_DATA
 (CI has no MNIST). convert_spikingjelly.py needs spikingjelly and skips without it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,7 +35,6 @@ def test_example_runs(script, tmp_path):
         pytest.skip("spikingjelly is not installed (pip install --no-deps spikingjelly==2.0.0 loguru)")
     _fake_mnist(tmp_path)
     env = dict(os.environ, EXAMPLE_BATCHES="3", NA_CUDA_DATA=str(tmp_path))
-    run = subprocess.run([sys.executable, str(EXAMPLES / script)], env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run([sys.executable, str(EXAMPLES / script)], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert "loss" in run.stdout or "accuracy" in run.stdout

@@ -11,6 +11,7 @@ float32: the released code and na_cuda round differently (e.g. ``mem += -mem/tau
 neuron layer and the three-layer stack, 2e-5 for the MNIST network step (the released code's own float32 and
 float64 runs differ by 4e-6 there). TF32 is switched off for the CUDA runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,10 +22,10 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from helpers import _CUDA_REASON, needs_native
 from torch import nn
 
 import na_cuda
-from helpers import _CUDA_REASON, needs_native
 from na_cuda import data, train
 from na_cuda.nn import LIF, SeqToANN, enable_grad_rescale
 
@@ -45,8 +46,10 @@ BACKENDS = [
 # golden key prefix -> na_cuda.lif arguments (tau_s 2, threshold 1 for all)
 NEURON_CASES = {
     **{f"na_T{T}": dict(RELEASED_NA, tau_m=5.0) for T in (5, 10, 20)},
-    **{f"tssl_T{T}_m{m}": dict(method="tssl", strict_threshold=True, tau_m=float(m))
-       for T, m in ((5, 4), (10, 4), (20, 4), (5, 5))},
+    **{
+        f"tssl_T{T}_m{m}": dict(method="tssl", strict_threshold=True, tau_m=float(m))
+        for T, m in ((5, 4), (10, 4), (20, 4), (5, 5))
+    },
 }
 NET_LAYERS = ("conv_1", "conv_2", "FC_1", "output")  # the released layer names of the weight layers, in order
 
@@ -163,8 +166,11 @@ def test_mnist_training_step_matches_released(golden, backend, tag):
     assert rel_err(loss, golden[f"net_{tag}_loss"]) <= tol(tag, TOL_F32_OP)
     # FC_1's released gradient is stored as its factors: dL/dW = sum_{t,b} grad_c x^T
     expected = {key: golden[f"net_{tag}_grad_{key}"] for key in ("conv_1", "conv_2", "output")}
-    expected["FC_1"] = np.einsum("tbi,tbj->ij", golden[f"net_{tag}_grad_c_FC_1"].astype(np.float64),
-                                 golden[f"net_{tag}_x_FC_1"].astype(np.float64))
+    expected["FC_1"] = np.einsum(
+        "tbi,tbj->ij",
+        golden[f"net_{tag}_grad_c_FC_1"].astype(np.float64),
+        golden[f"net_{tag}_x_FC_1"].astype(np.float64),
+    )
     errors = {key: rel_err(layer.weight.grad, expected[key]) for layer, key in zip(layers, NET_LAYERS)}
     assert max(errors.values()) <= tol(tag, TOL_F32_NET), f"relative errors per weight gradient: {errors}"
     norm = torch.sqrt(sum(layer.weight.grad.double().pow(2).sum() for layer in layers))

@@ -6,6 +6,7 @@ Unsafe side effect", a Python attribute set in a backward). These tests train a 
 `fullgraph=True` for several steps, count the graphs dynamo compiles (recompiles are errors here), and compare
 every step's gradients and rescale state with the same net run eagerly.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,9 +31,12 @@ def _fresh_dynamo():
 def _net(round_decimals):
     torch.manual_seed(0)
     net = nn.Sequential(
-        SeqToANN(nn.Linear(12, 16)), LIF(),
-        SeqToANN(nn.Linear(16, 16)), LIF(),
-        SeqToANN(nn.Linear(16, 4)), LIF(),
+        SeqToANN(nn.Linear(12, 16)),
+        LIF(),
+        SeqToANN(nn.Linear(16, 16)),
+        LIF(),
+        SeqToANN(nn.Linear(16, 4)),
+        LIF(),
     ).double()
     return net, enable_grad_rescale(net, round_decimals)
 
@@ -49,11 +53,14 @@ def _graph_count(backend: str):
     return count, graphs
 
 
-@pytest.mark.parametrize("backend,round_decimals", [
-    ("aot_eager", None),
-    ("aot_eager", 3),
-    pytest.param("inductor", 3, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "backend,round_decimals",
+    [
+        ("aot_eager", None),
+        ("aot_eager", 3),
+        pytest.param("inductor", 3, marks=pytest.mark.slow),
+    ],
+)
 def test_compiled_grad_rescale_trains_with_one_graph(backend, round_decimals):
     eager, state = _net(round_decimals)
     compiled_net, compiled_state = copy.deepcopy((eager, state))  # the copy's LIFs share the copied state

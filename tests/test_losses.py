@@ -1,4 +1,5 @@
 """na_cuda.losses: hand-computed values, gradients, desired trains and argument checks (all CPU, fast)."""
+
 from __future__ import annotations
 
 import math
@@ -184,7 +185,7 @@ def test_spike_count_hand_value_and_dead_zones():
     out = _spikes(T, 2, 3, [[2, 3, 0], [1, 0, 5]]).requires_grad_(True)
     labels = torch.tensor([0, 2])
     d00, d01 = (2 - 4) / 5, (3 - 1) / 5
-    expected_sum = 0.5 * T * (d00 ** 2 + d01 ** 2)  # = 0.8
+    expected_sum = 0.5 * T * (d00**2 + d01**2)  # = 0.8
     l_sum = losses.spike_count(out, labels, desired, undesired, reduction="sum")
     assert float(l_sum.detach()) == pytest.approx(expected_sum, abs=1e-14)
     l_mean = losses.spike_count(out, labels, desired, undesired)
@@ -207,7 +208,7 @@ def _released_loss_count(out: list, target: list, desired: float, undesired: flo
                 delta = 0.0
             if not (target[b][c] == desired or delta > 0):
                 delta = 0.0
-            loss += 0.5 * T * delta ** 2
+            loss += 0.5 * T * delta**2
             grad[b][c] = [delta] * T
     return loss, grad
 
@@ -293,9 +294,9 @@ def test_tet_lamb1_is_mse_and_mix():
 
 def test_sdt_is_ce_of_mean_and_bounded_by_tet():
     out = _t(OUT_2x2x3)
-    expected = sum(
-        _ce([(OUT_2x2x3[0][b][c] + OUT_2x2x3[1][b][c]) / 2 for c in range(3)], LABELS_2[b]) for b in range(2)
-    ) / 2
+    expected = (
+        sum(_ce([(OUT_2x2x3[0][b][c] + OUT_2x2x3[1][b][c]) / 2 for c in range(3)], LABELS_2[b]) for b in range(2)) / 2
+    )
     assert float(losses.sdt(out, torch.tensor(LABELS_2))) == pytest.approx(expected, abs=1e-14)
     # Lemma 4.1 of the TET paper: L_SDT <= L_TET.
     x = _rand(6, 8, 5, seed=11) * 4 - 2

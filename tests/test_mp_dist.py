@@ -1,4 +1,5 @@
 """MP-dist quality experiment (NA paper 4.1, Fig. 5): exact key-neighbour distances and the counting pipeline."""
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,7 @@ def test_key_neighbour_distance_is_the_least_perturbation():
     table = md.SegmentTable(T)
     c = _inputs(K, T, 2)
     d2, bad = md.key_neighbour_sq_distances(c, table, TAU_M, THR)
-    assert bad == 0 and d2.shape == (K, 2 ** T)
+    assert bad == 0 and d2.shape == (K, 2**T)
     u, s, _ = reference.lif_states(c.T, TAU_M, TAU_S, THR)
     own = md.pattern_codes(s)
     rows = torch.arange(K)
@@ -95,7 +96,7 @@ def test_hamming_rank_cdf_breaks_ties_uniformly():
     T = 4
     counts = [0, 8, 6, 0, 0]
     cdf = md.hamming_rank_cdf(counts, T)
-    assert cdf.shape == (2 ** T - 1,)
+    assert cdf.shape == (2**T - 1,)
     assert cdf[0] == pytest.approx(2.0)  # 8 transfers spread over the 4 ranks of distance 1
     assert cdf[3] == pytest.approx(8.0) and cdf[4] == pytest.approx(9.0) and cdf[9] == pytest.approx(14.0)
     assert cdf[-1] == pytest.approx(14.0)
@@ -115,8 +116,25 @@ def test_main_counts_every_train(tmp_path):
     _fake_mnist(data)
     out = tmp_path / "out"
     iters, batch, T = 3, 4, 5
-    result = md.main(["--out", str(out), "--data-dir", str(data), "--iterations", str(iters), "--T", str(T),
-                      "--batch-size", str(batch), "--sample", str(SAMPLE), "--device", "cpu", "--no-progress"])
+    result = md.main(
+        [
+            "--out",
+            str(out),
+            "--data-dir",
+            str(data),
+            "--iterations",
+            str(iters),
+            "--T",
+            str(T),
+            "--batch-size",
+            str(batch),
+            "--sample",
+            str(SAMPLE),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert (out / "mp_dist.png").stat().st_size > 0
     with open(out / "mp_dist.json") as f:
         saved = json.load(f)
@@ -130,7 +148,7 @@ def test_main_counts_every_train(tmp_path):
     unchanged = sum(n for _, n in saved["unchanged_counts"])
     changed = sum(n for _, _, n in saved["transfer_counts"])
     assert changed == s["transfers_changed"] and unchanged + changed == s["transfers_total"]
-    assert all(a != b and 0 <= a < 2 ** T and 0 <= b < 2 ** T for a, b, _ in saved["transfer_counts"])
+    assert all(a != b and 0 <= a < 2**T and 0 <= b < 2**T for a, b, _ in saved["transfer_counts"])
     assert sum(saved["hamming_counts"]) == changed and saved["hamming_counts"][0] == 0
     # the MP-dist statistics: a uniform sample of at most --sample changed trains per iteration
     per_it = saved["per_iteration"]

@@ -5,13 +5,24 @@ an FMA); gradients within 1e-12 relative to the largest reference gradient. Low 
 float16): a rounded input can move u across the threshold, so a neuron is compared only where its float64 spike
 train (reference on the same rounded input) equals the native one; see `test_low_precision_matches_reference`.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers import (
+    DEVICES,
+    METHOD_CASES,
+    case_id,
+    make_grad,
+    make_input,
+    native_backward,
+    native_forward,
+    needs_native,
+    params,
+    reference_backward,
+)
 
-from helpers import (DEVICES, METHOD_CASES, case_id, make_grad, make_input, native_backward, native_forward,
-                     needs_native, params, reference_backward)
 from na_cuda import reference
 
 pytestmark = needs_native
@@ -57,8 +68,11 @@ def test_backward_float64(device, T, case):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype,rel", [(torch.float32, 2e-5), (torch.bfloat16, 1e-2), (torch.float16, 2e-3)])
-@pytest.mark.parametrize("case", [METHOD_CASES[0], METHOD_CASES[3], METHOD_CASES[4], METHOD_CASES[8],
-                                  METHOD_CASES[10], METHOD_CASES[-1]], ids=case_id)
+@pytest.mark.parametrize(
+    "case",
+    [METHOD_CASES[0], METHOD_CASES[3], METHOD_CASES[4], METHOD_CASES[8], METHOD_CASES[10], METHOD_CASES[-1]],
+    ids=case_id,
+)
 def test_low_precision_matches_reference(device, dtype, rel, case):
     """Low precision vs a float64 reference on the same (rounded) input.
 

@@ -1,6 +1,7 @@
 """No silent wrong results from the op layer: the fake kernels' checks, double backward, the reference's reset of an
 infinite potential, parameters against the compute dtype, bounded CPU scratch, and torch.compile with dynamic
 shapes."""
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_grad, make_input, native_backward, native_forward, needs_native, params, reference_backward
 
 import na_cuda
-from helpers import make_grad, make_input, native_backward, native_forward, needs_native, params, reference_backward
 from na_cuda import reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,15 +27,18 @@ BACKWARD_ARGS = {
 
 @needs_native
 @pytest.mark.parametrize("op", list(BACKWARD_ARGS))
-@pytest.mark.parametrize("grad,c,match", [
-    (torch.ones(7, 9, device="meta"), torch.randn(5, 3), "is on meta but `c` is on cpu"),
-    (torch.ones(5, 4, device="meta"), torch.ones(5, 3, device="meta"), "shape"),
-    (torch.ones(5, 3, device="meta", dtype=torch.float64), torch.ones(5, 3, device="meta"), "dtype"),
-    (torch.ones(5, 3, device="meta"), torch.ones(0, 3, device="meta"), "T = size"),
-    (torch.ones((), device="meta"), torch.ones(5, 3, device="meta"), "time dimension"),
-    (torch.ones(5, 3), torch.ones(5, 4), "shape"),  # the C++ check
-    (torch.ones(5, 3, dtype=torch.float64), torch.ones(5, 3), "dtype"),
-])
+@pytest.mark.parametrize(
+    "grad,c,match",
+    [
+        (torch.ones(7, 9, device="meta"), torch.randn(5, 3), "is on meta but `c` is on cpu"),
+        (torch.ones(5, 4, device="meta"), torch.ones(5, 3, device="meta"), "shape"),
+        (torch.ones(5, 3, device="meta", dtype=torch.float64), torch.ones(5, 3, device="meta"), "dtype"),
+        (torch.ones(5, 3, device="meta"), torch.ones(0, 3, device="meta"), "T = size"),
+        (torch.ones((), device="meta"), torch.ones(5, 3, device="meta"), "time dimension"),
+        (torch.ones(5, 3), torch.ones(5, 4), "shape"),  # the C++ check
+        (torch.ones(5, 3, dtype=torch.float64), torch.ones(5, 3), "dtype"),
+    ],
+)
 def test_backward_ops_check_every_dispatch_path(op, grad, c, match):
     """A meta grad_out with a CPU c used to return a CPU tensor of uninitialised memory (the fake kernel answered)."""
     with pytest.raises(RuntimeError, match=match):
@@ -44,11 +48,18 @@ def test_backward_ops_check_every_dispatch_path(op, grad, c, match):
 @needs_native
 def test_forward_fake_kernel_checks_the_input():
     with pytest.raises(RuntimeError, match="float16, bfloat16"):
-        torch.ops.na_cuda.lif_forward(torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, 0.0, False, False, "psc")
-    for op, rule_args in (("lif_forward", ()), ("lif_na", ("paper", 3, 10.0)), ("lif_stbp", ("rect", 1.0, True)),
-                          ("lif_tssl", ())):
-        y = getattr(torch.ops.na_cuda, op)(torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, 0.0, False, False, "psc",
-                                           *rule_args)
+        torch.ops.na_cuda.lif_forward(
+            torch.ones(3, 2, device="meta", dtype=torch.int64), 5.0, 2.0, 1.0, 0.0, False, False, "psc"
+        )
+    for op, rule_args in (
+        ("lif_forward", ()),
+        ("lif_na", ("paper", 3, 10.0)),
+        ("lif_stbp", ("rect", 1.0, True)),
+        ("lif_tssl", ()),
+    ):
+        y = getattr(torch.ops.na_cuda, op)(
+            torch.ones(3, 2, device="meta"), 5.0, 2.0, 1.0, 0.0, False, False, "psc", *rule_args
+        )
         assert y.device.type == "meta" and y.shape == (3, 2), op
 
 
@@ -77,14 +88,17 @@ def test_reference_stbp_resets_an_infinite_potential():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("kwargs,name", [
-    (dict(threshold=1e-300), "threshold"),
-    (dict(threshold=1e39), "threshold"),
-    (dict(clip=1e-300), "clip"),
-    (dict(tau_m=1e39), "tau_m"),
-    (dict(tau_s=1e39), "tau_s"),
-    (dict(method="stbp", surrogate_alpha=1e-30), "surrogate_alpha"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(threshold=1e-300), "threshold"),
+        (dict(threshold=1e39), "threshold"),
+        (dict(clip=1e-300), "clip"),
+        (dict(tau_m=1e39), "tau_m"),
+        (dict(tau_s=1e39), "tau_s"),
+        (dict(method="stbp", surrogate_alpha=1e-30), "surrogate_alpha"),
+    ],
+)
 def test_parameters_are_checked_in_the_compute_dtype(dtype, kwargs, name):
     """Valid doubles that become 0 or inf in float32 (the compute dtype of float16/bfloat16/float32 input)."""
     c = torch.ones(3, 2, dtype=dtype)
@@ -138,8 +152,9 @@ def test_cpu_scratch_is_bounded_by_the_work(what, limit_mib):
     """[1e6, 1] float32 (3.8 MiB): the scratch used to be planes x T x 64 values per thread (peak RSS +492 MiB
     forward, +1225 MiB NA backward); now planes x T x one pack (8 floats with AVX): +65 and +157 MiB measured."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, what], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, what], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     growth = float(proc.stdout.strip().splitlines()[-1])
     assert growth < limit_mib, f"peak RSS grew by {growth:.0f} MiB"
@@ -155,8 +170,9 @@ def test_narrow_blocks_match_the_reference(n, method):
     g = make_grad(c)
     y = native_forward(c, p)
     assert torch.equal(y, reference.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"]))
-    torch.testing.assert_close(native_backward(method, g, c, p), reference_backward(method, g, c, p), rtol=1e-12,
-                               atol=1e-12)
+    torch.testing.assert_close(
+        native_backward(method, g, c, p), reference_backward(method, g, c, p), rtol=1e-12, atol=1e-12
+    )
 
 
 @needs_native

@@ -11,20 +11,20 @@ semantics (``u = lam (v - vr) + vr + beta c``), while the reference runs hard re
 * the native CPU op == the reference (forward bit-equal, backward <= 1e-12 relative in float64) where the kernels
   implement the setting, and validation of every option.
 """
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from helpers import make_grad, make_input, needs_native
 
 import na_cuda
 from na_cuda import literal as L
 from na_cuda import reference as R
 from na_cuda.params import LifParams
 from na_cuda.rules import NA, STBP, TSSL
-
-from helpers import make_grad, make_input, needs_native
 
 F64 = torch.float64
 INF = math.inf
@@ -126,8 +126,9 @@ def test_na_matches_literal_pipeline(n, output, first_order, strict):
     for T in (1, 6, 14):
         c, g = _inputs(T, n, seed=11 * T)
         fast = R.na_backward(g, c, tau_m, 2.0, thr, output, first_order, 3, 10.0, strict, **_kw(n))
-        lit = L.literal_na_gradient(c, g, tau_m, 2.0, thr, output, first_order, 3, 10.0, strict_threshold=strict,
-                                    **_kw(n))
+        lit = L.literal_na_gradient(
+            c, g, tau_m, 2.0, thr, output, first_order, 3, 10.0, strict_threshold=strict, **_kw(n)
+        )
         worst = max(worst, (fast - lit).abs().max().item())
         scale = max(scale, lit.abs().max().item())
     # the eta = 1e-13 * threshold overshoot of the literal pipeline (see literal_na_gradient) bounds the error
@@ -250,17 +251,20 @@ def test_tssl_shifted_coordinates_and_soft_reset_error():
 # ------------------------------------------------------------------------------------------------------------------
 # validation and the public API
 # ------------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kw, exc, match", [
-    (dict(tau_m=0.99), ValueError, "tau_m"),
-    (dict(tau_m=-INF), ValueError, "tau_m"),
-    (dict(tau_m=INF, decay_input=True), ValueError, "decay_input"),
-    (dict(v_reset=1.0), ValueError, "v_reset"),
-    (dict(v_reset="0"), TypeError, "v_reset"),
-    (dict(v_reset=INF), ValueError, "v_reset"),
-    (dict(v_reset=None, threshold=-1.0), ValueError, "threshold"),
-    (dict(decay_input=1), TypeError, "decay_input"),
-    (dict(method="stbp", surrogate="erf"), ValueError, "surrogate"),
-])
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(tau_m=0.99), ValueError, "tau_m"),
+        (dict(tau_m=-INF), ValueError, "tau_m"),
+        (dict(tau_m=INF, decay_input=True), ValueError, "decay_input"),
+        (dict(v_reset=1.0), ValueError, "v_reset"),
+        (dict(v_reset="0"), TypeError, "v_reset"),
+        (dict(v_reset=INF), ValueError, "v_reset"),
+        (dict(v_reset=None, threshold=-1.0), ValueError, "threshold"),
+        (dict(decay_input=1), TypeError, "decay_input"),
+        (dict(method="stbp", surrogate="erf"), ValueError, "surrogate"),
+    ],
+)
 def test_option_validation(kw, exc, match):
     with pytest.raises(exc, match=match):
         na_cuda.lif(torch.zeros(3, 2), **kw)
@@ -313,10 +317,18 @@ NATIVE_NEURONS = NEURONS
 
 @needs_native
 @pytest.mark.parametrize("n", NATIVE_NEURONS, ids=_nid)
-@pytest.mark.parametrize("method, extra", [("na", {}), ("na", dict(output="spike", first_order="taylor")),
-                                           ("stbp", dict(surrogate="sigmoid", detach_reset=False)),
-                                           ("stbp", dict(surrogate="atan", detach_reset=False)),
-                                           ("stbp", dict(surrogate="fast_sigmoid")), ("stbp", {}), ("tssl", {})])
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("na", {}),
+        ("na", dict(output="spike", first_order="taylor")),
+        ("stbp", dict(surrogate="sigmoid", detach_reset=False)),
+        ("stbp", dict(surrogate="atan", detach_reset=False)),
+        ("stbp", dict(surrogate="fast_sigmoid")),
+        ("stbp", {}),
+        ("tssl", {}),
+    ],
+)
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_native_matches_reference_options(n, method, extra, dtype, rtol):
     tau_m, thr, vr, decay = n

@@ -1,4 +1,5 @@
 """Packaging: what a user sees when the build or the compiled library is not what it should be."""
+
 from __future__ import annotations
 
 import shutil

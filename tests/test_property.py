@@ -7,16 +7,17 @@ Forward: bit-equal in every dtype (the same operation order in the compute dtype
 of the largest reference gradient; float32 1e-4, float16/bfloat16 2e-2 (the gradient's own rounding, amplified by
 NA's phi up to `clip`). Bounded and derandomized (a fixed example sequence) so CI stays fast and deterministic.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 hypothesis = pytest.importorskip("hypothesis")
+from helpers import native_backward, native_forward, needs_native, params, reference_backward  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from helpers import native_backward, native_forward, needs_native, params, reference_backward  # noqa: E402
 from na_cuda import reference  # noqa: E402
 
 pytestmark = needs_native
@@ -34,8 +35,12 @@ def problems(draw, with_inf: bool):
     grid = st.integers(-8, 20).map(lambda k: k / 8)
     values = st.one_of(grid, st.sampled_from([float("inf"), float("-inf")])) if with_inf else grid
     c = torch.tensor(draw(st.lists(values, min_size=n, max_size=n)), dtype=torch.float64).reshape(T, *shape)
-    p = dict(tau_m=draw(st.sampled_from([2.0, 4.0, 8.0, 5.0])), tau_s=draw(st.sampled_from([1.0, 2.0, 4.0])),
-             threshold=draw(st.sampled_from([0.5, 1.0, 1.25])), strict_threshold=draw(st.booleans()))
+    p = dict(
+        tau_m=draw(st.sampled_from([2.0, 4.0, 8.0, 5.0])),
+        tau_s=draw(st.sampled_from([1.0, 2.0, 4.0])),
+        threshold=draw(st.sampled_from([0.5, 1.0, 1.25])),
+        strict_threshold=draw(st.booleans()),
+    )
     return c, p, draw(st.sampled_from(DTYPES))
 
 
@@ -51,18 +56,28 @@ def test_forward_is_bit_equal(problem, output):
     x = c.to(dtype)
     got = _native_forward(x, p)
     assert got.dtype == dtype and got.shape == x.shape
-    want = reference.lif_forward(x, p["tau_m"], p["tau_s"], p["threshold"], output,
-                                 strict_threshold=p["strict_threshold"])
+    want = reference.lif_forward(
+        x, p["tau_m"], p["tau_s"], p["threshold"], output, strict_threshold=p["strict_threshold"]
+    )
     assert torch.equal(got, want)
     # The STBP reference forward is the same forward (with a differentiable reset).
-    assert torch.equal(reference.stbp_forward(x, p["tau_m"], p["tau_s"], p["threshold"], output,
-                                              strict_threshold=p["strict_threshold"]), want)
+    assert torch.equal(
+        reference.stbp_forward(
+            x, p["tau_m"], p["tau_s"], p["threshold"], output, strict_threshold=p["strict_threshold"]
+        ),
+        want,
+    )
 
 
-CASES = [dict(method="na", output="psc", first_order="paper"), dict(method="na", output="psc", first_order="taylor"),
-         dict(method="na", output="spike", dist_power=1), dict(method="stbp", output="psc", surrogate="triangle"),
-         dict(method="stbp", output="spike", surrogate="rect", detach_reset=False),
-         dict(method="stbp", output="psc", surrogate="sigmoid"), dict(method="tssl", output="psc")]
+CASES = [
+    dict(method="na", output="psc", first_order="paper"),
+    dict(method="na", output="psc", first_order="taylor"),
+    dict(method="na", output="spike", dist_power=1),
+    dict(method="stbp", output="psc", surrogate="triangle"),
+    dict(method="stbp", output="spike", surrogate="rect", detach_reset=False),
+    dict(method="stbp", output="psc", surrogate="sigmoid"),
+    dict(method="tssl", output="psc"),
+]
 
 
 @SETTINGS

@@ -269,7 +269,7 @@ def test_spec_efficient_W_form_and_early_exit():
             for n in range(5):
                 both = [t for t in range(p + 1, 12) if sp[p, t, n] == 1 and s[t, n] == 1]
                 if both:
-                    assert torch.equal(sp[p, both[0]:, n], s[both[0]:, n])
+                    assert torch.equal(sp[p, both[0] :, n], s[both[0] :, n])
                 assert torch.equal(sp[p, :p, n], s[:p, n]) and sp[p, p, n] == 1 - s[p, n]
 
 
@@ -299,7 +299,6 @@ def _bptt_3steps(c: list[float], W: list[float], output: str, surrogate: str, de
     s1 = H(u1)
     v1 = u1 * (1 - s1)
     u2 = lam * v1 + c[2]
-    s2 = H(u2)
     # direct dL/ds[t] (through the output only)
     if output == "psc":  # a[t] = kappa a[t-1] + s[t]/tau_s
         ga2 = W[2]
@@ -333,7 +332,9 @@ def test_stbp_autograd_matches_hand_bptt(surrogate, detach_reset, output):
     W = torch.tensor(Ws, dtype=F64).T
     out = R.stbp_forward(c, 5.0, 2.0, 1.0, output, surrogate, None, detach_reset)
     (W * out).sum().backward()
-    expected = torch.tensor([_bptt_3steps(cols[n], Ws[n], output, surrogate, detach_reset) for n in range(2)], dtype=F64).T
+    expected = torch.tensor(
+        [_bptt_3steps(cols[n], Ws[n], output, surrogate, detach_reset) for n in range(2)], dtype=F64
+    ).T
     assert torch.allclose(c.grad, expected, rtol=0, atol=1e-14), (c.grad, expected)
     assert (expected != 0).sum() >= 3
     # lif(method="stbp") is the same thing
@@ -362,7 +363,13 @@ def test_stbp_surrogate_alpha():
     sig = torch.sigmoid(k * (u - 1.0))
     assert torch.allclose(R.surrogate_grad(u, 1.0, "sigmoid", k), k * sig * (1 - sig))
     assert R.surrogate_grad(torch.tensor([1.0], dtype=F64), 1.0, "sigmoid").item() == 1.0  # 4 * 0.5 * 0.5
-    assert R.SURROGATE_DEFAULT_ALPHA == {"rect": 1.0, "triangle": 1.0, "sigmoid": 4.0, "atan": 2.0, "fast_sigmoid": 25.0}
+    assert R.SURROGATE_DEFAULT_ALPHA == {
+        "rect": 1.0,
+        "triangle": 1.0,
+        "sigmoid": 4.0,
+        "atan": 2.0,
+        "fast_sigmoid": 25.0,
+    }
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])

@@ -1,4 +1,5 @@
 """The single-neuron experiment (NA paper 4.2) at reduced size: outputs, determinism, batching, learning."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,9 @@ def test_rounds_independent():
 
 
 def test_cli(tmp_path, capsys):
-    sn.main(["--out", str(tmp_path), "--rounds", "3", "--iters", "4", "--optimizer", "sgd", "--lr", "3e-4",
-             "--no-progress"])
+    sn.main(
+        ["--out", str(tmp_path), "--rounds", "3", "--iters", "4", "--optimizer", "sgd", "--lr", "3e-4", "--no-progress"]
+    )
     text = capsys.readouterr().out
     assert "NA" in text and "STBP" in text and "147" in text
     data = json.loads((tmp_path / "single_neuron.json").read_text())

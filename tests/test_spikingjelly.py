@@ -5,6 +5,7 @@ input gradient (<= 1e-12 relative) for decay_input x hard/soft reset x detach_re
 `make test` installs it without dependencies (its torchvision/torchaudio requirements could replace torch);
 these tests skip where it is absent.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,7 @@ def test_forward_and_stbp_gradient_equal_spikingjelly(node, decay_input, v_reset
     if node == "if" and decay_input:
         pytest.skip("IFNode has no decay_input")
     tau = 3.0
-    kw = dict(v_threshold=1.0, v_reset=v_reset, surrogate_function=make_sg(), detach_reset=detach_reset,
-              step_mode="m")
+    kw = dict(v_threshold=1.0, v_reset=v_reset, surrogate_function=make_sg(), detach_reset=detach_reset, step_mode="m")
     if node == "lif":
         ref = sj_neuron.LIFNode(tau=tau, decay_input=decay_input, **kw)
     else:
@@ -62,10 +62,22 @@ def test_forward_and_stbp_gradient_equal_spikingjelly(node, decay_input, v_reset
     g = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     s_ref, gc_ref = _run(ref, x, g)
     surrogate, alpha = ours
-    s, gc = _run(lambda c: na_cuda.lif(
-        c, tau_m=tau if node == "lif" else math.inf, threshold=1.0, v_reset=v_reset, decay_input=decay_input,
-        output="spike", method="stbp", surrogate=surrogate, surrogate_alpha=alpha, detach_reset=detach_reset,
-    ), x, g)
+    s, gc = _run(
+        lambda c: na_cuda.lif(
+            c,
+            tau_m=tau if node == "lif" else math.inf,
+            threshold=1.0,
+            v_reset=v_reset,
+            decay_input=decay_input,
+            output="spike",
+            method="stbp",
+            surrogate=surrogate,
+            surrogate_alpha=alpha,
+            detach_reset=detach_reset,
+        ),
+        x,
+        g,
+    )
     assert 0.05 < s_ref.mean() < 0.6, "the input should make the neurons fire at mixed rates"
     assert torch.equal(s, s_ref)
     torch.testing.assert_close(gc, gc_ref, rtol=1e-12, atol=1e-12 * gc_ref.abs().max().item())

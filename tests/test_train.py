@@ -4,6 +4,7 @@ Training runs use the synthetic digits of ``_fake_data`` (no download, no scikit
 ``train.main(..., datasets=...)`` or ``tests/_train_runner.py``; one smoke test runs the real CLI on scikit-learn's
 digits (skipped without scikit-learn).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ import torch
 
 from na_cuda import models, train
 from na_cuda.data import idx, store
-from na_cuda.train import checkpoint, progress
 from na_cuda.nn import LIF
+from na_cuda.train import checkpoint, progress
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _fake_data import FakeFrames, datasets  # noqa: E402
@@ -50,8 +51,9 @@ def _env() -> dict:
 
 def _run(cmd: list, env: dict, timeout: float = 180, cwd=None) -> subprocess.CompletedProcess:
     """Run `cmd` in its own process group; on timeout kill the whole group (torchrun's workers too) and fail."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -97,7 +99,12 @@ def test_preset_builds_and_runs_forward(preset):
 def test_fidelity_released_sets_the_released_recipe():
     paper = train.make_config("mnist")
     assert (paper.fidelity, paper.strict_threshold, paper.clip, paper.target_filters, paper.rescale_round) == (
-        "paper", False, 10.0, 1, None)
+        "paper",
+        False,
+        10.0,
+        1,
+        None,
+    )
     rel = train.make_config("mnist", fidelity="released")
     assert (rel.strict_threshold, rel.clip, rel.target_filters, rel.rescale_round) == (True, 5.0, 2, 3)
     assert rel.lr == paper.lr  # the released code's hard-coded lr is not part of fidelity
@@ -147,8 +154,15 @@ def test_sum_pool_dropout_and_init():
     assert abs(fc.weight.std().item() - math.sqrt(2 / (96 * 64))) < 0.01 * math.sqrt(2 / (96 * 64)) * 10
 
 
-@pytest.mark.parametrize("arch, match", [("15C5-P2", "end with a fully connected"), ("15X5-10", "15X5"),
-                                         ("300-P2-10", "before the fully connected"), ("", "non-empty")])
+@pytest.mark.parametrize(
+    "arch, match",
+    [
+        ("15C5-P2", "end with a fully connected"),
+        ("15X5-10", "15X5"),
+        ("300-P2-10", "before the fully connected"),
+        ("", "non-empty"),
+    ],
+)
 def test_bad_architecture_names_the_token(arch, match):
     with pytest.raises(ValueError, match=match):
         models.build_model(arch, (1, 28, 28))
@@ -168,15 +182,28 @@ def test_cli_smoke_real_digits(tmp_path):
     """`python -m na_cuda.train` on scikit-learn's digits: one epoch, every output file with its keys."""
     pytest.importorskip("sklearn", reason="the real 'digits' dataset ships with scikit-learn")
     out = tmp_path / "run"
-    proc = _run([sys.executable, "-m", "na_cuda.train", "--epochs", "1", "--limit-train", "300", "--out", str(out)],
-                env=_env(), cwd=tmp_path)
+    proc = _run(
+        [sys.executable, "-m", "na_cuda.train", "--epochs", "1", "--limit-train", "300", "--out", str(out)],
+        env=_env(),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"epochs", "best_test_accuracy", "best_epoch"}
     (row,) = metrics["epochs"]
-    assert set(row) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
-                        "samples_per_second", "train_seconds", "eval_seconds"}
+    assert set(row) == {
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "lr",
+        "seconds",
+        "samples_per_second",
+        "train_seconds",
+        "eval_seconds",
+    }
     assert row["seconds"] == pytest.approx(row["train_seconds"] + row["eval_seconds"])
     assert row["epoch"] == 1 and 0 <= row["test_accuracy"] <= 1 and math.isfinite(row["train_loss"])
     assert metrics["best_test_accuracy"] == row["test_accuracy"]
@@ -193,8 +220,23 @@ def test_frames_preset_trains(tmp_path):
     """The N-MNIST path (time-first frames, PSC-filtered input, spike-count loss) on fake frames, T = 5."""
     out = tmp_path / "run"
     frames = (FakeFrames(True, 40, 5), FakeFrames(False, 20, 5))
-    argv = ["--preset", "nmnist", "--T", "5", "--epochs", "1", "--batch-size", "20", "--no-progress", "--out",
-            str(out), "--set", "desired_count=4", "--set", "undesired_count=1"]
+    argv = [
+        "--preset",
+        "nmnist",
+        "--T",
+        "5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--set",
+        "desired_count=4",
+        "--set",
+        "undesired_count=1",
+    ]
     assert train.main(argv, datasets=frames) == 0
     (row,) = json.loads((out / "metrics.json").read_text())["epochs"]
     assert math.isfinite(row["train_loss"]) and 0 <= row["test_accuracy"] <= 1
@@ -238,8 +280,9 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path):
     """A real SIGTERM to the CLI process: it finishes the step, checkpoints, exits 143, and --resume completes."""
     out = tmp_path / "run"
     cmd = [sys.executable, RUNNER, "--epochs", "200", "--out", str(out)] + FAST
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         for line in proc.stdout:  # wait until training runs (the first epoch is done)
             if line.startswith("epoch 1/200"):
@@ -256,8 +299,9 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path):
     assert 1 <= ckpt["epoch"] < 200
     done = len(json.loads((out / "metrics.json").read_text())["epochs"])
     assert done == ckpt["epoch"]
-    assert train.main(FAST + ["--epochs", str(ckpt["epoch"] + 1), "--out", str(out), "--resume"],
-                      datasets=datasets()) == 0
+    assert (
+        train.main(FAST + ["--epochs", str(ckpt["epoch"] + 1), "--out", str(out), "--resume"], datasets=datasets()) == 0
+    )
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == ckpt["epoch"] + 1
 
 
@@ -280,17 +324,20 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
     assert train.main(FAST + ["--epochs", "2", "--out", str(out), "--resume"], datasets=datasets()) == 0
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["--preset", "imagenet"], "--preset"),
-    (["--lr", "-1"], "--lr"),
-    (["--lr", "nan"], "--lr"),
-    (["--epochs", "0"], "--epochs"),
-    (["--batch-size", "x"], "--batch-size"),
-    (["--method", "bptt"], "--method"),
-    (["--device", "tpu"], "--device"),
-    (["--set", "bogus=1"], "--set"),
-    (["--set", "dropout"], "--set"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--preset", "imagenet"], "--preset"),
+        (["--lr", "-1"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "x"], "--batch-size"),
+        (["--method", "bptt"], "--method"),
+        (["--device", "tpu"], "--device"),
+        (["--set", "bogus=1"], "--set"),
+        (["--set", "dropout"], "--set"),
+    ],
+)
 def test_cli_rejects_bad_arguments(argv, flag, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         train.main(argv + ["--out", str(tmp_path)], datasets=datasets())
@@ -298,15 +345,18 @@ def test_cli_rejects_bad_arguments(argv, flag, capsys, tmp_path):
     assert flag in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--set", "dropout=1.5"], ["--set dropout", "[0, 1)"]),
-    (["--set", "loss=hinge"], ["--set loss", "van_rossum"]),
-    (["--set", "tau_m=0.5"], ["tau_m"]),
-    (["--set", "arch=15C5-P2"], ["--set arch", "fully connected"]),
-    (["--set", "padding=[1,0]"], ["--set padding", "1 conv"]),
-    (["--set", "arch=16C11-10"], ["--set arch", "does not fit"]),
-    (["--resume"], ["--resume", "no checkpoint"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--set", "dropout=1.5"], ["--set dropout", "[0, 1)"]),
+        (["--set", "loss=hinge"], ["--set loss", "van_rossum"]),
+        (["--set", "tau_m=0.5"], ["tau_m"]),
+        (["--set", "arch=15C5-P2"], ["--set arch", "fully connected"]),
+        (["--set", "padding=[1,0]"], ["--set padding", "1 conv"]),
+        (["--set", "arch=16C11-10"], ["--set arch", "does not fit"]),
+        (["--resume"], ["--resume", "no checkpoint"]),
+    ],
+)
 def test_cli_reports_bad_config(argv, words, capsys, tmp_path):
     rc = train.main(FAST + ["--epochs", "1", "--out", str(tmp_path / "run")] + argv, datasets=datasets())
     err = capsys.readouterr().err
@@ -323,8 +373,9 @@ def test_existing_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
     # --resume may extend the epochs but not change the recipe.
     assert train.main(FAST + ["--epochs", "2", "--out", out, "--resume", "--lr", "0.1"], datasets=datasets()) == 2
     assert "--lr" in capsys.readouterr().err
-    assert train.main(FAST + ["--epochs", "1", "--out", out, "--overwrite", "--method", "stbp"],
-                      datasets=datasets()) == 0
+    assert (
+        train.main(FAST + ["--epochs", "1", "--out", out, "--overwrite", "--method", "stbp"], datasets=datasets()) == 0
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == "stbp"
 
 
@@ -353,8 +404,10 @@ def test_mistyped_data_dir_is_reported_and_not_created(tmp_path, capsys):
 def test_missing_data_after_failed_download(tmp_path, capsys, monkeypatch):
     """An existing but empty --data-dir, every mirror refusing: the useful sentence first, then the mirrors tried;
     exit 1; the data folder stays empty and --out is not created."""
-    specs = tuple(store.RemoteFile(s + ".gz", tuple(f"http://127.0.0.1:1/m{i}/{s}.gz" for i in range(2)), ("0" * 64,))
-                  for s in idx.IDX_STEMS[True] + idx.IDX_STEMS[False])
+    specs = tuple(
+        store.RemoteFile(s + ".gz", tuple(f"http://127.0.0.1:1/m{i}/{s}.gz" for i in range(2)), ("0" * 64,))
+        for s in idx.IDX_STEMS[True] + idx.IDX_STEMS[False]
+    )
     monkeypatch.setitem(store.SOURCES, "mnist", specs)
     empty, out = tmp_path / "data", tmp_path / "run"
     empty.mkdir()
@@ -400,8 +453,22 @@ def test_device_cuda_without_gpu_is_one_line(tmp_path, capsys):
 
 def test_cli_errors_have_no_traceback(tmp_path):
     """The real CLI process: a mistyped --data-dir is one line on stderr (no traceback), exit 2, nothing created."""
-    proc = _run([sys.executable, "-m", "na_cuda.train", "--preset", "mnist", "--data-dir", str(tmp_path / "dtaa"),
-                 "--out", str(tmp_path / "run")], env=_env(), cwd=tmp_path, timeout=120)
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "na_cuda.train",
+            "--preset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "dtaa"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        env=_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2
     _one_error_line(proc.stderr, "--data-dir: ")
     assert list(tmp_path.iterdir()) == []
@@ -414,16 +481,23 @@ def test_resume_of_a_finished_run_says_so(tmp_path, capsys):
     capsys.readouterr()
     assert train.main(FAST + ["--epochs", "1", "--out", str(out), "--resume"], datasets=datasets()) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == ("na_cuda.train: run already finished 1/1 epochs; nothing to do (raise --epochs "
-                                    "to continue)")
+    assert captured.out.strip() == (
+        "na_cuda.train: run already finished 1/1 epochs; nothing to do (raise --epochs to continue)"
+    )
     assert captured.err == ""
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # --epochs below what the checkpoint holds: nothing is trained either.
-    assert train.main(FAST + ["--epochs", "2", "--out", str(out), "--resume"], datasets=datasets(),
-                      loss_hook=_stop_at(1, 1)) == 128 + signal.SIGINT
+    assert (
+        train.main(
+            FAST + ["--epochs", "2", "--out", str(out), "--resume"], datasets=datasets(), loss_hook=_stop_at(1, 1)
+        )
+        == 128 + signal.SIGINT
+    )
     assert train.main(FAST + ["--epochs", "1", "--out", str(out), "--resume"], datasets=datasets()) == 0
-    assert "run already finished 1/1 epochs (the checkpoint is at step 2 of epoch 2); nothing to do" in \
-        capsys.readouterr().out
+    assert (
+        "run already finished 1/1 epochs (the checkpoint is at step 2 of epoch 2); nothing to do"
+        in capsys.readouterr().out
+    )
 
 
 def _stop_at(epoch: int, step: int):
@@ -485,8 +559,12 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     env["OMP_NUM_THREADS"] = "1"
     single = _run([sys.executable, RUNNER] + common + ["--out", str(tmp_path / "single")], env=env)
     assert single.returncode == 0, single.stderr
-    ddp = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", RUNNER]
-               + common + ["--out", str(tmp_path / "ddp")], env=env)
+    ddp = _run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", RUNNER]
+        + common
+        + ["--out", str(tmp_path / "ddp")],
+        env=env,
+    )
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr
     assert "x 2 processes" in ddp.stdout
     want = json.loads((tmp_path / "single" / "metrics.json").read_text())

@@ -39,9 +39,13 @@ struct Lanes {
   static NA_HD mask and_not(mask a, mask b) { return a && !b; }
   static NA_HD V exp(V x) { return na_exp(x); }
   template <typename S>
-  static NA_HD V load(const S* p) { return static_cast<V>(*p); }
+  static NA_HD V load(const S* p) {
+    return static_cast<V>(*p);
+  }
   template <typename S>
-  static NA_HD void store(S* p, V v) { *p = static_cast<S>(v); }
+  static NA_HD void store(S* p, V v) {
+    *p = static_cast<S>(v);
+  }
 };
 
 }  // namespace na

@@ -21,9 +21,7 @@ namespace {
 
 constexpr int64_t kBlock = 64;  // neurons per block; a multiple of every pack width
 
-int64_t grain(int64_t T) {
-  return std::max<int64_t>(kBlock, (at::internal::GRAIN_SIZE / T) / kBlock * kBlock);
-}
+int64_t grain(int64_t T) { return std::max<int64_t>(kBlock, (at::internal::GRAIN_SIZE / T) / kBlock * kBlock); }
 
 // One block's buffers: `planes` arrays of [T, w] in the compute type (w = the row stride: nb rounded up to a
 // pack, <= kBlock), allocated once per thread.
@@ -93,9 +91,8 @@ struct Cpu {
         for_each_block<acc_t, V>(T, N, 2, [&](const Block<acc_t>& b) {
           acc_t *lc = b.plane(0), *lo = b.plane(1);
           gather(cp, lc, N, b);
-          for_each_pack<V>(b.nb, [&](int64_t j) {
-            lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, b.w, lif);
-          });
+          for_each_pack<V>(b.nb,
+                           [&](int64_t j) { lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, b.w, lif); });
           scatter(lo, op, N, b);
         });
       });
@@ -125,8 +122,8 @@ struct Cpu {
           gather(cp, lc, N, b);
           gather(gp, lg, N, b);
           for_each_pack<V>(b.nb, [&](int64_t j) {
-            Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, b.plane(2) + j, w1 ? w1 + j : nullptr,
-                                                         lg + j, T, b.w, b.w, lif, coef);
+            Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, b.plane(2) + j, w1 ? w1 + j : nullptr, lg + j,
+                                                         T, b.w, b.w, lif, coef);
           });
           scatter(lg, dp, N, b);
         });

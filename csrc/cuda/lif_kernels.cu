@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <type_traits>
 
-
 namespace na {
 namespace cuda {
 namespace {
@@ -81,8 +80,8 @@ void launch(void (*kernel)(P...), int64_t N, cudaStream_t stream, A... args) {
 // 255-register cap, and with it ptxas squeezed the sm_80 STBP kernels to 32 registers with 4-8 B of spills.
 
 template <Reset R, typename scalar_t, typename acc_t>
-__global__ void lif_forward_kernel(const scalar_t* __restrict__ c, scalar_t* __restrict__ out, int64_t T,
-                                   int64_t N, LifCoef<acc_t> lif) {
+__global__ void lif_forward_kernel(const scalar_t* __restrict__ c, scalar_t* __restrict__ out, int64_t T, int64_t N,
+                                   LifCoef<acc_t> lif) {
   for (int64_t n = first_neuron(); n < N; n += grid_stride()) lif_forward_neuron<R>(c + n, out + n, T, N, lif);
 }
 
@@ -158,8 +157,7 @@ auto backward_kernel_for(int64_t T) {
 
 }  // namespace
 
-void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& cfg,
-                 cudaStream_t stream) {
+void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& cfg, cudaStream_t stream) {
   if (N <= 0 || T <= 0) return;
   dispatch(dt, [&](auto s, auto a) {
     using scalar_t = decltype(s);
@@ -174,8 +172,8 @@ void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const
 // Workspace pointers as workspace_planes() counted them: none on chip; else plane 0 in the gradient where the rule
 // and the types allow it, the rest from `ws` in order.
 template <typename Rule>
-void backward(DType dt, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-              const LifConfig& lcfg, const typename Rule::Config& rcfg, cudaStream_t stream) {
+void backward(DType dt, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N, const LifConfig& lcfg,
+              const typename Rule::Config& rcfg, cudaStream_t stream) {
   if (N <= 0 || T <= 0) return;
   dispatch(dt, [&](auto s, auto a) {
     using scalar_t = decltype(s);
@@ -184,23 +182,24 @@ void backward(DType dt, const void* g, const void* c, void* grad, void* ws, int6
     acc_t* w1 = nullptr;
     if (!on_chip<Rule>(T)) {
       int next = 0;
-      w0 = Rule::kGradHoldsPlane0 && kAlias<scalar_t, acc_t> ? static_cast<acc_t*>(grad) : plane<acc_t>(ws, next++, T, N);
+      w0 = Rule::kGradHoldsPlane0 && kAlias<scalar_t, acc_t> ? static_cast<acc_t*>(grad)
+                                                             : plane<acc_t>(ws, next++, T, N);
       if (Rule::kCudaPlanes > 1) w1 = plane<acc_t>(ws, next, T, N);
     }
     with_reset<Rule::kSoftReset>(lcfg.soft, [&](auto reset) {
       launch(backward_kernel_for<Rule, decltype(reset)::value, scalar_t, acc_t>(T), N, stream,
-             static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), w0, w1,
-             T, N, LifCoef<acc_t>(lcfg), typename Rule::template Coef<acc_t>(rcfg));
+             static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), w0, w1, T,
+             N, LifCoef<acc_t>(lcfg), typename Rule::template Coef<acc_t>(rcfg));
     });
   });
 }
 
 template void backward<NaRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
                                const NaConfig&, cudaStream_t);
-template void backward<StbpRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,
-                                 const LifConfig&, const StbpConfig&, cudaStream_t);
-template void backward<TsslRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,
-                                 const LifConfig&, const TsslConfig&, cudaStream_t);
+template void backward<StbpRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
+                                 const StbpConfig&, cudaStream_t);
+template void backward<TsslRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
+                                 const TsslConfig&, cudaStream_t);
 
 }  // namespace cuda
 }  // namespace na

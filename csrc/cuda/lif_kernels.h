@@ -9,9 +9,9 @@
 //
 // Workspace: the backward kernels keep per-neuron [T] arrays in the compute type, as [T, N] planes (NA: one
 // state plane, and none for T <= NaRule::kOnChipMaxT, where the state stays in registers; STBP: u; TSSL: u and a).
-// Where the storage type is the compute type (float32, float64) and the rule allows it (Rule::kGradHoldsPlane0), a plane lives in the
-// gradient output itself (STBP's u, TSSL's u); `workspace_planes()` says how many planes the caller must
-// allocate. Pass them contiguously as `ws` ([planes, T, N] of float, or double for DType::Float64), or nullptr
+// Where the storage type is the compute type (float32, float64) and the rule allows it (Rule::kGradHoldsPlane0), a
+// plane lives in the gradient output itself (STBP's u, TSSL's u); `workspace_planes()` says how many planes the caller
+// must allocate. Pass them contiguously as `ws` ([planes, T, N] of float, or double for DType::Float64), or nullptr
 // when the count is 0.
 #pragma once
 
@@ -48,8 +48,7 @@ inline int workspace_planes(DType dt, int64_t T) {
 }
 
 // out = PSC a (lif.psc) or spikes s of the LIF forward (core/lif.h: lif_forward_neuron).
-void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& lif,
-                 cudaStream_t stream);
+void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& lif, cudaStream_t stream);
 
 // grad_c of `Rule` (Rule::neuron: for NA the weights, SNS runs and phi fused in one launch). Instantiated in
 // lif_kernels.cu for NaRule, StbpRule and TsslRule.
@@ -57,8 +56,8 @@ template <typename Rule>
 void backward(DType dt, const void* grad_out, const void* c, void* grad, void* ws, int64_t T, int64_t N,
               const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);
 
-extern template void backward<NaRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,
-                                      const LifConfig&, const NaConfig&, cudaStream_t);
+extern template void backward<NaRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
+                                      const NaConfig&, cudaStream_t);
 extern template void backward<StbpRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,
                                         const LifConfig&, const StbpConfig&, cudaStream_t);
 extern template void backward<TsslRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,

@@ -15,10 +15,24 @@ Dataset objects), ``augment`` (on-device augmentation), ``encode`` (normalisatio
 ``names`` (the dataset name registry, a leaf), ``layout`` (which files mark a dataset's folder), ``catalog``
 (``load``).
 """
+
 from __future__ import annotations
 
-from .augment import (Augment, ColorJitter, Compose, Identity, RandomCrop, RandomHorizontalFlip, RandomRotation,
-                      augmentation, color_jitter, random_crop, random_horizontal_flip, random_rotation, rotate)
+from .augment import (
+    Augment,
+    ColorJitter,
+    Compose,
+    Identity,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    augmentation,
+    color_jitter,
+    random_crop,
+    random_horizontal_flip,
+    random_rotation,
+    rotate,
+)
 from .catalog import load
 from .cifar import read_cifar_batch
 from .dataset import Dataset, ImageDataset
@@ -29,9 +43,32 @@ from .nmnist import EventDataset, read_nmnist_events
 from .store import ChecksumError, download_file, find_root
 
 __all__ = [
-    "DATASETS", "load", "find_root", "canonical_name", "Dataset", "ImageDataset", "EventDataset",
-    "augmentation", "normalize", "encode_static", "NORMALIZATION",
-    "Augment", "Compose", "Identity", "RandomCrop", "RandomRotation", "ColorJitter", "RandomHorizontalFlip",
-    "random_crop", "random_rotation", "rotate", "color_jitter", "random_horizontal_flip",
-    "read_idx", "read_cifar_batch", "read_nmnist_events", "download_file", "ChecksumError",
+    "DATASETS",
+    "load",
+    "find_root",
+    "canonical_name",
+    "Dataset",
+    "ImageDataset",
+    "EventDataset",
+    "augmentation",
+    "normalize",
+    "encode_static",
+    "NORMALIZATION",
+    "Augment",
+    "Compose",
+    "Identity",
+    "RandomCrop",
+    "RandomRotation",
+    "ColorJitter",
+    "RandomHorizontalFlip",
+    "random_crop",
+    "random_rotation",
+    "rotate",
+    "color_jitter",
+    "random_horizontal_flip",
+    "read_idx",
+    "read_cifar_batch",
+    "read_nmnist_events",
+    "download_file",
+    "ChecksumError",
 ]

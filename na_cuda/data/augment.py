@@ -13,6 +13,7 @@ What ``augmentation(name)`` applies (the released NA code's torchvision pipeline
 * digits: RandomCrop(8, padding=1)
 * nmnist: none (identity)
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ def _check(x: torch.Tensor, generator: torch.Generator, op: str) -> None:
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"na_cuda.data: {op}: `generator` must be a torch.Generator; got {type(generator).__name__}")
     if generator.device.type != x.device.type:
-        raise ValueError(f"na_cuda.data: {op}: the generator is on {generator.device} but `x` is on {x.device}; create "
-                         f"it with torch.Generator(device=x.device)")
+        raise ValueError(
+            f"na_cuda.data: {op}: the generator is on {generator.device} but `x` is on {x.device}; create "
+            f"it with torch.Generator(device=x.device)"
+        )
 
 
 def _uniform(n: int, lo: float, hi: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -45,8 +48,9 @@ def _uniform(n: int, lo: float, hi: float, generator: torch.Generator, device: t
 
 
 # ------------------------------------------------------------------------------------------------------ functional
-def random_crop(x: torch.Tensor, generator: torch.Generator, *, padding: int,
-                size: Optional[int] = None) -> torch.Tensor:
+def random_crop(
+    x: torch.Tensor, generator: torch.Generator, *, padding: int, size: Optional[int] = None
+) -> torch.Tensor:
     """Zero-pad each side by `padding`, then crop a `size` x `size` window (default: the input size) at a uniformly
     random offset per sample (torchvision's RandomCrop(size, padding))."""
     _check(x, generator, "random_crop")
@@ -55,21 +59,24 @@ def random_crop(x: torch.Tensor, generator: torch.Generator, *, padding: int,
     B, C, H, W = x.shape
     sh, sw = (H, W) if size is None else (int(size), int(size))
     if sh > H + 2 * padding or sw > W + 2 * padding or sh < 1 or sw < 1:
-        raise ValueError(f"na_cuda.data: random_crop: `size` {size} does not fit the padded image "
-                         f"{H + 2 * padding}x{W + 2 * padding}")
+        raise ValueError(
+            f"na_cuda.data: random_crop: `size` {size} does not fit the padded image "
+            f"{H + 2 * padding}x{W + 2 * padding}"
+        )
     dev = x.device
     top = torch.randint(0, H + 2 * padding - sh + 1, (B,), generator=generator, device=dev)
     left = torch.randint(0, W + 2 * padding - sw + 1, (B,), generator=generator, device=dev)
     xp = F.pad(x, (padding, padding, padding, padding)) if padding else x
-    rows = top[:, None] + torch.arange(sh, device=dev)           # [B, sh]
-    cols = left[:, None] + torch.arange(sw, device=dev)          # [B, sw]
+    rows = top[:, None] + torch.arange(sh, device=dev)  # [B, sh]
+    cols = left[:, None] + torch.arange(sw, device=dev)  # [B, sw]
     b = torch.arange(B, device=dev)[:, None, None]
-    out = xp[b, :, rows[:, :, None], cols[:, None, :]]           # advanced indices first: [B, sh, sw, C]
+    out = xp[b, :, rows[:, :, None], cols[:, None, :]]  # advanced indices first: [B, sh, sw, C]
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def random_rotation(x: torch.Tensor, generator: torch.Generator, *, degrees: float,
-                    mode: str = "nearest") -> torch.Tensor:
+def random_rotation(
+    x: torch.Tensor, generator: torch.Generator, *, degrees: float, mode: str = "nearest"
+) -> torch.Tensor:
     """Rotate each sample about its centre by an angle uniform in [-degrees, degrees], filling with 0
     (torchvision's RandomRotation(degrees); nearest-neighbour sampling, its default)."""
     _check(x, generator, "random_rotation")
@@ -101,15 +108,26 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return x.mean(1, keepdim=True)
 
 
-def color_jitter(x: torch.Tensor, generator: torch.Generator, *, brightness: float = 0.0, contrast: float = 0.0,
-                 saturation: float = 0.0, hue: float = 0.0) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    saturation: float = 0.0,
+    hue: float = 0.0,
+) -> torch.Tensor:
     """Per-sample random brightness, contrast, saturation (factors uniform in [1 - v, 1 + v]) and hue (a shift uniform
     in [-hue, hue] turns), applied in that order, each clamped to [0, 1] (torchvision's ColorJitter formulas;
     torchvision draws the order at random). Saturation and hue act on RGB (C = 3) only. The hue shift is a rotation of
     the chroma plane in YIQ space, a cheap stand-in for torchvision's HSV hue shift (close, not identical)."""
     _check(x, generator, "color_jitter")
-    for name, v, hi in (("brightness", brightness, 1.0), ("contrast", contrast, 1.0),
-                        ("saturation", saturation, 1.0), ("hue", hue, 0.5)):
+    for name, v, hi in (
+        ("brightness", brightness, 1.0),
+        ("contrast", contrast, 1.0),
+        ("saturation", saturation, 1.0),
+        ("hue", hue, 0.5),
+    ):
         if not 0.0 <= float(v) <= hi:
             raise ValueError(f"na_cuda.data: color_jitter: `{name}` must be in [0, {hi}]; got {v!r}")
     B, dev = x.shape[0], x.device
@@ -130,14 +148,16 @@ def color_jitter(x: torch.Tensor, generator: torch.Generator, *, brightness: flo
 
 
 def _hue_rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                          dtype=x.dtype, device=x.device)
+    to_yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=x.dtype, device=x.device
+    )
     from_yiq = torch.linalg.inv(to_yiq)
     c, s = torch.cos(angle), torch.sin(angle)
     one, zero = torch.ones_like(c), torch.zeros_like(c)
-    rot = torch.stack([torch.stack([one, zero, zero], -1), torch.stack([zero, c, -s], -1),
-                       torch.stack([zero, s, c], -1)], -2)                       # [B, 3, 3]
-    m = from_yiq @ rot @ to_yiq                                                  # [B, 3, 3]
+    rot = torch.stack(
+        [torch.stack([one, zero, zero], -1), torch.stack([zero, c, -s], -1), torch.stack([zero, s, c], -1)], -2
+    )  # [B, 3, 3]
+    m = from_yiq @ rot @ to_yiq  # [B, 3, 3]
     return torch.einsum("bij,bjhw->bihw", m, x).clamp(0.0, 1.0)
 
 
@@ -180,13 +200,15 @@ class RandomRotation(_Op):
 class ColorJitter(_Op):
     """Callable form of :func:`color_jitter`."""
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                 hue: float = 0.0) -> None:
+    def __init__(
+        self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
+    ) -> None:
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return color_jitter(x, generator, brightness=self.brightness, contrast=self.contrast,
-                            saturation=self.saturation, hue=self.hue)
+        return color_jitter(
+            x, generator, brightness=self.brightness, contrast=self.contrast, saturation=self.saturation, hue=self.hue
+        )
 
 
 class RandomHorizontalFlip(_Op):
@@ -227,8 +249,11 @@ def augmentation(name: str) -> Augment:
     if name in ("mnist", "fashion-mnist"):
         return Compose(RandomCrop(28, padding=4), RandomRotation(15))
     if name == "cifar10":
-        return Compose(RandomCrop(32, padding=4), ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
-                       RandomHorizontalFlip(0.5))
+        return Compose(
+            RandomCrop(32, padding=4),
+            ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
+            RandomHorizontalFlip(0.5),
+        )
     if name == "digits":
         return Compose(RandomCrop(8, padding=1))
     return Identity()

@@ -1,4 +1,5 @@
 """Loading a dataset by name: :func:`load`: find (or download) a dataset's files and build its :class:`Dataset`."""
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,14 @@ def _tried(attempts: List[Tuple[str, str]]) -> str:
     return "; ".join(listed) + (f"; and {more} more" if more > 0 else "")
 
 
-def _not_found(name: str, train: bool, data_dir: Optional[PathLike], root: Path, missing: List[str],
-               attempts: Optional[List[Tuple[str, str]]]) -> FileNotFoundError:
+def _not_found(
+    name: str,
+    train: bool,
+    data_dir: Optional[PathLike],
+    root: Path,
+    missing: List[str],
+    attempts: Optional[List[Tuple[str, str]]],
+) -> FileNotFoundError:
     """What was looked for and where, how to fix it; then (``attempts`` not None: a download was tried) the
     mirrors that failed, as a short list."""
     split = "train" if train else "test"
@@ -44,15 +51,23 @@ def _not_found(name: str, train: bool, data_dir: Optional[PathLike], root: Path,
         what = f"{' and '.join(missing)} (gzip; or uncompressed, named without .gz) directly in {root}"
         source = store.SOURCES[name][0].urls[0].rsplit("/", 1)[0] + "/"
     else:  # cifar10
-        what = (f"the folder {cifar.BATCH_DIR}/ (data_batch_1..5, test_batch) unpacked from {ARCHIVE} in {root}, "
-                f"or {ARCHIVE} itself there")
+        what = (
+            f"the folder {cifar.BATCH_DIR}/ (data_batch_1..5, test_batch) unpacked from {ARCHIVE} in {root}, "
+            f"or {ARCHIVE} itself there"
+        )
         source = store.SOURCES[name][0].urls[0]
-    tried = (" (download=False, so nothing was downloaded.)" if attempts is None
-             else f" Download failed from: {_tried(attempts)}." if attempts else "")
+    tried = (
+        " (download=False, so nothing was downloaded.)"
+        if attempts is None
+        else f" Download failed from: {_tried(attempts)}."
+        if attempts
+        else ""
+    )
     return FileNotFoundError(
         f"na_cuda.data: {TITLES[name]} ({split} split) not found in {searched}. Put {what} (source: {source}); or "
         f"pass data_dir= / set ${store.ENV_VAR} to a folder that holds them, directly or in a '{name}' "
-        f"subfolder.{tried}")
+        f"subfolder.{tried}"
+    )
 
 
 def _ensure_files(name: str, train: bool, data_dir: Optional[PathLike], download: bool) -> Path:
@@ -84,8 +99,7 @@ def _ensure_files(name: str, train: bool, data_dir: Optional[PathLike], download
     raise _not_found(name, train, data_dir, root, missing, attempts)
 
 
-def load(name: str, train: bool, data_dir: Optional[PathLike] = None, *, download: bool = True,
-         **kw: Any) -> Dataset:
+def load(name: str, train: bool, data_dir: Optional[PathLike] = None, *, download: bool = True, **kw: Any) -> Dataset:
     """Load one split of a dataset.
 
     name: one of :data:`DATASETS`. train: the training split (else the test split). data_dir: where the files are
@@ -99,11 +113,14 @@ def load(name: str, train: bool, data_dir: Optional[PathLike] = None, *, downloa
     """
     name = canonical_name(name)
     if not isinstance(train, bool):
-        raise TypeError(f"na_cuda.data: `train` must be a bool (True: training split, False: test split); "
-                        f"got {train!r}")
+        raise TypeError(
+            f"na_cuda.data: `train` must be a bool (True: training split, False: test split); got {train!r}"
+        )
     if name != "nmnist" and kw:
-        raise TypeError(f"na_cuda.data: load({name!r}) takes no keyword arguments {sorted(kw)}; T, fraction, "
-                        "window_us, stabilize and binary are for 'nmnist'")
+        raise TypeError(
+            f"na_cuda.data: load({name!r}) takes no keyword arguments {sorted(kw)}; T, fraction, "
+            "window_us, stabilize and binary are for 'nmnist'"
+        )
     if name == "digits":
         images, labels = load_digits_split(train)
         return ImageDataset(name, train, images, labels, num_classes=10, max_value=MAX_VALUE)
@@ -111,13 +128,17 @@ def load(name: str, train: bool, data_dir: Optional[PathLike] = None, *, downloa
         allowed = {"T", "fraction", "window_us", "stabilize", "binary"}
         unknown = set(kw) - allowed
         if unknown:
-            raise TypeError(f"na_cuda.data: load('nmnist') got unknown keyword arguments {sorted(unknown)}; allowed: "
-                            f"{', '.join(sorted(allowed))}")
+            raise TypeError(
+                f"na_cuda.data: load('nmnist') got unknown keyword arguments {sorted(unknown)}; allowed: "
+                f"{', '.join(sorted(allowed))}"
+            )
         root = store.find_root(name, data_dir)
         if not (root / nmnist.SPLIT_DIRS[train]).is_dir():
             searched = " and ".join(str(d) for d in store.candidates(name, data_dir))
-            raise FileNotFoundError(f"na_cuda.data: N-MNIST ({'train' if train else 'test'} split) not found in "
-                                    f"{searched}. " + nmnist.MISSING_HELP.format(root=root))
+            raise FileNotFoundError(
+                f"na_cuda.data: N-MNIST ({'train' if train else 'test'} split) not found in "
+                f"{searched}. " + nmnist.MISSING_HELP.format(root=root)
+            )
         return nmnist.load_nmnist(root, train, **kw)
     root = _ensure_files(name, train, data_dir, download)
     if name == "cifar10":

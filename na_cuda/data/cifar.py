@@ -7,6 +7,7 @@ a 32x32 image in row-major order; ``b"labels"`` a list of N ints in 0..9 (also `
 The files are pickles; they are read with an unpickler that only builds numpy arrays and plain containers, so a
 tampered file cannot run code.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,8 +49,9 @@ def _numpy_global(module: str, name: str) -> Any:
         except ImportError:
             from numpy.core.multiarray import scalar  # type: ignore[no-redef]
         return scalar
-    raise pickle.UnpicklingError(f"na_cuda.data: a CIFAR batch may only hold numpy arrays, lists and bytes; this "
-                                 f"one refers to {module}.{name}")
+    raise pickle.UnpicklingError(
+        f"na_cuda.data: a CIFAR batch may only hold numpy arrays, lists and bytes; this one refers to {module}.{name}"
+    )
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -64,17 +66,20 @@ def read_cifar_batch(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             d = _ArrayUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise ValueError(f"na_cuda.data: {path} is not a CIFAR-10 python batch ({exc}); delete it and download "
-                         "cifar-10-python.tar.gz again") from exc
+        raise ValueError(
+            f"na_cuda.data: {path} is not a CIFAR-10 python batch ({exc}); delete it and download "
+            "cifar-10-python.tar.gz again"
+        ) from exc
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         keys = sorted(d) if isinstance(d, dict) else type(d).__name__
-        raise ValueError(f"na_cuda.data: {path} is not a CIFAR-10 python batch: expected a dict with b'data' and "
-                         f"b'labels', got {keys}")
+        raise ValueError(
+            f"na_cuda.data: {path} is not a CIFAR-10 python batch: expected a dict with b'data' and "
+            f"b'labels', got {keys}"
+        )
     data = np.asarray(d[b"data"])
     labels = np.asarray(d[b"labels"], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"na_cuda.data: {path}: b'data' must be uint8 [N, 3072]; got {data.dtype} "
-                         f"{list(data.shape)}")
+        raise ValueError(f"na_cuda.data: {path}: b'data' must be uint8 [N, 3072]; got {data.dtype} {list(data.shape)}")
     if labels.shape != (data.shape[0],):
         raise ValueError(f"na_cuda.data: {path}: {data.shape[0]} images but {labels.size} labels")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
@@ -87,8 +92,12 @@ def write_cifar_batch(path: PathLike, images: np.ndarray, labels: Sequence[int],
     images = np.asarray(images, dtype=np.uint8)
     if images.ndim != 4 or images.shape[1:] != (3, 32, 32):
         raise ValueError(f"na_cuda.data: write_cifar_batch: `images` must be [N, 3, 32, 32]; got {images.shape}")
-    d = {b"batch_label": batch_label.encode(), b"labels": [int(v) for v in labels],
-         b"data": images.reshape(len(images), -1), b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]}
+    d = {
+        b"batch_label": batch_label.encode(),
+        b"labels": [int(v) for v in labels],
+        b"data": images.reshape(len(images), -1),
+        b"filenames": [f"img_{i}.png".encode() for i in range(len(images))],
+    }
     buf = io.BytesIO()
     pickle.dump(d, buf, protocol=2)
     Path(path).write_bytes(buf.getvalue())
@@ -109,7 +118,9 @@ def load_cifar10(root: PathLike, train: bool) -> Tuple[np.ndarray, np.ndarray]:
     """Images uint8 ``[N, 3, 32, 32]`` and labels int64 ``[N]`` of a split (50,000 train / 10,000 test)."""
     d = find_batch_dir(root, batch_names(train))
     if d is None:
-        raise FileNotFoundError(f"na_cuda.data: CIFAR-10 batches {', '.join(batch_names(train))} are not in "
-                                f"{Path(root) / BATCH_DIR} nor in {root}")
+        raise FileNotFoundError(
+            f"na_cuda.data: CIFAR-10 batches {', '.join(batch_names(train))} are not in "
+            f"{Path(root) / BATCH_DIR} nor in {root}"
+        )
     parts = [read_cifar_batch(d / n) for n in batch_names(train)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

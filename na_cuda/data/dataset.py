@@ -5,6 +5,7 @@ batches by index: ``x, y = ds.batch(index, device)``. There is no DataLoader and
 uint8 tensor and one host-to-device copy per batch is cheaper than per-sample Python code, and augmentation runs on
 the device afterwards (``na_cuda.data.augmentation``).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -22,15 +23,19 @@ def as_index(index: IndexLike, n: int, device: torch.device) -> torch.Tensor:
     if not isinstance(index, torch.Tensor):
         index = torch.as_tensor(np.asarray(index))
     if index.dtype == torch.bool or index.dtype.is_floating_point or index.dtype.is_complex:
-        raise TypeError("na_cuda.data: batch `index` must be an integer tensor (e.g. a slice of "
-                        f"torch.randperm(len(ds))); got dtype {index.dtype}")
+        raise TypeError(
+            "na_cuda.data: batch `index` must be an integer tensor (e.g. a slice of "
+            f"torch.randperm(len(ds))); got dtype {index.dtype}"
+        )
     if index.dim() != 1:
         raise ValueError(f"na_cuda.data: batch `index` must be 1-D; got shape {list(index.shape)}")
     if index.numel():
         lo, hi = int(index.min()), int(index.max())
         if lo < 0 or hi >= n:
-            raise IndexError(f"na_cuda.data: batch `index` must be in [0, {n}) for this dataset of {n} samples; "
-                             f"got values {lo}..{hi}")
+            raise IndexError(
+                f"na_cuda.data: batch `index` must be in [0, {n}) for this dataset of {n} samples; "
+                f"got values {lo}..{hi}"
+            )
     return index.to(device=device, dtype=torch.int64)
 
 
@@ -57,13 +62,15 @@ class Dataset(ABC):
         [T, B, 2, 34, 34] (time first); y int64 [B]."""
 
     @abstractmethod
-    def to(self, device: Device) -> "Dataset":
+    def to(self, device: Device) -> Dataset:
         """Keep the compact storage on `device` (e.g. the GPU, so batches are gathered there); returns self."""
 
     def __repr__(self) -> str:
         split = "train" if self.train else "test"
-        return (f"{type(self).__name__}({self.name!r}, {split}, n={len(self)}, kind={self.kind!r}, "
-                f"sample_shape={tuple(self.sample_shape)}, num_classes={self.num_classes})")
+        return (
+            f"{type(self).__name__}({self.name!r}, {split}, n={len(self)}, kind={self.kind!r}, "
+            f"sample_shape={tuple(self.sample_shape)}, num_classes={self.num_classes})"
+        )
 
 
 class ImageDataset(Dataset):
@@ -72,18 +79,29 @@ class ImageDataset(Dataset):
 
     kind = "image"
 
-    def __init__(self, name: str, train: bool, images: Union[np.ndarray, torch.Tensor],
-                 labels: Union[np.ndarray, torch.Tensor], *, num_classes: int, max_value: int = 255) -> None:
+    def __init__(
+        self,
+        name: str,
+        train: bool,
+        images: Union[np.ndarray, torch.Tensor],
+        labels: Union[np.ndarray, torch.Tensor],
+        *,
+        num_classes: int,
+        max_value: int = 255,
+    ) -> None:
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(np.array(images, order="C", copy=True if not images.flags.writeable else None))
         if isinstance(labels, np.ndarray):
             labels = torch.from_numpy(np.array(labels, dtype=np.int64))
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"na_cuda.data: ImageDataset `images` must be uint8 [N, C, H, W]; got {images.dtype} "
-                             f"{list(images.shape)}")
+            raise ValueError(
+                f"na_cuda.data: ImageDataset `images` must be uint8 [N, C, H, W]; got {images.dtype} "
+                f"{list(images.shape)}"
+            )
         if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-            raise ValueError(f"na_cuda.data: ImageDataset: {images.shape[0]} images but labels of shape "
-                             f"{list(labels.shape)}")
+            raise ValueError(
+                f"na_cuda.data: ImageDataset: {images.shape[0]} images but labels of shape {list(labels.shape)}"
+            )
         self.name, self.train, self.num_classes = name, bool(train), int(num_classes)
         self.images = images
         self.labels = labels.to(dtype=torch.int64, device="cpu")
@@ -99,7 +117,7 @@ class ImageDataset(Dataset):
         x = x.to(device).to(torch.float32).div_(self.max_value)
         return x, y.to(device)
 
-    def to(self, device: Device) -> "ImageDataset":
+    def to(self, device: Device) -> ImageDataset:
         self.images = self.images.to(device)
         self._labels_store = self.labels.to(device)
         return self

@@ -7,6 +7,7 @@ Split (fixed, deterministic, no random numbers): within each class, taken in the
 (the 5th, 10th, ... of that class) is a test image, the others are training images. That is a stratified 80/20 split:
 1,442 train / 355 test images.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -23,7 +24,7 @@ def split_mask(labels: np.ndarray) -> np.ndarray:
     test = np.zeros(labels.shape, dtype=bool)
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        test[idx[TEST_EVERY - 1::TEST_EVERY]] = True
+        test[idx[TEST_EVERY - 1 :: TEST_EVERY]] = True
     return test
 
 
@@ -32,13 +33,17 @@ def load_digits_split(train: bool) -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("na_cuda.data: the 'digits' dataset comes with scikit-learn; install it with "
-                          "`pip install scikit-learn` (a dependency of na_cuda: reinstall it)") from exc
+        raise ImportError(
+            "na_cuda.data: the 'digits' dataset comes with scikit-learn; install it with "
+            "`pip install scikit-learn` (a dependency of na_cuda: reinstall it)"
+        ) from exc
     bunch = load_digits()
     images = np.asarray(bunch.images)
     labels = np.asarray(bunch.target, dtype=np.int64)
     if images.shape[1:] != (8, 8) or images.min() < 0 or images.max() > MAX_VALUE:
-        raise ValueError(f"na_cuda.data: sklearn's load_digits returned images {images.shape} with values "
-                         f"{images.min()}..{images.max()}; expected [N, 8, 8] in 0..{MAX_VALUE}")
+        raise ValueError(
+            f"na_cuda.data: sklearn's load_digits returned images {images.shape} with values "
+            f"{images.min()}..{images.max()}; expected [N, 8, 8] in 0..{MAX_VALUE}"
+        )
     keep = ~split_mask(labels) if train else split_mask(labels)
     return images[keep].astype(np.uint8)[:, None], labels[keep]

@@ -1,4 +1,5 @@
 """Input preprocessing of a batch: per-dataset normalisation and the static-image encoding of the released NA code."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,10 @@ def normalize(x: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(f"na_cuda.data: normalize: `x` must be a float tensor [..., C, H, W]; got {got}")
     mean, std = stats
     if x.shape[-3] != len(mean):
-        raise ValueError(f"na_cuda.data: normalize: {name} images have {len(mean)} channel(s) at dimension -3; `x` has "
-                         f"shape {list(x.shape)}")
+        raise ValueError(
+            f"na_cuda.data: normalize: {name} images have {len(mean)} channel(s) at dimension -3; `x` has "
+            f"shape {list(x.shape)}"
+        )
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     return (x - m) / s
@@ -50,11 +53,14 @@ def encode_static(x: torch.Tensor, T: int, tau_s: float) -> torch.Tensor:
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"na_cuda.data: encode_static: `T` must be a positive int; got {T!r}")
     if isinstance(tau_s, bool) or not isinstance(tau_s, (int, float)) or not math.isfinite(tau_s) or tau_s < 1.0:
-        raise ValueError(f"na_cuda.data: encode_static: `tau_s` must be a float >= 1 (the PSC decay is 1 - 1/tau_s);"
-                         f" got {tau_s!r}")
+        raise ValueError(
+            f"na_cuda.data: encode_static: `tau_s` must be a float >= 1 (the PSC decay is 1 - 1/tau_s); got {tau_s!r}"
+        )
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-        raise ValueError(f"na_cuda.data: encode_static: `x` must be a float tensor; got "
-                         f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise ValueError(
+            f"na_cuda.data: encode_static: `x` must be a float tensor; got "
+            f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     kappa = 1.0 - 1.0 / float(tau_s)
     # Built by the recursion itself (in float64) so it is the filter's exact output, not a rounded power formula.
     gain = torch.empty(T, dtype=torch.float64)

@@ -1,6 +1,7 @@
 """Which files each dataset keeps in its folder: the marker that a folder holds a dataset (used by
 ``store.find_root``) and the files a split still lacks (used by ``catalog.load``). Depends only on the format
 modules ``idx`` and ``cifar``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,9 @@ def has_files(name: str, folder: PathLike) -> bool:
     if name in ("mnist", "fashion-mnist"):
         return any(idx.find_idx_file(folder, s) is not None for split in (True, False) for s in idx.IDX_STEMS[split])
     if name == "cifar10":
-        return (folder / cifar.BATCH_DIR).is_dir() or any((folder / n).is_file() for n in
-                                                          cifar.TRAIN_BATCHES + cifar.TEST_BATCHES + (ARCHIVE,))
+        return (folder / cifar.BATCH_DIR).is_dir() or any(
+            (folder / n).is_file() for n in cifar.TRAIN_BATCHES + cifar.TEST_BATCHES + (ARCHIVE,)
+        )
     if name == "nmnist":
         return (folder / "Train").is_dir() or (folder / "Test").is_dir()
     return False

@@ -31,6 +31,7 @@ and deduplicated when binary): about 4 MB per 1,000 samples at T = 30 over 30 %,
 recording, against 280 MB / 925 MB as dense frames; frames are built per batch on the batch's device. Reading the
 60,000 training files takes roughly 20 s (T = 30, 30 %) to 60 s (T = 100, 100 %) on two CPU cores.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,10 +45,10 @@ from .dataset import Dataset, Device, IndexLike, as_index
 PathLike = Union[str, Path]
 
 SIZE = 34
-PLANE = SIZE * SIZE          # 1156 pixels per polarity
-PIXELS = 2 * PLANE           # 2312 values per frame
+PLANE = SIZE * SIZE  # 1156 pixels per polarity
+PIXELS = 2 * PLANE  # 2312 values per frame
 SPLIT_DIRS = {True: "Train", False: "Test"}
-SACCADE_US = 105_000.0       # each of the three saccades of the N-MNIST recordings lasts 105 ms
+SACCADE_US = 105_000.0  # each of the three saccades of the N-MNIST recordings lasts 105 ms
 
 MISSING_HELP = (
     "N-MNIST has no stable direct download URL. Download Train.zip and Test.zip from "
@@ -62,8 +63,10 @@ def decode_events(data: Union[bytes, np.ndarray], source: str = "<bytes>") -> Di
     """Decode 5-byte N-MNIST events: x, y, p (uint8; p = 1 for ON) and ts (int64, microseconds)."""
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else np.asarray(data, np.uint8)
     if buf.size % 5:
-        raise ValueError(f"na_cuda.data: {source} is not an N-MNIST event file: {buf.size} bytes is not a multiple of "
-                         "5 (one event is 40 bits)")
+        raise ValueError(
+            f"na_cuda.data: {source} is not an N-MNIST event file: {buf.size} bytes is not a multiple of "
+            "5 (one event is 40 bits)"
+        )
     ev = buf.reshape(-1, 5)
     b2 = ev[:, 2]
     ts = ((b2 & 0x7F).astype(np.int64) << 16) | (ev[:, 3].astype(np.int64) << 8) | ev[:, 4].astype(np.int64)
@@ -80,8 +83,15 @@ def encode_events(x: Sequence[int], y: Sequence[int], p: Sequence[int], ts: Sequ
     x, y, p, ts = (np.asarray(v, dtype=np.int64) for v in (x, y, p, ts))
     if not (x.shape == y.shape == p.shape == ts.shape and x.ndim == 1):
         raise ValueError("na_cuda.data: encode_events: x, y, p and ts must be 1-D of the same length")
-    if x.size and (x.min() < 0 or x.max() > 255 or y.min() < 0 or y.max() > 255 or ts.min() < 0
-                   or ts.max() >= 1 << 23 or not np.isin(p, (0, 1)).all()):
+    if x.size and (
+        x.min() < 0
+        or x.max() > 255
+        or y.min() < 0
+        or y.max() > 255
+        or ts.min() < 0
+        or ts.max() >= 1 << 23
+        or not np.isin(p, (0, 1)).all()
+    ):
         raise ValueError("na_cuda.data: encode_events: x, y must be in 0..255, p in {0, 1}, ts in 0..2**23-1")
     ev = np.stack([x, y, (p << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF], axis=1).astype(np.uint8)
     return ev.tobytes()
@@ -94,8 +104,10 @@ def list_files(root: PathLike, train: bool) -> Tuple[List[Path], np.ndarray]:
         raise FileNotFoundError(f"na_cuda.data: {split} does not exist. " + MISSING_HELP.format(root=root))
     missing = [str(d) for d in range(10) if not (split / str(d)).is_dir()]
     if missing:
-        raise FileNotFoundError(f"na_cuda.data: {split} lacks the digit folders {', '.join(missing)}; the archive was "
-                                "unpacked only in part. " + MISSING_HELP.format(root=root))
+        raise FileNotFoundError(
+            f"na_cuda.data: {split} lacks the digit folders {', '.join(missing)}; the archive was "
+            "unpacked only in part. " + MISSING_HELP.format(root=root)
+        )
     paths: List[Path] = []
     labels: List[int] = []
     for d in range(10):
@@ -119,7 +131,7 @@ def stabilize(x: np.ndarray, y: np.ndarray, ts: np.ndarray) -> Tuple[np.ndarray,
     105 ms in us), so half-way cases round as in MATLAB's double arithmetic, where they are exact too.
     """
     t = np.asarray(ts, dtype=np.int64)
-    x2 = 210_000 * np.asarray(x, dtype=np.int64) + 105_000   # 210000 * (x + 0.5)
+    x2 = 210_000 * np.asarray(x, dtype=np.int64) + 105_000  # 210000 * (x + 0.5)
     y2 = 210_000 * np.asarray(y, dtype=np.int64) + 105_000
     first, third = t <= 105_000, t > 210_000
     # 210000 * dx: 7 t in saccades 1 and 2 (3.5 + 3.5 (t - 105k) / 105k = 3.5 t / 105k), 4410000 - 14 t in saccade 3
@@ -129,9 +141,20 @@ def stabilize(x: np.ndarray, y: np.ndarray, ts: np.ndarray) -> Tuple[np.ndarray,
     return xs // 210_000, ys // 210_000
 
 
-def bin_events(sample: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, ts: np.ndarray, n_samples: int, *,
-               T: int, fraction: float = 1.0, window_us: Optional[float] = None, stabilize_motion: bool = True,
-               binary: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+def bin_events(
+    sample: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    ts: np.ndarray,
+    n_samples: int,
+    *,
+    T: int,
+    fraction: float = 1.0,
+    window_us: Optional[float] = None,
+    stabilize_motion: bool = True,
+    binary: bool = True,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Frame codes of the events of `n_samples` recordings (events grouped by nondecreasing `sample` id).
 
     Returns ``codes`` int32 (``bin * 2312 + p * 1156 + y * 34 + x``, per sample sorted and unique when `binary`) and
@@ -140,8 +163,11 @@ def bin_events(sample: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, 
     sample = np.asarray(sample, dtype=np.int64)
     ts = np.asarray(ts, dtype=np.int64)
     if window_us is not None:
-        bins = np.floor_divide(ts, window_us).astype(np.int64) if float(window_us).is_integer() \
+        bins = (
+            np.floor_divide(ts, window_us).astype(np.int64)
+            if float(window_us).is_integer()
             else np.floor(ts / float(window_us)).astype(np.int64)
+        )
     else:
         last = np.full(n_samples, -1, dtype=np.int64)
         if ts.size:
@@ -181,16 +207,31 @@ class EventDataset(Dataset):
 
     kind = "frames"
 
-    def __init__(self, name: str, train: bool, codes: Union[np.ndarray, torch.Tensor],
-                 counts: Union[np.ndarray, torch.Tensor], labels: Union[np.ndarray, torch.Tensor], *, T: int,
-                 binary: bool = True, num_classes: int = 10, info: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        train: bool,
+        codes: Union[np.ndarray, torch.Tensor],
+        counts: Union[np.ndarray, torch.Tensor],
+        labels: Union[np.ndarray, torch.Tensor],
+        *,
+        T: int,
+        binary: bool = True,
+        num_classes: int = 10,
+        info: Optional[dict] = None,
+    ) -> None:
         codes = torch.as_tensor(np.asarray(codes, dtype=np.int32)) if not isinstance(codes, torch.Tensor) else codes
-        counts = torch.as_tensor(np.asarray(counts, dtype=np.int64)) if not isinstance(counts, torch.Tensor) \
+        counts = (
+            torch.as_tensor(np.asarray(counts, dtype=np.int64))
+            if not isinstance(counts, torch.Tensor)
             else counts.to(torch.int64)
+        )
         labels = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
         if counts.dim() != 1 or labels.shape != counts.shape or int(counts.sum()) != codes.numel():
-            raise ValueError(f"na_cuda.data: EventDataset: {labels.numel()} labels, {counts.numel()} counts summing to "
-                             f"{int(counts.sum())}, {codes.numel()} codes; they must agree")
+            raise ValueError(
+                f"na_cuda.data: EventDataset: {labels.numel()} labels, {counts.numel()} counts summing to "
+                f"{int(counts.sum())}, {codes.numel()} codes; they must agree"
+            )
         self.name, self.train, self.num_classes = name, bool(train), int(num_classes)
         self.T, self.binary = int(T), bool(binary)
         self.info = dict(info or {})
@@ -207,7 +248,7 @@ class EventDataset(Dataset):
 
     def sample_codes(self, i: int) -> torch.Tensor:
         """The codes of sample `i` (int32)."""
-        return self._codes[int(self._offsets[i]):int(self._offsets[i + 1])]
+        return self._codes[int(self._offsets[i]) : int(self._offsets[i + 1])]
 
     def batch(self, index: IndexLike, device: Device = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
         device = torch.device(device)
@@ -233,15 +274,24 @@ class EventDataset(Dataset):
         y = self._labels_store.index_select(0, idx).to(device)
         return x.view(T, B, 2, SIZE, SIZE), y
 
-    def to(self, device: Device) -> "EventDataset":
+    def to(self, device: Device) -> EventDataset:
         self._codes = self._codes.to(device)
         self._offsets = self._offsets.to(device)
         self._labels_store = self.labels.to(device)
         return self
 
 
-def load_nmnist(root: PathLike, train: bool, *, T: int = 30, fraction: float = 0.3, window_us: Optional[float] = None,
-                stabilize: bool = True, binary: bool = True, chunk: int = 2048) -> EventDataset:
+def load_nmnist(
+    root: PathLike,
+    train: bool,
+    *,
+    T: int = 30,
+    fraction: float = 0.3,
+    window_us: Optional[float] = None,
+    stabilize: bool = True,
+    binary: bool = True,
+    chunk: int = 2048,
+) -> EventDataset:
     """Read a split of N-MNIST from `root` (``root/Train`` or ``root/Test``) into an :class:`EventDataset`.
 
     T: frames per sample. fraction: the leading part of each recording binned into the T frames (0 < fraction <= 1).
@@ -252,26 +302,49 @@ def load_nmnist(root: PathLike, train: bool, *, T: int = 30, fraction: float = 0
         raise ValueError(f"na_cuda.data: nmnist `T` must be a positive int (30 in the paper); got {T!r}")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) <= 1.0:
         raise ValueError(f"na_cuda.data: nmnist `fraction` must be in (0, 1] (0.3 in the paper); got {fraction!r}")
-    if window_us is not None and (isinstance(window_us, bool) or not isinstance(window_us, (int, float))
-                                  or not float(window_us) > 0):
-        raise ValueError(f"na_cuda.data: nmnist `window_us` must be None or a bin width > 0 in microseconds "
-                         f"(TSSL-BP: 3000); got {window_us!r}")
+    if window_us is not None and (
+        isinstance(window_us, bool) or not isinstance(window_us, (int, float)) or not float(window_us) > 0
+    ):
+        raise ValueError(
+            f"na_cuda.data: nmnist `window_us` must be None or a bin width > 0 in microseconds "
+            f"(TSSL-BP: 3000); got {window_us!r}"
+        )
     paths, labels = list_files(root, train)
     codes_parts, counts_parts = [], []
     for start in range(0, len(paths), chunk):
-        group = paths[start:start + chunk]
+        group = paths[start : start + chunk]
         blobs = [p.read_bytes() for p in group]
         for p, b in zip(group, blobs):
             if len(b) % 5:
-                raise ValueError(f"na_cuda.data: {p} is not an N-MNIST event file: {len(b)} bytes is not a multiple "
-                                 "of 5 (one event is 40 bits); the file is truncated, delete and unpack it again")
+                raise ValueError(
+                    f"na_cuda.data: {p} is not an N-MNIST event file: {len(b)} bytes is not a multiple "
+                    "of 5 (one event is 40 bits); the file is truncated, delete and unpack it again"
+                )
         ev = decode_events(b"".join(blobs), f"{group[0].parent}")
         sample = np.repeat(np.arange(len(group), dtype=np.int64), [len(b) // 5 for b in blobs])
-        codes, counts = bin_events(sample, ev["x"], ev["y"], ev["p"], ev["ts"], len(group), T=T,
-                                   fraction=float(fraction), window_us=window_us, stabilize_motion=stabilize,
-                                   binary=binary)
+        codes, counts = bin_events(
+            sample,
+            ev["x"],
+            ev["y"],
+            ev["p"],
+            ev["ts"],
+            len(group),
+            T=T,
+            fraction=float(fraction),
+            window_us=window_us,
+            stabilize_motion=stabilize,
+            binary=binary,
+        )
         codes_parts.append(codes)
         counts_parts.append(counts)
     info = dict(root=str(root), T=T, fraction=float(fraction), window_us=window_us, stabilize=stabilize, binary=binary)
-    return EventDataset("nmnist", train, np.concatenate(codes_parts), np.concatenate(counts_parts), labels, T=T,
-                        binary=binary, info=info)
+    return EventDataset(
+        "nmnist",
+        train,
+        np.concatenate(codes_parts),
+        np.concatenate(counts_parts),
+        labels,
+        T=T,
+        binary=binary,
+        info=info,
+    )

@@ -18,6 +18,7 @@ shuts the connection down then, which ends a read blocked on it): a server that 
 that mirror after `timeout` seconds, one that trickles bytes after `deadline` seconds, and the next mirror is tried.
 Progress is logged every :data:`PROGRESS_EVERY_S` seconds.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -157,8 +158,11 @@ class RemoteFile:
 
 
 def _mnist_file(stem: str, gz: str, raw: str) -> RemoteFile:
-    mirrors = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
-               "http://yann.lecun.com/exdb/mnist/")
+    mirrors = (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    )
     return RemoteFile(stem + ".gz", tuple(m + stem + ".gz" for m in mirrors), (gz,), raw)
 
 
@@ -171,14 +175,26 @@ def _fashion_file(stem: str, raw: str) -> RemoteFile:
 # digests are those of the uncompressed IDX files. Fashion-MNIST: content digests only (the uncompressed IDX files).
 SOURCES: Dict[str, Tuple[RemoteFile, ...]] = {
     "mnist": (
-        _mnist_file("train-images-idx3-ubyte", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-        _mnist_file("train-labels-idx1-ubyte", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-        _mnist_file("t10k-images-idx3-ubyte", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-        _mnist_file("t10k-labels-idx1-ubyte", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        _mnist_file(
+            "train-images-idx3-ubyte",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ),
+        _mnist_file(
+            "train-labels-idx1-ubyte",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ),
+        _mnist_file(
+            "t10k-images-idx3-ubyte",
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ),
+        _mnist_file(
+            "t10k-labels-idx1-ubyte",
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
     ),
     "fashion-mnist": (
         _fashion_file("train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
@@ -187,8 +203,13 @@ SOURCES: Dict[str, Tuple[RemoteFile, ...]] = {
         _fashion_file("t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
     ),
     "cifar10": (
-        RemoteFile("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-                   ("6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",), None, extract=True),
+        RemoteFile(
+            "cifar-10-python.tar.gz",
+            ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+            ("6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",),
+            None,
+            extract=True,
+        ),
     ),
     "nmnist": (),  # no stable direct URL: see nmnist.MISSING_HELP
     "digits": (),  # ships with scikit-learn
@@ -245,8 +266,9 @@ def sha256_gzip_content(path: PathLike) -> Optional[str]:
     return h.hexdigest()
 
 
-def verify(path: PathLike, sha256: Iterable[str] = (), sha256_content: Optional[str] = None,
-           digest: Optional[str] = None) -> Tuple[bool, str]:
+def verify(
+    path: PathLike, sha256: Iterable[str] = (), sha256_content: Optional[str] = None, digest: Optional[str] = None
+) -> Tuple[bool, str]:
     """Whether `path` has one of the digests `sha256` or, decompressed, the digest `sha256_content`; with a line
     saying what was found. `digest` is the file's SHA-256 when already known."""
     accepted = {s.lower() for s in sha256}
@@ -263,8 +285,15 @@ def verify(path: PathLike, sha256: Iterable[str] = (), sha256_content: Optional[
 
 
 # ------------------------------------------------------------------------------------------------------ download
-def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha256_content: Optional[str] = None,
-                  timeout: Optional[float] = None, deadline: Optional[float] = None) -> Path:
+def download_file(
+    url: str,
+    dest: PathLike,
+    *,
+    sha256: Sequence[str] = (),
+    sha256_content: Optional[str] = None,
+    timeout: Optional[float] = None,
+    deadline: Optional[float] = None,
+) -> Path:
     """Download `url` to `dest` with SHA-256 verification (see the module docstring); returns `dest`.
 
     `timeout`: seconds a connect or a read may wait (default ``$NA_CUDA_DOWNLOAD_TIMEOUT`` or 20); `deadline`:
@@ -278,8 +307,9 @@ def download_file(url: str, dest: PathLike, *, sha256: Sequence[str] = (), sha25
     if isinstance(sha256, str):
         sha256 = (sha256,)
     if not sha256 and not sha256_content:
-        raise ValueError("na_cuda.data: download_file: give `sha256` (or `sha256_content`); downloads without a "
-                         "checksum are refused")
+        raise ValueError(
+            "na_cuda.data: download_file: give `sha256` (or `sha256_content`); downloads without a checksum are refused"
+        )
     dest = Path(dest)
     created = _make_dirs(dest.parent)
     try:
@@ -304,8 +334,9 @@ def _make_dirs(folder: Path) -> List[Path]:
     return missing
 
 
-def _download(url: str, dest: Path, sha256: Sequence[str], sha256_content: Optional[str], timeout: float,
-              deadline: float) -> Path:
+def _download(
+    url: str, dest: Path, sha256: Sequence[str], sha256_content: Optional[str], timeout: float, deadline: float
+) -> Path:
     """download_file's body once `dest`'s folder exists."""
     remove_stale_temps(dest.parent, dest.name)
     start = time.monotonic()
@@ -327,8 +358,9 @@ def _download(url: str, dest: Path, sha256: Sequence[str], sha256_content: Optio
                     now = time.monotonic()
                     if now - reported >= PROGRESS_EVERY_S:
                         of = f" of {int(total) / 1e6:.1f}" if total else ""
-                        log.warning("na_cuda.data: %s: %.1f%s MB (%.0f kB/s)", url, size / 1e6, of,
-                                    size / 1e3 / (now - start))
+                        log.warning(
+                            "na_cuda.data: %s: %.1f%s MB (%.0f kB/s)", url, size / 1e6, of, size / 1e3 / (now - start)
+                        )
                         reported = now
                 if total is not None and size != int(total) and not limit.expired:
                     raise http.client.IncompleteRead(b"", int(total) - size)
@@ -336,8 +368,10 @@ def _download(url: str, dest: Path, sha256: Sequence[str], sha256_content: Optio
             if not limit.expired:
                 raise
         if limit.expired:
-            raise DownloadTimeout(f"na_cuda.data: {url}: {size} bytes after {time.monotonic() - start:.0f} s, past "
-                                  f"the deadline of {deadline:g} s (raise it with deadline= or ${DEADLINE_ENV})")
+            raise DownloadTimeout(
+                f"na_cuda.data: {url}: {size} bytes after {time.monotonic() - start:.0f} s, past "
+                f"the deadline of {deadline:g} s (raise it with deadline= or ${DEADLINE_ENV})"
+            )
         ok, detail = verify(tmp, sha256, sha256_content, digest=h.hexdigest())
         if not ok:
             raise ChecksumError(f"na_cuda.data: checksum mismatch for {url}: {detail}; the download was discarded")
@@ -350,8 +384,9 @@ def _download(url: str, dest: Path, sha256: Sequence[str], sha256_content: Optio
             tmp.unlink()
 
 
-def fetch(spec: RemoteFile, root: PathLike, *, timeout: Optional[float] = None,
-          deadline: Optional[float] = None) -> Path:
+def fetch(
+    spec: RemoteFile, root: PathLike, *, timeout: Optional[float] = None, deadline: Optional[float] = None
+) -> Path:
     """Download `spec` into `root` from the first mirror that works (unpacking archives); raises FetchError with
     every mirror's error when none does. `timeout`, `deadline`: per mirror, as in :func:`download_file`."""
     root = Path(root)
@@ -359,8 +394,14 @@ def fetch(spec: RemoteFile, root: PathLike, *, timeout: Optional[float] = None,
     for url in spec.urls:
         log.warning("na_cuda.data: downloading %s to %s", url, root)
         try:
-            path = download_file(url, root / spec.name, sha256=spec.sha256, sha256_content=spec.sha256_content,
-                                 timeout=timeout, deadline=deadline)
+            path = download_file(
+                url,
+                root / spec.name,
+                sha256=spec.sha256,
+                sha256_content=spec.sha256_content,
+                timeout=timeout,
+                deadline=deadline,
+            )
         except (OSError, http.client.HTTPException, ChecksumError) as exc:
             errors.append((url, str(exc)))
             continue
@@ -383,8 +424,10 @@ def extract_tar(archive: PathLike, root: PathLike) -> None:
             for m in members:
                 target = (Path(tmp) / m.name).resolve()
                 if not (m.isfile() or m.isdir()) or not str(target).startswith(str(Path(tmp).resolve()) + os.sep):
-                    raise ValueError(f"na_cuda.data: refusing to unpack {archive}: member {m.name!r} is a link or "
-                                     "points outside the folder")
+                    raise ValueError(
+                        f"na_cuda.data: refusing to unpack {archive}: member {m.name!r} is a link or "
+                        "points outside the folder"
+                    )
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(tmp, members=members, filter="data")
             else:  # pragma: no cover - Python < 3.8.17 / 3.11.4

@@ -72,6 +72,7 @@ change per step and 36.1 % of the changed ones move to the MP-nearest pattern (8
 1e-5``), 0.8 % change and 77.7 % move to the MP-nearest pattern (99.4 % within 10; Hamming distance 1: 40.2 %).
 The paper's 63 % lies between the two: the fraction depends on the step size, which the paper does not state.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -146,8 +147,8 @@ class SegmentTable:
         self.n_problems = len(segs)
         index = {seg: j for j, seg in enumerate(segs)}
         empty = len(segs)
-        incidence = torch.zeros(len(segs) + 1, 2 ** T, dtype=torch.float64)
-        for code in range(2 ** T):
+        incidence = torch.zeros(len(segs) + 1, 2**T, dtype=torch.float64)
+        for code in range(2**T):
             r = 0
             for t in range(T):
                 if (code >> (T - 1 - t)) & 1:
@@ -193,8 +194,9 @@ def _tridiag_mul(y: torch.Tensor, diag: torch.Tensor, off: torch.Tensor) -> torc
     return hy
 
 
-def _upper_bounded_qp(b: torch.Tensor, bounded: torch.Tensor, fixed: torch.Tensor, diag: torch.Tensor,
-                      off: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _upper_bounded_qp(
+    b: torch.Tensor, bounded: torch.Tensor, fixed: torch.Tensor, diag: torch.Tensor, off: torch.Tensor, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """min ``1/2 y^T H y`` s.t. ``y[i] <= b[i]`` where ``bounded``, ``y[i] = b[i]`` where ``fixed`` (H an M-matrix),
     by the primal-dual active-set method: ``A = {i: mu[i] + (y[i] - b[i]) > 0}``, solve with ``y_A = b_A``,
     ``mu = -(H y)`` on ``A``; stops when no active set changes. Shapes ``[n, M]``. Returns ``(y, converged)``
@@ -214,8 +216,9 @@ def _upper_bounded_qp(b: torch.Tensor, bounded: torch.Tensor, fixed: torch.Tenso
     return y, converged
 
 
-def segment_costs(c: torch.Tensor, table: SegmentTable, tau_m: float, threshold: float,
-                  max_iter: int = 50) -> tuple[torch.Tensor, int]:
+def segment_costs(
+    c: torch.Tensor, table: SegmentTable, tau_m: float, threshold: float, max_iter: int = 50
+) -> tuple[torch.Tensor, int]:
     """Squared MP-dist cost of every segment problem for every neuron (see the module docstring).
 
     ``c``: synaptic inputs ``[K, T]`` (one neuron per row; computed in float64). Returns ``(costs [K, S + 1]``
@@ -271,8 +274,9 @@ def segment_costs(c: torch.Tensor, table: SegmentTable, tau_m: float, threshold:
     return costs, int((~converged).sum())
 
 
-def key_neighbour_sq_distances(c: torch.Tensor, table: SegmentTable, tau_m: float, threshold: float
-                               ) -> tuple[torch.Tensor, int]:
+def key_neighbour_sq_distances(
+    c: torch.Tensor, table: SegmentTable, tau_m: float, threshold: float
+) -> tuple[torch.Tensor, int]:
     """``d_MP(u, s')^2`` from each neuron's potential ``u = f(c)`` (``c`` ``[K, T]``) to the key neighbour of every
     pattern ``s'``: ``[K, 2^T]`` float64, and the number of unconverged segment problems (see ``segment_costs``)."""
     costs, bad = segment_costs(c, table, tau_m, threshold)
@@ -326,11 +330,21 @@ class TransferStats:
     key-neighbour distances cost about a millisecond per train on a CPU): the rank of the destination by MP-dist,
     its MP-dist, and SNS membership. Overall and per layer."""
 
-    def __init__(self, T: int, layer_names: Sequence[str], tau_m: float, tau_s: float, threshold: float,
-                 device: torch.device, sample: int, seed: int = 0, strict_threshold: bool = False) -> None:
+    def __init__(
+        self,
+        T: int,
+        layer_names: Sequence[str],
+        tau_m: float,
+        tau_s: float,
+        threshold: float,
+        device: torch.device,
+        sample: int,
+        seed: int = 0,
+        strict_threshold: bool = False,
+    ) -> None:
         if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
             raise ValueError(f"na_cuda.experiments.mp_dist: --sample must be an int >= 1; got {sample!r}")
-        self.T, self.P = T, 2 ** T
+        self.T, self.P = T, 2**T
         self.tau_m, self.tau_s, self.threshold = tau_m, tau_s, threshold
         self.strict = strict_threshold  # the firing test of the SNS neighbours; the infimum distances are the same
         self.table = SegmentTable(T)
@@ -346,17 +360,32 @@ class TransferStats:
         self.sample_hamming = z(T + 1)  # the sampled ones
         self.mp_rank = z(self.P)  # mp_rank[k]: sampled transfers whose destination had MP rank k (1 .. P-1)
         self.mp_hist = z(n + 2)  # [underflow, bins..., overflow]
-        self.layer = {name: dict(neurons=0, trains=0, changed=0, hamming1=0, sampled=0, mp_rank1=0, mp_top10=0,
-                                 sns_neighbour=0, sns_nearest=0) for name in self.names}
+        self.layer = {
+            name: dict(
+                neurons=0,
+                trains=0,
+                changed=0,
+                hamming1=0,
+                sampled=0,
+                mp_rank1=0,
+                mp_top10=0,
+                sns_neighbour=0,
+                sns_nearest=0,
+            )
+            for name in self.names
+        }
         self.unconverged = 0
         self.per_iteration: list[dict[str, int]] = []
 
-    def update(self, before: Sequence[torch.Tensor], after: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor],
-               batch: int) -> None:
+    def update(
+        self, before: Sequence[torch.Tensor], after: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor], batch: int
+    ) -> None:
         """Add one iteration: per layer the codes before/after (``[N]``) and the inputs before (``[T, N]``)."""
         if not (len(before) == len(after) == len(inputs) == len(self.names)):
-            raise ValueError(f"na_cuda.experiments.mp_dist: expected {len(self.names)} layers before/after/inputs; got "
-                             f"{len(before)}, {len(after)}, {len(inputs)}")
+            raise ValueError(
+                f"na_cuda.experiments.mp_dist: expected {len(self.names)} layers before/after/inputs; got "
+                f"{len(before)}, {len(after)}, {len(inputs)}"
+            )
         it = dict(trains=0, changed=0, sampled=0, mp_rank1=0)
         changed_idx = []
         for name, s0, s1 in zip(self.names, before, after):
@@ -414,8 +443,12 @@ class TransferStats:
         sns_codes = torch.stack([pattern_codes(sns[p]) for p in range(self.T)])  # [p, K]
         nearest = (self.threshold - u).abs().argmin(dim=0)
         hit = sns_codes == s1[None, :]
-        return dict(mp_rank1=int((rank == 1).sum()), mp_top10=int((rank <= 10).sum()),
-                    sns_neighbour=int(hit.any(dim=0).sum()), sns_nearest=int(hit[nearest, rows].sum()))
+        return dict(
+            mp_rank1=int((rank == 1).sum()),
+            mp_top10=int((rank <= 10).sum()),
+            sns_neighbour=int(hit.any(dim=0).sum()),
+            sns_nearest=int(hit[nearest, rows].sum()),
+        )
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts and statistics."""
@@ -440,10 +473,15 @@ class TransferStats:
         layers = {}
         for name, rec in self.layer.items():
             ch, sa = rec["changed"], rec["sampled"]
-            layers[name] = dict(rec, frac_changed=frac(ch, rec["trains"]), frac_hamming1=frac(rec["hamming1"], ch),
-                                frac_mp_rank1=frac(rec["mp_rank1"], sa), frac_mp_top10=frac(rec["mp_top10"], sa),
-                                frac_sns_neighbour=frac(rec["sns_neighbour"], sa),
-                                frac_sns_nearest=frac(rec["sns_nearest"], sa))
+            layers[name] = dict(
+                rec,
+                frac_changed=frac(ch, rec["trains"]),
+                frac_hamming1=frac(rec["hamming1"], ch),
+                frac_mp_rank1=frac(rec["mp_rank1"], sa),
+                frac_mp_top10=frac(rec["mp_top10"], sa),
+                frac_sns_neighbour=frac(rec["sns_neighbour"], sa),
+                frac_sns_nearest=frac(rec["sns_nearest"], sa),
+            )
         return {
             "summary": {
                 "transfers_total": total,
@@ -467,8 +505,11 @@ class TransferStats:
             "hamming_counts": ham,  # index d: all changed trains at Hamming distance d
             "sample_hamming_counts": sham,  # the same for the sample
             "hamming_rank_cdf": cdf_ham.tolist(),  # expected CDF of the sample's Hamming rank, ties broken at random
-            "mp_dist_hist": {"log10_edges": self.log_edges.tolist(), "counts": self.mp_hist.cpu().tolist(),
-                             "note": "sampled transfers; counts[0] below the first edge, counts[-1] above the last"},
+            "mp_dist_hist": {
+                "log10_edges": self.log_edges.tolist(),
+                "counts": self.mp_hist.cpu().tolist(),
+                "note": "sampled transfers; counts[0] below the first edge, counts[-1] above the last",
+            },
             "unchanged_counts": [[int(i), int(diag[i])] for i in diag.nonzero().squeeze(1).tolist()],
             "transfer_counts": [[int(a), int(b), int(off[a, b])] for a, b in nz.tolist()],
             "per_iteration": self.per_iteration,
@@ -478,7 +519,7 @@ class TransferStats:
 def hamming_rank_cdf(hamming_counts: Sequence[int], T: int) -> torch.Tensor:
     """Expected number of transfers with Hamming rank <= k, k = 1 .. 2^T - 1: the C(T, d) patterns at distance d
     share the ranks after those of distances < d, each equally likely (random tie-breaking)."""
-    P = 2 ** T
+    P = 2**T
     k = torch.arange(1, P, dtype=torch.float64)
     out = torch.zeros(P - 1, dtype=torch.float64)
     first = 1
@@ -515,51 +556,83 @@ def plot(result: dict, path: str) -> None:
 
     cfg, s = result["config"], result["summary"]
     T = cfg["T"]
-    P = 2 ** T
+    P = 2**T
     mat = torch.zeros(P, P)
     for a, b, n in result["transfer_counts"]:
         mat[a, b] = n
     fig, axes = plt.subplots(2, 2, figsize=(15, 13))
     ax = axes[0, 0]
     shown = mat.masked_fill(mat == 0, float("nan")).numpy()
-    im = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(float(mat.max()), 2.0)),
-                   interpolation="nearest", origin="upper")
+    im = ax.imshow(
+        shown,
+        cmap="viridis",
+        norm=LogNorm(vmin=1, vmax=max(float(mat.max()), 2.0)),
+        interpolation="nearest",
+        origin="upper",
+    )
     fig.colorbar(im, ax=ax, fraction=0.046, label="transfers (log scale)")
-    ax.set(xlabel="spike train after the iteration (code)", ylabel="spike train before (code)",
-           title=f"(a) transfer counts, diagonal set to 0 ({s['transfers_changed']:,} changed trains)")
+    ax.set(
+        xlabel="spike train after the iteration (code)",
+        ylabel="spike train before (code)",
+        title=f"(a) transfer counts, diagonal set to 0 ({s['transfers_changed']:,} changed trains)",
+    )
     ax = axes[0, 1]
     ranks = range(1, P)
-    ax.plot(ranks, result["mp_rank_cdf"], color="tab:red", label=f"MP-dist (rank 1: {s['frac_mp_rank1']:.1%})"
-            if s["frac_mp_rank1"] is not None else "MP-dist")
-    ax.plot(ranks, result["hamming_rank_cdf"], color="tab:blue",
-            label="Hamming, ties at random" + (f" (rank 1: {s['sample_frac_hamming1'] / T:.1%}, distance 1: "
-                                               f"{s['sample_frac_hamming1']:.1%})"
-                                               if s["sample_frac_hamming1"] is not None else ""))
+    ax.plot(
+        ranks,
+        result["mp_rank_cdf"],
+        color="tab:red",
+        label=f"MP-dist (rank 1: {s['frac_mp_rank1']:.1%})" if s["frac_mp_rank1"] is not None else "MP-dist",
+    )
+    ax.plot(
+        ranks,
+        result["hamming_rank_cdf"],
+        color="tab:blue",
+        label="Hamming, ties at random"
+        + (
+            f" (rank 1: {s['sample_frac_hamming1'] / T:.1%}, distance 1: {s['sample_frac_hamming1']:.1%})"
+            if s["sample_frac_hamming1"] is not None
+            else ""
+        ),
+    )
     ax.axhline(PAPER_RANK1, color="gray", ls=":", label=f"paper: {PAPER_RANK1:.0%} at MP rank 1")
     ax.set_xscale("log")
-    ax.set(xlim=(1, P - 1), ylim=(0, 1.02), xlabel=f"rank of the destination among the {P - 1} other patterns",
-           ylabel="cumulative fraction of changed trains",
-           title=f"(b) CDF of the destination's distance rank ({s['sampled_changed']:,} sampled trains)")
+    ax.set(
+        xlim=(1, P - 1),
+        ylim=(0, 1.02),
+        xlabel=f"rank of the destination among the {P - 1} other patterns",
+        ylabel="cumulative fraction of changed trains",
+        title=f"(b) CDF of the destination's distance rank ({s['sampled_changed']:,} sampled trains)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax = axes[1, 0]
     ham = result["hamming_counts"]
     ax.bar(range(1, T + 1), ham[1:], color="tab:blue")
     ax.set_yscale("log")
-    ax.set(xlabel="Hamming distance between the trains before and after", ylabel="transfers",
-           title="(c) changed trains by Hamming distance (all)", xticks=range(1, T + 1))
+    ax.set(
+        xlabel="Hamming distance between the trains before and after",
+        ylabel="transfers",
+        title="(c) changed trains by Hamming distance (all)",
+        xticks=range(1, T + 1),
+    )
     ax = axes[1, 1]
     h = result["mp_dist_hist"]
     edges = h["log10_edges"]
     centers = [10 ** ((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])]
-    widths = [10 ** b - 10 ** a for a, b in zip(edges[:-1], edges[1:])]
+    widths = [10**b - 10**a for a, b in zip(edges[:-1], edges[1:])]
     ax.bar(centers, h["counts"][1:-1], width=widths, color="tab:red")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(xlabel="MP-dist from u before the step to the destination's key neighbour", ylabel="transfers",
-           title="(d) sampled changed trains by MP-dist")
-    fig.suptitle(f"MP-dist quality (NA paper sec. 4.1, Fig. 5): {cfg['arch']}, TSSL-BP, T = {T}, "
-                 f"{cfg['iterations']} iterations x batch {cfg['batch_size']}, lr {cfg['lr']:g}, {cfg['dataset']}")
+    ax.set(
+        xlabel="MP-dist from u before the step to the destination's key neighbour",
+        ylabel="transfers",
+        title="(d) sampled changed trains by MP-dist",
+    )
+    fig.suptitle(
+        f"MP-dist quality (NA paper sec. 4.1, Fig. 5): {cfg['arch']}, TSSL-BP, T = {T}, "
+        f"{cfg['iterations']} iterations x batch {cfg['batch_size']}, lr {cfg['lr']:g}, {cfg['dataset']}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -587,16 +660,29 @@ def run_experiment(
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"na_cuda.experiments.mp_dist: --iterations must be an int >= 1; got {iterations!r}")
     if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
-        raise ValueError(f"na_cuda.experiments.mp_dist: --T must be an int in [1, {MAX_T}] (the transfer matrix has "
-                         f"4^T entries); got {T!r}")
+        raise ValueError(
+            f"na_cuda.experiments.mp_dist: --T must be an int in [1, {MAX_T}] (the transfer matrix has "
+            f"4^T entries); got {T!r}"
+        )
     overrides = {} if lr is None else {"lr": lr}
-    cfg = train.make_config("mnist", method="tssl", T=T, seed=seed, batch_size=batch_size, data_dir=data_dir,
-                            device=device, out=out or "runs/mp_dist", progress=progress, **overrides)
+    cfg = train.make_config(
+        "mnist",
+        method="tssl",
+        T=T,
+        seed=seed,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        device=device,
+        out=out or "runs/mp_dist",
+        progress=progress,
+        **overrides,
+    )
     run = train.setup(cfg)  # the training recipe: data, model, optimiser, input encoding
     net = run.net
     recorder = SpikeRecorder(net)
-    stats = TransferStats(T, recorder.names, cfg.tau_m, cfg.tau_s, cfg.threshold, run.device, sample, seed,
-                          cfg.strict_threshold)
+    stats = TransferStats(
+        T, recorder.names, cfg.tau_m, cfg.tau_s, cfg.threshold, run.device, sample, seed, cfg.strict_threshold
+    )
     bar = None
     if progress:
         from tqdm import tqdm
@@ -638,12 +724,28 @@ def run_experiment(
             bar.close()
     seconds = time.perf_counter() - start
     config = {
-        "dataset": cfg.dataset, "arch": cfg.arch, "method": cfg.method, "T": T, "iterations": iterations,
-        "batch_size": cfg.batch_size, "sample_per_iteration": sample, "seed": seed, "lr": cfg.lr, "loss": cfg.loss,
-        "target": cfg.target, "augment": cfg.augment, "fidelity": cfg.fidelity,
-        "strict_threshold": cfg.strict_threshold, "tau_m": cfg.tau_m, "tau_s": cfg.tau_s, "threshold": cfg.threshold,
-        "device": str(run.device), "torch": torch.__version__, "layers": recorder.names,
-        "neurons_per_sample": sum(r["neurons"] for r in stats.layer.values()), "elapsed_s": seconds,
+        "dataset": cfg.dataset,
+        "arch": cfg.arch,
+        "method": cfg.method,
+        "T": T,
+        "iterations": iterations,
+        "batch_size": cfg.batch_size,
+        "sample_per_iteration": sample,
+        "seed": seed,
+        "lr": cfg.lr,
+        "loss": cfg.loss,
+        "target": cfg.target,
+        "augment": cfg.augment,
+        "fidelity": cfg.fidelity,
+        "strict_threshold": cfg.strict_threshold,
+        "tau_m": cfg.tau_m,
+        "tau_s": cfg.tau_s,
+        "threshold": cfg.threshold,
+        "device": str(run.device),
+        "torch": torch.__version__,
+        "layers": recorder.names,
+        "neurons_per_sample": sum(r["neurons"] for r in stats.layer.values()),
+        "elapsed_s": seconds,
     }
     result = {"config": config, **stats.summary(), "train_loss_per_sample": losses}
     if out is not None:
@@ -675,35 +777,57 @@ def format_summary(result: dict) -> str:
         f"{pct(s['frac_sns_nearest'])}; median MP rank: {s['median_mp_rank']}",
     ]
     for name, rec in result["layers"].items():
-        lines.append(f"  layer {name:>16}: {rec['neurons']:>6} neurons, changed {pct(rec['frac_changed'])}, MP rank 1 "
-                     f"{pct(rec['frac_mp_rank1'])}, MP top 10 {pct(rec['frac_mp_top10'])}, Hamming 1 "
-                     f"{pct(rec['frac_hamming1'])}, SNS neighbour {pct(rec['frac_sns_neighbour'])}")
+        lines.append(
+            f"  layer {name:>16}: {rec['neurons']:>6} neurons, changed {pct(rec['frac_changed'])}, MP rank 1 "
+            f"{pct(rec['frac_mp_rank1'])}, MP top 10 {pct(rec['frac_mp_top10'])}, Hamming 1 "
+            f"{pct(rec['frac_hamming1'])}, SNS neighbour {pct(rec['frac_sns_neighbour'])}"
+        )
     if s["unconverged_segment_problems"]:
         lines.append(f"  WARNING: {s['unconverged_segment_problems']} segment problems did not converge")
     return "\n".join(lines)
 
 
 def main(argv: Optional[list] = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m na_cuda.experiments.mp_dist", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m na_cuda.experiments.mp_dist",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
     ap.add_argument("--out", default="runs/mp_dist", help="output folder (default runs/mp_dist)")
     ap.add_argument("--data-dir", default=None, help="MNIST directory (default: $NA_CUDA_DATA or ~/.cache/na_cuda)")
     ap.add_argument("--iterations", type=positive_int, default=DEFAULTS["iterations"])
     ap.add_argument("--T", type=positive_int, default=DEFAULTS["T"], help="time steps (patterns: 2^T)")
     ap.add_argument("--seed", type=nonneg_int, default=DEFAULTS["seed"])
     ap.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
-    ap.add_argument("--sample", type=positive_int, default=DEFAULTS["sample"],
-                    help="changed trains per iteration whose MP-dist ranks are computed (uniform sample)")
-    ap.add_argument("--lr", type=positive_float, default=None,
-                    help="learning rate (default: the mnist preset's 5e-4; the released code hard-codes 1e-5)")
+    ap.add_argument(
+        "--sample",
+        type=positive_int,
+        default=DEFAULTS["sample"],
+        help="changed trains per iteration whose MP-dist ranks are computed (uniform sample)",
+    )
+    ap.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate (default: the mnist preset's 5e-4; the released code hard-codes 1e-5)",
+    )
     ap.add_argument("--device", type=device_arg, default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     args = ap.parse_args(argv)
     if args.T > MAX_T:
         ap.error(f"--T: at most {MAX_T} (the transfer matrix has 4^T entries); got {args.T}")
-    result = run_experiment(args.out, iterations=args.iterations, T=args.T, seed=args.seed,
-                            batch_size=args.batch_size, sample=args.sample, lr=args.lr, data_dir=args.data_dir, device=args.device,
-                            progress=not args.no_progress)
+    result = run_experiment(
+        args.out,
+        iterations=args.iterations,
+        T=args.T,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        sample=args.sample,
+        lr=args.lr,
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     print(format_summary(result))
     print(f"wrote {os.path.join(args.out, 'mp_dist.json')} and mp_dist.png")
     return result

@@ -67,6 +67,7 @@ first hit <= 65 / <= 200 (the paper's 65 and 147 are the iterations by which ALL
 whose output equals the desired train at each k = 0 .. iters (training continues after a hit, and a round can
 leave the desired pattern again, e.g. through Adam's momentum).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -285,9 +286,22 @@ def run_experiment(
         c0 = torch.einsum("tri,ri->tr", problem["x"], problem["w0"]).unsqueeze(-1)
         s0 = na_cuda.lif(c0, tau_m=TAU_M, tau_s=TAU_S, threshold=THRESHOLD, output="spike")
     config = {
-        "T": T_STEPS, "inputs": N_INPUTS, "p_in": P_IN, "p_out": P_OUT, "tau_s": TAU_S, "tau_m": TAU_M,
-        "threshold": THRESHOLD, "rounds": rounds, "iters": iters, "seed": seed, "optimizer": optimizer, "lr": lr,
-        "init_std": init_std, "device": device, "dtype": "float32", "torch": torch.__version__,
+        "T": T_STEPS,
+        "inputs": N_INPUTS,
+        "p_in": P_IN,
+        "p_out": P_OUT,
+        "tau_s": TAU_S,
+        "tau_m": TAU_M,
+        "threshold": THRESHOLD,
+        "rounds": rounds,
+        "iters": iters,
+        "seed": seed,
+        "optimizer": optimizer,
+        "lr": lr,
+        "init_std": init_std,
+        "device": device,
+        "dtype": "float32",
+        "torch": torch.__version__,
         "backend": na_cuda.backends()["auto"].get(torch.device(device).type),
         "methods": {m: {k: v for k, v in p.items()} for m, p in METHODS.items()},
         "init_mean_spikes": float(s0.sum(dim=0).mean()),
@@ -355,8 +369,15 @@ def main(argv: Optional[list] = None) -> dict:
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA GPU is available")
     summary = run_experiment(
-        args.out, rounds=args.rounds, iters=args.iters, seed=args.seed, optimizer=args.optimizer, lr=args.lr,
-        init_std=args.init_std, device=args.device, progress=not args.no_progress,
+        args.out,
+        rounds=args.rounds,
+        iters=args.iters,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        init_std=args.init_std,
+        device=args.device,
+        progress=not args.no_progress,
     )
     print(format_summary(summary))
     print(f"wrote {os.path.join(args.out, 'single_neuron.json')} and single_neuron.png")

@@ -23,8 +23,8 @@ sample, accuracies fractions in [0, 1]; ``samples_per_second`` is training sampl
 ``seconds`` = training + evaluation), ``curves.png`` (needs matplotlib; metrics.json is written first) and
 ``checkpoint.pt``. Every file is written atomically (a temporary file in DIR, then
 ``os.replace``); ``checkpoint.pt`` carries a SHA-256 of its content, checked (with every field) on ``--resume``
-(``na_cuda/train/checkpoint.py``). A run holds an exclusive lock on DIR (``DIR/.lock``, with its pid; a second run on the
-same DIR stops with a message; the lock of a killed run is taken over), removes the temporary files killed runs
+(``na_cuda/train/checkpoint.py``). A run holds an exclusive lock on DIR (``DIR/.lock``, with its pid; a second run on
+the same DIR stops with a message; the lock of a killed run is taken over), removes the temporary files killed runs
 left, and checks before training that DIR has room for two checkpoints (the old one stays until the new one is
 complete) by writing one.
 
@@ -53,19 +53,57 @@ evaluation, checkpoints, stop signals), ``session`` (:func:`run`: checks, ``--ou
 ``checkpoint`` (the file format and RNG states), ``distributed`` (DDP), ``progress`` (bars / plain lines, ETA),
 ``report`` (JSON, plot, printed lines), ``cli`` (argparse, :func:`main`).
 """
+
 from __future__ import annotations
 
 from .checkpoint import CheckpointError
 from .cli import build_parser, device_arg, main, nonneg_int, positive_float, positive_int
-from .config import (CHECKPOINT, FIDELITY, LOSSES, PRESETS, RESUMABLE_CHANGES, TIMING_KEYS, ConfigError, TrainConfig,
-                     make_config, neuron_options, resume_config, validate_config)
+from .config import (
+    CHECKPOINT,
+    FIDELITY,
+    LOSSES,
+    PRESETS,
+    RESUMABLE_CHANGES,
+    TIMING_KEYS,
+    ConfigError,
+    TrainConfig,
+    make_config,
+    neuron_options,
+    resume_config,
+    validate_config,
+)
 from .distributed import DDP_TIMEOUT_S
 from .loop import NonFiniteLoss
 from .recipe import DataError, Recipe, epoch_batches, loss_sum, model_from_config, setup
 from .session import run
 
-__all__ = ["TrainConfig", "PRESETS", "FIDELITY", "LOSSES", "CHECKPOINT", "RESUMABLE_CHANGES", "TIMING_KEYS",
-           "DDP_TIMEOUT_S", "ConfigError", "DataError", "NonFiniteLoss", "CheckpointError", "make_config",
-           "validate_config", "resume_config", "neuron_options", "model_from_config", "loss_sum", "epoch_batches",
-           "Recipe", "setup", "run", "main", "build_parser", "positive_int", "nonneg_int", "positive_float",
-           "device_arg"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "FIDELITY",
+    "LOSSES",
+    "CHECKPOINT",
+    "RESUMABLE_CHANGES",
+    "TIMING_KEYS",
+    "DDP_TIMEOUT_S",
+    "ConfigError",
+    "DataError",
+    "NonFiniteLoss",
+    "CheckpointError",
+    "make_config",
+    "validate_config",
+    "resume_config",
+    "neuron_options",
+    "model_from_config",
+    "loss_sum",
+    "epoch_batches",
+    "Recipe",
+    "setup",
+    "run",
+    "main",
+    "build_parser",
+    "positive_int",
+    "nonneg_int",
+    "positive_float",
+    "device_arg",
+]

@@ -1,4 +1,5 @@
 """``python -m na_cuda.train``: see ``na_cuda.train`` and ``python -m na_cuda.train --help``."""
+
 import sys
 
 from .cli import main

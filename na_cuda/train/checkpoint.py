@@ -10,6 +10,7 @@ Payload fields (:data:`FIELDS`): ``config`` (the TrainConfig as a dict), ``model
 epoch's running sums: loss, correct, n, seconds), ``metrics`` (metrics.json's content), ``rng`` (one RNG state
 per rank: :func:`rng_state`) and ``world_size``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,16 @@ _HEADER = re.compile(rb"^na_cuda-checkpoint (\d+) sha256=([0-9a-f]{64}) bytes=(\
 _MAX_HEADER = 160
 FIELDS = ("config", "model", "optimizer", "scheduler", "epoch", "step", "partial", "metrics", "rng", "world_size")
 PARTIAL_KEYS = ("loss", "correct", "n", "seconds")
-EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds",
-              "samples_per_second")
+EPOCH_KEYS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "lr",
+    "seconds",
+    "samples_per_second",
+)
 # Rows written since the train/eval split of the epoch time; checked when present (older rows lack them).
 OPTIONAL_EPOCH_KEYS = ("train_seconds", "eval_seconds")
 RNG_KEYS = ("torch", "python", "numpy", "augment")
@@ -105,16 +114,19 @@ def load(path: Path) -> dict[str, Any]:
     m = _HEADER.match(data[:_MAX_HEADER])
     if m is None:
         if data.startswith(b"PK"):  # a bare torch.save zip: format 1, written before the digest existed
-            raise CheckpointError(f"{path}: was written by an older na_cuda (checkpoint format 1, without a digest) "
-                                  "and cannot be verified; start afresh (--overwrite) or use another --out")
+            raise CheckpointError(
+                f"{path}: was written by an older na_cuda (checkpoint format 1, without a digest) "
+                "and cannot be verified; start afresh (--overwrite) or use another --out"
+            )
         raise CheckpointError(f"{path}: is not a na_cuda checkpoint (no '{_MAGIC.decode()}' header)")
     fmt, digest, size = int(m[1]), m[2].decode(), int(m[3])
     if fmt != FORMAT:
         raise CheckpointError(f"{path}: has checkpoint format {fmt}; this na_cuda reads format {FORMAT}")
-    body = data[m.end():]
+    body = data[m.end() :]
     if len(body) != size:
-        raise CheckpointError(f"{path}: is truncated or extended: {len(body)} bytes after the header, the header "
-                              f"says {size}")
+        raise CheckpointError(
+            f"{path}: is truncated or extended: {len(body)} bytes after the header, the header says {size}"
+        )
     actual = hashlib.sha256(body).hexdigest()
     if actual != digest:
         raise CheckpointError(f"{path}: is damaged: its content has SHA-256 {actual}, the header says {digest}")
@@ -128,7 +140,9 @@ def load(path: Path) -> dict[str, Any]:
 
 def _fail(path: Path, field: str, what: str, value: Any) -> CheckpointError:
     text = repr(value)
-    return CheckpointError(f"{path}: field `{field}` must be {what}; got {text[:80] + '...' if len(text) > 80 else text}")
+    return CheckpointError(
+        f"{path}: field `{field}` must be {what}; got {text[:80] + '...' if len(text) > 80 else text}"
+    )
 
 
 def _int(v: Any) -> bool:
@@ -152,54 +166,108 @@ def check(ckpt: Any, path: Path) -> None:
     extra = [k for k in ckpt if k not in FIELDS]
     if missing or extra:
         raise CheckpointError(f"{path}: fields missing: {missing or 'none'}; unknown fields: {extra or 'none'}")
-    _require(isinstance(ckpt["config"], dict) and all(isinstance(k, str) for k in ckpt["config"]), path, "config",
-             "a dict of config fields", ckpt["config"])
-    _require(isinstance(ckpt["model"], dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                     for k, v in ckpt["model"].items()),
-             path, "model", "a state dict (names -> tensors)", ckpt["model"])
+    _require(
+        isinstance(ckpt["config"], dict) and all(isinstance(k, str) for k in ckpt["config"]),
+        path,
+        "config",
+        "a dict of config fields",
+        ckpt["config"],
+    )
+    _require(
+        isinstance(ckpt["model"], dict)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["model"].items()),
+        path,
+        "model",
+        "a state dict (names -> tensors)",
+        ckpt["model"],
+    )
     opt = ckpt["optimizer"]
-    _require(isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)
-             and all(isinstance(g, dict) for g in opt["param_groups"]), path, "optimizer",
-             "an optimizer state dict ({'state': dict, 'param_groups': [dict, ...]})", opt)
+    _require(
+        isinstance(opt, dict)
+        and isinstance(opt.get("state"), dict)
+        and isinstance(opt.get("param_groups"), list)
+        and all(isinstance(g, dict) for g in opt["param_groups"]),
+        path,
+        "optimizer",
+        "an optimizer state dict ({'state': dict, 'param_groups': [dict, ...]})",
+        opt,
+    )
     _require(isinstance(ckpt["scheduler"], dict), path, "scheduler", "a scheduler state dict", ckpt["scheduler"])
     epoch, step = ckpt["epoch"], ckpt["step"]
     _require(_int(epoch) and epoch >= 0, path, "epoch", "an int >= 0 (epochs completed)", epoch)
     _require(_int(step) and step >= 0, path, "step", "an int >= 0 (steps completed in the epoch)", step)
     partial = ckpt["partial"]
-    _require(isinstance(partial, dict) and sorted(partial) == sorted(PARTIAL_KEYS)
-             and all(_num(partial[k]) for k in PARTIAL_KEYS) and all(partial[k] >= 0 for k in PARTIAL_KEYS[1:]),
-             path, "partial", f"a dict of finite numbers {PARTIAL_KEYS} (correct, n, seconds >= 0)", partial)
-    _require((step == 0) == (partial["n"] == 0) and partial["correct"] <= partial["n"], path, "partial",
-             f"sums of the {step} completed step(s) (n = 0 exactly when step = 0, correct <= n)", partial)
+    _require(
+        isinstance(partial, dict)
+        and sorted(partial) == sorted(PARTIAL_KEYS)
+        and all(_num(partial[k]) for k in PARTIAL_KEYS)
+        and all(partial[k] >= 0 for k in PARTIAL_KEYS[1:]),
+        path,
+        "partial",
+        f"a dict of finite numbers {PARTIAL_KEYS} (correct, n, seconds >= 0)",
+        partial,
+    )
+    _require(
+        (step == 0) == (partial["n"] == 0) and partial["correct"] <= partial["n"],
+        path,
+        "partial",
+        f"sums of the {step} completed step(s) (n = 0 exactly when step = 0, correct <= n)",
+        partial,
+    )
     _check_metrics(ckpt["metrics"], epoch, path)
     world, rng = ckpt["world_size"], ckpt["rng"]
     _require(_int(world) and world >= 1, path, "world_size", "an int >= 1", world)
-    _require(isinstance(rng, list) and len(rng) == world, path, "rng", f"a list of {world} RNG state(s), one per rank",
-             rng)
+    _require(
+        isinstance(rng, list) and len(rng) == world, path, "rng", f"a list of {world} RNG state(s), one per rank", rng
+    )
     for i, state in enumerate(rng):
-        _require(isinstance(state, dict) and all(k in state for k in RNG_KEYS)
-                 and all(isinstance(state[k], torch.Tensor) and state[k].dtype == torch.uint8
-                         for k in ("torch", "augment"))
-                 and isinstance(state["python"], (list, tuple)) and len(state["python"]) == 3
-                 and isinstance(state["numpy"], (list, tuple)) and len(state["numpy"]) == 5,
-                 path, f"rng[{i}]", f"an RNG state dict with {RNG_KEYS}", state)
+        _require(
+            isinstance(state, dict)
+            and all(k in state for k in RNG_KEYS)
+            and all(isinstance(state[k], torch.Tensor) and state[k].dtype == torch.uint8 for k in ("torch", "augment"))
+            and isinstance(state["python"], (list, tuple))
+            and len(state["python"]) == 3
+            and isinstance(state["numpy"], (list, tuple))
+            and len(state["numpy"]) == 5,
+            path,
+            f"rng[{i}]",
+            f"an RNG state dict with {RNG_KEYS}",
+            state,
+        )
 
 
 def _check_metrics(metrics: Any, epoch: int, path: Path) -> None:
-    _require(isinstance(metrics, dict) and isinstance(metrics.get("epochs"), list), path, "metrics",
-             "a dict with an 'epochs' list", metrics)
+    _require(
+        isinstance(metrics, dict) and isinstance(metrics.get("epochs"), list),
+        path,
+        "metrics",
+        "a dict with an 'epochs' list",
+        metrics,
+    )
     rows = metrics["epochs"]
     _require(len(rows) == epoch, path, "metrics.epochs", f"one row per completed epoch ({epoch})", f"{len(rows)} rows")
     for i, row in enumerate(rows):
-        _require(isinstance(row, dict) and all(k in row and _num(row[k]) for k in EPOCH_KEYS) and row["epoch"] == i + 1
-                 and all(_num(row[k]) and row[k] >= 0 for k in OPTIONAL_EPOCH_KEYS if k in row),
-                 path, f"metrics.epochs[{i}]", f"a row of finite numbers {EPOCH_KEYS} with epoch = {i + 1} (and "
-                 f"optionally {OPTIONAL_EPOCH_KEYS} >= 0)", row)
+        _require(
+            isinstance(row, dict)
+            and all(k in row and _num(row[k]) for k in EPOCH_KEYS)
+            and row["epoch"] == i + 1
+            and all(_num(row[k]) and row[k] >= 0 for k in OPTIONAL_EPOCH_KEYS if k in row),
+            path,
+            f"metrics.epochs[{i}]",
+            f"a row of finite numbers {EPOCH_KEYS} with epoch = {i + 1} (and optionally {OPTIONAL_EPOCH_KEYS} >= 0)",
+            row,
+        )
     best, best_epoch = metrics.get("best_test_accuracy"), metrics.get("best_epoch")
     if epoch == 0:
-        _require(best is None and best_epoch is None, path, "metrics.best_epoch", "null before the first epoch",
-                 best_epoch)
+        _require(
+            best is None and best_epoch is None, path, "metrics.best_epoch", "null before the first epoch", best_epoch
+        )
     else:
         _require(_num(best) and 0 <= best <= 1, path, "metrics.best_test_accuracy", "a number in [0, 1]", best)
-        _require(_int(best_epoch) and 1 <= best_epoch <= epoch, path, "metrics.best_epoch",
-                 f"an int in [1, {epoch}]", best_epoch)
+        _require(
+            _int(best_epoch) and 1 <= best_epoch <= epoch,
+            path,
+            "metrics.best_epoch",
+            f"an int in [1, {epoch}]",
+            best_epoch,
+        )

@@ -1,5 +1,6 @@
 """The command line of ``python -m na_cuda.train``: the parser, its argument types (public: the experiments'
 CLIs use them too) and :func:`main`."""
+
 from __future__ import annotations
 
 import argparse
@@ -72,15 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m na_cuda.train",
         description="Train a spiking network with NA (or STBP / TSSL-BP). Without arguments: the digits demo.",
-        epilog="Presets: " + "; ".join(f"{k}: {v['arch']}, {v['epochs']} epochs, batch {v['batch_size']}, "
-                                       f"lr {v['lr']:g}" for k, v in PRESETS.items())
+        epilog="Presets: "
+        + "; ".join(
+            f"{k}: {v['arch']}, {v['epochs']} epochs, batch {v['batch_size']}, lr {v['lr']:g}"
+            for k, v in PRESETS.items()
+        )
         + ". Any config field: --set FIELD=VALUE (e.g. --set dropout=0.2 --set padding=[1,0]).",
     )
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="network and recipe (default: digits)")
     p.add_argument("--method", choices=list(_validate.METHODS), default=None, help="training rule (default: na)")
-    p.add_argument("--fidelity", choices=list(FIDELITY), default=None,
-                   help="paper (default: the paper's text) or released (the authors' code: clip 5, u > threshold, "
-                        "rounded rescale means, double-filtered target)")
+    p.add_argument(
+        "--fidelity",
+        choices=list(FIDELITY),
+        default=None,
+        help="paper (default: the paper's text) or released (the authors' code: clip 5, u > threshold, "
+        "rounded rescale means, double-filtered target)",
+    )
     p.add_argument("--epochs", type=positive_int, default=None)
     p.add_argument("--batch-size", type=positive_int, default=None, help="global batch size (split over ranks)")
     p.add_argument("--lr", type=positive_float, default=None)
@@ -90,22 +98,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output directory (default: runs/<preset>-<method>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if OUT holds a checkpoint")
-    p.add_argument("--limit-train", type=positive_int, default=None, metavar="K",
-                   help="train on a fixed random subset of K samples")
+    p.add_argument(
+        "--limit-train",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="train on a fixed random subset of K samples",
+    )
     p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--seed", type=nonneg_int, default=None)
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress display (a tqdm bar, or plain lines every 10 s without tqdm)")
-    p.add_argument("--ddp-timeout", type=positive_float, default=DDP_TIMEOUT_S, metavar="SECONDS",
-                   help="distributed runs: how long a rank waits for a stopped or dead one before failing "
-                        f"(default {DDP_TIMEOUT_S:g})")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any config field (repeatable)")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (a tqdm bar, or plain lines every 10 s without tqdm)",
+    )
+    p.add_argument(
+        "--ddp-timeout",
+        type=positive_float,
+        default=DDP_TIMEOUT_S,
+        metavar="SECONDS",
+        help="distributed runs: how long a rank waits for a stopped or dead one before failing "
+        f"(default {DDP_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field (repeatable)"
+    )
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, Any]] = None,
-         loss_hook: Optional[LossHook] = None) -> int:
+def main(
+    argv: Optional[Sequence[str]] = None,
+    *,
+    datasets: Optional[tuple[Any, Any]] = None,
+    loss_hook: Optional[LossHook] = None,
+) -> int:
     """CLI entry point; returns the exit status: 2 for a bad argument (one line on stderr, nothing created on
     disk), 1 for missing data or a non-finite loss, 128 + signum when stopped. ``datasets`` and ``loss_hook``:
     see ``run`` (for tests)."""
@@ -121,9 +147,19 @@ def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, 
         if key not in names:
             parser.error(f"argument --set: unknown field {key!r}; fields: {', '.join(sorted(names))}")
         explicit[key] = _parse_value(text.strip())
-    for name, value in (("method", args.method), ("fidelity", args.fidelity), ("epochs", args.epochs), ("batch_size", args.batch_size),
-                        ("lr", args.lr), ("T", args.T), ("device", args.device), ("data_dir", args.data_dir),
-                        ("out", args.out), ("limit_train", args.limit_train), ("seed", args.seed)):
+    for name, value in (
+        ("method", args.method),
+        ("fidelity", args.fidelity),
+        ("epochs", args.epochs),
+        ("batch_size", args.batch_size),
+        ("lr", args.lr),
+        ("T", args.T),
+        ("device", args.device),
+        ("data_dir", args.data_dir),
+        ("out", args.out),
+        ("limit_train", args.limit_train),
+        ("seed", args.seed),
+    ):
         if value is not None:
             explicit[name] = value
     if args.no_augment:
@@ -142,8 +178,14 @@ def main(argv: Optional[Sequence[str]] = None, *, datasets: Optional[tuple[Any, 
             cfg = resume_config(out, explicit)
         else:
             cfg = make_config(preset, **explicit)
-        return run(cfg, resume=args.resume, overwrite=args.overwrite, datasets=datasets, loss_hook=loss_hook,
-                   ddp_timeout=args.ddp_timeout)
+        return run(
+            cfg,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            datasets=datasets,
+            loss_hook=loss_hook,
+            ddp_timeout=args.ddp_timeout,
+        )
     except (ConfigError, DataError) as exc:  # one line, no traceback: a bad argument (2) or missing data (1)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1

@@ -1,6 +1,7 @@
 """The training configuration: :class:`TrainConfig`, the paper's presets, what ``--fidelity`` sets, and the
 validation of every field (``ConfigError`` naming the CLI flag). Also :func:`neuron_options`, the one place that
 turns a config into the neuron's arguments, and :func:`resume_config` (the config saved in a checkpoint)."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,18 @@ from ..models import ARCHITECTURES, parse_architecture
 from ..rules import Rule, make_rule
 from . import checkpoint
 
-__all__ = ["TrainConfig", "PRESETS", "FIDELITY", "LOSSES", "ConfigError", "make_config", "validate_config",
-           "neuron_options", "resume_config", "flag"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "FIDELITY",
+    "LOSSES",
+    "ConfigError",
+    "make_config",
+    "validate_config",
+    "neuron_options",
+    "resume_config",
+    "flag",
+]
 
 #: Losses a preset may name (``na_cuda.losses``): van_rossum (the released "kernel" loss, eq. 5, with the
 #: desired train ``target``), spike_count (TSSL-BP ``loss_count``), tet, sdt.
@@ -91,32 +102,62 @@ class TrainConfig:
     progress: bool = True
 
 
-_BASE = dict(T=5, tau_m=5.0, tau_s=2.0, lr=5e-4, loss="van_rossum", target="na", augment=True, dropout=0.0,
-             conv_weight_scale=1.0)
+_BASE = dict(
+    T=5, tau_m=5.0, tau_s=2.0, lr=5e-4, loss="van_rossum", target="na", augment=True, dropout=0.0, conv_weight_scale=1.0
+)
 
 #: The paper's settings (appendix A.2; architectures of section 4, padding / weight scales / dropout of the released
 #: ``Networks/*.yaml``) and the small ``digits`` demo.
 PRESETS: dict[str, dict[str, Any]] = {
     # Small demo: 8x8 digits, ~1 minute on a 2-core CPU.
-    "digits": dict(_BASE, dataset="digits", arch=ARCHITECTURES["digits"], padding=1, epochs=30, batch_size=32,
-                   lr=5e-3),
+    "digits": dict(_BASE, dataset="digits", arch=ARCHITECTURES["digits"], padding=1, epochs=30, batch_size=32, lr=5e-3),
     # Appendix A.2.1; Networks/MNIST_CNN.yaml (padding 0, loss "kernel", tau_m 5, tau_s 2).
     "mnist": dict(_BASE, dataset="mnist", arch=ARCHITECTURES["mnist"], padding=0, epochs=200, batch_size=64),
     # "Same as MNIST" (the released FashionMNIST_CNN.yaml is a TSSL-BP config with another network).
-    "fashion-mnist": dict(_BASE, dataset="fashion-mnist", arch=ARCHITECTURES["mnist"], padding=0, epochs=200,
-                          batch_size=64),
+    "fashion-mnist": dict(
+        _BASE, dataset="fashion-mnist", arch=ARCHITECTURES["mnist"], padding=0, epochs=200, batch_size=64
+    ),
     # Appendix A.2.2 (100 epochs, batch 50, lr 5e-4, no augmentation); section 4.4 (T = 30, the first 30 % of each
     # recording); Networks/NMNIST_CNN.yaml (padding 1 then 0, tau_m 8, tau_s 4, count loss 15 / 3).
-    "nmnist": dict(_BASE, dataset="nmnist", arch=ARCHITECTURES["nmnist"], padding=[1, 0], T=30, tau_m=8.0,
-                   tau_s=4.0, epochs=100, batch_size=50, loss="spike_count", desired_count=15.0,
-                   undesired_count=3.0, augment=False, nmnist_fraction=0.3),
+    "nmnist": dict(
+        _BASE,
+        dataset="nmnist",
+        arch=ARCHITECTURES["nmnist"],
+        padding=[1, 0],
+        T=30,
+        tau_m=8.0,
+        tau_s=4.0,
+        epochs=100,
+        batch_size=50,
+        loss="spike_count",
+        desired_count=15.0,
+        undesired_count=3.0,
+        augment=False,
+        nmnist_fraction=0.3,
+    ),
     # Appendix A.2.3 (600 epochs, batch 50, lr 5e-4); Networks/CIFAR10.yaml (padding 1, conv weight_scale 5,
     # dropout 0.2 after every hidden layer, loss "kernel").
-    "cifar10-alexnet": dict(_BASE, dataset="cifar10", arch=ARCHITECTURES["alexnet"], padding=1, epochs=600,
-                            batch_size=50, conv_weight_scale=5.0, dropout=0.2),
+    "cifar10-alexnet": dict(
+        _BASE,
+        dataset="cifar10",
+        arch=ARCHITECTURES["alexnet"],
+        padding=1,
+        epochs=600,
+        batch_size=50,
+        conv_weight_scale=5.0,
+        dropout=0.2,
+    ),
     # The paper reports CifarNet only for STBP; same recipe as AlexNet.
-    "cifar10-cifarnet": dict(_BASE, dataset="cifar10", arch=ARCHITECTURES["cifarnet"], padding=1, epochs=600,
-                             batch_size=50, conv_weight_scale=5.0, dropout=0.2),
+    "cifar10-cifarnet": dict(
+        _BASE,
+        dataset="cifar10",
+        arch=ARCHITECTURES["cifarnet"],
+        padding=1,
+        epochs=600,
+        batch_size=50,
+        conv_weight_scale=5.0,
+        dropout=0.2,
+    ),
 }
 
 #: What ``fidelity`` sets (below the preset, above nothing: explicit overrides still win). "paper" is the NA
@@ -130,9 +171,21 @@ FIDELITY: dict[str, dict[str, Any]] = {
 }
 
 # CLI flag of each field (for error messages); other fields are set with --set FIELD=VALUE.
-_FLAGS = {"preset": "--preset", "fidelity": "--fidelity", "method": "--method", "epochs": "--epochs", "batch_size": "--batch-size",
-          "lr": "--lr", "T": "--T", "device": "--device", "data_dir": "--data-dir", "out": "--out",
-          "limit_train": "--limit-train", "augment": "--no-augment", "seed": "--seed"}
+_FLAGS = {
+    "preset": "--preset",
+    "fidelity": "--fidelity",
+    "method": "--method",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "T": "--T",
+    "device": "--device",
+    "data_dir": "--data-dir",
+    "out": "--out",
+    "limit_train": "--limit-train",
+    "augment": "--no-augment",
+    "seed": "--seed",
+}
 
 
 class ConfigError(ValueError):
@@ -204,20 +257,30 @@ def validate_config(cfg: TrainConfig) -> None:
         raise bad("tet_phi", "a finite number")
     if not _is_real(cfg.nmnist_fraction) or not 0 < cfg.nmnist_fraction <= 1:
         raise bad("nmnist_fraction", "a number in (0, 1]")
-    if (not isinstance(cfg.betas, (list, tuple)) or len(cfg.betas) != 2
-            or not all(_is_real(b) and 0 <= b < 1 for b in cfg.betas)):
+    if (
+        not isinstance(cfg.betas, (list, tuple))
+        or len(cfg.betas) != 2
+        or not all(_is_real(b) and 0 <= b < 1 for b in cfg.betas)
+    ):
         raise bad("betas", "two numbers in [0, 1), e.g. [0, 0.999]")
     cfg.betas = [float(b) for b in cfg.betas]
     if not (_is_int(cfg.padding) and cfg.padding >= 0) and not (
-            isinstance(cfg.padding, (list, tuple)) and all(_is_int(p) and p >= 0 for p in cfg.padding)):
+        isinstance(cfg.padding, (list, tuple)) and all(_is_int(p) and p >= 0 for p in cfg.padding)
+    ):
         raise bad("padding", "an int >= 0 or a list with one int >= 0 per conv layer")
     if isinstance(cfg.padding, tuple):
         cfg.padding = list(cfg.padding)
     for name in ("grad_rescale", "augment", "frame_psc", "progress", "strict_threshold"):
         if not isinstance(getattr(cfg, name), bool):
             raise bad(name, "true or false")
-    for name, choices in (("loss", LOSSES), ("target", TARGETS), ("loss_reduction", REDUCTIONS),
-                          ("method", _validate.METHODS), ("fidelity", tuple(FIDELITY)), ("target_filters", (1, 2))):
+    for name, choices in (
+        ("loss", LOSSES),
+        ("target", TARGETS),
+        ("loss_reduction", REDUCTIONS),
+        ("method", _validate.METHODS),
+        ("fidelity", tuple(FIDELITY)),
+        ("target_filters", (1, 2)),
+    ):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {', '.join(choices)}")
     for name in ("dataset", "arch"):
@@ -240,22 +303,37 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"--set arch: {exc}") from None
     n_conv = sum(layer.kind == "conv" for layer in layers)
     if isinstance(cfg.padding, list) and len(cfg.padding) != n_conv:
-        raise ConfigError(f"--set padding: {cfg.padding} has {len(cfg.padding)} entries but the arch {cfg.arch!r} has "
-                          f"{n_conv} conv layer(s); give one int for all or one per conv")
+        raise ConfigError(
+            f"--set padding: {cfg.padding} has {len(cfg.padding)} entries but the arch {cfg.arch!r} has "
+            f"{n_conv} conv layer(s); give one int for all or one per conv"
+        )
 
 
 def rule_of(cfg: TrainConfig) -> Rule:
     """The training rule object of ``cfg`` (``na_cuda.rules``: NA spec §3, STBP §5, TSSL-BP §6), validated."""
-    return make_rule(cfg.method, first_order=cfg.first_order, dist_power=cfg.dist_power, clip=cfg.clip,
-                     surrogate=cfg.surrogate, surrogate_alpha=cfg.surrogate_alpha)
+    return make_rule(
+        cfg.method,
+        first_order=cfg.first_order,
+        dist_power=cfg.dist_power,
+        clip=cfg.clip,
+        surrogate=cfg.surrogate,
+        surrogate_alpha=cfg.surrogate_alpha,
+    )
 
 
 def neuron_options(cfg: TrainConfig) -> dict[str, Any]:
     """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``) for
     ``cfg``: the neuron's, plus the options of the chosen training rule (the rule object's own)."""
     rule = rule_of(cfg)
-    return dict(method=rule.name, tau_m=cfg.tau_m, tau_s=cfg.tau_s, threshold=cfg.threshold,
-                strict_threshold=cfg.strict_threshold, backend=cfg.backend, **rule.options())
+    return dict(
+        method=rule.name,
+        tau_m=cfg.tau_m,
+        tau_s=cfg.tau_s,
+        threshold=cfg.threshold,
+        strict_threshold=cfg.strict_threshold,
+        backend=cfg.backend,
+        **rule.options(),
+    )
 
 
 def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfig:
@@ -272,8 +350,10 @@ def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfi
         if key in RESUMABLE_CHANGES:
             values[key] = value
         elif value != values.get(key):
-            raise ConfigError(f"{flag(key)}: {value!r} differs from the checkpoint's {values.get(key)!r}; --resume "
-                              f"continues the saved run (only {', '.join(RESUMABLE_CHANGES)} may change)")
+            raise ConfigError(
+                f"{flag(key)}: {value!r} differs from the checkpoint's {values.get(key)!r}; --resume "
+                f"continues the saved run (only {', '.join(RESUMABLE_CHANGES)} may change)"
+            )
     values["out"] = str(out)
     unknown = sorted(set(values) - {f.name for f in dataclasses.fields(TrainConfig)})
     if unknown:

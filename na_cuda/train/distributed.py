@@ -5,6 +5,7 @@ Every rank draws the same seeded permutation of the training set per epoch and t
 global batch (``recipe.epoch_batches``); the loss is scaled so that DDP's gradient average equals the gradient of
 the whole global batch. Evaluation is sharded over the ranks and summed.
 """
+
 from __future__ import annotations
 
 import contextlib

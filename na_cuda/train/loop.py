@@ -1,5 +1,6 @@
 """One process's training state and its epoch loop: the steps (with the non-finite check), evaluation, the
 per-epoch metrics, checkpoints (written by rank 0; every rank's RNG state) and the stop request of SIGINT/SIGTERM."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,12 @@ class StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\nna_cuda.train: received {signal.Signals(signum).name}: finishing the current step and writing a "
-              "checkpoint (send it again to abort at once)", file=sys.stderr, flush=True)
+        print(
+            f"\nna_cuda.train: received {signal.Signals(signum).name}: finishing the current step and writing a "
+            "checkpoint (send it again to abort at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -80,9 +85,18 @@ class Run:
 
     def _payload(self, states: list[Any]) -> dict[str, Any]:
         """The checkpoint's fields (checkpoint.py) with the RNG states ``states`` of every rank."""
-        return {"config": asdict(self.cfg), "model": self.r.net.state_dict(), "optimizer": self.r.optimizer.state_dict(),
-                "scheduler": self.r.scheduler.state_dict(), "epoch": self.epoch, "step": self.step,
-                "partial": dict(self.partial), "metrics": self.metrics, "rng": states, "world_size": self.ctx.world}
+        return {
+            "config": asdict(self.cfg),
+            "model": self.r.net.state_dict(),
+            "optimizer": self.r.optimizer.state_dict(),
+            "scheduler": self.r.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "partial": dict(self.partial),
+            "metrics": self.metrics,
+            "rng": states,
+            "world_size": self.ctx.world,
+        }
 
     def check_room(self) -> None:
         """Rank 0, before training: DIR must have room for two checkpoints (the old one stays until the new one is
@@ -90,14 +104,17 @@ class Run:
         fails now with a message, not after the first epoch."""
         data = checkpoint.encode(self._payload([checkpoint.rng_state(self.r.aug_gen, self.r.device)]))
         # AdamW adds two moments per parameter after the first step.
-        size = len(data) + (0 if self.r.optimizer.state else
-                            2 * sum(p.numel() * p.element_size() for p in self.r.params))
+        size = len(data) + (
+            0 if self.r.optimizer.state else 2 * sum(p.numel() * p.element_size() for p in self.r.params)
+        )
         need = 2 * size + (1 << 20)
         free = shutil.disk_usage(self.out).free
         if free < need:
-            raise ConfigError(f"--out: {self.out} has {free / 2**20:.1f} MiB free; this run needs about "
-                              f"{need / 2**20:.1f} MiB (two checkpoints of {size / 2**20:.1f} MiB and the reports); "
-                              "free some space or choose another --out")
+            raise ConfigError(
+                f"--out: {self.out} has {free / 2**20:.1f} MiB free; this run needs about "
+                f"{need / 2**20:.1f} MiB (two checkpoints of {size / 2**20:.1f} MiB and the reports); "
+                "free some space or choose another --out"
+            )
         fd, tmp = open_temp(self.out / CHECKPOINT)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -105,8 +122,10 @@ class Run:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise ConfigError(f"--out: cannot write a {size / 2**20:.1f} MiB checkpoint to {self.out}: {exc}; free "
-                              "some space or choose another --out") from None
+            raise ConfigError(
+                f"--out: cannot write a {size / 2**20:.1f} MiB checkpoint to {self.out}: {exc}; free "
+                "some space or choose another --out"
+            ) from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -114,24 +133,29 @@ class Run:
         """Restore a checkpoint that passed ``checkpoint.load``; raises ConfigError if it does not fit this run."""
         n_steps = len(self.r.batches(int(ckpt["epoch"])))
         if ckpt["step"] > n_steps:
-            raise ConfigError(f"--resume: {path}: field `step` = {ckpt['step']} is not a step of an epoch of "
-                              f"{n_steps} steps")
+            raise ConfigError(
+                f"--resume: {path}: field `step` = {ckpt['step']} is not a step of an epoch of {n_steps} steps"
+            )
         try:
             self.r.net.load_state_dict(ckpt["model"])
             self.r.optimizer.load_state_dict(ckpt["optimizer"])
             self.r.scheduler.load_state_dict(ckpt["scheduler"])
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"--resume: {path}: the saved state does not fit this network and optimizer: "
-                              f"{first}") from None
+            raise ConfigError(
+                f"--resume: {path}: the saved state does not fit this network and optimizer: {first}"
+            ) from None
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.partial = dict(ckpt["partial"])
         self.metrics = ckpt["metrics"]
         self.saved_at = self.position()
         states = ckpt["rng"]
         if len(states) != self.ctx.world and self.ctx.main:
-            print(f"na_cuda.train: the checkpoint was written by {len(states)} process(es), this run has "
-                  f"{self.ctx.world}: ranks without a saved RNG state keep their fresh seeds", file=sys.stderr)
+            print(
+                f"na_cuda.train: the checkpoint was written by {len(states)} process(es), this run has "
+                f"{self.ctx.world}: ranks without a saved RNG state keep their fresh seeds",
+                file=sys.stderr,
+            )
         if self.ctx.rank < len(states):
             checkpoint.set_rng_state(states[self.ctx.rank], self.r.aug_gen, self.r.device)
 
@@ -148,8 +172,15 @@ class Run:
         shard = torch.arange(len(r.test_ds)).tensor_split(self.ctx.world)[self.ctx.rank]
         batches = shard.split(cfg.eval_batch_size)
         total = torch.zeros(3, dtype=torch.float64, device=r.device)
-        with torch.no_grad(), Progress(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs} eval", unit="batch",
-                                       enabled=self.ctx.main and cfg.progress) as bar:
+        with (
+            torch.no_grad(),
+            Progress(
+                len(batches),
+                f"epoch {self.epoch + 1}/{cfg.epochs} eval",
+                unit="batch",
+                enabled=self.ctx.main and cfg.progress,
+            ) as bar,
+        ):
             for idx in batches:
                 x, y = r.test_ds.batch(idx, r.device)
                 out = r.net(r.prepare(x, train=False))
@@ -166,8 +197,9 @@ class Run:
         batches = r.batches(self.epoch)
         denom = 1.0 if cfg.loss_reduction == "sum" else None
         r.model.train()
-        with Progress(len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step,
-                      enabled=ctx.main and cfg.progress) as bar:
+        with Progress(
+            len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step, enabled=ctx.main and cfg.progress
+        ) as bar:
             while self.step < len(batches):
                 t0 = time.perf_counter()
                 batch = r.train_index[batches[self.step]]
@@ -181,13 +213,23 @@ class Run:
                 (loss * scale).backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(r.params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
                 correct = (losses.spike_count_predictions(out) == y).sum()
-                stats = all_sum(ctx, [loss, correct, torch.tensor(float(y.numel())), gnorm,
-                                      torch.tensor(float(stop.signum is not None))], r.device)
+                stats = all_sum(
+                    ctx,
+                    [
+                        loss,
+                        correct,
+                        torch.tensor(float(y.numel())),
+                        gnorm,
+                        torch.tensor(float(stop.signum is not None)),
+                    ],
+                    r.device,
+                )
                 loss_v, correct_v, n_v, gnorm_v, stop_v = stats.tolist()
                 if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
                     what = f"loss {loss_v}" if not math.isfinite(loss_v) else f"gradient norm {gnorm_v}"
-                    raise NonFiniteLoss(f"non-finite {what} at epoch {self.epoch + 1}, step {self.step + 1} "
-                                        f"(of {len(batches)})")
+                    raise NonFiniteLoss(
+                        f"non-finite {what} at epoch {self.epoch + 1}, step {self.step + 1} (of {len(batches)})"
+                    )
                 r.optimizer.step()
                 if cfg.weight_clip > 0:
                     r.net.clamp_weights_(cfg.weight_clip)
@@ -198,8 +240,12 @@ class Run:
                 p["n"] += n_v
                 dt = time.perf_counter() - t0
                 p["seconds"] += dt
-                bar.update(1, loss=f"{p['loss'] / p['n']:.4f}", acc=f"{100 * p['correct'] / p['n']:.1f}%",
-                           sps=f"{n_v / max(dt, 1e-9):.0f}")
+                bar.update(
+                    1,
+                    loss=f"{p['loss'] / p['n']:.4f}",
+                    acc=f"{100 * p['correct'] / p['n']:.1f}%",
+                    sps=f"{n_v / max(dt, 1e-9):.0f}",
+                )
                 if stop_v > 0:
                     return False
         return True
@@ -213,10 +259,18 @@ class Run:
         test_loss, test_acc = self.evaluate()
         eval_s = time.perf_counter() - t0
         p = self.partial
-        row = {"epoch": self.epoch + 1, "train_loss": p["loss"] / p["n"], "train_accuracy": p["correct"] / p["n"],
-               "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr, "seconds": p["seconds"] + eval_s,
-               "samples_per_second": p["n"] / max(p["seconds"], 1e-9), "train_seconds": p["seconds"],
-               "eval_seconds": eval_s}
+        row = {
+            "epoch": self.epoch + 1,
+            "train_loss": p["loss"] / p["n"],
+            "train_accuracy": p["correct"] / p["n"],
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "lr": lr,
+            "seconds": p["seconds"] + eval_s,
+            "samples_per_second": p["n"] / max(p["seconds"], 1e-9),
+            "train_seconds": p["seconds"],
+            "eval_seconds": eval_s,
+        }
         m = self.metrics
         m["epochs"].append(row)
         if m["best_test_accuracy"] is None or test_acc > m["best_test_accuracy"]:

@@ -1,5 +1,6 @@
 """Progress of training and evaluation: a tqdm bar, or without tqdm a plain line every :data:`PLAIN_EVERY_S`
 seconds (one line at the first use says how to get the bar); and the ETA of the whole run."""
+
 from __future__ import annotations
 
 import sys
@@ -34,12 +35,17 @@ class Progress:
         self.enabled = enabled
         self._bar = None
         if enabled and tqdm is not None:
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, leave=False,
-                             file=sys.stderr)
+            self._bar = tqdm(
+                total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, leave=False, file=sys.stderr
+            )
         elif enabled and not _told:
             _told.append(True)
-            print("na_cuda.train: tqdm is not installed: progress as a plain line every "
-                  f"{PLAIN_EVERY_S:g} s (pip install tqdm for a progress bar)", file=sys.stderr, flush=True)
+            print(
+                "na_cuda.train: tqdm is not installed: progress as a plain line every "
+                f"{PLAIN_EVERY_S:g} s (pip install tqdm for a progress bar)",
+                file=sys.stderr,
+                flush=True,
+            )
         self._start = time.monotonic()
         self._initial = initial
         self._last = self._start
@@ -65,15 +71,16 @@ class Progress:
         eta = duration((self.total - self.done) / rate) if rate > 0 else "?"
         extra = "".join(f", {k} {v}" for k, v in postfix.items())
         pct = 100 * self.done / self.total if self.total else 100.0
-        return (f"{self.desc}: {self.done}/{self.total} {self.unit}s ({pct:.0f} %), {duration(elapsed)}, "
-                f"ETA {eta}{extra}")
+        return (
+            f"{self.desc}: {self.done}/{self.total} {self.unit}s ({pct:.0f} %), {duration(elapsed)}, ETA {eta}{extra}"
+        )
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

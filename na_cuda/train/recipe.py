@@ -2,6 +2,7 @@
 from the config, AdamW + ExponentialLR, the batch order, the input encoding and the loss. :func:`setup` returns
 them as a :class:`Recipe`, which the training loop (``loop.py``) and experiments (``na_cuda.experiments.mp_dist``)
 drive; it creates nothing on disk except downloads into the data folder."""
+
 from __future__ import annotations
 
 import random
@@ -32,8 +33,9 @@ def resolve_device(cfg: TrainConfig, ctx: Dist) -> torch.device:
     if not name.startswith("cuda"):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise ConfigError(f"--device: {name} was requested but torch {torch.__version__} sees no CUDA GPU; use "
-                          "--device cpu")
+        raise ConfigError(
+            f"--device: {name} was requested but torch {torch.__version__} sees no CUDA GPU; use --device cpu"
+        )
     if ctx.active:
         torch.cuda.set_device(ctx.local_rank)
         return torch.device("cuda", ctx.local_rank)
@@ -50,9 +52,11 @@ def check_data_dir(cfg: TrainConfig) -> None:
     path = data.store.base_dir(cfg.data_dir)
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
-        raise ConfigError(f"--data-dir: {path} {what} (looked for {cfg.dataset} there); pass the folder that holds "
-                          f"the {cfg.dataset} files (directly or in a '{cfg.dataset}' subfolder), or create it "
-                          "first to download into it")
+        raise ConfigError(
+            f"--data-dir: {path} {what} (looked for {cfg.dataset} there); pass the folder that holds "
+            f"the {cfg.dataset} files (directly or in a '{cfg.dataset}' subfolder), or create it "
+            "first to download into it"
+        )
 
 
 def load_data(cfg: TrainConfig, ctx: Dist, device: torch.device) -> tuple[Any, Any]:
@@ -84,10 +88,18 @@ def load_data(cfg: TrainConfig, ctx: Dist, device: torch.device) -> tuple[Any, A
 
 def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNet:
     """The network of ``cfg`` for per-sample inputs ``input_shape`` ((C, H, W) or, for frames, (2, 34, 34))."""
-    return build_model(cfg.arch, input_shape, padding=cfg.padding, conv_weight_scale=cfg.conv_weight_scale,
-                       linear_weight_scale=cfg.linear_weight_scale, pool_scale=cfg.pool_scale, dropout=cfg.dropout,
-                       grad_rescale=cfg.grad_rescale and isinstance(rule_of(cfg), NA), rescale_round=cfg.rescale_round,
-                       **neuron_options(cfg))
+    return build_model(
+        cfg.arch,
+        input_shape,
+        padding=cfg.padding,
+        conv_weight_scale=cfg.conv_weight_scale,
+        linear_weight_scale=cfg.linear_weight_scale,
+        pool_scale=cfg.pool_scale,
+        dropout=cfg.dropout,
+        grad_rescale=cfg.grad_rescale and isinstance(rule_of(cfg), NA),
+        rescale_round=cfg.rescale_round,
+        **neuron_options(cfg),
+    )
 
 
 def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -146,8 +158,12 @@ class Recipe:
         return data.encode_static(data.normalize(x, self.cfg.dataset), self.cfg.T, self.cfg.tau_s)
 
 
-def setup(cfg: TrainConfig, ctx: Optional[Dist] = None, datasets: Optional[tuple[Any, Any]] = None,
-          device: Optional[torch.device] = None) -> Recipe:
+def setup(
+    cfg: TrainConfig,
+    ctx: Optional[Dist] = None,
+    datasets: Optional[tuple[Any, Any]] = None,
+    device: Optional[torch.device] = None,
+) -> Recipe:
     """The :class:`Recipe` of ``cfg`` (validated by ``make_config``): data (``datasets`` = (train, test) objects of
     the ``na_cuda.data.Dataset`` contract instead of ``na_cuda.data.load``), seeded network, optimiser, scheduler,
     augmentation. Raises ConfigError when the network does not fit the data, DataError when the data is missing."""
@@ -160,7 +176,9 @@ def setup(cfg: TrainConfig, ctx: Optional[Dist] = None, datasets: Optional[tuple
     input_shape = tuple(train_ds.sample_shape[1:] if train_ds.kind == "frames" else train_ds.sample_shape)
     n = len(train_ds)
     if cfg.limit_train is not None and cfg.limit_train < n:
-        train_index = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[: cfg.limit_train].sort().values
+        train_index = (
+            torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[: cfg.limit_train].sort().values
+        )
     else:
         train_index = torch.arange(n)
     if len(train_index) < ctx.world:
@@ -174,13 +192,28 @@ def setup(cfg: TrainConfig, ctx: Optional[Dist] = None, datasets: Optional[tuple
     except ValueError as exc:  # e.g. a conv that does not fit the dataset's images
         raise ConfigError(f"--set arch / --set padding: {exc}") from None
     if net.num_classes != train_ds.num_classes:
-        raise ConfigError(f"--set arch: the output layer has {net.num_classes} neurons but {cfg.dataset} has "
-                          f"{train_ds.num_classes} classes")
+        raise ConfigError(
+            f"--set arch: the output layer has {net.num_classes} neurons but {cfg.dataset} has "
+            f"{train_ds.num_classes} classes"
+        )
     torch.manual_seed(cfg.seed + ctx.rank)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003 * (ctx.rank + 1))
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_gamma)
     augment = data.augmentation(cfg.dataset) if cfg.augment and train_ds.kind == "image" else None
-    return Recipe(cfg, ctx, device, train_ds, test_ds, train_index, net, wrap(ctx, net, device), params, optimizer,
-                  scheduler, augment, aug_gen)
+    return Recipe(
+        cfg,
+        ctx,
+        device,
+        train_ds,
+        test_ds,
+        train_index,
+        net,
+        wrap(ctx, net, device),
+        params,
+        optimizer,
+        scheduler,
+        augment,
+        aug_gen,
+    )

@@ -1,6 +1,7 @@
 """The run's reports in ``--out``: ``config.json`` / ``metrics.json`` (atomic), ``curves.png`` (optional
 matplotlib: without it one line says how to get it, and the metrics are already written), and the lines printed
 per epoch and at the end."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ def plot_curves(path: Path, epochs: list[dict[str, Any]], title: str) -> bool:
     except ImportError:
         if not _told:
             _told.append(True)
-            print(f"na_cuda.train: matplotlib is not installed: no {path.name} (metrics.json has the numbers; pip "
-                  "install matplotlib for the plot)", file=sys.stderr, flush=True)
+            print(
+                f"na_cuda.train: matplotlib is not installed: no {path.name} (metrics.json has the numbers; pip "
+                "install matplotlib for the plot)",
+                file=sys.stderr,
+                flush=True,
+            )
         return False
     x = [e["epoch"] for e in epochs]
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -56,15 +61,19 @@ def epoch_line(row: dict[str, Any], epochs: int, eval_samples: int, eta_s: Optio
     (training samples per second of training time), evaluation time with its throughput, the run's ETA."""
     train_s, eval_s = row["train_seconds"], row["eval_seconds"]
     eta = "" if eta_s is None or row["epoch"] >= epochs else f" | run ETA {duration(eta_s)}"
-    return (f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}% "
-            f"| test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}% | lr {row['lr']:.3g} | train "
-            f"{train_s:.1f} s ({row['samples_per_second']:.0f} samples/s), eval {eval_s:.1f} s "
-            f"({eval_samples / max(eval_s, 1e-9):.0f} samples/s){eta}")
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}% "
+        f"| test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}% | lr {row['lr']:.3g} | train "
+        f"{train_s:.1f} s ({row['samples_per_second']:.0f} samples/s), eval {eval_s:.1f} s "
+        f"({eval_samples / max(eval_s, 1e-9):.0f} samples/s){eta}"
+    )
 
 
 def final_line(metrics: dict[str, Any], out: Path) -> str:
     m = metrics
     last = m["epochs"][-1]["test_accuracy"] if m["epochs"] else float("nan")
     best = m["best_test_accuracy"] if m["best_test_accuracy"] is not None else float("nan")
-    return (f"test accuracy: {100 * last:.2f}% (best {100 * best:.2f}% at epoch {m['best_epoch']}); metrics in "
-            f"{out / 'metrics.json'}")
+    return (
+        f"test accuracy: {100 * last:.2f}% (best {100 * best:.2f}% at epoch {m['best_epoch']}); metrics in "
+        f"{out / 'metrics.json'}"
+    )

@@ -1,6 +1,7 @@
 """A whole run (:func:`run`): every check before anything is created on disk (config, ``--out``, device, a
 finished ``--resume``, data, network), then ``--out`` (created, locked), the epoch loop with its messages, and the
 exit status. See the package docstring for the outputs and the guarantees."""
+
 from __future__ import annotations
 
 import os
@@ -58,9 +59,15 @@ def _create_out(out: Path) -> list[Path]:
     return created
 
 
-def run(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-        datasets: Optional[tuple[Any, Any]] = None, loss_hook: Optional[LossHook] = None,
-        ddp_timeout: float = DDP_TIMEOUT_S) -> int:
+def run(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    datasets: Optional[tuple[Any, Any]] = None,
+    loss_hook: Optional[LossHook] = None,
+    ddp_timeout: float = DDP_TIMEOUT_S,
+) -> int:
     """Train with ``cfg`` (validated); returns the process exit status (0 done or nothing left to do, 1
     non-finite loss, 128 + signum when stopped by a signal). Raises ConfigError (a bad argument) or
     recipe.DataError (data missing) before anything is created on disk.
@@ -79,15 +86,25 @@ def run(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
     if not resume and ckpt_path.exists() and not overwrite:
-        raise ConfigError(f"--out: {out} already holds a checkpoint; pass --resume to continue it, --overwrite to "
-                          "start afresh, or another --out")
+        raise ConfigError(
+            f"--out: {out} already holds a checkpoint; pass --resume to continue it, --overwrite to "
+            "start afresh, or another --out"
+        )
     use_cuda = (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     with process_group(ctx, use_cuda, ddp_timeout):
         return _run(cfg, ctx, out, resume=resume, overwrite=overwrite, datasets=datasets, loss_hook=loss_hook)
 
 
-def _run(cfg: TrainConfig, ctx: Dist, out: Path, *, resume: bool, overwrite: bool,
-         datasets: Optional[tuple[Any, Any]], loss_hook: Optional[LossHook]) -> int:
+def _run(
+    cfg: TrainConfig,
+    ctx: Dist,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    datasets: Optional[tuple[Any, Any]],
+    loss_hook: Optional[LossHook],
+) -> int:
     device = resolve_device(cfg, ctx)  # sets this rank's CUDA device before the first collective
     all_ranks_raise(ctx, out_problem(out) if ctx.main else None)
     ckpt = None
@@ -98,8 +115,11 @@ def _run(cfg: TrainConfig, ctx: Dist, out: Path, *, resume: bool, overwrite: boo
             raise ConfigError(f"--resume: {exc}") from None
         if ckpt["epoch"] >= cfg.epochs:
             if ctx.main:
-                print(f"na_cuda.train: {_finished(ckpt['epoch'], ckpt['step'], cfg.epochs)}; nothing to do (raise "
-                      "--epochs to continue)", flush=True)
+                print(
+                    f"na_cuda.train: {_finished(ckpt['epoch'], ckpt['step'], cfg.epochs)}; nothing to do (raise "
+                    "--epochs to continue)",
+                    flush=True,
+                )
             return 0
     r = Run(setup(cfg, ctx, datasets, device), out, loss_hook)
     if ckpt is not None:
@@ -113,8 +133,11 @@ def _run(cfg: TrainConfig, ctx: Dist, out: Path, *, resume: bool, overwrite: boo
             created = _create_out(out)
             lock.acquire()
         except (FolderBusy, OSError) as exc:
-            error = f"--out: {exc}" + ("; wait for that run to end or choose another --out"
-                                       if isinstance(exc, FolderBusy) else "; choose another --out")
+            error = f"--out: {exc}" + (
+                "; wait for that run to end or choose another --out"
+                if isinstance(exc, FolderBusy)
+                else "; choose another --out"
+            )
     try:
         all_ranks_raise(ctx, error)
         started = _prepare_out(r, ctx, out, resume=resume, overwrite=overwrite)
@@ -158,10 +181,13 @@ def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
     """The epoch loop; returns the exit status."""
     cfg, ckpt_path = r.cfg, out / CHECKPOINT
     if ctx.main:
-        print(f"na_cuda.train: {cfg.preset} ({cfg.arch}, method {cfg.method}, T = {cfg.T}) on {r.r.device}"
-              + (f" x {ctx.world} processes" if ctx.active else "")
-              + f", {len(r.r.train_index)} train / {len(r.r.test_ds)} test samples, {started}, output {out}\n"
-              + r.r.net.describe(), flush=True)
+        print(
+            f"na_cuda.train: {cfg.preset} ({cfg.arch}, method {cfg.method}, T = {cfg.T}) on {r.r.device}"
+            + (f" x {ctx.world} processes" if ctx.active else "")
+            + f", {len(r.r.train_index)} train / {len(r.r.test_ds)} test samples, {started}, output {out}\n"
+            + r.r.net.describe(),
+            flush=True,
+        )
     clock = RunClock(cfg.epochs)
     stop = StopRequest()
     stop.install()
@@ -170,8 +196,12 @@ def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
             if not r.train_epoch(stop):
                 r.save_checkpoint()
                 if ctx.main:
-                    print(f"na_cuda.train: stopped at epoch {r.epoch + 1}, step {r.step}; checkpoint written to "
-                          f"{ckpt_path}; continue with --resume", file=sys.stderr, flush=True)
+                    print(
+                        f"na_cuda.train: stopped at epoch {r.epoch + 1}, step {r.step}; checkpoint written to "
+                        f"{ckpt_path}; continue with --resume",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 return 128 + int(stop.signum or signal.SIGTERM)
             row = r.finish_epoch()
             r.save_checkpoint()
@@ -181,17 +211,28 @@ def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
                 print(report.epoch_line(row, cfg.epochs, len(r.r.test_ds), clock.eta(r.epoch)), flush=True)
             if r.any_stop(stop) and r.epoch < cfg.epochs:
                 if ctx.main:
-                    print(f"na_cuda.train: stopped after epoch {r.epoch}; checkpoint written to {ckpt_path}; "
-                          "continue with --resume", file=sys.stderr, flush=True)
+                    print(
+                        f"na_cuda.train: stopped after epoch {r.epoch}; checkpoint written to {ckpt_path}; "
+                        "continue with --resume",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 return 128 + int(stop.signum or signal.SIGTERM)
     except NonFiniteLoss as exc:
         if ctx.main:
-            kept = (f"the last good checkpoint ({r.saved_at}) is kept at {ckpt_path}" if r.saved_at
-                    else "no checkpoint was written")
+            kept = (
+                f"the last good checkpoint ({r.saved_at}) is kept at {ckpt_path}"
+                if r.saved_at
+                else "no checkpoint was written"
+            )
             clip = f"--set grad_clip=<smaller> (now {cfg.grad_clip:g})" if cfg.grad_clip > 0 else "--set grad_clip=1"
-            print(f"na_cuda.train: {exc}; training stopped, {kept}. Try a lower --lr (now {cfg.lr:g}), "
-                  f"stronger gradient clipping ({clip}), another --seed, or check the inputs for NaN/inf; continue "
-                  "the saved run with --resume, or change settings in a new --out", file=sys.stderr, flush=True)
+            print(
+                f"na_cuda.train: {exc}; training stopped, {kept}. Try a lower --lr (now {cfg.lr:g}), "
+                f"stronger gradient clipping ({clip}), another --seed, or check the inputs for NaN/inf; continue "
+                "the saved run with --resume, or change settings in a new --out",
+                file=sys.stderr,
+                flush=True,
+            )
         return 1
     finally:
         stop.uninstall()

@@ -204,7 +204,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     const V ut = m.u(t);
     const M st = ut >= fire;
     V vo = after_spike<R>(st, ut, thr);  // original state after t
-    V vn = L::select(st, thr, zero);      // neighbour state after t (both resets: see the file comment)
+    V vn = L::select(st, thr, zero);     // neighbour state after t (both resets: see the file comment)
     V run = zero;
     M live = zero == zero;
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer

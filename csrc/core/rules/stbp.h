@@ -63,8 +63,8 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
 // grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
-NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride,
-                                int64_t wstride, const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
+NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
+                                const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
   using L = Lanes<V>;
   const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
   const V inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta), zero = L::splat(0);
@@ -107,8 +107,8 @@ struct StbpRule {
   static constexpr int kCpuPlanes = 1;  // u
   static constexpr bool kOnChip = false;
   static constexpr int64_t kOnChipMaxT = 0;
-  static constexpr int kCudaPlanes = 1;             // u ...
-  static constexpr bool kGradHoldsPlane0 = true;    // ... which the gradient can hold (read before grad[t] is written)
+  static constexpr int kCudaPlanes = 1;           // u ...
+  static constexpr bool kGradHoldsPlane0 = true;  // ... which the gradient can hold (read before grad[t] is written)
   static constexpr bool kSoftReset = true;
 
   template <Reset R, int B, typename S, typename acc_t, typename V = acc_t>

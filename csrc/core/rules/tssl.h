@@ -79,7 +79,7 @@ struct TsslRule {
   static constexpr int kCpuPlanes = 2;  // u, a
   static constexpr bool kOnChip = false;
   static constexpr int64_t kOnChipMaxT = 0;
-  static constexpr int kCudaPlanes = 2;            // u (which the gradient can hold), a
+  static constexpr int kCudaPlanes = 2;  // u (which the gradient can hold), a
   static constexpr bool kGradHoldsPlane0 = true;
   static constexpr bool kSoftReset = false;  // refused by the bindings (TsslOp); no soft instantiation is made
 
