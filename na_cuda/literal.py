@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from .reference import _to_2d  # the shape helper only: no neuron code is shared with the reference
+from .reference._core import _to_2d  # the shape helper only: no neuron code is shared with the reference
 
 __all__ = ["Neuron", "literal_na_gradient"]
 

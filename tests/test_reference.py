@@ -1,4 +1,4 @@
-"""Tests of the pure-PyTorch reference (``na_cuda/reference.py``), the oracle of the kernel tests.
+"""Tests of the pure-PyTorch reference (``na_cuda/reference/``), the oracle of the kernel tests.
 
 What is checked here, against independent derivations (spec = docs/algorithm.md):
 

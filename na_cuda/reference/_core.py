@@ -1,0 +1,134 @@
+"""Shared pieces of the reference: dtypes, the [T, N] view, the neuron's coefficients, the forward recursion.
+
+Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+#: Default width/steepness parameter of each STBP surrogate (spec sec. 5): rect width ``a``, triangle half-width
+#: ``g``, sigmoid steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope
+#: (snnTorch ``surrogate.fast_sigmoid``).
+SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
+    "rect": 1.0,
+    "triangle": 1.0,
+    "sigmoid": 4.0,
+    "atan": 2.0,
+    "fast_sigmoid": 25.0,
+}
+
+_OUTPUTS = ("psc", "spike")
+_FIRST_ORDER = ("paper", "taylor")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype the reference computes in: float32 for half types, else the input's float dtype."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    raise TypeError(f"c must be a floating-point tensor (float16/bfloat16/float32/float64), got {dtype}")
+
+
+def _to_2d(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """View ``x`` of shape ``[T, ...]`` as ``[T, N]`` in ``dtype`` (copies if non-contiguous; differentiable)."""
+    if x.dim() == 0:
+        raise ValueError("c must have a leading time dimension, shape [T, ...]")
+    n = math.prod(x.shape[1:])  # math.prod(()) == 1: a [T] input is one neuron
+    return x.reshape(x.shape[0], n).to(dtype)
+
+
+@dataclass(frozen=True)
+class _Core:
+    """The recursion's constants in the coordinates it runs in (module docstring): ``lam``, the threshold
+    ``thr`` (``threshold - vr`` for a hard reset), ``soft`` (subtract ``thr`` on a spike, else reset to 0),
+    ``strict`` firing, ``tau_s`` and the input scale ``beta``."""
+
+    lam: float
+    thr: float
+    soft: bool
+    strict: bool
+    tau_s: float
+    beta: float
+    tau_m: float
+
+
+def _core(
+    tau_m: float, tau_s: float, threshold: float, strict: bool, v_reset: Optional[float], decay_input: bool
+) -> _Core:
+    thr = threshold if v_reset is None else threshold - v_reset
+    beta = 1.0 / tau_m if decay_input else 1.0
+    return _Core(1.0 - 1.0 / tau_m, thr, v_reset is None, strict, tau_s, beta, tau_m)
+
+
+def _scaled(x: torch.Tensor, core: _Core) -> torch.Tensor:
+    """``beta * x`` (differentiable); ``x`` itself when ``beta = 1`` (the product would be exact anyway)."""
+    return x if core.beta == 1.0 else x * core.beta
+
+
+def _reset(u: torch.Tensor, fired: torch.Tensor, core: _Core) -> torch.Tensor:
+    """Post-spike potential: ``u - thr`` (soft) or 0 (hard, shifted coordinates) where ``fired``, else ``u``."""
+    return torch.where(fired, u - core.thr, u) if core.soft else torch.where(fired, 0.0, u)
+
+
+def _check_output(output: str) -> None:
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+
+
+def _check_first_order(first_order: str) -> None:
+    if first_order not in _FIRST_ORDER:
+        raise ValueError(f"first_order must be one of {_FIRST_ORDER}, got {first_order!r}")
+
+
+def _fires(u: torch.Tensor, threshold: float, strict: bool) -> torch.Tensor:
+    """The spike test: ``u >= threshold`` (H(0) = 1, the paper) or ``u > threshold`` (``strict``, released code)."""
+    return u > threshold if strict else u >= threshold
+
+
+def _psc_2d(s: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """PSC of a spike train ``s`` ([T, N]), eq. 3: ``a[t] = kappa * a[t-1] + s[t] / tau_s``, ``a[-1] = 0``.
+
+    Exactly the operation order of the forward, so a neighbour's PSC is bit-identical to ``a`` wherever the
+    spike trains agree up to that time.
+    """
+    kappa = 1.0 - 1.0 / tau_s
+    out = torch.empty_like(s)
+    acc = torch.zeros_like(s[0])
+    for t in range(s.shape[0]):
+        acc = kappa * acc + s[t] / tau_s
+        out[t] = acc
+    return out
+
+
+def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward recursion (eq. 1-4, spec sec. 2) on the *scaled* input ``x = beta c`` of shape [T, N].
+
+    Returns the pre-reset potential ``u`` (shifted coordinates for a hard reset), spikes ``s`` (0/1 in x.dtype)
+    and PSC ``a``.
+    """
+    lam, kappa, tau_s = core.lam, 1.0 - 1.0 / core.tau_s, core.tau_s
+    u = torch.empty_like(x)
+    s = torch.empty_like(x)
+    a = torch.empty_like(x)
+    v = torch.zeros_like(x[0])  # post-reset potential, v = 0 before t = 0
+    acc = torch.zeros_like(x[0])  # PSC, a = 0 before t = 0
+    for t in range(x.shape[0]):
+        # Literally this operation order (multiply, then add; reset via where; PSC update) so that a float64
+        # C++ loop doing the same ops without FMA contraction is bit-identical.
+        ut = lam * v + x[t]
+        fired = _fires(ut, core.thr, core.strict)  # H(0) = 1 unless strict (paper sec. 3.2, spec sec. 2)
+        st = fired.to(x.dtype)
+        v = _reset(ut, fired, core)  # eq. 4 (hard reset) or the soft reset
+        acc = kappa * acc + st / tau_s  # eq. 3
+        u[t] = ut
+        s[t] = st
+        a[t] = acc
+    return u, s, a

@@ -1,0 +1,72 @@
+"""The LIF forward (eq. 1-4, spec sec. 2; neuron options sec. 9).
+
+Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ._core import _check_output, _compute_dtype, _core, _scaled, _states_2d, _to_2d
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------------------------------------------
+def lif_states(
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LIF states over time (paper eq. 1-4, spec sec. 2; options: docs/algorithm.md sec. 9).
+
+    Per neuron, with ``v = vr`` (hard reset) or 0 (soft), ``a = 0`` before ``t = 0``::
+
+        u[t] = lam * (v - vr) + vr + beta * c[t]   # pre-reset membrane potential (vr := 0 for a soft reset)
+        s[t] = 1 if u[t] >= threshold              # H(0) = 1 (u > threshold with strict_threshold)
+        v    = vr (hard) or u[t] - threshold (soft) if s[t] else u[t]
+        a[t] = kappa * a + s[t] / tau_s            # PSC
+
+    Args:
+        c: synaptic input ``[T, ...]``.
+        tau_m, tau_s, threshold: neuron parameters (Python floats).
+        strict_threshold: fire on ``u > threshold`` (the released code) instead of ``u >= threshold``.
+        v_reset: hard-reset level, or None for a soft reset. decay_input: scale ``c`` by ``1/tau_m``.
+
+    Returns:
+        ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs). ``u`` is
+        ``w + vr`` with ``w`` the shifted-coordinate potential (``u`` itself for ``vr = 0``).
+    """
+    dtype = _compute_dtype(c.dtype)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    u, s, a = _states_2d(_scaled(_to_2d(c, dtype), core), core)
+    if v_reset:
+        u = u + v_reset
+    return u.reshape(c.shape), s.reshape(c.shape), a.reshape(c.shape)
+
+
+def lif_forward(
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
+) -> torch.Tensor:
+    """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``) or the spikes ``s`` (``"spike"``).
+
+    Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
+    """
+    _check_output(output)
+    _, s, a = lif_states(c, tau_m, tau_s, threshold, strict_threshold, v_reset=v_reset, decay_input=decay_input)
+    out = a if output == "psc" else s
+    return out.to(c.dtype)

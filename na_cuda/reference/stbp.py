@@ -1,0 +1,115 @@
+"""STBP: the forward in differentiable ops with a surrogate spike derivative (spec sec. 5).
+
+Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from ._core import SURROGATE_DEFAULT_ALPHA, _check_output, _compute_dtype, _core, _fires, _scaled, _to_2d
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# STBP (spec sec. 5)
+# ----------------------------------------------------------------------------------------------------------------
+def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Optional[float] = None) -> torch.Tensor:
+    """Surrogate ``h(u)`` for ``dH(u - threshold)/du`` (spec sec. 5).
+
+    * ``rect`` (STBP, Wu et al. 2018): ``1/a`` where ``|u - threshold| < a/2``, else 0;
+    * ``triangle`` (TET): ``max(0, g - |u - threshold|) / g^2``;
+    * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``;
+    * ``atan`` (spikingjelly ``surrogate.ATan``): ``(alpha/2) / (1 + (pi/2 * alpha * x)^2)``, ``x = u - threshold``;
+    * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``.
+
+    ``alpha`` is ``a`` / ``g`` / ``k`` / ``alpha`` / the slope; ``None`` picks :data:`SURROGATE_DEFAULT_ALPHA`.
+    """
+    if surrogate not in SURROGATE_DEFAULT_ALPHA:
+        raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
+    if alpha is None:
+        alpha = SURROGATE_DEFAULT_ALPHA[surrogate]
+    x = u - threshold
+    if surrogate == "rect":
+        return (x.abs() < alpha / 2).to(u.dtype) / alpha
+    if surrogate == "triangle":
+        return torch.clamp(alpha - x.abs(), min=0.0) / (alpha * alpha)
+    if surrogate == "atan":
+        return (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
+    if surrogate == "fast_sigmoid":
+        return 1.0 / (alpha * x.abs() + 1.0) ** 2
+    sig = torch.sigmoid(alpha * x)
+    return alpha * sig * (1.0 - sig)
+
+
+class _SurrogateSpike(torch.autograd.Function):
+    """``s = H(u - threshold)`` exactly in the forward; ``ds/du = h(u)`` (surrogate) in the backward."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, u: torch.Tensor, threshold: float, surrogate: str, alpha: Optional[float], strict: bool
+    ):
+        ctx.save_for_backward(u)
+        ctx.threshold, ctx.surrogate, ctx.alpha = threshold, surrogate, alpha
+        return _fires(u, threshold, strict).to(u.dtype)  # the same spike test as the forward
+
+    @staticmethod
+    def backward(ctx, grad_s: torch.Tensor):  # type: ignore[override]
+        (u,) = ctx.saved_tensors
+        return grad_s * surrogate_grad(u, ctx.threshold, ctx.surrogate, ctx.alpha), None, None, None, None
+
+
+def stbp_forward(
+    c: torch.Tensor,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    output: str = "psc",
+    surrogate: str = "rect",
+    surrogate_alpha: Optional[float] = None,
+    detach_reset: bool = True,
+    strict_threshold: bool = False,
+    *,
+    v_reset: Optional[float] = 0.0,
+    decay_input: bool = False,
+) -> torch.Tensor:
+    """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
+
+    The spike function returns the exact Heaviside but back-propagates the surrogate ``h(u)``
+    (:func:`surrogate_grad`). The reset is ``v = u * (1 - s)``; with ``detach_reset=True`` (spec sec. 5, the
+    default) the factor ``(1 - s)`` is a constant for autograd, so ``du[t+1]/du[t] = lam * (1 - s[t])``; with
+    ``False`` the gradient also flows through ``s`` into the reset (``dv/du = (1 - s) - u * h(u)``).
+    Hard reset to ``vr`` (shifted coordinates ``w = v - vr``): ``w = w_u (1 - s)``, so ``dv/ds = vr - u``; soft
+    reset: ``v = u - threshold * s``, ``dv/ds = -threshold``; ``detach_reset`` makes ``s`` a constant in either
+    (spikingjelly's ``spike_d``). The input enters as ``beta * c``, so ``dL/dc`` carries ``beta``.
+    (The NA paper's sec. 2.4 describes STBP as ``du[t+1]/du[t] = lam``, without the ``(1 - s[t])``; the spec's
+    detached reset is followed here.)
+
+    The forward values are bit-identical to :func:`lif_forward`: ``u * 1 == u`` and ``u * 0 == +-0``, and a
+    signed zero in ``v`` does not change ``lam * v + c[t]`` (except for its own sign when c[t] is a zero), so
+    ``u``, ``s`` and ``a`` agree exactly. A ``u = +inf`` (which fires) is reset to 0 before the product, since
+    ``inf * 0`` is NaN.
+    """
+    _check_output(output)
+    if surrogate not in SURROGATE_DEFAULT_ALPHA:
+        raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    lam, kappa = core.lam, 1.0 - 1.0 / tau_s
+    dtype = _compute_dtype(c.dtype)
+    x = _scaled(_to_2d(c, dtype), core)  # differentiable reshape + cast (+ scale)
+    v = torch.zeros_like(x[0])
+    acc = torch.zeros_like(x[0])
+    outs = []
+    for t in range(x.shape[0]):
+        ut = lam * v + x[t]
+        st = _SurrogateSpike.apply(ut, core.thr, surrogate, surrogate_alpha, strict_threshold)
+        sr = st.detach() if detach_reset else st  # the spike as the reset sees it
+        if core.soft:
+            v = ut - core.thr * sr
+        else:
+            # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
+            v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
+        acc = kappa * acc + st / tau_s
+        outs.append(acc if output == "psc" else st)
+    return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
