@@ -64,7 +64,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
 def remove_stale_temps(folder: Path, name: Optional[str] = None) -> list[Path]:
     """Remove the temporary files in ``folder`` (of ``name`` only, if given) whose writing process is gone; returns
     them. A missing folder holds none."""
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():

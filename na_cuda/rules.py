@@ -141,7 +141,7 @@ class STBP(Rule):
         return {"surrogate": self.surrogate, "surrogate_alpha": self.alpha, "detach_reset": self.detach_reset}
 
     def fit_values(self) -> list[tuple[str, float]]:
-        a = self.alpha
+        a = float(self.alpha)  # type: ignore[arg-type]  # set to a float by __post_init__
         return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
 
     def reference(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
