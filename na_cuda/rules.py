@@ -8,6 +8,7 @@ its kernel header and tests), with no ``if method == ...`` anywhere else.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Optional
 
@@ -23,12 +24,12 @@ SURROGATES = tuple(SURROGATE_DEFAULT_ALPHA)
 
 
 @dataclass(frozen=True)
-class Rule:
+class Rule(ABC):
     """Base of the rule objects. Subclasses are frozen dataclasses whose fields are the rule's arguments."""
 
     name: ClassVar[str]
 
-    def check(self, neuron: LifParams) -> None:
+    def check(self, neuron: LifParams) -> None:  # noqa: B027  (a default, deliberately empty: no restriction)
         """Raise ValueError if the rule is not defined for ``neuron``'s settings (default: every neuron)."""
 
     def fit_values(self) -> list[tuple[str, float]]:
@@ -53,9 +54,10 @@ class Rule:
         """Differentiable pure-PyTorch forward whose backward is this rule (``na_cuda.reference``)."""
         return reference.CustomBackward.apply(c, neuron, lambda g, x: self.reference_backward(g, x, neuron))
 
+    @abstractmethod
     def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        """``grad_c`` of the rule by the reference (overridden by NA and TSSL; STBP is autograd)."""
-        raise NotImplementedError
+        """``grad_c`` of the rule by the reference (NA and TSSL-BP: their reference backward; STBP: autograd
+        through its differentiable forward)."""
 
     def native(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
