@@ -59,8 +59,10 @@ inline void check_fits(const at::Tensor& c, const char* name, double v) {
 
 // The neuron's arguments (the same in every op's schema, csrc/ops.cpp), checked for the input `c`.
 inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, double threshold,
-                               std::optional<double> v_reset, bool decay_input, bool strict, c10::string_view output_) {
+                               std::optional<double> v_reset, bool decay_input, bool strict, c10::string_view output_,
+                               std::optional<c10::string_view> reset_mechanism_) {
   const std::string output = str(output_);
+  const std::string after = reset_mechanism_.has_value() ? str(*reset_mechanism_) : std::string();
   TORCH_CHECK(!std::isnan(tau_m) && tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ",
               tau_m);
   TORCH_CHECK(
@@ -73,24 +75,53 @@ inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, 
   TORCH_CHECK(std::isfinite(vr), "na_cuda: `v_reset` must be a finite float or None (soft reset); got ", vr);
   TORCH_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`",
               "; got threshold = ", threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
-  TORCH_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
-              "\"");
+  TORCH_CHECK(output == "psc" || output == "spike" || output == "membrane",
+              "na_cuda: `output` must be \"psc\", \"spike\" or \"membrane\"; got \"", output, "\"");
+  TORCH_CHECK(after.empty() || after == "subtract" || after == "none",
+              "na_cuda: `reset_mechanism` must be None, \"subtract\" or \"none\" (snnTorch's resets after the leak); "
+              "got \"",
+              after, "\"");
+  TORCH_CHECK(after.empty() || soft,
+              "na_cuda: `reset_mechanism` \"subtract\"/\"none\" has no reset value: pass v_reset=None; got v_reset = ", vr);
   check_fits(c, "threshold", threshold);
   if (!soft && vr != 0.0) check_fits(c, "threshold - v_reset", threshold - vr);
   if (std::isfinite(tau_m)) check_fits(c, "tau_m", tau_m);
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);
   check_fits(c, "1/tau_s", 1.0 / tau_s);
-  return LifConfig{tau_m, tau_s, threshold, vr, soft, decay_input, strict, output == "psc"};
+  return LifConfig{tau_m,  tau_s,  threshold,       vr,
+                   soft,   decay_input, strict,   output == "psc",
+                   after.empty() ? 0 : (after == "subtract" ? 1 : 2), output == "membrane"};
+}
+
+// The learnable decay (§11): none, or one lam per neuron ([N], the compute dtype, on c's device).
+inline void check_decay(const std::optional<at::Tensor>& decay, const at::Tensor& c) {
+  if (!decay.has_value()) return;
+  const at::Tensor& d = *decay;
+  const at::ScalarType want = c.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(d.dim() == 1 && d.size(0) == c.numel() / c.size(0), "na_cuda: `decay` must have shape [N] = [",
+              c.numel() / c.size(0), "] (one lam per neuron of c); got ", d.sizes());
+  TORCH_CHECK(d.scalar_type() == want, "na_cuda: `decay` must have dtype ", want, " (the compute type of ",
+              c.scalar_type(), " input); got ", d.scalar_type());
+  TORCH_CHECK(d.device() == c.device(), "na_cuda: `decay` is on ", d.device(), " but `c` is on ", c.device());
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Per rule: the op arguments after the neuron's, parsed into the kernel configuration.
 
+// The membrane output's gradient is BPTT's own (STBP); the other rules refuse it with the reason.
+inline void check_no_membrane(const LifConfig& lif, const char* rule, const char* why) {
+  TORCH_CHECK(!lif.mem, "na_cuda: output=\"membrane\" is refused by method \"", rule, "\": ", why,
+              "; use method=\"stbp\" (BPTT defines it) or output=\"spike\"/\"psc\"");
+}
+
 struct NaOp {
   using Rule = NaRule;
-  static NaConfig config(const at::Tensor& c, const LifConfig&, c10::string_view first_order_, int64_t dist_power,
+  static NaConfig config(const at::Tensor& c, const LifConfig& lif, c10::string_view first_order_, int64_t dist_power,
                          double clip) {
+    check_no_membrane(lif, "na",
+                      "NA measures the loss change of its neighbours on their spike trains, and a loss on u has no "
+                      "such neighbourhood");
     const std::string first_order = str(first_order_);
     TORCH_CHECK(first_order == "paper" || first_order == "taylor",
                 "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
@@ -129,7 +160,7 @@ struct TsslOp {
     TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
     TORCH_CHECK(!lif.soft,
                 "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
-                "(a hard reset), not None");
+                "(a hard reset), not None or a reset_mechanism");
     return TsslConfig{};
   }
 };

@@ -1,7 +1,9 @@
 """Autograd and fake (meta) registrations of the compiled ops (schemas live in csrc/ops.cpp).
 
 Every op takes the neuron's arguments (``tau_m, tau_s, threshold, v_reset, decay_input, strict_threshold,
-output``) after its tensors. ``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
+output, reset_mechanism``) after its tensors, the last of which is ``decay`` (None, or the learnable leak per
+neuron ``[N]`` in the compute dtype, docs/algorithm.md §11; the backward ops return ``(grad_c, dL/dlam)``, the
+second empty without a decay). ``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
 (``lif_na``, ``lif_stbp``, ``lif_tssl``) is the same forward plus that rule's arguments, and its autograd formula
 calls ``na_cuda::<rule>_backward`` with the same arguments: NA (docs/algorithm.md §3), STBP (§5), TSSL-BP (§6).
 The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved
@@ -41,7 +43,7 @@ def _fake_forward(c: torch.Tensor, *args: Any) -> torch.Tensor:
     return c.new_empty(c.shape)  # the kernels return a fresh contiguous tensor whatever the input strides
 
 
-def _fake_backward(grad_out: torch.Tensor, c: torch.Tensor, *args: Any) -> torch.Tensor:
+def _fake_backward(grad_out: torch.Tensor, c: torch.Tensor, decay: Any, *args: Any) -> tuple:
     _check_input(c, "c")
     _check_input(grad_out, "grad_out")
     torch._check(
@@ -59,21 +61,24 @@ def _fake_backward(grad_out: torch.Tensor, c: torch.Tensor, *args: Any) -> torch
         torch._check(
             a == b, lambda: f"na_cuda: `grad_out` has shape {tuple(grad_out.shape)} but `c` has shape {tuple(c.shape)}"
         )
-    return c.new_empty(c.shape)
+    gdecay = decay.new_empty(decay.shape) if decay is not None else c.new_empty((0,))
+    return c.new_empty(c.shape), gdecay
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    ctx.save_for_backward(inputs[0])
-    ctx.args = inputs[1:]
+    ctx.save_for_backward(inputs[0], inputs[1])
+    ctx.args = inputs[2:]
 
 
 def _backward_of(rule: str) -> Callable[[Any, torch.Tensor], tuple]:
-    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, *args)``, no gradient for the args."""
+    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, decay, *args)``; gradients for ``c`` and
+    the learnable ``decay`` (computed in the same kernel pass), none for the args."""
     op = getattr(torch.ops.na_cuda, f"{rule}_backward")
 
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
-        (c,) = ctx.saved_tensors
-        return (op(grad, c, *ctx.args),) + (None,) * len(ctx.args)
+        c, decay = ctx.saved_tensors
+        grad_c, grad_decay = op(grad, c, decay, *ctx.args)
+        return (grad_c, grad_decay if decay is not None else None) + (None,) * len(ctx.args)
 
     return backward
 

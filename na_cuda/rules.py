@@ -50,22 +50,33 @@ class Rule(ABC):
         return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
 
     # -- backends --------------------------------------------------------------------------------------------
-    def reference(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    # ``decay``: None, or the learnable leak lam per neuron, ``[N]`` in the compute dtype (docs/algorithm.md §11);
+    # its gradient is the rule's dL/du times the direct partial du/dlam, computed inside the backward.
+    def reference(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Differentiable pure-PyTorch forward whose backward is this rule (``na_cuda.reference``)."""
-        return reference.CustomBackward.apply(c, neuron, lambda g, x: self.reference_backward(g, x, neuron))
+        return reference.CustomBackward.apply(
+            c, decay, neuron, lambda g, x, d: self.reference_backward(g, x, neuron, d)
+        )
 
     @abstractmethod
-    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    def reference_backward(
+        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+    ) -> Any:
         """``grad_c`` of the rule by the reference (NA and TSSL-BP: their reference backward; STBP: autograd
-        through its differentiable forward)."""
+        through its differentiable forward); ``(grad_c, dL/dlam [N])`` with a ``decay``."""
 
-    def native(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
-        return getattr(torch.ops.na_cuda, f"lif_{self.name}")(c, *neuron.op_args(), *self.op_args())
+        return getattr(torch.ops.na_cuda, f"lif_{self.name}")(c, decay, *neuron.op_args(), *self.op_args())
 
-    def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly."""
-        return getattr(torch.ops.na_cuda, f"{self.name}_backward")(grad_out, c, *neuron.op_args(), *self.op_args())
+    def native_backward(
+        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+    ) -> Any:
+        """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly: ``grad_c``, or
+        ``(grad_c, dL/dlam [N])`` with a ``decay``."""
+        op = getattr(torch.ops.na_cuda, f"{self.name}_backward")
+        grad, gdecay = op(grad_out, c, decay, *neuron.op_args(), *self.op_args())
+        return grad if decay is None else (grad, gdecay)
 
     def op_args(self) -> tuple:
         """The rule's arguments of its ops, after the neuron's (``LifParams.op_args``; csrc/ops.cpp)."""
@@ -100,7 +111,17 @@ class NA(Rule):
     def fit_values(self) -> list[tuple[str, float]]:
         return [("clip", self.clip)]
 
-    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    def check(self, neuron: LifParams) -> None:
+        if neuron.output == "membrane":
+            raise ValueError(
+                'na_cuda: output="membrane" is refused by method="na": NA measures the loss change of its '
+                "neighbours on their spike trains, and a loss on the membrane potential has no such neighbourhood; "
+                'use method="stbp" (BPTT defines that gradient) or output="spike"/"psc"'
+            )
+
+    def reference_backward(
+        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+    ) -> Any:
         return reference.na_backward(
             grad_out,
             c,
@@ -112,8 +133,8 @@ class NA(Rule):
             self.dist_power,
             self.clip,
             neuron.strict_threshold,
-            v_reset=neuron.v_reset,
-            decay_input=neuron.decay_input,
+            decay=decay,
+            **neuron.reference_kwargs(),
         )
 
     def op_args(self) -> tuple:
@@ -146,7 +167,7 @@ class STBP(Rule):
         a = float(self.alpha)  # type: ignore[arg-type]  # set to a float by __post_init__
         return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
 
-    def reference(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    def reference(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         return reference.stbp_forward(
             c,
             neuron.tau_m,
@@ -157,14 +178,20 @@ class STBP(Rule):
             self.alpha,
             self.detach_reset,
             neuron.strict_threshold,
-            v_reset=neuron.v_reset,
-            decay_input=neuron.decay_input,
+            decay=decay,
+            **neuron.reference_kwargs(),
         )
 
-    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    def reference_backward(
+        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+    ) -> Any:
         x = c.detach().clone().requires_grad_(True)
-        (gx,) = torch.autograd.grad(self.reference(x, neuron), x, grad_out)
-        return gx
+        if decay is None:
+            (gx,) = torch.autograd.grad(self.reference(x, neuron), x, grad_out)
+            return gx
+        d = decay.detach().clone().requires_grad_(True)
+        gx, gd = torch.autograd.grad(self.reference(x, neuron, d), (x, d), grad_out)
+        return gx, gd
 
     def op_args(self) -> tuple:
         return (self.surrogate, self.alpha, self.detach_reset)
@@ -182,10 +209,13 @@ class TSSL(Rule):
         if neuron.v_reset is None:
             raise ValueError(
                 'na_cuda: method="tssl" (TSSL-BP) is defined for a reset to rest; v_reset=None (soft '
-                'reset) is not supported: use a float v_reset, or method="na" / "stbp"'
+                "reset) and reset_mechanism='subtract'/'none' (no reset to rest) are not supported: use a float "
+                'v_reset, or method="na" / "stbp"'
             )
 
-    def reference_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    def reference_backward(
+        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+    ) -> Any:
         return reference.tssl_backward(
             grad_out,
             c,
@@ -195,6 +225,7 @@ class TSSL(Rule):
             neuron.strict_threshold,
             v_reset=neuron.v_reset,
             decay_input=neuron.decay_input,
+            decay=decay,
         )
 
 

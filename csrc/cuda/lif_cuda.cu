@@ -35,35 +35,40 @@ inline void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.mutable_d
 // The backend of csrc/op_impls.h: device guard, contiguous inputs, the output, the workspace the rule needs
 // ([planes, T, N] float, or double for float64, from the caching allocator), one launch, the launch check.
 struct Cuda {
-  static at::Tensor forward(const at::Tensor& c, const LifConfig& cfg) {
+  static at::Tensor forward(const at::Tensor& c, const std::optional<at::Tensor>& decay, const LifConfig& cfg) {
     const c10::cuda::CUDAGuard guard(c.device());
     const at::Tensor cc = c.contiguous();
+    const at::Tensor dc = decay.has_value() ? decay->contiguous() : at::Tensor();
     at::Tensor out = at::empty_like(cc);
     const int64_t T = cc.size(0), N = num_neurons(cc);
     if (N == 0) return out;
-    cuda::lif_forward(kernel_dtype(cc.scalar_type()), cc.const_data_ptr(), out.mutable_data_ptr(), T, N, cfg,
-                      at::cuda::getCurrentCUDAStream());
+    cuda::lif_forward(kernel_dtype(cc.scalar_type()), cc.const_data_ptr(), dc.defined() ? dc.const_data_ptr() : nullptr,
+                      out.mutable_data_ptr(), T, N, cfg, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return out;
   }
 
   template <typename Rule>
-  static at::Tensor backward(const at::Tensor& grad_out, const at::Tensor& c, const LifConfig& lcfg,
-                             const typename Rule::Config& rcfg) {
+  static std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad_out, const at::Tensor& c,
+                                                     const std::optional<at::Tensor>& decay, const LifConfig& lcfg,
+                                                     const typename Rule::Config& rcfg) {
     const c10::cuda::CUDAGuard guard(c.device());
     const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
+    const at::Tensor dc = decay.has_value() ? decay->contiguous() : at::Tensor();
     at::Tensor grad = at::empty_like(cc);
+    at::Tensor gdecay = dc.defined() ? at::empty_like(dc) : at::empty({0}, cc.options());
     const int64_t T = cc.size(0), N = num_neurons(cc);
-    if (N == 0) return grad;
+    if (N == 0) return {grad, gdecay};
     const cuda::DType dt = kernel_dtype(cc.scalar_type());
     const int planes = cuda::workspace_planes<Rule>(dt, T);
     at::Tensor ws;
     if (planes > 0)
       ws = at::empty({planes, T, N}, cc.options().dtype(cuda::compute_is_double(dt) ? at::kDouble : at::kFloat));
-    cuda::backward<Rule>(dt, gc.const_data_ptr(), cc.const_data_ptr(), grad.mutable_data_ptr(), ptr_or_null(ws), T, N,
-                         lcfg, rcfg, at::cuda::getCurrentCUDAStream());
+    cuda::backward<Rule>(dt, gc.const_data_ptr(), cc.const_data_ptr(), dc.defined() ? dc.const_data_ptr() : nullptr,
+                         grad.mutable_data_ptr(), dc.defined() ? gdecay.mutable_data_ptr() : nullptr, ptr_or_null(ws), T,
+                         N, lcfg, rcfg, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return grad;
+    return {grad, gdecay};
   }
 };
 

@@ -73,6 +73,8 @@ def stbp_forward(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
 
@@ -90,26 +92,36 @@ def stbp_forward(
     signed zero in ``v`` does not change ``lam * v + c[t]`` (except for its own sign when c[t] is a zero), so
     ``u``, ``s`` and ``a`` agree exactly. A ``u = +inf`` (which fires) is reset to 0 before the product, since
     ``inf * 0`` is NaN.
+
+    snnTorch's resets after the leak (``reset_mechanism``, sec. 10): ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``,
+    the spike in it detached or not as above (snnTorch detaches it). ``decay`` (sec. 11): the leak ``lam`` per
+    neuron ``[N]``, a tensor that autograd differentiates like any other (BPTT's exact ``dL/dlam``).
+    ``output="membrane"`` returns ``u`` (``+ v_reset``), whose gradient BPTT defines.
     """
     _check_output(output)
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
     lam, kappa = core.lam, 1.0 - 1.0 / tau_s
     dtype = _compute_dtype(c.dtype)
     x = _scaled(_to_2d(c, dtype), core)  # differentiable reshape + cast (+ scale)
     v = torch.zeros_like(x[0])
+    sub = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction sub * s[t-1]
     acc = torch.zeros_like(x[0])
     outs = []
     for t in range(x.shape[0]):
         ut = lam * v + x[t]
+        if core.after is not None:
+            ut = ut - sub
         st = _SurrogateSpike.apply(ut, core.thr, surrogate, surrogate_alpha, strict_threshold)
         sr = st.detach() if detach_reset else st  # the spike as the reset sees it
-        if core.soft:
+        if core.after is not None:
+            v, sub = ut, core.sub * sr
+        elif core.soft:
             v = ut - core.thr * sr
         else:
             # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
             v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
         acc = kappa * acc + st / tau_s
-        outs.append(acc if output == "psc" else st)
+        outs.append(acc if output == "psc" else (ut + (v_reset or 0.0) if output == "membrane" else st))
     return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)

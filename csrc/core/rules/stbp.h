@@ -61,28 +61,35 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 }
 
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
-// grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft).
+// grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft); under
+// Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§10). With
+// the membrane output (lif.mem) G is dL/du[t] itself. With a learnable decay (lif.glam_n) the reverse loop also
+// sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§11), reading u[t-1] back from `w` (not yet overwritten).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
 NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                                 const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
   using L = Lanes<V>;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
-  const V inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta), zero = L::splat(0);
-  V v = zero, u;
+  const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
+  const V inv_tau_s = L::splat(lif.inv_tau_s), beta = input_scale_of(lif, lam), zero = L::splat(0);
+  const V sub = L::splat(lif.sub);
+  V v = zero, r = zero, u;
   for (int64_t t = 0; t < T; ++t) {
-    lif_step<R>(v, L::load(c + t * stride) * beta, lam, fire, thr, u);
+    lif_step<R>(v, r, L::load(c + t * stride) * beta, lam, fire, thr, sub, u);
     L::store(w + t * wstride, u);
   }
+  DecayGrad<V> dlam(lif);
   V ga = zero;       // dL/da[t], accumulated through a[t+1] = kappa a[t] + ...
   V gu_next = zero;  // dL/du[t+1]
   for (int64_t t = T - 1; t >= 0; --t) {
     const V ut = L::load(w + t * wstride);
     const auto s = ut >= fire;
     const V G = L::load(g + t * stride);
-    V gs;  // dL/ds[t] through the output
+    V gs = zero, gm = zero;  // dL/ds[t] through the output; dL/du[t] through the membrane output
     if (lif.psc) {
       ga = G + kappa * ga;
       gs = ga * inv_tau_s;
+    } else if (lif.mem) {
+      gm = G;
     } else {
       gs = G;
     }
@@ -91,13 +98,26 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     if (R == Reset::Hard) {
       if (!sg.detach_reset) gs = gs - gv * ut;  // dv/ds = v_reset - u = -w
       gu = gs * stbp_surrogate(ut, thr, sg) + L::select(s, zero, gv);
-    } else {
+    } else if (R == Reset::Soft) {
       if (!sg.detach_reset) gs = gs - gv * thr;  // dv/ds = -threshold
       gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+    } else {
+      if (!sg.detach_reset) gs = gs - gu_next * sub;  // du[t+1]/ds[t] = -sub
+      gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+    }
+    gu = gu + gm;
+    if (dlam.on) {
+      V v_in = zero;  // the state carried into step t
+      if (t > 0) {
+        const V up = L::load(w + (t - 1) * wstride);
+        v_in = after_spike<R>(up >= fire, up, thr);
+      }
+      dlam.add(gu, v_in, L::load(c + t * stride) * beta);
     }
     L::store(grad + t * stride, gu * beta);
     gu_next = gu;
   }
+  dlam.store(lif, beta);
 }
 
 struct StbpRule {
