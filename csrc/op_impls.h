@@ -15,12 +15,15 @@ namespace na {
 
 #define NA_NEURON_PARAMS                                                                                      \
   double tau_m, double tau_s, double threshold, std::optional<double> v_reset, bool decay_input, bool strict, \
-      c10::string_view output, std::optional<c10::string_view> reset_mechanism
+      c10::string_view output
+// The trailing optional arguments of every op (schemas in csrc/ops.cpp: defaults None, so calls written before
+// they existed still work): the learnable decay (§11) and snnTorch's reset after the leak (§10).
+#define NA_TRAILING_PARAMS const std::optional<at::Tensor>&decay, std::optional<c10::string_view> reset_mechanism
 #define NA_NEURON_ARGS tau_m, tau_s, threshold, v_reset, decay_input, strict, output, reset_mechanism
 
 // lif_forward: the neuron alone (no rule, no autograd: inference).
 template <typename Backend>
-at::Tensor lif_forward_op(const at::Tensor& c, const std::optional<at::Tensor>& decay, NA_NEURON_PARAMS) {
+at::Tensor lif_forward_op(const at::Tensor& c, NA_NEURON_PARAMS, NA_TRAILING_PARAMS) {
   check_input(c, "c");
   check_decay(decay, c);
   return Backend::forward(c, decay, neuron_config(c, NA_NEURON_ARGS));
@@ -29,8 +32,7 @@ at::Tensor lif_forward_op(const at::Tensor& c, const std::optional<at::Tensor>& 
 // lif_<rule>: the same forward; the rule's arguments are checked here, where the user wrote them, not only at
 // the backward (its autograd formula, na_cuda/ops.py, calls <rule>_backward with the same arguments).
 template <typename Backend, typename Op, typename... A>
-at::Tensor lif_rule_op(const at::Tensor& c, const std::optional<at::Tensor>& decay, NA_NEURON_PARAMS,
-                       A... rule_args) {
+at::Tensor lif_rule_op(const at::Tensor& c, NA_NEURON_PARAMS, A... rule_args, NA_TRAILING_PARAMS) {
   check_input(c, "c");
   check_decay(decay, c);
   const LifConfig lif = neuron_config(c, NA_NEURON_ARGS);
@@ -39,9 +41,8 @@ at::Tensor lif_rule_op(const at::Tensor& c, const std::optional<at::Tensor>& dec
 }
 
 template <typename Backend, typename Op, typename... A>
-std::tuple<at::Tensor, at::Tensor> rule_backward_op(const at::Tensor& grad_out, const at::Tensor& c,
-                                                    const std::optional<at::Tensor>& decay, NA_NEURON_PARAMS,
-                                                    A... rule_args) {
+std::tuple<at::Tensor, at::Tensor> rule_backward_op(const at::Tensor& grad_out, const at::Tensor& c, NA_NEURON_PARAMS,
+                                                    A... rule_args, NA_TRAILING_PARAMS) {
   check_input(c, "c");
   check_grad(grad_out, c);
   check_decay(decay, c);
@@ -50,6 +51,7 @@ std::tuple<at::Tensor, at::Tensor> rule_backward_op(const at::Tensor& grad_out, 
 }
 
 #undef NA_NEURON_PARAMS
+#undef NA_TRAILING_PARAMS
 #undef NA_NEURON_ARGS
 
 template <typename Backend>

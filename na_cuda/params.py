@@ -165,7 +165,8 @@ class LifParams:
 
     def op_args(self) -> tuple:
         """The neuron's arguments of every op, in schema order (csrc/ops.cpp): ``tau_m, tau_s, threshold, v_reset,
-        decay_input, strict_threshold, output, reset_mechanism``."""
+        decay_input, strict_threshold, output`` (``reset_mechanism`` is a trailing keyword of the ops: see
+        ``Rule.native``)."""
         return (
             self.tau_m,
             self.tau_s,
@@ -174,7 +175,6 @@ class LifParams:
             self.decay_input,
             self.strict_threshold,
             self.output,
-            self.reset_mechanism,
         )
 
     def reference_kwargs(self) -> dict[str, Any]:

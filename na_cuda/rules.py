@@ -67,7 +67,8 @@ class Rule(ABC):
 
     def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
-        return getattr(torch.ops.na_cuda, f"lif_{self.name}")(c, decay, *neuron.op_args(), *self.op_args())
+        op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
+        return op(c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
 
     def native_backward(
         self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
@@ -75,7 +76,7 @@ class Rule(ABC):
         """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly: ``grad_c``, or
         ``(grad_c, dL/dlam [N])`` with a ``decay``."""
         op = getattr(torch.ops.na_cuda, f"{self.name}_backward")
-        grad, gdecay = op(grad_out, c, decay, *neuron.op_args(), *self.op_args())
+        grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
         return grad if decay is None else (grad, gdecay)
 
     def op_args(self) -> tuple:

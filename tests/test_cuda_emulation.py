@@ -100,7 +100,7 @@ def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dty
     for (name, neuron), args in itertools.product(NEURONS.items(), RULES[rule]):
         if not _supported(rule, neuron):
             continue
-        want = getattr(OPS, f"{rule}_backward")(g, c, *neuron, *args)
+        want, _ = getattr(OPS, f"{rule}_backward")(g, c, *neuron, *args)
         for cap in GRID_CAPS:
             emu.set_max_blocks(cap)
             got = emu.backward(rule, g, c, neuron, args)

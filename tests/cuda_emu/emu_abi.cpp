@@ -64,24 +64,24 @@ int na_emu_workspace_planes(int rule, int dtype, int64_t T) {
 }
 
 void na_emu_forward(int dtype, const void* c, void* out, int64_t T, int64_t N, NA_EMU_NEURON) {
-  na::cuda::lif_forward(static_cast<DType>(dtype), c, out, T, N, NA_EMU_LIF, nullptr);
+  na::cuda::lif_forward(static_cast<DType>(dtype), c, nullptr, out, T, N, NA_EMU_LIF, nullptr);
 }
 
 void na_emu_na_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
                         NA_EMU_NEURON, int taylor, int dist_power, double clip) {
   const na::NaConfig na{taylor != 0, dist_power, clip};
-  na::cuda::backward<na::NaRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, na, nullptr);
+  na::cuda::backward<na::NaRule>(static_cast<DType>(dtype), g, c, nullptr, grad, nullptr, ws, T, N, NA_EMU_LIF, na, nullptr);
 }
 
 void na_emu_stbp_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
                           NA_EMU_NEURON, int surrogate, double alpha, int detach_reset) {
   const na::StbpConfig sg{static_cast<na::Surrogate>(surrogate), alpha, detach_reset != 0};
-  na::cuda::backward<na::StbpRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, sg, nullptr);
+  na::cuda::backward<na::StbpRule>(static_cast<DType>(dtype), g, c, nullptr, grad, nullptr, ws, T, N, NA_EMU_LIF, sg, nullptr);
 }
 
 void na_emu_tssl_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
                           NA_EMU_NEURON) {
-  na::cuda::backward<na::TsslRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, na::TsslConfig{},
+  na::cuda::backward<na::TsslRule>(static_cast<DType>(dtype), g, c, nullptr, grad, nullptr, ws, T, N, NA_EMU_LIF, na::TsslConfig{},
                                    nullptr);
 }
 
