@@ -108,7 +108,7 @@ def per_neuron_decay(decay: Any, c: torch.Tensor) -> torch.Tensor:
             f"{tuple(c.shape[2:])}"
         )
     d = decay.clamp(0.0, 1.0).to(compute_dtype(c.dtype))
-    return d.expand(c.shape[1:]).reshape(-1)
+    return d.expand(c.shape[1:]).reshape(-1).contiguous()  # a scalar's expand would stay a stride-0 view
 
 
 def apply(

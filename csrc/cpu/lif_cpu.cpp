@@ -95,7 +95,8 @@ struct Cpu {
       const LifCoef<acc_t> lif(cfg);
       const scalar_t* cp = cc.const_data_ptr<scalar_t>();
       scalar_t* op = out.mutable_data_ptr<scalar_t>();
-      const acc_t* dp = decay.has_value() ? decay->const_data_ptr<acc_t>() : nullptr;
+      const at::Tensor dc = decay.has_value() ? decay->contiguous() : at::Tensor();
+      const acc_t* dp = dc.defined() ? dc.const_data_ptr<acc_t>() : nullptr;
       with_reset(cfg, [&](auto reset) {
         constexpr Reset R = decltype(reset)::value;
         for_each_block<acc_t, V>(T, N, 2, 1, [&](const Block<acc_t>& b) {
