@@ -229,3 +229,33 @@ def _snntorch_reason(m: nn.Module) -> str:
             "where na_cuda (like spikingjelly) subtracts it before (v = u - thr, then the leak)."
         )
     return why + f" Nor is there an exact equivalent of reset_mechanism={reset!r}."
+
+
+def _parametric_lif_node(m: nn.Module, path: str, ctx: Any) -> nn.Module:
+    """spikingjelly's ``ParametricLIFNode`` (PLIF, Fang et al. 2021): ``1/tau = sigmoid(w)`` with ``w`` learnable,
+    ``decay_input``, ``v_threshold``, ``v_reset``; under STBP also its surrogate and ``detach_reset`` (through
+    ``ctx.lif``). The replacement is ``na_cuda.nn.LIF(learn_decay="sigmoid")`` holding a copy of ``w`` (same value,
+    dtype and ``requires_grad``): the same forward, and under STBP the same gradient, ``w``'s included
+    (docs/algorithm.md §11). The mapper of the table type -> mapper (``ctx.lif(m, path, **neuron)`` builds the LIF
+    with this conversion's method and rule options)."""
+    import torch
+
+    w = m.w.detach()
+    if w.numel() != 1:
+        raise ValueError(
+            f"na_cuda.nn.convert: cannot convert {path} (spikingjelly {type(m).__name__}): its w has shape "
+            f"{tuple(w.shape)}; PLIF's w is one number per layer"
+        )
+    k = float(torch.sigmoid(w))  # 1/tau
+    tau = 1.0 / k if k > 0.0 else math.inf
+    lif = ctx.lif(
+        m,
+        path,
+        tau_m=tau if 1.0 < tau < math.inf else 2.0,  # tau_m only initialises w, overwritten below
+        threshold=m.v_threshold,
+        v_reset=m.v_reset,
+        decay_input=m.decay_input,
+        learn_decay="sigmoid",
+    )
+    lif.w = nn.Parameter(w.clone().reshape(()), requires_grad=m.w.requires_grad)
+    return lif
