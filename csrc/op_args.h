@@ -81,17 +81,25 @@ inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, 
               "na_cuda: `reset_mechanism` must be None, \"subtract\" or \"none\" (snnTorch's resets after the leak); "
               "got \"",
               after, "\"");
-  TORCH_CHECK(after.empty() || soft,
-              "na_cuda: `reset_mechanism` \"subtract\"/\"none\" has no reset value: pass v_reset=None; got v_reset = ", vr);
+  TORCH_CHECK(
+      after.empty() || soft,
+      "na_cuda: `reset_mechanism` \"subtract\"/\"none\" has no reset value: pass v_reset=None; got v_reset = ", vr);
   check_fits(c, "threshold", threshold);
   if (!soft && vr != 0.0) check_fits(c, "threshold - v_reset", threshold - vr);
   if (std::isfinite(tau_m)) check_fits(c, "tau_m", tau_m);
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);
   check_fits(c, "1/tau_s", 1.0 / tau_s);
-  return LifConfig{tau_m,  tau_s,  threshold,       vr,
-                   soft,   decay_input, strict,   output == "psc",
-                   after.empty() ? 0 : (after == "subtract" ? 1 : 2), output == "membrane"};
+  return LifConfig{tau_m,
+                   tau_s,
+                   threshold,
+                   vr,
+                   soft,
+                   decay_input,
+                   strict,
+                   output == "psc",
+                   after.empty() ? 0 : (after == "subtract" ? 1 : 2),
+                   output == "membrane"};
 }
 
 // The learnable decay (§11): none, or one lam per neuron ([N], the compute dtype, on c's device).

@@ -23,8 +23,8 @@ TORCH_LIBRARY(na_cuda, m) {
   m.def("lif_stbp(Tensor c, " NA_NEURON ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING
         ") -> Tensor");
   m.def("lif_tssl(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
-  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip, " NA_TRAILING
-        ") -> (Tensor, Tensor)");
+  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON
+        ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> (Tensor, Tensor)");
   m.def("stbp_backward(Tensor grad_out, Tensor c, " NA_NEURON
         ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING ") -> (Tensor, Tensor)");
   m.def("tssl_backward(Tensor grad_out, Tensor c, " NA_NEURON ", " NA_TRAILING ") -> (Tensor, Tensor)");

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -49,7 +49,8 @@ def lif(
     threshold subtracted after the leak), ``"none"`` (no reset), ``"zero"`` (= ``v_reset=0.0``).
     ``decay`` (§11): a tensor broadcastable to ``c.shape[1:]`` that replaces ``lam = 1 - 1/tau_m`` (and, with
     ``decay_input``, scales the input by ``1 - decay``), clamped to [0, 1] as snnTorch clamps ``beta``; it is
-    differentiable: every rule and backend computes ``dL/d decay`` inside its backward. ``strict_threshold=True`` fires on ``u[t] > threshold`` instead (``H(0) = 0``: the authors' released
+    differentiable: every rule and backend computes ``dL/d decay`` inside its backward.
+    ``strict_threshold=True`` fires on ``u[t] > threshold`` instead (``H(0) = 0``: the authors' released
     code, ``mem > threshold``); it differs only on exact ties, and under NA makes ``phi(0) = +clip``. The backward
     depends on ``method`` (a rule of ``na_cuda.rules.RULES``):
 

@@ -180,7 +180,9 @@ class LIF(nn.Module):
     ) -> None:
         """The decay's parameter (``w`` or ``beta``) or buffer (``decay``), from ``decay`` or ``tau_m`` (§11)."""
         if learn is not None and learn not in LEARN_DECAY:
-            raise ValueError(f"na_cuda: `learn_decay` must be None, 'sigmoid' (PLIF) or 'beta' (snnTorch); got {learn!r}")
+            raise ValueError(
+                f"na_cuda: `learn_decay` must be None, 'sigmoid' (PLIF) or 'beta' (snnTorch); got {learn!r}"
+            )
         if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
             raise TypeError(f"na_cuda: `decay_shape` must be a tuple of ints, e.g. () or (128,); got {shape!r}")
         if decay is None:
@@ -227,7 +229,7 @@ class LIF(nn.Module):
         return _validate.as_dict(self.neuron, self.rule, self.backend)
 
     @classmethod
-    def from_snntorch(cls, leaky: nn.Module, method: str = "stbp", **options: Any) -> "LIF":
+    def from_snntorch(cls, leaky: nn.Module, method: str = "stbp", **options: Any) -> LIF:
         """The ``LIF`` computing what the snnTorch ``Leaky`` neuron ``leaky`` computes over a window; see
         ``na_cuda.snntorch.from_snntorch`` (docs/algorithm.md §10)."""
         from .snntorch import from_snntorch

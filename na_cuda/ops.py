@@ -3,7 +3,8 @@
 Every op takes the neuron's arguments (``tau_m, tau_s, threshold, v_reset, decay_input, strict_threshold,
 output``) after its tensors, then the rule's, then two trailing optional ones: ``decay`` (None, or the learnable
 leak per neuron ``[N]`` in the compute dtype, docs/algorithm.md §11) and ``reset_mechanism`` (None, or snnTorch's
-"subtract"/"none", §10). The backward ops return ``(grad_c, dL/dlam)``, the second empty without a decay. ``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
+"subtract"/"none", §10). The backward ops return ``(grad_c, dL/dlam)``, the second empty without a decay.
+``na_cuda::lif_forward`` is the neuron alone (no autograd); ``na_cuda::lif_<rule>``
 (``lif_na``, ``lif_stbp``, ``lif_tssl``) is the same forward plus that rule's arguments, and its autograd formula
 calls ``na_cuda::<rule>_backward`` with the same arguments: NA (docs/algorithm.md §3), STBP (§5), TSSL-BP (§6).
 The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved

@@ -15,11 +15,10 @@ import math
 
 import pytest
 import torch
+from helpers import make_grad, make_input, needs_native
 
 import na_cuda
 from na_cuda.reference import _core
-
-from helpers import make_grad, make_input, needs_native
 
 RESETS = {
     "hard": dict(v_reset=0.0),
@@ -56,7 +55,9 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_native_equals_reference(method, reset, di, out, per_neuron):
     c = make_input(14, (3, 24), seed=3, scale=1.1)
     g = make_grad(c)
-    decay = torch.linspace(0.15, 0.95, 24, dtype=torch.float64) if per_neuron else torch.tensor(0.7, dtype=torch.float64)
+    decay = (
+        torch.linspace(0.15, 0.95, 24, dtype=torch.float64) if per_neuron else torch.tensor(0.7, dtype=torch.float64)
+    )
     kw = dict(method=method, decay_input=di, output=out, tau_m=3.0, **RESETS[reset])
     if method == "stbp":
         kw["surrogate"] = "atan"

@@ -17,11 +17,10 @@ import math
 
 import pytest
 import torch
+from helpers import needs_native
 
 import na_cuda
 from na_cuda import convert as na_convert
-
-from helpers import needs_native
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -65,8 +65,8 @@ struct Cuda {
     if (planes > 0)
       ws = at::empty({planes, T, N}, cc.options().dtype(cuda::compute_is_double(dt) ? at::kDouble : at::kFloat));
     cuda::backward<Rule>(dt, gc.const_data_ptr(), cc.const_data_ptr(), dc.defined() ? dc.const_data_ptr() : nullptr,
-                         grad.mutable_data_ptr(), dc.defined() ? gdecay.mutable_data_ptr() : nullptr, ptr_or_null(ws), T,
-                         N, lcfg, rcfg, at::cuda::getCurrentCUDAStream());
+                         grad.mutable_data_ptr(), dc.defined() ? gdecay.mutable_data_ptr() : nullptr, ptr_or_null(ws),
+                         T, N, lcfg, rcfg, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return {grad, gdecay};
   }

@@ -106,8 +106,8 @@ __global__ void backward_kernel(const scalar_t* __restrict__ g, const scalar_t* 
                                 acc_t* w1, int64_t T, int64_t N, LifCoef<acc_t> lif,
                                 typename Rule::template Coef<acc_t> coef) {
   for (int64_t n = first_neuron(); n < N; n += grid_stride())
-    Rule::template neuron<R, B>(c + n, g + n, column(w0, n), column(w1, n), grad + n, T, N, N,
-                                lif.at(decay, gdecay, n), coef);
+    Rule::template neuron<R, B>(c + n, g + n, column(w0, n), column(w1, n), grad + n, T, N, N, lif.at(decay, gdecay, n),
+                                coef);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ template <typename Rule>
 void backward(DType dt, const void* grad_out, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
               int64_t T, int64_t N, const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);
 
-#define NA_BACKWARD_INST(PREFIX, RULE, CONFIG)                                                                      \
+#define NA_BACKWARD_INST(PREFIX, RULE, CONFIG)                                                                    \
   PREFIX template void backward<RULE>(DType, const void*, const void*, const void*, void*, void*, void*, int64_t, \
                                       int64_t, const LifConfig&, const CONFIG&, cudaStream_t);
 NA_BACKWARD_INST(extern, NaRule, NaConfig)

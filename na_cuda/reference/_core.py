@@ -82,9 +82,11 @@ def _core(
     reset_mechanism: Optional[str] = None,
     decay: Optional[torch.Tensor] = None,
 ) -> _Core:
-    """The constants; ``decay`` (sec. 11) is the learnable leak ``lam`` per neuron ``[N]`` (or None: ``1 - 1/tau_m``)."""
+    """The constants; ``decay`` (sec. 11): the learnable leak ``lam`` per neuron ``[N]`` (None: ``1 - 1/tau_m``)."""
     if reset_mechanism is not None and (reset_mechanism not in _AFTER_LEAK or v_reset is not None):
-        raise ValueError(f"reset_mechanism must be None or one of {_AFTER_LEAK} with v_reset=None; got {reset_mechanism!r}")
+        raise ValueError(
+            f"reset_mechanism must be None or one of {_AFTER_LEAK} with v_reset=None; got {reset_mechanism!r}"
+        )
     thr = threshold if v_reset is None else threshold - v_reset
     lam: Union[float, torch.Tensor] = 1.0 - 1.0 / tau_m
     beta: Union[float, torch.Tensor] = 1.0 / tau_m if decay_input else 1.0
@@ -127,7 +129,9 @@ def _carried_2d(u: torch.Tensor, s: torch.Tensor, core: _Core) -> torch.Tensor:
     return torch.cat([torch.zeros_like(u[:1]), prev], 0)
 
 
-def _decay_grad_2d(delta: torch.Tensor, x: torch.Tensor, u: torch.Tensor, s: torch.Tensor, core: _Core, c2: torch.Tensor):
+def _decay_grad_2d(
+    delta: torch.Tensor, x: torch.Tensor, u: torch.Tensor, s: torch.Tensor, core: _Core, c2: torch.Tensor
+):
     """dL/dlam per neuron (sec. 11): ``sum_t delta[t] (v[t-1] - [decay_input] c[t])``, ``delta = dL/du`` of the rule,
     ``c2`` the raw input ``[T, N]``."""
     dudlam = _carried_2d(u, s, core)

@@ -18,8 +18,8 @@ from ._core import (
     _fires,
     _psc_2d,
     _scaled,
-    _step,
     _states_2d,
+    _step,
     _to_2d,
 )
 
@@ -171,7 +171,6 @@ def sns_loss_change(
     g = _to_2d(grad_out, dtype)
     dL, _ = _sns_loss_change_2d(g, x, core, output, first_order)
     return dL.reshape(c.shape).to(c.dtype)
-
 
 
 def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0, strict_threshold: bool = False) -> torch.Tensor:

@@ -11,8 +11,8 @@
 // the scaled input beta c (the membrane update du = beta c[t] - v[t-1] / tau_m). The soft reset is refused by the
 // bindings (no spike-time dependency is cut at a spike there).
 // Learnable decay (§11): 1/tau_m is 1 - lam, and dL/dlam sums the rule's dL/du[t] times v[t-1] - [decay_input]
-// c[t], as for the other rules. Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t], wu[t-1] and wa[t]
-// before writing grad[t] (so `grad` may alias `wu`).
+// c[t], as for the other rules. Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t],
+// wu[t-1] and wa[t] before writing grad[t] (so `grad` may alias `wu`).
 #pragma once
 
 #include "../lif.h"
