@@ -15,7 +15,16 @@ OUT=$(cd "$OUT" && pwd)
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0+PTX}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$PY" -m pip wheel -q --no-build-isolation --no-deps -w "$tmp" . 2>&1 | grep -v "^WARNING: Location" || true
+# Build from a copy of the source files (tracked, or new and not ignored): never from objects that an earlier build
+# against another torch left in build/.
+mkdir "$tmp/src"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [[ -e "$f" ]] && printf '%s\0' "$f"; done \
+    | xargs -0 cp --parents -t "$tmp/src"
+else
+  tar --exclude=./build --exclude='*.so' -cf - . | tar -xf - -C "$tmp/src"
+fi
+"$PY" -m pip wheel -q --no-build-isolation --no-deps -w "$tmp" "$tmp/src" 2>&1 | grep -v "^WARNING: Location" || true
 wheel=$(ls "$tmp"/na_cuda-*.whl 2>/dev/null) || { echo "build_wheel: the build failed" >&2; exit 1; }
 # The glibc floor: the newest GLIBC_x.y symbol version any compiled library of the wheel references.
 mkdir "$tmp/x" && (cd "$tmp/x" && "$PY" -m zipfile -e "$wheel" .)

@@ -32,19 +32,8 @@ t0=$SECONDS
 phase() { echo "check_cuda_build: [$((SECONDS - t0)) s] $*"; }
 quiet_pip() { "$@" 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored: it is neither' || true; }
 
-# Tests run against the installed wheel, never the source tree: from a directory that links every top-level entry
-# of the repository except the package itself (the tests import `tests.helpers` from the working directory).
-FARM="$WORK/tree"
-mkdir -p "$FARM"
-for entry in "$ROOT"/* "$ROOT"/.[!.]*; do
-  name=$(basename "$entry")
-  case "$name" in na_cuda | .git | .ci-cuda | .ci-venv | .venv | build) continue ;; esac
-  ln -s "$entry" "$FARM/$name"
-done
-run_tests() {  # run_tests VENV REQUIRE
-  (cd "$FARM" && NA_CUDA_TEST_REQUIRE_NATIVE="$2" NA_CUDA_TEST_INSTALLED=1 \
-    "$1/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" tests)
-}
+# The not-slow tests against the installed wheel (scripts/installed_tests.sh), the native CPU backend asserted.
+run_tests() { NA_CUDA_TEST_REQUIRE_NATIVE=cpu bash scripts/installed_tests.sh "$1/bin/python" -q -m "not slow" tests; }
 
 phase "venv with the CUDA torch ($TORCH_CUDA)"
 "$PY" -m venv "$WORK/cuda"
@@ -94,7 +83,7 @@ print("    torch", torch.__version__, "| wheel built with", info["built_with_tor
       "| cpu_isa", info["cpu_isa"], "| cuda", info["cuda_version"], info["cuda_archs"])
 PYEOF
 )
-run_tests "$WORK/cuda" cpu
+run_tests "$WORK/cuda"
 
 phase "the same wheel file under the CPU torch ($TORCH_CPU)"
 "$PY" -m venv "$WORK/cpu"
@@ -109,5 +98,5 @@ print("    torch", torch.__version__, "| wheel built with", info["built_with_tor
       "| CUDA library not loaded:", info["cuda_error"])
 PYEOF
 )
-run_tests "$WORK/cpu" cpu
+run_tests "$WORK/cpu"
 phase "ok: $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))"
