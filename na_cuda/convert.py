@@ -118,7 +118,7 @@ def convert(
     ctx = _Context(method, rule_options, strict)
     root = ctx.visit(model, "", type(model).__name__)
     if root is None:
-        _convert_children(model, "", ctx, set())
+        _convert_children(model, "", ctx, set(), _stepping_container(model, ""))
     if not ctx.report.converted and not ctx.report.skipped:
         raise ValueError(
             "na_cuda.nn.convert: found no spikingjelly neuron in `model` (nothing to convert; "
@@ -195,15 +195,31 @@ def _expr(path: str) -> str:
     return out
 
 
-def _convert_children(parent: nn.Module, prefix: str, ctx: _Context, seen: set[int]) -> None:
+def _convert_children(
+    parent: nn.Module, prefix: str, ctx: _Context, seen: set[int], inside: Optional[str] = None
+) -> None:
+    """Convert below ``parent``; ``inside``: the spikingjelly container (other than the two unwrapped ones) that
+    calls the modules below step by step, if any."""
     for name, child in list(parent.named_children()):
         path = f"{prefix}.{name}" if prefix else name
-        new = ctx.visit(child, path, path)
+        new = ctx.visit(child, path, path, inside)
         if new is not None:
             setattr(parent, name, new)  # Sequential, ModuleList and ModuleDict children are attributes too
         elif id(child) not in seen:
             seen.add(id(child))
-            _convert_children(child, path, ctx, seen)
+            _convert_children(child, path, ctx, seen, inside or _stepping_container(child, path))
+
+
+def _stepping_container(module: nn.Module, path: str) -> Optional[str]:
+    """``"<type> at <path>"`` for a spikingjelly container that runs its content its own way (recurrent, T-last,
+    step-mode containers: ``set_step_mode`` leaves their content alone), else None."""
+    if not type(module).__module__.startswith("spikingjelly.activation_based.layer"):
+        return None
+    names = ("StepModeContainer", "TLastMultiStepContainer", "TLastSeqToANNContainer")
+    names += ("ElementWiseRecurrentContainer", "LinearRecurrentContainer")
+    if any(c.__name__ in names for c in type(module).__mro__):
+        return f"{type(module).__name__} at {path or 'the root'}"
+    return None
 
 
 class _Context:
@@ -231,21 +247,24 @@ class _Context:
             raise _refuse(path, m, str(e)) from e
         return lif.train(m.training)
 
-    def visit(self, module: nn.Module, path: str, shown: str) -> Optional[nn.Module]:
-        """The replacement of ``module`` (None: keep it, and look inside). ``shown``: the path in messages."""
+    def visit(self, module: nn.Module, path: str, shown: str, inside: Optional[str] = None) -> Optional[nn.Module]:
+        """The replacement of ``module`` (None: keep it, and look inside). ``shown``: the path in messages;
+        ``inside``: see :func:`_convert_children`."""
         if id(module) in self.done:
             return self.done[id(module)]
         kind = _kind(module)
         if kind == "container":
-            new = _unwrap_container(module, path, self)
+            new = _unwrap_container(module, path, self, inside)
         elif kind is not None:
-            new = self.neuron(module, path, shown, expect_step_mode="m")
+            new = self.neuron(module, path, shown, "m", inside)
         else:
             return None
         self.done[id(module)] = new
         return new
 
-    def neuron(self, m: nn.Module, path: str, shown: str, expect_step_mode: str) -> Optional[nn.Module]:
+    def neuron(
+        self, m: nn.Module, path: str, shown: str, expect_step_mode: str, inside: Optional[str] = None
+    ) -> Optional[nn.Module]:
         """The LIF replacing the neuron ``m`` (after the checks every neuron shares); under ``strict=False`` None
         for one without an equivalent (recorded as skipped)."""
         if id(m) in self.done:
@@ -254,6 +273,13 @@ class _Context:
         try:
             if type(m).__module__.startswith("snntorch"):
                 raise _snntorch_refusal(m, path)
+            if inside is not None:
+                raise _refuse(
+                    path,
+                    m,
+                    f"it is inside {inside}, which runs it its own way (step by step, recurrently or time-last); "
+                    "na_cuda has no equivalent of that container. Convert with strict=False to leave it as it is",
+                )
             base, mapper = _mapper(m, path)
             _check_neuron(m, path, base, expect_step_mode)
             new = mapper(m, path, self)
@@ -395,7 +421,7 @@ def _check_neuron(m: nn.Module, path: str, base: type, expect_step_mode: str) ->
         )
 
 
-def _unwrap_container(c: nn.Module, path: str, ctx: _Context) -> Optional[nn.Module]:
+def _unwrap_container(c: nn.Module, path: str, ctx: _Context, inside: Optional[str]) -> Optional[nn.Module]:
     """A MultiStepContainer or SeqToANNContainer holding neurons, rebuilt around their replacements.
 
     ``MultiStepContainer(a, n, b)`` runs ``a``, ``n``, ``b`` on each step in turn; since no module feeds back, that
@@ -413,7 +439,7 @@ def _unwrap_container(c: nn.Module, path: str, ctx: _Context) -> Optional[nn.Mod
             run.append(child)
             continue
         child_path = prefix + name
-        new = ctx.neuron(child, child_path, child_path, expect_step_mode="s")
+        new = ctx.neuron(child, child_path, child_path, "s", inside)
         if new is None:  # skipped (strict=False): it keeps running in the container
             run.append(child)
         elif stepped:

@@ -322,6 +322,22 @@ def test_neuron_in_seq_to_ann_container_is_one_step():
     torch.testing.assert_close(g2, g1, rtol=1e-12, atol=1e-12)
 
 
+def test_neuron_in_a_recurrent_container_is_refused_with_the_container():
+    """spikingjelly's recurrent/time-last containers step their content themselves, and set_step_mode leaves it
+    alone: the refusal names the container (not set_step_mode), and strict=False keeps it."""
+    cell = sj_layer.ElementWiseRecurrentContainer(sj_neuron.LIFNode(), element_wise_function=lambda x, y: x + y)
+    model = nn.Sequential(sj_neuron.IFNode(step_mode="m"), sj_layer.MultiStepContainer(cell))
+    with pytest.raises(
+        ValueError,
+        match=r"1.0.sub_module \(spikingjelly LIFNode\): it is inside "
+        r"ElementWiseRecurrentContainer at 1.0, .*strict=False",
+    ):
+        convert(model)
+    with pytest.warns(UserWarning, match="skipped 1 neuron"):
+        out = convert(model, strict=False)
+    assert isinstance(out[0], LIF) and out[1][0] is cell and type(cell.sub_module) is sj_neuron.LIFNode
+
+
 def test_strict_false_report_and_verbose(capsys):
     model = nn.Sequential(sj_neuron.IFNode(step_mode="m"), nn.Linear(2, 2), sj_neuron.ParametricLIFNode(step_mode="m"))
     with pytest.warns(UserWarning, match="ParametricLIFNode"):
