@@ -19,6 +19,7 @@ neuron and builds its replacement through :meth:`_Context.lif`; the checks every
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -120,13 +121,8 @@ def convert(
     if root is None:
         _convert_children(model, "", ctx, set(), _stepping_container(model, ""))
     if not ctx.report.converted and not ctx.report.skipped:
-        raise ValueError(
-            "na_cuda.nn.convert: found no spikingjelly neuron in `model` (nothing to convert; "
-            "na_cuda.nn.convert maps spikingjelly LIFNode and IFNode)"
-        )
+        raise ValueError("na_cuda.nn.convert: found no spikingjelly neuron in `model` (nothing to convert)")
     if ctx.report.skipped:
-        import warnings
-
         skipped = "\n".join(f"  {path} ({src}): {why}" for path, src, why in ctx.report.skipped)
         warnings.warn(
             f"na_cuda.nn.convert(strict=False): skipped {len(ctx.report.skipped)} neuron(s) without an exact "
@@ -215,8 +211,8 @@ def _stepping_container(module: nn.Module, path: str) -> Optional[str]:
     step-mode containers: ``set_step_mode`` leaves their content alone), else None."""
     if not type(module).__module__.startswith("spikingjelly.activation_based.layer"):
         return None
-    names = ("StepModeContainer", "TLastMultiStepContainer", "TLastSeqToANNContainer")
-    names += ("ElementWiseRecurrentContainer", "LinearRecurrentContainer")
+    names = {"StepModeContainer", "TLastMultiStepContainer", "TLastSeqToANNContainer"}
+    names |= {"ElementWiseRecurrentContainer", "LinearRecurrentContainer"}
     if any(c.__name__ in names for c in type(module).__mro__):
         return f"{type(module).__name__} at {path or 'the root'}"
     return None
@@ -293,15 +289,14 @@ class _Context:
 
 
 def _kind(module: nn.Module) -> Optional[str]:
-    """ "neuron" (spikingjelly), "snntorch" (an snnTorch neuron), "container" (a spikingjelly MultiStepContainer or
-    SeqToANNContainer holding a neuron directly) or None."""
-    origin = type(module).__module__
-    if origin.startswith("snntorch._neurons"):
+    """What ``module`` is to convert: "neuron" (spikingjelly), "snntorch" (an snnTorch neuron), "container" (a
+    spikingjelly MultiStepContainer or SeqToANNContainer holding a neuron directly), or None (look inside)."""
+    if type(module).__module__.startswith("snntorch._neurons"):
         return "snntorch"
-    if not origin.startswith("spikingjelly") and not _is_spikingjelly_neuron(module):
-        return None
     if _is_spikingjelly_neuron(module):
         return "neuron"
+    if not type(module).__module__.startswith("spikingjelly.activation_based.layer"):
+        return None
     from spikingjelly.activation_based import layer
 
     if isinstance(module, (layer.MultiStepContainer, layer.SeqToANNContainer)) and any(
@@ -312,12 +307,9 @@ def _kind(module: nn.Module) -> Optional[str]:
 
 
 def _is_spikingjelly_neuron(module: nn.Module) -> bool:
-    """A spikingjelly neuron: a ``BaseNode``/``SimpleBaseNode`` (user subclasses included) or any module of its
-    ``neuron`` package (PSN, ActivationAwareIFNode, ...)."""
-    if type(module).__module__.startswith("spikingjelly.activation_based.neuron"):
-        return True
-    names = {f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__}
-    return any(n.startswith("spikingjelly.activation_based.neuron") for n in names)
+    """A spikingjelly neuron: an instance of a class of its ``neuron`` package (``BaseNode``, ``SimpleBaseNode``,
+    PSN, ...), user subclasses included."""
+    return any(c.__module__.startswith("spikingjelly.activation_based.neuron") for c in type(module).__mro__)
 
 
 # -- the mappers: one per spikingjelly neuron type ------------------------------------------------------------
