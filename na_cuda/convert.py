@@ -252,14 +252,14 @@ class _Context:
         if kind == "container":
             new = _unwrap_container(module, path, self, inside)
         elif kind is not None:
-            new = self.neuron(module, path, shown, "m", inside)
+            new = self.neuron(module, path, shown, None, inside)
         else:
             return None
         self.done[id(module)] = new
         return new
 
     def neuron(
-        self, m: nn.Module, path: str, shown: str, expect_step_mode: str, inside: Optional[str] = None
+        self, m: nn.Module, path: str, shown: str, container: Optional[nn.Module], inside: Optional[str] = None
     ) -> Optional[nn.Module]:
         """The LIF replacing the neuron ``m`` (after the checks every neuron shares); under ``strict=False`` None
         for one without an equivalent (recorded as skipped)."""
@@ -277,7 +277,7 @@ class _Context:
                     "na_cuda has no equivalent of that container. Convert with strict=False to leave it as it is",
                 )
             base, mapper = _mapper(m, path)
-            _check_neuron(m, path, base, expect_step_mode)
+            _check_neuron(m, path, base, container)
             new = mapper(m, path, self)
             self.report.converted.append((shown, type(m).__name__, new))
         except _Refusal as e:
@@ -349,8 +349,9 @@ def _mapper(m: nn.Module, path: str) -> tuple[type, Mapper]:
     )
 
 
-def _check_neuron(m: nn.Module, path: str, base: type, expect_step_mode: str) -> None:
-    """The checks every spikingjelly neuron shares, before its mapper."""
+def _check_neuron(m: nn.Module, path: str, base: type, container: Optional[nn.Module]) -> None:
+    """The checks every spikingjelly neuron shares, before its mapper. ``container``: the MultiStepContainer or
+    SeqToANNContainer that holds it (which calls it as a single-step neuron), if any."""
     overridden = sorted(
         name
         for cls in type(m).__mro__[: type(m).__mro__.index(base)]
@@ -367,18 +368,20 @@ def _check_neuron(m: nn.Module, path: str, base: type, expect_step_mode: str) ->
             f"else than {base.__name__}; convert with strict=False to leave it as it is (a subclass that overrides "
             "only __init__ or extra_repr converts)",
         )
-    if m.step_mode != expect_step_mode:
-        if expect_step_mode == "m":
+    if m.step_mode != ("m" if container is None else "s"):
+        if container is None:
             why = (
                 f"step_mode={m.step_mode!r}: a single-step neuron is called once per time step and keeps v between "
                 "calls, na_cuda.nn.LIF simulates a whole [T, ...] window per call; switch the model to multi-step "
                 "first: spikingjelly.activation_based.functional.set_step_mode(model, 'm') (inputs [T, B, ...])"
             )
         else:
+            name = type(container).__name__
+            shape = "[T*B, ...] as one step" if name == "SeqToANNContainer" else "[B, ...] once per time step"
             why = (
-                f"step_mode={m.step_mode!r} inside a MultiStepContainer, which calls it once per time step with "
-                f"[B, ...]: the neuron reads the batch as time. Build it with step_mode='s' (the container steps "
-                f"it), or take it out of the container in step_mode='m'"
+                f"step_mode={m.step_mode!r} inside a {name}, which calls it with {shape}: a multi-step neuron "
+                f"would read the first dimension as time. Build it with step_mode='s', or take it out of the "
+                f"container in step_mode='m'"
             )
         raise _refuse(path, m, why)
     fn = getattr(m, "surrogate_function", None)
@@ -431,7 +434,7 @@ def _unwrap_container(c: nn.Module, path: str, ctx: _Context, inside: Optional[s
             run.append(child)
             continue
         child_path = prefix + name
-        new = ctx.neuron(child, child_path, child_path, "s", inside)
+        new = ctx.neuron(child, child_path, child_path, c, inside)
         if new is None:  # skipped (strict=False): it keeps running in the container
             run.append(child)
         elif stepped:

@@ -200,18 +200,27 @@ def _advice_cases():
             "strict=False",
         ),
         (
-            _multistep_neuron_in_container,
+            _multistep_neuron_in(sj_layer.MultiStepContainer),
             "na",
             r"0.1 \(spikingjelly LIFNode\): step_mode='m' inside a MultiStepContainer.*step_mode='s'",
+            lambda model: setattr(model[0][1], "step_mode", "s"),
+        ),
+        (
+            _multistep_neuron_in(sj_layer.SeqToANNContainer),
+            "na",
+            r"0.1 \(spikingjelly LIFNode\): step_mode='m' inside a SeqToANNContainer.*\[T\*B, \.\.\.\] as one step",
             lambda model: setattr(model[0][1], "step_mode", "s"),
         ),
     ]
 
 
-def _multistep_neuron_in_container():
-    model = nn.Sequential(sj_layer.MultiStepContainer(nn.Linear(3, 3), sj_neuron.LIFNode()))
-    model[0][1].step_mode = "m"  # after the container's own check (e.g. a later set_step_mode on the neuron)
-    return model
+def _multistep_neuron_in(container):
+    def make():
+        model = nn.Sequential(container(nn.Linear(3, 3), sj_neuron.LIFNode()))
+        model[0][1].step_mode = "m"  # after the container's own check (e.g. a later set_step_mode on the neuron)
+        return model
+
+    return make
 
 
 class _PlainLIF(sj_neuron.LIFNode):
