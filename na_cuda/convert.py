@@ -353,12 +353,14 @@ def _check_neuron(m: nn.Module, path: str, base: type, container: Optional[nn.Mo
     """The checks every spikingjelly neuron shares, before its mapper. ``container``: the MultiStepContainer or
     SeqToANNContainer that holds it (which calls it as a single-step neuron), if any."""
     overridden = sorted(
-        name
-        for cls in type(m).__mro__[: type(m).__mro__.index(base)]
-        for name, attr in vars(cls).items()
-        if name not in _HARMLESS_OVERRIDES
-        and (hasattr(base, name) or name in _DYNAMICS)
-        and (callable(attr) or isinstance(attr, (property, staticmethod, classmethod)))
+        {
+            name
+            for cls in type(m).__mro__[: type(m).__mro__.index(base)]
+            for name, attr in vars(cls).items()
+            if name not in _HARMLESS_OVERRIDES
+            and (hasattr(base, name) or name in _DYNAMICS)
+            and (callable(attr) or isinstance(attr, (property, staticmethod, classmethod)))
+        }
     )
     if overridden:
         raise _refuse(

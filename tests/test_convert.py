@@ -265,6 +265,24 @@ def test_every_refusal_names_the_module_and_its_advice_works(case):
         assert sum(isinstance(m, LIF) for m in out.modules()) == 1
 
 
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: sj_neuron.ILIFNode(step_mode="m"), "subclasses LIFNode and overrides multi_step_forward"),
+        (
+            lambda: sj_neuron.LIAFNode(act=nn.ReLU(), threshold_related=False, step_mode="m"),
+            "subclasses LIFNode and overrides single_step_functional_forward",
+        ),
+        (lambda: sj_neuron.SimpleLIFNode(tau=2.0, decay_input=True, step_mode="m"), "no na_cuda equivalent"),
+        (lambda: sj_neuron.PSN(T=4), "no na_cuda equivalent"),
+    ],
+)
+def test_spikingjelly_neurons_without_a_mapper_are_refused(make, match):
+    """spikingjelly's own LIFNode subclasses and other neuron families (issue 17: none may pass silently)."""
+    with pytest.raises(ValueError, match=match):
+        convert(nn.Sequential(nn.Identity(), make()))
+
+
 def test_subclass_that_overrides_nothing_converts_exactly():
     model = nn.Sequential(sj_layer.SeqToANNContainer(nn.Linear(4, 5)), _PlainLIF(step_mode="m")).double()
     out = convert(copy.deepcopy(model), method="stbp")
