@@ -33,7 +33,8 @@ pytest.importorskip(
 from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
 
 pytestmark = pytest.mark.slow
-T, B = 2, 2
+T, B = 2, 2  # the zoo models (time steps, batch)
+T_CSNN = 5  # the small CSNN and its neuron variants: more steps, for more resets and leaks
 
 
 @contextlib.contextmanager
@@ -127,8 +128,8 @@ def _lif(**kw: Any) -> Callable[[], nn.Module]:
     return lambda: neuron.LIFNode(step_mode="m", **kw)
 
 
-def _images(channels: int, size: int, sequence: bool = True) -> torch.Tensor:
-    shape = (T, B, channels, size, size) if sequence else (B, channels, size, size)
+def _images(channels: int, size: int, sequence: bool = True, steps: int = T) -> torch.Tensor:
+    shape = (steps, B, channels, size, size) if sequence else (B, channels, size, size)
     return torch.rand(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3.0
 
 
@@ -161,7 +162,7 @@ GALLERY: dict[str, tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] =
     "spiking_vgg11_bn (classifier 64 wide)": (_vgg11_bn, lambda: _images(3, 32)),
     "Fashion-MNIST CSNN (IFNode, ATan)": (
         lambda: _csnn(lambda: neuron.IFNode(surrogate_function=surrogate.ATan())),
-        lambda: _images(1, 28),
+        lambda: _images(1, 28, steps=T_CSNN),
     ),
     "ms_resnet18": (lambda: ms_resnet.ms_resnet18(T=T, num_classes=10), lambda: _images(3, 32, sequence=False)),
     "Spikformer (spikformer_ti blocks; dim 32, depth 1)": (
@@ -176,16 +177,19 @@ GALLERY: dict[str, tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] =
         ),
         lambda: _images(3, 32, sequence=False),
     ),
-    "CSNN LIFNode soft reset": (lambda: _csnn(_lif(v_reset=None)), lambda: _images(1, 28)),
-    "CSNN LIFNode decay_input=False": (lambda: _csnn(_lif(decay_input=False)), lambda: _images(1, 28)),
-    "CSNN LIFNode tau=3.5, v_threshold=0.6": (lambda: _csnn(_lif(tau=3.5, v_threshold=0.6)), lambda: _images(1, 28)),
+    "CSNN LIFNode soft reset": (lambda: _csnn(_lif(v_reset=None)), lambda: _images(1, 28, steps=T_CSNN)),
+    "CSNN LIFNode decay_input=False": (lambda: _csnn(_lif(decay_input=False)), lambda: _images(1, 28, steps=T_CSNN)),
+    "CSNN LIFNode tau=3.5, v_threshold=0.6": (
+        lambda: _csnn(_lif(tau=3.5, v_threshold=0.6)),
+        lambda: _images(1, 28, steps=T_CSNN),
+    ),
     "CSNN LIFNode Sigmoid, reset not detached": (
         lambda: _csnn(_lif(surrogate_function=surrogate.Sigmoid(alpha=3.0), detach_reset=False)),
-        lambda: _images(1, 28),
+        lambda: _images(1, 28, steps=T_CSNN),
     ),
     "CSNN LIFNode PiecewiseQuadratic": (
         lambda: _csnn(_lif(surrogate_function=surrogate.PiecewiseQuadratic(alpha=0.8), detach_reset=True)),
-        lambda: _images(1, 28),
+        lambda: _images(1, 28, steps=T_CSNN),
     ),
 }
 
