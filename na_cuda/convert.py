@@ -158,15 +158,19 @@ def _check_rule_options(method: str, rule_options: dict) -> None:
             continue
         if key in _IGNORED_WHY:
             raise TypeError(f"na_cuda.nn.convert: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
-        other = "stbp" if method == "na" else "na"
-        if key in _RULE_OPTIONS[other] or key in _STBP_KEYS:
+        if key in _STBP_KEYS:  # under method="na"
+            raise TypeError(
+                f"na_cuda.nn.convert: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
+                "comes from each neuron: its surrogate_function / detach_reset); leave it out"
+            )
+        if key in _RULE_OPTIONS["na"]:  # under method="stbp"
             why = (
                 "grad_rescale is NA's layer-wise gradient rescaling; under method='stbp' the converted model keeps "
                 "the source's own gradient"
                 if key == "grad_rescale"
-                else f"`{key}` is an option of method={other!r}, which method={method!r} would ignore"
+                else f"`{key}` is an option of method='na', which method='stbp' would ignore"
             )
-            raise TypeError(f"na_cuda.nn.convert: {why}; leave it out or convert with method={other!r}")
+            raise TypeError(f"na_cuda.nn.convert: {why}; leave it out or convert with method='na'")
         raise TypeError(
             f"na_cuda.nn.convert: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}"
         )

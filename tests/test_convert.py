@@ -384,8 +384,8 @@ def test_strict_false_report_and_verbose(capsys):
         ("stbp", dict(clip=3.0), TypeError, "`clip` is an option of method='na'.*convert with method='na'"),
         ("stbp", dict(dist_power=1), TypeError, "`dist_power` is an option of method='na'"),
         ("stbp", dict(grad_rescale=None), TypeError, "grad_rescale is NA's layer-wise"),
-        ("na", dict(surrogate="atan"), TypeError, "`surrogate` is an option of method='stbp'"),
-        ("na", dict(detach_reset=False), TypeError, "`detach_reset` is an option of method='stbp'"),
+        ("na", dict(surrogate="atan"), TypeError, "`surrogate` is STBP's.*comes from each neuron"),
+        ("na", dict(detach_reset=False), TypeError, "`detach_reset` is STBP's, which method='na' would ignore"),
         ("na", dict(strict_threshold=True), ValueError, r"strict_threshold=True changes the forward.*v >= v_thr"),
         ("stbp", dict(strict_threshold=True), ValueError, "strict_threshold=True changes the forward"),
         ("na", dict(tau_s=3.0), TypeError, "tau_s is the PSC time constant.*no effect"),
@@ -396,8 +396,14 @@ def test_strict_false_report_and_verbose(capsys):
     ],
 )
 def test_rule_options_checked_against_the_method_and_the_forward(method, options, error, match):
-    with pytest.raises(error, match=match):
-        convert(nn.Sequential(sj_neuron.LIFNode(step_mode="m")), method=method, **options)
+    def model():
+        return nn.Sequential(sj_neuron.LIFNode(step_mode="m"))
+
+    with pytest.raises(error, match=match) as e:
+        convert(model(), method=method, **options)
+    assert isinstance(convert(model(), method=method)[0], LIF)  # the advice "leave it out" works
+    if "or convert with method='na'" in str(e.value):
+        assert isinstance(convert(model(), method="na", **options)[0], LIF)  # and so does the other one
 
 
 def test_accepted_rule_options_reach_the_lif():
