@@ -412,14 +412,20 @@ def _check_neuron(m: nn.Module, path: str, base: type, container: Optional[nn.Mo
             f"its neuron precision setting {m._neuron_precision!r} is a spikingjelly backend option (na_cuda "
             f"computes float16/bfloat16 in float32); remove it: {_expr(path)}._neuron_precision = None",
         )
-    hooks = [kind for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(m, kind, None)]
-    if hooks:
-        raise _refuse(
-            path,
-            m,
-            f"it has {', '.join(hooks)} (e.g. a monitor), which would be lost; remove them (handle.remove() on "
-            "the handles register_forward_hook returned) and attach them to the converted module",
-        )
+    for owner, who in ((m, "it has"), (container, f"its {type(container).__name__} (unwrapped) has")):
+        hooks = [k for k in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(owner, k, None)]
+        if hooks and (owner is m or _is_multistep_container(owner)):
+            raise _refuse(
+                path,
+                m,
+                f"{who} {', '.join(hooks)} (e.g. a monitor), which would be lost; remove them (handle.remove() on "
+                "the handles register_forward_hook returned) and attach them to the converted module",
+            )
+
+
+def _is_multistep_container(module: Optional[nn.Module]) -> bool:
+    """A spikingjelly MultiStepContainer (unwrapped by convert; a SeqToANNContainer is kept)."""
+    return any(c.__name__ == "MultiStepContainer" for c in type(module).__mro__) if module is not None else False
 
 
 def _unwrap_container(c: nn.Module, path: str, ctx: _Context, inside: Optional[str]) -> Optional[nn.Module]:
@@ -431,7 +437,7 @@ def _unwrap_container(c: nn.Module, path: str, ctx: _Context, inside: Optional[s
     """
     from spikingjelly.activation_based import layer
 
-    stepped = isinstance(c, layer.MultiStepContainer)
+    stepped = _is_multistep_container(c)
     prefix = f"{path}." if path else ""
     parts: list[nn.Module] = []
     run: list[nn.Module] = []

@@ -301,6 +301,15 @@ def test_hooks_refused_until_removed():
     assert isinstance(convert(model)[0], LIF)
 
 
+def test_hooks_on_an_unwrapped_container_refused_until_removed():
+    model = nn.Sequential(sj_layer.MultiStepContainer(sj_neuron.LIFNode()))
+    handle = model[0].register_forward_pre_hook(lambda *a: None)
+    with pytest.raises(ValueError, match=r"0.0 .*its MultiStepContainer \(unwrapped\) has _forward_pre_hooks"):
+        convert(model)
+    handle.remove()
+    assert isinstance(convert(model)[0], LIF)
+
+
 def test_neuron_precision_refused_until_removed():
     model = nn.Sequential(sj_neuron.LIFNode(step_mode="m"))
     model[0]._neuron_precision = ("bf16", "fp32", "fp32")  # what spikingjelly's precision API sets
