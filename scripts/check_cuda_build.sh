@@ -50,11 +50,11 @@ phase "SASS and PTX in the CUDA library"
 mkdir "$WORK/unzipped" && "$WORK/cuda/bin/python" -m zipfile -e "$WHEEL" "$WORK/unzipped"
 CUOBJDUMP=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump "$WORK"/cuda/lib/python3*/site-packages/triton/backends/nvidia/bin/cuobjdump 2>/dev/null | head -1 || true)
 if [[ -n "$CUOBJDUMP" ]]; then
-  "$CUOBJDUMP" --list-elf --list-ptx "$WORK/unzipped/na_cuda/_C_cuda.so" | sed 's/^/    /'
-  for want in sm_80 sm_90; do
-    "$CUOBJDUMP" --list-elf "$WORK/unzipped/na_cuda/_C_cuda.so" | grep -q "$want" || { echo "check_cuda_build: no $want SASS" >&2; exit 1; }
+  listing=$("$CUOBJDUMP" --list-elf --list-ptx "$WORK/unzipped/na_cuda/_C_cuda.so")
+  echo "$listing" | sed 's/^/    /'
+  for want in "ELF.*sm_80" "ELF.*sm_90" "PTX.*sm_90"; do
+    grep -q "$want" <<<"$listing" || { echo "check_cuda_build: nothing matches '$want' in the CUDA library" >&2; exit 1; }
   done
-  "$CUOBJDUMP" --list-ptx "$WORK/unzipped/na_cuda/_C_cuda.so" | grep -q "sm_90" || { echo "check_cuda_build: no PTX" >&2; exit 1; }
 else
   echo "    (no cuobjdump found: SASS/PTX not listed)"
 fi
