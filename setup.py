@@ -1,21 +1,25 @@
-"""Build na_cuda's compiled kernels.
+"""Build na_cuda's compiled kernels on the LibTorch stable ABI.
 
-Always builds the CPU operator library; adds the CUDA kernels when the installed torch is a CUDA build and nvcc is
-found (CUDA_HOME), or when NA_CUDA_FORCE_CUDA=1. NA_CUDA_SKIP_CUDA=1 skips them. Never asks
-torch.cuda.is_available(): a machine without a GPU can build the CUDA kernels for one.
+Two libraries, both built against torch's stable C shim (csrc/binding.h) with TORCH_TARGET_VERSION 2.10 and the
+CPython limited API, so one build serves every torch >= 2.10 and every CPython >= 3.10:
+  na_cuda/_C.so       the op schemas and the CPU kernels, with AVX2 and baseline kernels side by side (the CPU
+                      picks at load time; csrc/cpu/isa_*.cpp); always built;
+  na_cuda/_C_cuda.so  the CUDA kernels, a library of their own (it needs libtorch_cuda and the CUDA runtime, so a
+                      CPU torch never loads it); built when the installed torch is a CUDA build and nvcc is found
+                      (CUDA_HOME), or when NA_CUDA_FORCE_CUDA=1; NA_CUDA_SKIP_CUDA=1 skips it. Never asks
+                      torch.cuda.is_available(): a machine without a GPU builds the CUDA kernels for one.
 
-Install with `pip install --no-build-isolation .` so the build uses the torch you already have (build isolation
-would download a second, possibly different, torch into a throw-away environment). torch is therefore not a
+Install with `pip install --no-build-isolation .` so the build uses the torch you already have. torch is not a
 build requirement: an isolated build finds no torch and stops at once with a one-line message saying so, while
 `python -m build --sdist` (which compiles nothing) works without torch.
 
 Environment: TORCH_CUDA_ARCH_LIST (default "8.0;9.0+PTX": sm_80 and sm_90 binaries plus PTX that newer GPUs
-compile at load time), NVCC_FLAGS (extra nvcc flags), NA_CUDA_CPU_ARCH=portable (no AVX2), CXXFLAGS as usual.
+compile at load time), NVCC_FLAGS (extra nvcc flags), CXXFLAGS as usual.
 """
 from __future__ import annotations
 
-import glob
 import os
+import platform
 import shlex
 
 from setuptools import Extension, setup
@@ -29,6 +33,14 @@ except ImportError:  # an isolated build, or no torch installed: fine for an sdi
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
+# The oldest torch whose stable ABI has everything the bindings use (parallel_for, get_num_threads, contiguous,
+# new_empty with a dtype, std::string arguments, const/mutable_data_ptr). 2.9 lacks them. Encoding of
+# torch/csrc/stable/version.h: major << 56 | minor << 48.
+TARGET_TORCH = (2, 10)
+TARGET_VERSION_MACRO = f"0x{(TARGET_TORCH[0] << 56) | (TARGET_TORCH[1] << 48):016x}"
+# The CPython floor of the wheel tag (cp310-abi3): the libraries use no Python C API at all; torch builds limited-API
+# extensions for 3.10 (its -DPy_LIMITED_API), the oldest CPython torch 2.10 supports.
+LIMITED_API = "cp310"
 NO_TORCH = (
     "na_cuda: no torch in the build environment. The kernels must be compiled against the torch you run with: "
     "install torch first (e.g. `pip install torch==2.13.0`), then `pip install --no-build-isolation .`"
@@ -46,8 +58,13 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
 
 
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
 def _cuda_archs() -> str:
-    """The archs nvcc will target, as "sm_80;sm_90", read from the flags torch's build helper produces."""
+    """The archs nvcc will target, as "sm_80;sm_90;compute_90", read from the flags torch's build helper produces."""
     try:
         flags = cpp_extension._get_cuda_arch_flags()  # honours TORCH_CUDA_ARCH_LIST
     except Exception as exc:  # noqa: BLE001 - report, don't fail the build over a report
@@ -56,77 +73,103 @@ def _cuda_archs() -> str:
     return ";".join(a.replace(",", ";") for a in archs)
 
 
-def _cpu_isa() -> str:
-    """"avx2" when the CPU kernels are built with AVX2 (this machine has it and NA_CUDA_CPU_ARCH != portable)."""
-    if os.environ.get("NA_CUDA_CPU_ARCH", "auto") == "portable":
-        return "portable"
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "avx2" if " avx2" in f.read() else "portable"
-    except OSError:
-        return "portable"
+def _has_cudart(home: str) -> bool:
+    return any(os.path.exists(os.path.join(home, d, "libcudart.so")) for d in ("lib64", "lib"))
 
 
-def _cpu_flags() -> list[str]:
-    """SIMD flags for the CPU kernels: AVX2 when this machine has it (8 float lanes instead of 4, about 2x).
+def _cuda_home() -> str | None:
+    """The CUDA toolkit to build with: torch's choice (CUDA_HOME, else the parent of the `nvcc` on PATH), unless that
+    holds no libcudart to link (a wrapper script on PATH, e.g. /usr/local/bin/nvcc), then /usr/local/cuda."""
+    home = cpp_extension.CUDA_HOME
+    if home is None or os.environ.get("CUDA_HOME") or _has_cudart(home):
+        return home
+    for candidate in ("/usr/local/cuda",):
+        if _has_cudart(candidate) and os.path.exists(os.path.join(candidate, "bin", "nvcc")):
+            print(f"na_cuda: {home} holds no libcudart.so; using the CUDA toolkit at {candidate} (set CUDA_HOME)")
+            cpp_extension.CUDA_HOME = candidate  # what torch's build helper reads for nvcc and the library paths
+            return candidate
+    return home
 
-    Like -march=native for a from-source build; NA_CUDA_CPU_ARCH=portable builds for any x86-64 (SSE2).
-    -ffp-contract=off keeps a*b+c as two IEEE operations, so float64 results equal the reference bit for bit.
-    """
-    flags = ["-ffp-contract=off", "-Wno-psabi"]
-    return flags + (["-mavx2"] if _cpu_isa() == "avx2" else [])
+
+def _cxx_flags() -> list[str]:
+    """-ffp-contract=off keeps a*b+c as two IEEE operations, so float64 results equal the reference bit for bit and
+    the AVX2 and baseline kernels equal each other; -fvisibility=hidden exports only the extern "C" build facts."""
+    return ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wno-psabi"]
 
 
-def _extension():
-    sources = [os.path.join("csrc", "ops.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    # No -std: torch's build helper adds the one its headers need (torch 2.14's ATen refuses anything below c++20).
-    cxx = ["-O3", "-fopenmp"] + _cpu_flags()
-    reason = ""
+def _common(macros: list[tuple[str, str | None]]) -> dict:
+    facts = [
+        ("TORCH_TARGET_VERSION", TARGET_VERSION_MACRO),
+        ("NA_TORCH_VERSION", torch.__version__),
+        ("NA_TARGET_TORCH", ".".join(map(str, TARGET_TORCH))),
+    ]
+    return {"define_macros": facts + macros, "py_limited_api": True}
+
+
+def _cpu_extension():
+    sources = ["csrc/ops.cpp", "csrc/cpu/lif_cpu.cpp", "csrc/cpu/isa_baseline.cpp"]
+    isas = ["baseline"]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        sources.append("csrc/cpu/isa_avx2.cpp")  # its own target pragma: any x86-64 compiler builds it
+        isas.insert(0, "avx2")
+    print(f"na_cuda: building the CPU library (CPU kernels: {', '.join(isas)}, chosen at load time)")
+    return cpp_extension.CppExtension(
+        "na_cuda._C", sources, extra_compile_args={"cxx": _cxx_flags()}, **_common([])
+    )
+
+
+def _cuda_extension():
+    """The CUDA library, or None with the reason printed."""
     if _flag("NA_CUDA_SKIP_CUDA"):
         with_cuda, reason = False, "NA_CUDA_SKIP_CUDA=1"
     elif _flag("NA_CUDA_FORCE_CUDA"):
         with_cuda, reason = True, "NA_CUDA_FORCE_CUDA=1"
     elif torch.version.cuda is None:
         with_cuda, reason = False, f"torch {torch.__version__} is a CPU build"
-    elif cpp_extension.CUDA_HOME is None:
+    elif _cuda_home() is None:
         with_cuda, reason = False, "nvcc not found (set CUDA_HOME)"
     else:
-        with_cuda, reason = True, f"torch CUDA {torch.version.cuda}, nvcc at {cpp_extension.CUDA_HOME}"
-    # The build facts import checks (na_cuda/_backend.py): the exact torch and the CPU ISA of this build.
-    facts = [("NA_TORCH_VERSION", torch.__version__), ("NA_CPU_ISA", _cpu_isa())]
-
+        with_cuda, reason = True, f"torch CUDA {torch.version.cuda}, CUDA toolkit at {cpp_extension.CUDA_HOME}"
     if not with_cuda:
-        print(f"na_cuda: building CPU kernels only ({reason}); CPU flags {' '.join(_cpu_flags())}")
-        return cpp_extension.CppExtension(
-            "na_cuda._C", sources, define_macros=facts, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"]
-        )
-
+        print(f"na_cuda: not building the CUDA library ({reason})")
+        return None
     if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
         # torch would ask the GPU, and without one (a build machine) fail deep inside its arch detection.
         os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
         print(f"na_cuda: TORCH_CUDA_ARCH_LIST not set; building for {DEFAULT_CUDA_ARCHS}")
     archs = _cuda_archs()
-    sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    if "compute_" not in archs:
+        print(f"na_cuda: warning: TORCH_CUDA_ARCH_LIST embeds no PTX ({archs}): GPUs newer than these get no kernel; "
+              "add +PTX to the last arch, e.g. \"8.0;9.0+PTX\"")
     # -fmad=false: no contraction of a*b+c into an FMA, as the CPU build's -ffp-contract=off, so a spike (u vs the
     # threshold) and every fp32/fp64 value without exp() equal the CPU op's bit for bit. Its cost on a GPU is
     # unmeasured (issue 9: a switch only if it costs more than 5 %); NVCC_FLAGS=-fmad=true overrides it.
-    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo"] + shlex.split(os.environ.get("NVCC_FLAGS", ""))
-    macros = facts + [("NA_WITH_CUDA", None), ("NA_CUDA_VERSION", torch.version.cuda or "unknown"),
-                      ("NA_CUDA_ARCHS", archs)]
-    print(f"na_cuda: building CPU and CUDA kernels ({reason}; archs {archs})")
+    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo", "-Xcompiler", "-fvisibility=hidden"]
+    nvcc += shlex.split(os.environ.get("NVCC_FLAGS", ""))
+    macros = [("USE_CUDA", "1"), ("NA_CUDA_VERSION", torch.version.cuda or "unknown"), ("NA_CUDA_ARCHS", archs)]
+    print(f"na_cuda: building the CUDA library ({reason}; archs {archs})")
     return cpp_extension.CUDAExtension(
-        "na_cuda._C",
-        sources,
-        define_macros=macros,
-        extra_compile_args={"cxx": cxx, "nvcc": nvcc},
-        extra_link_args=["-fopenmp"],
+        "na_cuda._C_cuda",
+        ["csrc/cuda/lif_cuda.cu", "csrc/cuda/lif_kernels.cu"],
+        extra_compile_args={"cxx": _cxx_flags(), "nvcc": nvcc},
+        **_common(macros),
     )
+
+
+def _extensions() -> list:
+    if _torch_version() < TARGET_TORCH:
+        raise SystemExit(
+            f"na_cuda: torch {torch.__version__} is too old to build against: the kernels use the LibTorch stable "
+            f"ABI of torch >= {'.'.join(map(str, TARGET_TORCH))}. Upgrade torch (e.g. `pip install torch==2.13.0`)."
+        )
+    return [e for e in (_cpu_extension(), _cuda_extension()) if e is not None]
 
 
 if torch is None:
     setup(ext_modules=[Extension("na_cuda._C", sources=[])], cmdclass={"build_ext": _NoTorchBuild})
 else:
     setup(
-        ext_modules=[_extension()],
-        cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+        ext_modules=_extensions(),
+        cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True, no_python_abi_suffix=True)},
+        options={"bdist_wheel": {"py_limited_api": LIMITED_API}},
     )

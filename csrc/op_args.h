@@ -6,15 +6,13 @@
 // kernel configuration; csrc/op_impls.h writes the ops once for every rule and backend on top of them.
 #pragma once
 
-#include <ATen/ATen.h>
-#include <c10/util/Exception.h>
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <string>
 
+#include "binding.h"
 #include "core/lif.h"
 #include "core/rules/na.h"
 #include "core/rules/stbp.h"
@@ -22,66 +20,64 @@
 
 namespace na {
 
-inline std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
-
-inline void check_input(const at::Tensor& c, const char* name) {
-  TORCH_CHECK(c.dim() >= 1, "na_cuda: `", name,
-              "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
-  TORCH_CHECK(c.size(0) >= 1, "na_cuda: `", name, "` must have T = size(0) >= 1; got T = 0");
-  TORCH_CHECK(c.size(0) <= INT32_MAX, "na_cuda: `", name,
-              "` must have T = size(0) < 2^31 (the kernels count time "
-              "steps in 32 bits); got T = ",
-              c.size(0), "; split the sequence");
-  TORCH_CHECK(at::isFloatingType(c.scalar_type()), "na_cuda: `", name,
-              "` must be float16, bfloat16, float32 or float64; got ", c.scalar_type(), " (convert with .float())");
+inline void check_input(const Tensor& c, const char* name) {
+  NA_CHECK(c.dim() >= 1, "na_cuda: `", name,
+           "` must have shape [T, ...] with a time dimension first; got a 0-dim tensor");
+  NA_CHECK(c.size(0) >= 1, "na_cuda: `", name, "` must have T = size(0) >= 1; got T = 0");
+  NA_CHECK(c.size(0) <= INT32_MAX, "na_cuda: `", name,
+           "` must have T = size(0) < 2^31 (the kernels count time "
+           "steps in 32 bits); got T = ",
+           c.size(0), "; split the sequence");
+  const ScalarType st = c.scalar_type();
+  NA_CHECK(st == ScalarType::Half || st == ScalarType::BFloat16 || st == ScalarType::Float || st == ScalarType::Double,
+           "na_cuda: `", name, "` must be float16, bfloat16, float32 or float64; got ", st, " (convert with .float())");
 }
 
-inline void check_grad(const at::Tensor& grad_out, const at::Tensor& c) {
+inline void check_grad(const Tensor& grad_out, const Tensor& c) {
   check_input(grad_out, "grad_out");
-  TORCH_CHECK(grad_out.device() == c.device(), "na_cuda: `grad_out` is on ", grad_out.device(), " but `c` is on ",
-              c.device(), "; move them to the same device");
-  TORCH_CHECK(grad_out.sizes() == c.sizes(), "na_cuda: `grad_out` has shape ", grad_out.sizes(), " but `c` has shape ",
-              c.sizes());
-  TORCH_CHECK(grad_out.scalar_type() == c.scalar_type(), "na_cuda: `grad_out` has dtype ", grad_out.scalar_type(),
-              " but `c` has dtype ", c.scalar_type());
+  NA_CHECK(grad_out.device() == c.device(), "na_cuda: `grad_out` is on ", device_str(grad_out), " but `c` is on ",
+           device_str(c), "; move them to the same device");
+  NA_CHECK(grad_out.sizes().equals(c.sizes()), "na_cuda: `grad_out` has shape ", sizes_str(grad_out),
+           " but `c` has shape ", sizes_str(c));
+  NA_CHECK(grad_out.scalar_type() == c.scalar_type(), "na_cuda: `grad_out` has dtype ", grad_out.scalar_type(),
+           " but `c` has dtype ", c.scalar_type());
 }
 
 // A parameter valid as a double can round to 0 or inf in the compute type (float for half/bf16/float input):
 // each must be a normal finite number there (the Python wrapper's check, LifParams.check_dtype).
-inline void check_fits(const at::Tensor& c, const char* name, double v) {
-  const bool f64 = c.scalar_type() == at::kDouble;
+inline void check_fits(const Tensor& c, const char* name, double v) {
+  const bool f64 = c.scalar_type() == ScalarType::Double;
   const double lo = f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
   const double hi = f64 ? std::numeric_limits<double>::max() : std::numeric_limits<float>::max();
-  TORCH_CHECK(std::fabs(v) >= lo && std::fabs(v) <= hi, "na_cuda: `", name, "` = ", v, " is not a normal finite ",
-              (f64 ? "float64" : "float32"), " value (the compute type of ", c.scalar_type(),
-              " input); it must lie in [", lo, ", ", hi, "]");
+  NA_CHECK(std::fabs(v) >= lo && std::fabs(v) <= hi, "na_cuda: `", name, "` = ", v, " is not a normal finite ",
+           (f64 ? "float64" : "float32"), " value (the compute type of ", c.scalar_type(), " input); it must lie in [",
+           lo, ", ", hi, "]");
 }
 
 // The neuron's arguments (the same in every op's schema, csrc/ops.cpp), checked for the input `c`.
-inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, double threshold,
-                               std::optional<double> v_reset, bool decay_input, bool strict, c10::string_view output_,
-                               std::optional<c10::string_view> reset_mechanism_) {
-  const std::string output = str(output_);
-  const std::string after = reset_mechanism_.has_value() ? str(*reset_mechanism_) : std::string();
-  TORCH_CHECK(!std::isnan(tau_m) && tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ",
-              tau_m);
-  TORCH_CHECK(
+inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, double threshold,
+                               std::optional<double> v_reset, bool decay_input, bool strict, const std::string& output,
+                               const std::optional<std::string>& reset_mechanism) {
+  const std::string after = reset_mechanism.value_or(std::string());
+  NA_CHECK(!std::isnan(tau_m) && tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ",
+           tau_m);
+  NA_CHECK(
       !(decay_input && std::isinf(tau_m)),
       "na_cuda: `decay_input=True` scales the input by 1/tau_m, which is 0 for tau_m = inf; use decay_input=False");
-  TORCH_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
-  TORCH_CHECK(std::isfinite(threshold), "na_cuda: `threshold` must be finite; got ", threshold);
+  NA_CHECK(std::isfinite(tau_s) && tau_s >= 1.0, "na_cuda: `tau_s` must be a finite float >= 1; got ", tau_s);
+  NA_CHECK(std::isfinite(threshold), "na_cuda: `threshold` must be finite; got ", threshold);
   const bool soft = !v_reset.has_value();
   const double vr = soft ? 0.0 : *v_reset;
-  TORCH_CHECK(std::isfinite(vr), "na_cuda: `v_reset` must be a finite float or None (soft reset); got ", vr);
-  TORCH_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`",
-              "; got threshold = ", threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
-  TORCH_CHECK(output == "psc" || output == "spike" || output == "membrane",
-              "na_cuda: `output` must be \"psc\", \"spike\" or \"membrane\"; got \"", output, "\"");
-  TORCH_CHECK(after.empty() || after == "subtract" || after == "none",
-              "na_cuda: `reset_mechanism` must be None, \"subtract\" or \"none\" (snnTorch's resets after the leak); "
-              "got \"",
-              after, "\"");
-  TORCH_CHECK(
+  NA_CHECK(std::isfinite(vr), "na_cuda: `v_reset` must be a finite float or None (soft reset); got ", vr);
+  NA_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`",
+           "; got threshold = ", threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
+  NA_CHECK(output == "psc" || output == "spike" || output == "membrane",
+           "na_cuda: `output` must be \"psc\", \"spike\" or \"membrane\"; got \"", output, "\"");
+  NA_CHECK(
+      after.empty() || after == "subtract" || after == "none",
+      "na_cuda: `reset_mechanism` must be None, \"subtract\" or \"none\" (snnTorch's resets after the leak); got \"",
+      after, "\"");
+  NA_CHECK(
       after.empty() || soft,
       "na_cuda: `reset_mechanism` \"subtract\"/\"none\" has no reset value: pass v_reset=None; got v_reset = ", vr);
   check_fits(c, "threshold", threshold);
@@ -103,15 +99,16 @@ inline LifConfig neuron_config(const at::Tensor& c, double tau_m, double tau_s, 
 }
 
 // The learnable decay (§11): none, or one lam per neuron ([N], the compute dtype, on c's device).
-inline void check_decay(const std::optional<at::Tensor>& decay, const at::Tensor& c) {
+inline void check_decay(const std::optional<Tensor>& decay, const Tensor& c) {
   if (!decay.has_value()) return;
-  const at::Tensor& d = *decay;
-  const at::ScalarType want = c.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  TORCH_CHECK(d.dim() == 1 && d.size(0) == c.numel() / c.size(0), "na_cuda: `decay` must have shape [N] = [",
-              c.numel() / c.size(0), "] (one lam per neuron of c); got ", d.sizes());
-  TORCH_CHECK(d.scalar_type() == want, "na_cuda: `decay` must have dtype ", want, " (the compute type of ",
-              c.scalar_type(), " input); got ", d.scalar_type());
-  TORCH_CHECK(d.device() == c.device(), "na_cuda: `decay` is on ", d.device(), " but `c` is on ", c.device());
+  const Tensor& d = *decay;
+  const ScalarType want = c.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
+  const int64_t n = c.numel() / c.size(0);
+  NA_CHECK(d.dim() == 1 && d.size(0) == n, "na_cuda: `decay` must have shape [N] = [", n,
+           "] (one lam per neuron of c); got ", sizes_str(d));
+  NA_CHECK(d.scalar_type() == want, "na_cuda: `decay` must have dtype ", want, " (the compute type of ",
+           c.scalar_type(), " input); got ", d.scalar_type());
+  NA_CHECK(d.device() == c.device(), "na_cuda: `decay` is on ", device_str(d), " but `c` is on ", device_str(c));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -119,23 +116,22 @@ inline void check_decay(const std::optional<at::Tensor>& decay, const at::Tensor
 
 // The membrane output's gradient is BPTT's own (STBP); the other rules refuse it with the reason.
 inline void check_no_membrane(const LifConfig& lif, const char* rule, const char* why) {
-  TORCH_CHECK(!lif.mem, "na_cuda: output=\"membrane\" is refused by method \"", rule, "\": ", why,
-              "; use method=\"stbp\" (BPTT defines it) or output=\"spike\"/\"psc\"");
+  NA_CHECK(!lif.mem, "na_cuda: output=\"membrane\" is refused by method \"", rule, "\": ", why,
+           "; use method=\"stbp\" (BPTT defines it) or output=\"spike\"/\"psc\"");
 }
 
 struct NaOp {
   using Rule = NaRule;
-  static NaConfig config(const at::Tensor& c, const LifConfig& lif, c10::string_view first_order_, int64_t dist_power,
+  static NaConfig config(const Tensor& c, const LifConfig& lif, const std::string& first_order, int64_t dist_power,
                          double clip) {
     check_no_membrane(lif, "na",
                       "NA measures the loss change of its neighbours on their spike trains, and a loss on u has no "
                       "such neighbourhood");
-    const std::string first_order = str(first_order_);
-    TORCH_CHECK(first_order == "paper" || first_order == "taylor",
-                "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
-    TORCH_CHECK(dist_power >= 1 && dist_power % 2 == 1 && dist_power <= 63,
-                "na_cuda: `dist_power` must be a positive odd integer <= 63; got ", dist_power);
-    TORCH_CHECK(std::isfinite(clip) && clip > 0.0, "na_cuda: `clip` must be a finite float > 0; got ", clip);
+    NA_CHECK(first_order == "paper" || first_order == "taylor",
+             "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
+    NA_CHECK(dist_power >= 1 && dist_power % 2 == 1 && dist_power <= 63,
+             "na_cuda: `dist_power` must be a positive odd integer <= 63; got ", dist_power);
+    NA_CHECK(std::isfinite(clip) && clip > 0.0, "na_cuda: `clip` must be a finite float > 0; got ", clip);
     check_fits(c, "clip", clip);
     return NaConfig{first_order == "taylor", static_cast<int>(dist_power), clip};
   }
@@ -143,19 +139,17 @@ struct NaOp {
 
 struct StbpOp {
   using Rule = StbpRule;
-  static StbpConfig config(const at::Tensor& c, const LifConfig&, c10::string_view surrogate_, double alpha,
+  static StbpConfig config(const Tensor& c, const LifConfig&, const std::string& surrogate, double alpha,
                            bool detach_reset) {
-    const std::string surrogate = str(surrogate_);
     static const char* const kNames[] = {"rect", "triangle", "sigmoid", "atan", "fast_sigmoid"};
     int kind = -1;
     for (int i = 0; i < 5; ++i)
       if (surrogate == kNames[i]) kind = i;
-    TORCH_CHECK(kind >= 0,
-                "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
-                "\"fast_sigmoid\"; got \"",
-                surrogate, "\"");
-    TORCH_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ",
-                alpha);
+    NA_CHECK(kind >= 0,
+             "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
+             "\"fast_sigmoid\"; got \"",
+             surrogate, "\"");
+    NA_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ", alpha);
     check_fits(c, "surrogate_alpha", alpha);
     check_fits(c, "1/surrogate_alpha**2", 1.0 / (alpha * alpha));
     return StbpConfig{static_cast<Surrogate>(kind), alpha, detach_reset};
@@ -164,16 +158,16 @@ struct StbpOp {
 
 struct TsslOp {
   using Rule = TsslRule;
-  static TsslConfig config(const at::Tensor&, const LifConfig& lif) {
-    TORCH_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
-    TORCH_CHECK(!lif.soft,
-                "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
-                "(a hard reset), not None or a reset_mechanism");
+  static TsslConfig config(const Tensor&, const LifConfig& lif) {
+    NA_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
+    NA_CHECK(!lif.soft,
+             "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
+             "(a hard reset), not None or a reset_mechanism");
     return TsslConfig{};
   }
 };
 
 // [T, ...] viewed as [T, N].
-inline int64_t num_neurons(const at::Tensor& c) { return c.numel() / c.size(0); }
+inline int64_t num_neurons(const Tensor& c) { return c.numel() / c.size(0); }
 
 }  // namespace na

@@ -14,7 +14,7 @@ from .functional import lif
 from .params import LifParams
 from .rules import NA, RULES, STBP, TSSL
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
     "lif",
     "nn",

@@ -1,43 +1,129 @@
 """Which compiled kernels exist, and which implementation a call uses.
 
-`import na_cuda` never fails because of the compiled library: if `na_cuda._C` is missing or does not load, every
-op still works through the pure-PyTorch reference (na_cuda.reference), and `backends()` says why.
+The compiled kernels are two libraries built on the LibTorch stable ABI (setup.py, csrc/binding.h), loaded with
+``torch.ops.load_library`` (they register ``torch.ops.na_cuda.*``; there is no Python extension module):
+
+- ``_C.so``: the op schemas and the CPU kernels (AVX2 and baseline side by side; the best one this CPU runs is
+  chosen at load time, ``NA_CUDA_CPU_ISA=baseline`` forces the baseline);
+- ``_C_cuda.so``: the CUDA kernels, loaded only when the running torch is a CUDA build (it links libtorch_cuda).
+
+One build serves every torch from its stable-ABI target (2.10) on. `import na_cuda` never fails because of the
+compiled libraries: if one is missing or does not load, the ops it would provide run on the pure-PyTorch reference
+(na_cuda.reference), and `backends()` says why.
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
+import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Optional
 
 import torch
 
 BUILD_HINT = (
-    "build the kernels with `pip install --no-build-isolation .` in the na_cuda source tree "
-    "(with a CUDA build of torch and nvcc on PATH for the CUDA kernels)"
+    "install the na_cuda wheel for your platform, or build the kernels with `pip install --no-build-isolation .` "
+    "in the na_cuda source tree (with a CUDA build of torch and nvcc on PATH for the CUDA kernels)"
 )
+#: The environment variable that picks the CPU kernels' instruction set: "auto" (default: the best this CPU has),
+#: "avx2" or "baseline".
+CPU_ISA_ENV = "NA_CUDA_CPU_ISA"
+_HERE = Path(__file__).resolve().parent
 
 
-def _load() -> tuple[Optional[ModuleType], Optional[str]]:
-    """Import the compiled library (which registers torch.ops.na_cuda.*), or say in one sentence why not."""
+@dataclass(frozen=True)
+class _Native:
+    """What loaded: the CPU library's ctypes handle and build facts, the CUDA library's, and why not where not."""
+
+    cpu: Optional[ctypes.CDLL] = None
+    cpu_error: Optional[str] = None
+    cuda: Optional[ctypes.CDLL] = None
+    cuda_error: Optional[str] = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch_version(v: str) -> tuple[int, int]:
+    major, minor = v.split("+")[0].split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def _library(stem: str) -> Optional[Path]:
+    """The compiled library ``stem`` next to this file (``_C.so``; older builds named ``_C.<abi tag>.so``)."""
+    found = sorted(p for p in _HERE.glob(f"{stem}.*so") if p.name.split(".")[0] == stem)
+    return found[0] if found else None
+
+
+def _open(path: Path) -> ctypes.CDLL:
+    """Load a library into the dispatcher (runs its op registrations) and return a handle to its C functions."""
+    torch.ops.load_library(str(path))
+    return ctypes.CDLL(str(path))  # the same dlopen handle: reads the extern "C" build facts
+
+
+def _c_str(lib: ctypes.CDLL, name: str) -> str:
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
+
+
+def _select_cpu_isa(lib: ctypes.CDLL) -> Optional[str]:
+    """Apply NA_CUDA_CPU_ISA; return a warning sentence when it cannot be honoured (the kernels then keep the best
+    instruction set this CPU runs)."""
+    want = os.environ.get(CPU_ISA_ENV, "auto").strip().lower() or "auto"
+    if want == "auto":
+        return None
+    setter = lib.na_cuda_set_cpu_isa
+    setter.argtypes, setter.restype = [ctypes.c_char_p], ctypes.c_int
+    rc = setter(want.encode())
+    if rc == 1:
+        return f'{CPU_ISA_ENV}="{want}" is not one of "auto", "avx2", "baseline"; using the default'
+    if rc == 2:
+        return f'{CPU_ISA_ENV}="{want}": this CPU or this build lacks it; using "{_c_str(lib, "na_cuda_cpu_isa")}"'
+    return None
+
+
+def _load() -> _Native:
+    """Load the compiled libraries, or say in one sentence per library why not."""
+    cpu_path = _library("_C")
+    if cpu_path is None:  # e.g. running from a source tree that was never built
+        return _Native(cpu_error=f"na_cuda._C is not built (no compiled library in {_HERE})")
     try:
-        from . import _C  # type: ignore[attr-defined]
-    except ImportError as exc:
-        here = Path(__file__).resolve().parent
-        if not any(here.glob("_C.*")):  # e.g. running from a source tree that was never built
-            return None, f"na_cuda._C is not built (no compiled library in {here})"
-        if "undefined symbol" in str(exc):
-            return None, f"na_cuda._C does not fit the running torch {torch.__version__} ({exc}): rebuild it"
-        return None, f"{type(exc).__name__}: {exc}"
-    built = getattr(_C, "torch_version", None)
-    if built is not None and built != torch.__version__:
-        # Loading succeeded, but torch's C++ ABI is only stable within one version: refuse rather than crash later.
-        return None, f"na_cuda._C was built against torch {built} but torch {torch.__version__} is running: rebuild it"
-    return _C, None
+        cpu = _open(cpu_path)
+        info = json.loads(_c_str(cpu, "na_cuda_build_info"))
+    except (OSError, RuntimeError, AttributeError, ValueError) as exc:
+        return _Native(cpu_error=f"{cpu_path.name} did not load ({type(exc).__name__}: {exc})")
+    target = info.get("target_torch", "?")
+    if _torch_version(torch.__version__) < _torch_version(target):
+        # The stable ABI serves newer torch, never older: refuse before a missing shim symbol crashes a call.
+        return _Native(
+            cpu_error=f"na_cuda's kernels need torch >= {target} (their stable-ABI target) but torch "
+            f"{torch.__version__} is running: upgrade torch, or build na_cuda from source against this one",
+            info=info,
+        )
+    isa_warning = _select_cpu_isa(cpu)
+    if isa_warning:
+        warnings.warn(f"na_cuda: {isa_warning}", RuntimeWarning, stacklevel=3)
+    cuda_path = _library("_C_cuda")
+    if cuda_path is None:
+        return _Native(cpu=cpu, cuda_error="na_cuda was built without CUDA kernels (no _C_cuda library)", info=info)
+    if torch.version.cuda is None:
+        # It links libtorch_cuda and the CUDA runtime, which a CPU build of torch does not ship.
+        return _Native(
+            cpu=cpu,
+            cuda_error=f"torch {torch.__version__} is a CPU build; the CUDA kernels need a CUDA torch",
+            info=info,
+        )
+    try:
+        cuda = _open(cuda_path)
+        info = {**info, **json.loads(_c_str(cuda, "na_cuda_cuda_build_info"))}
+    except (OSError, RuntimeError, AttributeError, ValueError) as exc:
+        return _Native(cpu=cpu, cuda_error=f"{cuda_path.name} did not load ({type(exc).__name__}: {exc})", info=info)
+    return _Native(cpu=cpu, cuda=cuda, info=info)
 
 
-_C, _LOAD_ERROR = _load()
+_NATIVE = _load()
 
 
 class NativeBackendWarning(UserWarning):
@@ -49,25 +135,23 @@ warnings.simplefilter("once", NativeBackendWarning)
 
 def native_loaded() -> bool:
     """True when the compiled operator library is loaded (torch.ops.na_cuda.* exist)."""
-    return _C is not None
+    return _NATIVE.cpu is not None
 
 
 def native_available(device_type: str) -> bool:
     """True when a compiled kernel exists for this device type ("cpu" or "cuda")."""
-    if _C is None:
-        return False
     if device_type == "cpu":
-        return True
+        return _NATIVE.cpu is not None
     if device_type == "cuda":
-        return bool(_C.with_cuda)
+        return _NATIVE.cuda is not None
     return False
 
 
 def _missing_reason(device_type: str) -> str:
-    if _C is None:
-        return f"the compiled library na_cuda._C did not load ({_LOAD_ERROR})"
+    if _NATIVE.cpu is None:
+        return f"the compiled library did not load: {_NATIVE.cpu_error}"
     if device_type == "cuda":
-        return "na_cuda._C was built without CUDA kernels"
+        return str(_NATIVE.cuda_error)
     return f"na_cuda has no kernels for device type {device_type!r}"
 
 
@@ -89,24 +173,56 @@ def use_native(backend: str, device: torch.device) -> bool:
     return False
 
 
+def cpu_isa() -> Optional[str]:
+    """The instruction set the CPU kernels run now ("avx2" or "baseline"); None without the compiled library."""
+    return _c_str(_NATIVE.cpu, "na_cuda_cpu_isa") if _NATIVE.cpu is not None else None
+
+
+def set_cpu_isa(name: str) -> None:
+    """Switch the CPU kernels to ``name`` ("avx2" or "baseline") for the whole process (tests and benchmarks
+    compare the two; users set NA_CUDA_CPU_ISA instead). Raises ValueError when unknown or not runnable here."""
+    if _NATIVE.cpu is None:
+        raise RuntimeError(f"na_cuda: no compiled CPU kernels to switch: {_NATIVE.cpu_error}")
+    setter = _NATIVE.cpu.na_cuda_set_cpu_isa
+    setter.argtypes, setter.restype = [ctypes.c_char_p], ctypes.c_int
+    rc = setter(name.encode())
+    if rc:
+        raise ValueError(
+            f"na_cuda: cpu isa {name!r} "
+            + ("is unknown" if rc == 1 else "is not supported by this CPU or build")
+            + f"; compiled: {cpu_isas()}"
+        )
+
+
+def cpu_isas() -> list[str]:
+    """The CPU instruction sets compiled into the library, best first."""
+    return _c_str(_NATIVE.cpu, "na_cuda_cpu_isas").split(",") if _NATIVE.cpu is not None else []
+
+
 def backends() -> dict[str, Any]:
     """What was compiled and what backend="auto" picks per device.
 
-    Returns a dict with keys: ``native_loaded``, ``load_error``, ``cpu``, ``cuda`` (kernels compiled),
-    ``cuda_version`` and ``cuda_archs`` of the build, ``built_with_torch`` and ``cpu_isa`` (``"avx2"`` or
-    ``"portable"``) of the build, ``torch_version``, ``torch_cuda`` (the running torch's
-    CUDA version), ``gpu_available`` and ``auto`` (device type -> "native" or "torch").
+    Returns a dict with keys: ``native_loaded``, ``load_error`` (why the CPU library did not load, else None),
+    ``cpu``, ``cuda`` (kernels loaded), ``cuda_error`` (why not, else None), ``cuda_version`` and ``cuda_archs`` of
+    the build, ``built_with_torch`` (the torch whose headers built it) and ``target_torch`` (the oldest torch it
+    serves), ``cpu_isa`` (the instruction set the CPU kernels run: ``"avx2"`` or ``"baseline"``) and ``cpu_isas``
+    (those compiled in), ``torch_version``, ``torch_cuda`` (the running torch's CUDA version), ``gpu_available``
+    and ``auto`` (device type -> "native" or "torch").
     """
+    info = _NATIVE.info
     with_cuda = native_available("cuda")
     return {
         "native_loaded": native_loaded(),
-        "load_error": _LOAD_ERROR,
+        "load_error": _NATIVE.cpu_error,
         "cpu": native_available("cpu"),
         "cuda": with_cuda,
-        "cuda_version": _C.cuda_version if with_cuda and _C is not None else None,
-        "cuda_archs": _C.cuda_archs.split(";") if with_cuda and _C is not None else [],
-        "built_with_torch": getattr(_C, "torch_version", None) if _C is not None else None,
-        "cpu_isa": getattr(_C, "cpu_isa", None) if _C is not None else None,
+        "cuda_error": None if with_cuda else _missing_reason("cuda"),
+        "cuda_version": info.get("cuda_version") if with_cuda else None,
+        "cuda_archs": info.get("cuda_archs", "").split(";") if with_cuda else [],
+        "built_with_torch": info.get("built_with_torch"),
+        "target_torch": info.get("target_torch"),
+        "cpu_isa": cpu_isa(),
+        "cpu_isas": cpu_isas(),
         "torch_version": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "gpu_available": torch.cuda.is_available(),

@@ -10,43 +10,100 @@ spikingjelly 2.0's multi-step ``LIFNode`` / ``IFNode`` compute, per step (its ``
 which is ``na_cuda.lif`` with ``tau_m=tau`` (``inf`` for IFNode), ``threshold=v_threshold``, the same
 ``v_reset`` and ``decay_input``, ``output="spike"``; under STBP also the same surrogate and ``detach_reset``.
 Nothing is mapped approximately: a setting with no exact equivalent raises, naming the module and the setting.
+
+One mapper per spikingjelly neuron type (:func:`_mappers`, a table type -> function): a mapper reads the source
+neuron and builds its replacement through :meth:`_Context.lif`; the checks every neuron shares (step mode, hooks,
+``store_v_seq``, overridden dynamics, ...) run before it. Adding a neuron type is one function and one table entry.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from .nn import LIF
 
 #: The converted neuron's own settings: they come from the source neuron, never from ``rule_options``.
 _NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
 #: STBP's settings that come from the source neuron (its surrogate and reset detaching).
 _STBP_KEYS = ("surrogate", "surrogate_alpha", "detach_reset")
+#: ``rule_options`` each method accepts. The others would be silently ignored by a spike-output neuron, or would
+#: change what the method promises, so they raise (see :func:`_check_rule_options`).
+_RULE_OPTIONS = {"na": ("dist_power", "clip", "backend", "grad_rescale"), "stbp": ("backend",)}
+#: Keywords of ``na_cuda.nn.LIF`` that are accepted by it but have no effect on a converted (spike-output) neuron,
+#: or that belong to the other method: why each one is refused.
+_IGNORED_WHY = {
+    "tau_s": "tau_s is the PSC time constant and converted neurons output spikes (output='spike'), so it has no effect",
+    "first_order": "first_order only changes NA's gradient of a PSC output; converted neurons output spikes, so "
+    "it has no effect",
+}
+#: Methods a subclass may define without changing the neuron's forward (everything the mapper reads is state).
+_HARMLESS_OVERRIDES = frozenset({"__init__", "extra_repr", "__repr__", "__str__"})
+#: The dynamics methods of spikingjelly's neurons (SimpleBaseNode, older releases): a subclass defining one means
+#: to change the forward, even where the mapped type (2.0's LIFNode/IFNode) no longer calls it.
+_DYNAMICS = frozenset({"neuronal_charge", "neuronal_fire", "neuronal_reset"})
 
 
-def convert(model: nn.Module, method: str = "na", **rule_options: Any) -> nn.Module:
-    """Replace every spikingjelly multi-step ``LIFNode``/``IFNode`` in ``model`` by the equivalent
-    ``na_cuda.nn.LIF(output="spike", method=method, **rule_options)``; returns the model (changed in place; a
-    neuron passed as ``model`` itself is returned converted). ``copy.deepcopy`` the model first to keep it.
+@dataclass
+class ConversionReport:
+    """What :func:`convert` did: ``converted`` as ``(path, source type, replacement)``, ``skipped`` (only with
+    ``strict=False``) as ``(path, source type, reason)``. ``str(report)`` is a table."""
 
-    Mapped: ``tau`` -> ``tau_m`` (``IFNode``: ``float("inf")``), ``v_threshold`` -> ``threshold``, ``v_reset``
-    (a float: hard reset; ``None``: soft reset), ``decay_input``; for ``method="stbp"`` also the surrogate
-    (``Sigmoid(alpha)`` -> ``"sigmoid"`` with slope ``alpha``, ``ATan(alpha)`` -> ``"atan"``, ``Rect(alpha)`` ->
-    ``"rect"`` of width ``1/alpha``, ``PiecewiseQuadratic(alpha)`` -> ``"triangle"`` of half-width ``1/alpha``:
-    the same functions) and ``detach_reset``. ``method="na"`` has its own backward (neither surrogate nor
-    ``detach_reset`` is used), so any surrogate converts there. ``rule_options``: the rule's keywords
-    (``first_order``, ``dist_power``, ``clip``), ``backend``, ``grad_rescale``, ``tau_s``; not the neuron's.
+    converted: list[tuple[str, str, nn.Module]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"na_cuda.nn.convert: converted {len(self.converted)}, skipped {len(self.skipped)}"]
+        lines += [f"  converted {path} ({src}) -> {type(new).__name__}" for path, src, new in self.converted]
+        lines += [f"  skipped   {path} ({src}): {why}" for path, src, why in self.skipped]
+        return "\n".join(lines)
+
+
+class _Refusal(ValueError):
+    """A neuron with no exact equivalent: raised, or recorded as skipped under ``strict=False``."""
+
+
+def convert(
+    model: nn.Module,
+    method: str = "na",
+    *,
+    strict: bool = True,
+    verbose: bool = False,
+    return_report: bool = False,
+    **rule_options: Any,
+) -> Any:
+    """Replace every spikingjelly neuron in ``model`` by the equivalent ``na_cuda.nn.LIF(output="spike",
+    method=method, **rule_options)``; returns the model (changed in place; a neuron passed as ``model`` itself is
+    returned converted), or ``(model, ConversionReport)`` with ``return_report=True``. ``copy.deepcopy`` the model
+    first to keep it. ``verbose=True`` prints the report.
+
+    Mapped: ``LIFNode`` and ``IFNode`` (and subclasses that override none of their methods): ``tau`` ->
+    ``tau_m`` (``IFNode``: ``float("inf")``), ``v_threshold`` -> ``threshold``, ``v_reset`` (a float: hard reset;
+    ``None``: soft reset), ``decay_input``; for ``method="stbp"`` also the surrogate (``Sigmoid(alpha)`` ->
+    ``"sigmoid"`` with slope ``alpha``, ``ATan(alpha)`` -> ``"atan"``, ``Rect(alpha)`` -> ``"rect"`` of width
+    ``1/alpha``, ``PiecewiseQuadratic(alpha)`` -> ``"triangle"`` of half-width ``1/alpha``: the same functions) and
+    ``detach_reset``. ``method="na"`` has its own backward (neither surrogate nor ``detach_reset`` is used), so any
+    surrogate converts there. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
+    one inside ``layer.SeqToANNContainer`` (one step on ``[T*B, ...]``) becomes a one-step LIF.
+
+    ``rule_options``: ``method="na"``: ``dist_power``, ``clip``, ``backend``, ``grad_rescale``;
+    ``method="stbp"``: ``backend``. Anything else raises: the neuron's own settings, the other method's options,
+    options without effect on a spike output (``tau_s``, ``first_order``) and ``strict_threshold=True``.
+
+    ``strict=False``: a neuron without an exact equivalent stays as it is; a warning and the report list it.
 
     State: spikingjelly's neurons keep ``v`` between calls until ``functional.reset_net(model)``; ``na_cuda.nn.LIF``
-    starts every call from rest. The converted model therefore equals the original reset before every forward
-    (the standard training loop: ``reset_net`` after each batch); a model that carries ``v`` across calls
-    (streaming, truncated BPTT over chunks) is not reproduced.
+    starts every call from rest (its ``reset()`` is a no-op). The converted model therefore equals the original
+    reset before every forward (the standard training loop); a model that carries ``v`` across calls (streaming,
+    truncated BPTT over chunks) is not reproduced.
 
-    Raises ``ValueError`` naming the module path and the setting for what has no exact equivalent: single-step
-    mode, other neuron types (learnable tau: ``ParametricLIFNode``), surrogates without an na_cuda counterpart
-    (STBP), ``store_v_seq``, spikingjelly's neuron-precision option, hooks on the neuron, and snnTorch neurons
-    (single-step modules: see the message); ``TypeError`` for ``rule_options`` that the neuron fixes.
+    Raises ``ValueError`` naming the module path, its type and what to do, for what has no exact equivalent;
+    ``TypeError`` for ``rule_options`` that the method or the neuron does not take.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"na_cuda.nn.convert: `model` must be a torch.nn.Module; got {type(model).__name__}")
@@ -55,197 +112,235 @@ def convert(model: nn.Module, method: str = "na", **rule_options: Any) -> nn.Mod
             f"na_cuda.nn.convert: `method` must be 'na' or 'stbp' (converted neurons output spikes; TSSL-BP is "
             f"defined on PSCs); got {method!r}"
         )
+    for name, value in (("strict", strict), ("verbose", verbose), ("return_report", return_report)):
+        if not isinstance(value, bool):
+            raise TypeError(f"na_cuda.nn.convert: `{name}` must be True or False; got {value!r}")
+    _check_rule_options(method, rule_options)
+    ctx = _Context(method, rule_options, strict)
+    root = ctx.visit(model, "", type(model).__name__)
+    if root is None:
+        _convert_children(model, "", ctx, set(), _stepping_container(model, ""))
+    if not ctx.report.converted and not ctx.report.skipped:
+        raise ValueError("na_cuda.nn.convert: found no spikingjelly neuron in `model` (nothing to convert)")
+    if ctx.report.skipped:
+        skipped = "\n".join(f"  {path} ({src}): {why}" for path, src, why in ctx.report.skipped)
+        warnings.warn(
+            f"na_cuda.nn.convert(strict=False): skipped {len(ctx.report.skipped)} neuron(s) without an exact "
+            f"equivalent; they stay as they are:\n{skipped}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if ctx.report.converted:
+        _forget_reset_cache(model)
+    if verbose:
+        print(ctx.report)
+    out = model if root is None else root
+    return (out, ctx.report) if return_report else out
+
+
+def _check_rule_options(method: str, rule_options: dict) -> None:
+    """``rule_options`` must be ones that ``method`` uses and that keep the source's forward."""
     fixed = sorted(set(rule_options) & set(_NEURON_KEYS + (_STBP_KEYS if method == "stbp" else ())))
     if fixed:
         raise TypeError(
             f"na_cuda.nn.convert: {', '.join(fixed)} come from each converted neuron, not from `rule_options`; "
             "change them on the source model before converting"
         )
-    converted: dict[int, nn.Module] = {}  # id(source neuron) -> its LIF: a neuron shared by two paths stays shared
+    if "strict_threshold" in rule_options and rule_options["strict_threshold"] is not False:
+        raise ValueError(
+            "na_cuda.nn.convert: strict_threshold=True changes the forward: spikingjelly fires on "
+            "v >= v_threshold (heaviside(0) = 1), strict_threshold=True only on v > threshold; convert promises "
+            "the same forward, so leave strict_threshold out"
+        )
+    allowed = _RULE_OPTIONS[method]
+    for key in rule_options:
+        if key in allowed or key == "strict_threshold":
+            continue
+        if key in _IGNORED_WHY:
+            raise TypeError(f"na_cuda.nn.convert: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
+        if key in _STBP_KEYS:  # under method="na"
+            raise TypeError(
+                f"na_cuda.nn.convert: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
+                "comes from each neuron: its surrogate_function / detach_reset); leave it out"
+            )
+        if key in _RULE_OPTIONS["na"]:  # under method="stbp"
+            why = (
+                "grad_rescale is NA's layer-wise gradient rescaling; under method='stbp' the converted model keeps "
+                "the source's own gradient"
+                if key == "grad_rescale"
+                else f"`{key}` is an option of method='na', which method='stbp' would ignore"
+            )
+            raise TypeError(f"na_cuda.nn.convert: {why}; leave it out or convert with method='na'")
+        raise TypeError(
+            f"na_cuda.nn.convert: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}"
+        )
 
-    def replace(module: nn.Module, path: str) -> Optional[nn.Module]:
-        if id(module) not in converted:
-            new = _replacement(module, path, method, rule_options)
-            if new is None:
-                return None
-            converted[id(module)] = new
-        return converted[id(module)]
 
-    root = replace(model, type(model).__name__)
-    if root is not None:
-        return root
-    seen: set[int] = set()
-    _convert_children(model, "", replace, seen)
-    if not converted:
-        raise ValueError("na_cuda.nn.convert: found no spikingjelly LIFNode or IFNode in `model` (nothing to convert)")
-    return model
+def _forget_reset_cache(model: nn.Module) -> None:
+    """spikingjelly's ``reset_net`` caches the modules it resets per model; the swap invalidates that cache."""
+    try:
+        from spikingjelly.activation_based import functional
+    except ImportError:  # pragma: no cover - a spikingjelly model was converted, so it is importable
+        return
+    invalidate = getattr(functional, "invalidate_reset_cache", None)
+    if invalidate is not None:
+        invalidate(model)
 
 
-def _convert_children(parent: nn.Module, prefix: str, replace: Any, seen: set[int]) -> None:
+def _expr(path: str) -> str:
+    """``model`` followed by the attribute/index accesses that reach ``path`` (pasteable in an error message)."""
+    out = "model"
+    for part in path.split(".") if path else []:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if part.isidentifier() else f"[{part!r}]")
+    return out
+
+
+def _convert_children(
+    parent: nn.Module, prefix: str, ctx: _Context, seen: set[int], inside: Optional[str] = None
+) -> None:
+    """Convert below ``parent``; ``inside``: the spikingjelly container (other than the two unwrapped ones) that
+    calls the modules below step by step, if any."""
     for name, child in list(parent.named_children()):
         path = f"{prefix}.{name}" if prefix else name
-        new = replace(child, path)
+        new = ctx.visit(child, path, path, inside)
         if new is not None:
             setattr(parent, name, new)  # Sequential, ModuleList and ModuleDict children are attributes too
         elif id(child) not in seen:
             seen.add(id(child))
-            _convert_children(child, path, replace, seen)
+            _convert_children(child, path, ctx, seen, inside or _stepping_container(child, path))
 
 
-def _replacement(module: nn.Module, path: str, method: str, rule_options: dict) -> Optional[nn.Module]:
-    """The LIF replacing ``module``, None if it is not a neuron; raises for a neuron that has no equivalent."""
-    origin = type(module).__module__
-    if origin.startswith("spikingjelly.activation_based.neuron"):
-        return _from_spikingjelly(module, path, method, rule_options)
-    if origin.startswith("snntorch._neurons"):
-        raise ValueError(
-            f"na_cuda.nn.convert: cannot convert {path} (snnTorch {type(module).__name__}): " + _snntorch_reason(module)
-        )
+def _stepping_container(module: nn.Module, path: str) -> Optional[str]:
+    """``"<type> at <path>"`` for a spikingjelly container that runs its content its own way (recurrent, T-last,
+    step-mode containers: ``set_step_mode`` leaves their content alone), else None."""
+    if not type(module).__module__.startswith("spikingjelly.activation_based.layer"):
+        return None
+    names = {"StepModeContainer", "TLastMultiStepContainer", "TLastSeqToANNContainer"}
+    names |= {"ElementWiseRecurrentContainer", "LinearRecurrentContainer"}
+    if any(c.__name__ in names for c in type(module).__mro__):
+        return f"{type(module).__name__} at {path or 'the root'}"
     return None
 
 
-def _fail(path: str, module: nn.Module, why: str) -> ValueError:
-    return ValueError(f"na_cuda.nn.convert: cannot convert {path} (spikingjelly {type(module).__name__}): {why}")
+class _Context:
+    """One conversion: the method and rule options, the report, and the replacement of each neuron seen (a neuron
+    shared by two paths stays shared)."""
+
+    def __init__(self, method: str, rule_options: dict, strict: bool) -> None:
+        self.method, self.rule_options, self.strict = method, rule_options, strict
+        self.report = ConversionReport()
+        self.done: dict[int, Optional[nn.Module]] = {}
+
+    def lif(self, m: nn.Module, path: str, **neuron: Any) -> LIF:
+        """The ``na_cuda.nn.LIF`` with the neuron settings ``neuron`` (``tau_m``, ``threshold``, ``v_reset``,
+        ``decay_input``), this conversion's method and rule options, and under STBP ``m``'s surrogate and
+        ``detach_reset``; in ``m``'s train/eval mode."""
+        from .nn import LIF  # not at the top: na_cuda.nn re-exports convert, so a top-level import is a cycle
+
+        kwargs: dict[str, Any] = dict(output="spike", method=self.method, **neuron)
+        if self.method == "stbp":
+            surrogate, alpha = _surrogate(m, path)
+            kwargs.update(surrogate=surrogate, surrogate_alpha=alpha, detach_reset=m.detach_reset)
+        try:
+            lif = LIF(**kwargs, **self.rule_options)
+        except (TypeError, ValueError) as e:  # a value na_cuda refuses (e.g. a non-float tau)
+            raise _refuse(path, m, str(e)) from e
+        return lif.train(m.training)
+
+    def visit(self, module: nn.Module, path: str, shown: str, inside: Optional[str] = None) -> Optional[nn.Module]:
+        """The replacement of ``module`` (None: keep it, and look inside). ``shown``: the path in messages;
+        ``inside``: see :func:`_convert_children`."""
+        if id(module) in self.done:
+            return self.done[id(module)]
+        kind = _kind(module)
+        if kind == "container":
+            new = _unwrap_container(module, path, self, inside)
+        elif kind is not None:
+            new = self.neuron(module, path, shown, None, inside)
+        else:
+            return None
+        self.done[id(module)] = new
+        return new
+
+    def neuron(
+        self, m: nn.Module, path: str, shown: str, container: Optional[nn.Module], inside: Optional[str] = None
+    ) -> Optional[nn.Module]:
+        """The LIF replacing the neuron ``m`` (after the checks every neuron shares); under ``strict=False`` None
+        for one without an equivalent (recorded as skipped)."""
+        if id(m) in self.done:
+            return self.done[id(m)]
+        new: Optional[nn.Module] = None
+        try:
+            if type(m).__module__.startswith("snntorch"):
+                raise _snntorch_refusal(m, path)
+            if inside is not None:
+                raise _refuse(
+                    path,
+                    m,
+                    f"it is inside {inside}, which runs it its own way (step by step, recurrently or time-last); "
+                    "na_cuda has no equivalent of that container. Convert with strict=False to leave it as it is",
+                )
+            base, mapper = _mapper(m, path)
+            _check_neuron(m, path, base, container)
+            new = mapper(m, path, self)
+            self.report.converted.append((shown, type(m).__name__, new))
+        except _Refusal as e:
+            if self.strict:
+                raise ValueError(str(e)) from e.__cause__
+            self.report.skipped.append((shown, type(m).__name__, str(e).split(": ", 2)[-1]))
+        self.done[id(m)] = new
+        return new
 
 
-def _from_spikingjelly(m: nn.Module, path: str, method: str, rule_options: dict) -> nn.Module:
-    from spikingjelly.activation_based import neuron  # present: `m` is one of its modules
+def _kind(module: nn.Module) -> Optional[str]:
+    """What ``module`` is to convert: "neuron" (spikingjelly), "snntorch" (an snnTorch neuron), "container" (a
+    spikingjelly MultiStepContainer or SeqToANNContainer holding a neuron directly), or None (look inside)."""
+    if type(module).__module__.startswith("snntorch._neurons"):
+        return "snntorch"
+    if _is_spikingjelly_neuron(module):
+        return "neuron"
+    if not type(module).__module__.startswith("spikingjelly.activation_based.layer"):
+        return None
+    from spikingjelly.activation_based import layer
 
-    from .nn import LIF  # not at the top: na_cuda.nn re-exports convert, so a top-level import would be a cycle
-
-    if type(m) is neuron.LIFNode:
-        tau, decay_input = m.tau, m.decay_input
-    elif type(m) is neuron.IFNode:
-        tau, decay_input = math.inf, False  # no leak; the input is never scaled
-    else:
-        extra = " (its tau is learnable)" if type(m).__name__ == "ParametricLIFNode" else ""
-        raise _fail(path, m, f"no na_cuda equivalent{extra}; only LIFNode and IFNode (exact types) convert")
-    if m.step_mode != "m":
-        raise _fail(
-            path,
-            m,
-            f"step_mode={m.step_mode!r}: a single-step neuron is called once per time step and "
-            "keeps v between calls, na_cuda.nn.LIF simulates a whole [T, ...] window per call; switch the "
-            "model to multi-step first (spikingjelly's functional.set_step_mode(model, 'm'), inputs "
-            "[T, B, ...])",
-        )
-    if m.store_v_seq:
-        raise _fail(path, m, "store_v_seq=True: na_cuda.nn.LIF does not expose the membrane potential")
-    if getattr(m, "_neuron_precision", None) is not None:
-        raise _fail(
-            path,
-            m,
-            f"its neuron precision setting {m._neuron_precision!r} is a spikingjelly backend "
-            "option; remove it (na_cuda computes float16/bfloat16 in float32)",
-        )
-    hooks = [kind for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(m, kind, None)]
-    if hooks:
-        raise _fail(path, m, f"it has {', '.join(hooks)} (e.g. a monitor), which would be lost; remove them")
-    kwargs: dict[str, Any] = dict(
-        tau_m=tau, threshold=m.v_threshold, v_reset=m.v_reset, decay_input=decay_input, output="spike", method=method
-    )
-    if method == "stbp":
-        surrogate, alpha = _surrogate(m, path)
-        kwargs.update(surrogate=surrogate, surrogate_alpha=alpha, detach_reset=m.detach_reset)
-    try:
-        lif = LIF(**kwargs, **rule_options)
-    except (TypeError, ValueError) as e:  # a value na_cuda refuses (e.g. a non-float tau), or a bad rule option
-        raise type(e)(f"na_cuda.nn.convert: cannot convert {path} (spikingjelly {type(m).__name__}): {e}") from e
-    return lif.train(m.training)
-
-
-def _surrogate(m: nn.Module, path: str) -> tuple[str, float]:
-    """The na_cuda surrogate computing the same derivative as the neuron's spikingjelly surrogate function."""
-    fn = m.surrogate_function
-    name = type(fn).__name__
-    if type(fn).__module__ != "spikingjelly.activation_based.surrogate" or not getattr(fn, "spiking", False):
-        raise _fail(path, m, f"surrogate_function {fn!r} is not a spiking spikingjelly surrogate")
-    alpha = getattr(fn, "alpha", None)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise _fail(path, m, f"surrogate {name} has alpha={alpha!r}; only a fixed Python number maps")
-    alpha = float(alpha)
-    # spikingjelly's derivatives (surrogate.py) against na_cuda's (README, reference.surrogate_grad):
-    #   Sigmoid            alpha sig(alpha x)(1 - sig(alpha x))       = sigmoid,  k = alpha
-    #   ATan               (alpha/2) / (1 + (pi/2 alpha x)^2)         = atan,     alpha
-    #   Rect               alpha on |x| < 0.5/alpha                    = rect,     width a = 1/alpha
-    #   PiecewiseQuadratic max(0, alpha - alpha^2 |x|)                 = triangle, g = 1/alpha
-    mapping = {
-        "Sigmoid": ("sigmoid", alpha),
-        "ATan": ("atan", alpha),
-        "Rect": ("rect", 1.0 / alpha),
-        "PiecewiseQuadratic": ("triangle", 1.0 / alpha),
-    }
-    if name not in mapping:
-        raise _fail(
-            path,
-            m,
-            f"surrogate {name} has no na_cuda equivalent under method='stbp' (equivalents: "
-            "Sigmoid, ATan, Rect, PiecewiseQuadratic); method='na' converts any surrogate",
-        )
-    return mapping[name]
-
-
-def _snntorch_reason(m: nn.Module) -> str:
-    """Why an snnTorch neuron cannot be replaced, and the na_cuda.nn.LIF to write by hand where one is exact."""
-    why = (
-        "snnTorch neurons are single-step modules: the model's forward calls them once per time step and "
-        "carries `mem` between calls, so no multi-step module can take their place without rewriting that "
-        "loop as layers on [T, B, ...]."
-    )
-    if type(m).__name__ != "Leaky":
-        return why + f" {type(m).__name__} has no na_cuda equivalent either."
-    beta = getattr(m, "beta", None)
-    beta = float(beta) if beta is not None and beta.numel() == 1 else None
-    reset = getattr(m, "reset_mechanism", None)
-    learnable = any(p.requires_grad for p in m.parameters(recurse=False))
-    if (
-        beta is None
-        or learnable
-        or getattr(m, "inhibition", False)
-        or getattr(m, "state_quant", False)
-        or not getattr(m, "reset_delay", True)
-        or float(getattr(m, "graded_spikes_factor", 1.0)) != 1.0
+    if isinstance(module, (layer.MultiStepContainer, layer.SeqToANNContainer)) and any(
+        _is_spikingjelly_neuron(c) for c in module.children()
     ):
-        return why + (
-            " This Leaky has no na_cuda equivalent either (a learnable or per-neuron beta/threshold, "
-            "inhibition, state quantisation, reset_delay=False or graded spikes)."
-        )
-    beta = min(max(beta, 0.0), 1.0)  # Leaky clamps beta to [0, 1]
-    tau_m = math.inf if beta == 1.0 else 1.0 / (1.0 - beta)
-    common = (
-        f"tau_m={tau_m!r}, threshold={float(m.threshold)!r}, strict_threshold=True (snnTorch fires on "
-        "mem > threshold), detach_reset=True (its reset is detached), output='spike', surrogate='atan' for "
-        "its default spike_grad (atan(alpha) -> surrogate_alpha=alpha; fast_sigmoid(slope) -> "
-        "'fast_sigmoid', surrogate_alpha=slope)"
-    )
-    if reset == "zero":
-        return why + f" Rewritten that way, this Leaky is exactly na_cuda.nn.LIF(v_reset=0.0, {common})."
-    if reset == "subtract" and beta == 1.0:
-        return why + f" Rewritten that way, this Leaky is exactly na_cuda.nn.LIF(v_reset=None, {common})."
-    if reset == "subtract":
-        return why + (
-            " Nor is there an exact equivalent: with reset_mechanism='subtract' and beta < 1 snnTorch "
-            "subtracts the threshold a step late, after the leak (mem = beta mem + x - thr s[t-1]), "
-            "where na_cuda (like spikingjelly) subtracts it before (v = u - thr, then the leak)."
-        )
-    return why + f" Nor is there an exact equivalent of reset_mechanism={reset!r}."
+        return "container"
+    return None
 
 
-def _parametric_lif_node(m: nn.Module, path: str, ctx: Any) -> nn.Module:
+def _is_spikingjelly_neuron(module: nn.Module) -> bool:
+    """A spikingjelly neuron: an instance of a class of its ``neuron`` package (``BaseNode``, ``SimpleBaseNode``,
+    PSN, ...), user subclasses included."""
+    return any(c.__module__.startswith("spikingjelly.activation_based.neuron") for c in type(module).__mro__)
+
+
+# -- the mappers: one per spikingjelly neuron type ------------------------------------------------------------
+Mapper = Callable[[nn.Module, str, _Context], nn.Module]
+
+
+def _lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
+    """``LIFNode``: ``tau`` -> ``tau_m``; threshold, reset and ``decay_input`` as they are."""
+    return ctx.lif(m, path, tau_m=m.tau, threshold=m.v_threshold, v_reset=m.v_reset, decay_input=m.decay_input)
+
+
+def _if_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
+    """``IFNode``: no leak (``tau_m=inf``), the input never scaled (``decay_input=False``)."""
+    return ctx.lif(m, path, tau_m=math.inf, threshold=m.v_threshold, v_reset=m.v_reset, decay_input=False)
+
+
+def _parametric_lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
     """spikingjelly's ``ParametricLIFNode`` (PLIF, Fang et al. 2021): ``1/tau = sigmoid(w)`` with ``w`` learnable,
     ``decay_input``, ``v_threshold``, ``v_reset``; under STBP also its surrogate and ``detach_reset`` (through
     ``ctx.lif``). The replacement is ``na_cuda.nn.LIF(learn_decay="sigmoid")`` holding a copy of ``w`` (same value,
     dtype and ``requires_grad``): the same forward, and under STBP the same gradient, ``w``'s included
-    (docs/algorithm.md §11). The mapper of the table type -> mapper (``ctx.lif(m, path, **neuron)`` builds the LIF
-    with this conversion's method and rule options)."""
+    (docs/algorithm.md §11)."""
     import torch
 
     w = m.w.detach()
     if w.numel() != 1:
-        raise ValueError(
-            f"na_cuda.nn.convert: cannot convert {path} (spikingjelly {type(m).__name__}): its w has shape "
-            f"{tuple(w.shape)}; PLIF's w is one number per layer"
-        )
+        raise _refuse(path, m, f"its w has shape {tuple(w.shape)}; PLIF's w is one number per layer")
     k = float(torch.sigmoid(w))  # 1/tau
     tau = 1.0 / k if k > 0.0 else math.inf
     lif = ctx.lif(
@@ -259,3 +354,190 @@ def _parametric_lif_node(m: nn.Module, path: str, ctx: Any) -> nn.Module:
     )
     lif.w = nn.Parameter(w.clone().reshape(()), requires_grad=m.w.requires_grad)
     return lif
+
+
+def _mappers() -> dict[type, Mapper]:
+    """spikingjelly neuron type -> its mapper (spikingjelly is importable: a neuron of it is being converted)."""
+    from spikingjelly.activation_based import neuron
+
+    return {neuron.LIFNode: _lif_node, neuron.IFNode: _if_node, neuron.ParametricLIFNode: _parametric_lif_node}
+
+
+def _mapper(m: nn.Module, path: str) -> tuple[type, Mapper]:
+    """The mapped type ``m`` is (or subclasses) and its mapper; raises for a type without one."""
+    table = _mappers()
+    for cls in type(m).__mro__:
+        if cls in table:
+            return cls, table[cls]
+    names = ", ".join(sorted(c.__name__ for c in table))
+    raise _refuse(
+        path,
+        m,
+        f"no na_cuda equivalent; convert maps {names} (and their subclasses that override none of their "
+        "methods). Convert with strict=False to leave it as it is",
+    )
+
+
+def _check_neuron(m: nn.Module, path: str, base: type, container: Optional[nn.Module]) -> None:
+    """The checks every spikingjelly neuron shares, before its mapper. ``container``: the MultiStepContainer or
+    SeqToANNContainer that holds it (which calls it as a single-step neuron), if any."""
+    overridden = sorted(
+        {
+            name
+            for cls in type(m).__mro__[: type(m).__mro__.index(base)]
+            for name, attr in vars(cls).items()
+            if name not in _HARMLESS_OVERRIDES
+            and (hasattr(base, name) or name in _DYNAMICS)
+            and (callable(attr) or isinstance(attr, (property, staticmethod, classmethod)))
+        }
+    )
+    if overridden:
+        raise _refuse(
+            path,
+            m,
+            f"it subclasses {base.__name__} and overrides {', '.join(overridden)}, so it may compute something "
+            f"else than {base.__name__}; convert with strict=False to leave it as it is (a subclass that overrides "
+            "only __init__ or extra_repr converts)",
+        )
+    if m.step_mode != ("m" if container is None else "s"):
+        if container is None:
+            why = (
+                f"step_mode={m.step_mode!r}: a single-step neuron is called once per time step and keeps v between "
+                "calls, na_cuda.nn.LIF simulates a whole [T, ...] window per call; switch the model to multi-step "
+                "first: spikingjelly.activation_based.functional.set_step_mode(model, 'm') (inputs [T, B, ...])"
+            )
+        else:
+            name = type(container).__name__
+            shape = "[T*B, ...] as one step" if name == "SeqToANNContainer" else "[B, ...] once per time step"
+            why = (
+                f"step_mode={m.step_mode!r} inside a {name}, which calls it with {shape}: a multi-step neuron "
+                f"would read the first dimension as time. Build it with step_mode='s', or take it out of the "
+                f"container in step_mode='m'"
+            )
+        raise _refuse(path, m, why)
+    fn = getattr(m, "surrogate_function", None)
+    if fn is not None and getattr(fn, "spiking", True) is False:
+        raise _refuse(
+            path,
+            m,
+            f"its surrogate {type(fn).__name__}(spiking=False) makes the neuron output a smooth activation, not "
+            "spikes; build the surrogate with spiking=True",
+        )
+    if getattr(m, "store_v_seq", False):
+        raise _refuse(
+            path,
+            m,
+            f"store_v_seq=True: na_cuda.nn.LIF does not expose the membrane potential; set {_expr(path)}"
+            ".store_v_seq = False",
+        )
+    if getattr(m, "_neuron_precision", None) is not None:
+        raise _refuse(
+            path,
+            m,
+            f"its neuron precision setting {m._neuron_precision!r} is a spikingjelly backend option (na_cuda "
+            f"computes float16/bfloat16 in float32); remove it: {_expr(path)}._neuron_precision = None",
+        )
+    for owner, who in ((m, "it has"), (container, f"its {type(container).__name__} (unwrapped) has")):
+        hooks = [k for k in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks") if getattr(owner, k, None)]
+        if hooks and (owner is m or _is_multistep_container(owner)):
+            raise _refuse(
+                path,
+                m,
+                f"{who} {', '.join(hooks)} (e.g. a monitor), which would be lost; remove them (handle.remove() on "
+                "the handles register_forward_hook returned) and attach them to the converted module",
+            )
+
+
+def _is_multistep_container(module: Optional[nn.Module]) -> bool:
+    """A spikingjelly MultiStepContainer (unwrapped by convert; a SeqToANNContainer is kept)."""
+    return any(c.__name__ == "MultiStepContainer" for c in type(module).__mro__) if module is not None else False
+
+
+def _unwrap_container(c: nn.Module, path: str, ctx: _Context, inside: Optional[str]) -> Optional[nn.Module]:
+    """A MultiStepContainer or SeqToANNContainer holding neurons, rebuilt around their replacements.
+
+    ``MultiStepContainer(a, n, b)`` runs ``a``, ``n``, ``b`` on each step in turn; since no module feeds back, that
+    is ``a`` on every step, then ``n`` over the window, then ``b`` (``MultiStepContainer(a), LIF,
+    MultiStepContainer(b)``). In a ``SeqToANNContainer`` the neuron runs one step on ``[T*B, ...]``: a one-step LIF.
+    """
+    from spikingjelly.activation_based import layer
+
+    stepped = _is_multistep_container(c)
+    prefix = f"{path}." if path else ""
+    parts: list[nn.Module] = []
+    run: list[nn.Module] = []
+    for name, child in c.named_children():
+        if not _is_spikingjelly_neuron(child):
+            run.append(child)
+            continue
+        child_path = prefix + name
+        new = ctx.neuron(child, child_path, child_path, c, inside)
+        if new is None:  # skipped (strict=False): it keeps running in the container
+            run.append(child)
+        elif stepped:
+            if run:
+                parts.append(layer.MultiStepContainer(*run))
+            parts.append(new)
+            run = []
+        else:
+            setattr(c, name, nn.Sequential(nn.Unflatten(0, (1, -1)), new, nn.Flatten(0, 1)))
+    if not stepped:
+        return c
+    if not parts:  # every neuron in it was skipped
+        return None
+    if run:
+        parts.append(layer.MultiStepContainer(*run))
+    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
+
+
+def _refuse(path: str, module: nn.Module, why: str) -> _Refusal:
+    origin = "snnTorch" if type(module).__module__.startswith("snntorch") else "spikingjelly"
+    shown = path or type(module).__name__
+    return _Refusal(f"na_cuda.nn.convert: cannot convert {shown} ({origin} {type(module).__name__}): {why}")
+
+
+def _surrogate(m: nn.Module, path: str) -> tuple[str, float]:
+    """The na_cuda surrogate computing the same derivative as the neuron's spikingjelly surrogate function."""
+    fn = m.surrogate_function
+    name = type(fn).__name__
+    if type(fn).__module__ != "spikingjelly.activation_based.surrogate":
+        raise _refuse(path, m, f"surrogate_function {fn!r} is not a spikingjelly surrogate; method='na' uses none")
+    # spikingjelly's derivatives (surrogate.py) against na_cuda's (README, reference.surrogate_grad):
+    #   Sigmoid            alpha sig(alpha x)(1 - sig(alpha x))       = sigmoid,  k = alpha
+    #   ATan               (alpha/2) / (1 + (pi/2 alpha x)^2)         = atan,     alpha
+    #   Rect               alpha on |x| < 0.5/alpha                    = rect,     width a = 1/alpha
+    #   PiecewiseQuadratic max(0, alpha - alpha^2 |x|)                 = triangle, g = 1/alpha
+    mapping: dict[str, Callable[[float], tuple[str, float]]] = {
+        "Sigmoid": lambda a: ("sigmoid", a),
+        "ATan": lambda a: ("atan", a),
+        "Rect": lambda a: ("rect", 1.0 / a),
+        "PiecewiseQuadratic": lambda a: ("triangle", 1.0 / a),
+    }
+    if name not in mapping:
+        raise _refuse(
+            path,
+            m,
+            f"surrogate {name} has no na_cuda equivalent under method='stbp' (equivalents: "
+            f"{', '.join(mapping)}); method='na' converts any surrogate",
+        )
+    alpha = getattr(fn, "alpha", None)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise _refuse(path, m, f"surrogate {name} has alpha={alpha!r}; only a fixed Python number maps")
+    return mapping[name](float(alpha))
+
+
+def _snntorch_refusal(m: nn.Module, path: str) -> _Refusal:
+    """Why an snnTorch neuron cannot be replaced in place, and the code that converts a Leaky."""
+    why = (
+        "snnTorch neurons are single-step modules: the model's forward calls them once per time step and "
+        "carries `mem` between calls, so no multi-step module can take their place inside that loop."
+    )
+    if type(m).__name__ != "Leaky":
+        return _refuse(path, m, why + f" {type(m).__name__} has no na_cuda equivalent.")
+    return _refuse(
+        path,
+        m,
+        why + " Rewrite the loop as layers on [T, B, ...] and build this neuron with "
+        f'`lif = na_cuda.nn.LIF.from_snntorch({_expr(path)}, method="stbp")` (snnTorch\'s own BPTT gradient; '
+        'method="na" trains it with NA).',
+    )

@@ -258,6 +258,24 @@ class LIF(nn.Module):
             s += f", learn_decay={self.learn_decay!r}, decay_shape={shape}" if self.learn_decay else f", decay={shape}"
         return s
 
+    # -- spikingjelly's module protocol (a converted model keeps working with its functional helpers) ----------
+    @property
+    def step_mode(self) -> str:
+        """Always ``"m"`` (multi-step: one call takes the whole ``[T, ...]`` window), as spikingjelly names it."""
+        return "m"
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        if value != "m":
+            raise ValueError(
+                f"na_cuda: nn.LIF is multi-step only (step_mode='m'); got step_mode={value!r}. A single-step call "
+                "would read the first input dimension as time. Keep the model in multi-step mode "
+                "(spikingjelly's functional.set_step_mode(model, 'm')) and feed [T, B, ...]"
+            )
+
+    def reset(self) -> None:
+        """No-op: every call starts from rest, so there is no state (``functional.reset_net`` may call it)."""
+
 
 #: nn.LIF warns (once) about a 2-dim input with more time steps than this: typical windows are 4-32 steps.
 _LAYOUT_WARN_T = 64

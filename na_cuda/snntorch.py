@@ -128,23 +128,4 @@ def from_snntorch(
     return lif.train(leaky.training)
 
 
-def convert_advice(module: nn.Module, path: str) -> str:
-    """What ``na_cuda.nn.convert`` says about an snnTorch neuron: why it cannot replace it, and the code to paste
-    once the model's time loop runs on ``[T, B, ...]``."""
-    why = (
-        "snnTorch neurons are single-step modules: the model's forward calls them once per time step and carries "
-        "`mem` between calls, so no multi-step module can take their place inside that loop."
-    )
-    if type(module).__name__ != "Leaky":
-        return why + f" {type(module).__name__} has no na_cuda equivalent."
-    try:
-        from_snntorch(module, method="stbp")
-    except ValueError as e:
-        return why + f" Nor does this Leaky have an exact equivalent: {e}"
-    return why + (
-        " Rewrite the loop as layers on [T, B, ...] and use, exactly equal to this Leaky (snnTorch's gradient; "
-        f"method='na' trains it with NA): na_cuda.nn.LIF.from_snntorch(model.{path}, method='stbp')"
-    )
-
-
-__all__ = ["from_snntorch", "convert_advice", "SURROGATES"]
+__all__ = ["from_snntorch", "SURROGATES"]

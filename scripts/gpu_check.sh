@@ -6,15 +6,17 @@
 #
 # Steps, in this order, each under its own `timeout` and the whole within GPU_CHECK_BUDGET seconds (default 470):
 #   env        nvidia-smi, python/torch/nvcc versions; installs the wheels carried in .whl/ (spikingjelly + loguru)
-#   build      pip install --no-build-isolation --no-deps --no-index -e .  (TORCH_CUDA_ARCH_LIST=9.0, MAX_JOBS=16);
-#              falls back to `setup.py build_ext --inplace`
+#   build      installs the na_cuda wheel carried in .whl/ or dist/ (the one CI's scripts/build_wheel.sh makes:
+#              the stable ABI lets a wheel built against torch 2.14 run under the GPU image's torch), else builds
+#              from source: pip install --no-build-isolation --no-deps --no-index -e . (TORCH_CUDA_ARCH_LIST=9.0,
+#              MAX_JOBS=16), falling back to `setup.py build_ext --inplace`
 #   import     na_cuda.backends() reports CUDA kernels and a GPU
 #   smoke      scripts/gpu_smoke.py --large: every op x dtype on CUDA against the CPU kernels (and how many are
 #              bit-identical), T*N > 2^31
 #   bench      benchmarks/bench_kernels.py --device cuda: N = 2^22, T = 5/10/20/50, fp32 + bf16, copy, targets
 #   ncu        Nsight Compute metrics of the forward, NA and STBP kernels at T = 20 (DRAM/L2 bytes, instructions,
 #              achieved occupancy, registers)
-#   pytest     python -m pytest -m cuda tests
+#   pytest     python -m pytest -m cuda tests (against the installed wheel when one was installed)
 #   initcheck  compute-sanitizer --tool initcheck on scripts/gpu_smoke.py --quick (reads before writes)
 #   memcheck   compute-sanitizer --tool memcheck on scripts/gpu_smoke.py --quick (out-of-bounds accesses)
 # Python: the first of $PYTHON, python3, python that imports torch (the GPU image's torch is in python3).
@@ -103,14 +105,6 @@ if [[ -z "${CUDA_HOME:-}" ]]; then
   done
 fi
 export PATH="${CUDA_HOME:+${CUDA_HOME}/bin:}${PATH}"
-# torch's ATen/cuda headers include cusparse.h / cublas_v2.h; a minimal toolkit may lack them while the pip CUDA
-# wheels next to torch ship them: append those include dirs (CPATH comes after -I, so the toolkit's own win).
-if [[ ! -e "${CUDA_HOME:-/nonexistent}/include/cusparse.h" ]]; then
-  SITE="$("${PY}" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)"
-  for inc in "${SITE}"/nvidia/*/include "${SITE}"/nvidia/*/*/include; do
-    [[ -e "${inc}/cusparse.h" || -e "${inc}/cublas_v2.h" ]] && export CPATH="${CPATH:+${CPATH}:}${inc}"
-  done
-fi
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 export MAX_JOBS="${MAX_JOBS:-16}"
 SANITIZER="$(command -v compute-sanitizer || true)"
@@ -127,29 +121,42 @@ env_report() {
   "${PY}" -c 'import torch; ok = torch.cuda.is_available()
 print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", ok, torch.cuda.get_device_name() if ok else "")'
   echo "nvcc: $(command -v nvcc) $(nvcc --version | grep -o 'release [0-9.]*')"
-  echo "CUDA_HOME=${CUDA_HOME:-} CPATH=${CPATH:-} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST} MAX_JOBS=${MAX_JOBS}"
+  echo "CUDA_HOME=${CUDA_HOME:-} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST} MAX_JOBS=${MAX_JOBS}"
   echo "compute-sanitizer: ${SANITIZER:-none}  ncu: ${NCU:-none}  cores: $(nproc)"
-  if compgen -G ".whl/*.whl" >/dev/null; then
-    echo "installing the carried wheels: $(ls .whl/*.whl | tr '\n' ' ')"
-    "${PY}" -m pip install --no-index --no-deps .whl/*.whl || echo "wheel install failed (benchmark runs without them)"
+  local peers
+  peers=$(ls .whl/*.whl 2>/dev/null | grep -v '/na_cuda-' || true)
+  if [[ -n "${peers}" ]]; then
+    echo "installing the carried wheels: $(echo ${peers})"
+    "${PY}" -m pip install --no-index --no-deps ${peers} || echo "wheel install failed (benchmark runs without them)"
   fi
 }
 
+# The na_cuda wheel to test, if one was carried (newest first).
+WHEEL="$(ls -t .whl/na_cuda-*.whl dist/na_cuda-*.whl 2>/dev/null | head -1 || true)"
+export WHEEL
+
 build() {
+  if [[ -n "${WHEEL}" ]]; then
+    echo "[gpu_check] installing the wheel ${WHEEL} (no build)"
+    "${PY}" -m pip install --no-index --no-deps --force-reinstall "${WHEEL}"
+    return
+  fi
   "${PY}" -m pip install --no-build-isolation --no-deps --no-index -e . && return 0
   echo "[gpu_check] pip install -e failed; trying setup.py build_ext --inplace"
   "${PY}" setup.py build_ext --inplace
 }
 
 import_check() {
-  "${PY}" - <<'EOF'
+  (cd "${SCRATCH}" && "${PY}" - <<'EOF'
 import os, na_cuda, torch
+print("na_cuda from", os.path.dirname(na_cuda.__file__))
 info = na_cuda.backends()
 print(info)
 dev = os.environ["DEVICE"]
 assert info[dev], f"na_cuda was built without {dev} kernels"
 assert dev == "cpu" or torch.cuda.is_available(), "no GPU visible to torch"
 EOF
+  )
 }
 
 # Nsight Compute: the forward, NA and STBP kernels of one --once run (fp32 and bf16, T = 20, N = 2^22).
@@ -178,8 +185,8 @@ if step build 240 0 bash -c build && step import 45 0 bash -c import_check; then
   if [[ -n "${NCU}" ]]; then step ncu 90 1 bash -c ncu_metrics; else skip ncu "ncu not found or a CPU dry run"; fi
   if "${PY}" -c "import pytest" 2>/dev/null; then
     # pytest's exit 5 (no test collected) is not a failure.
-    step pytest 120 0 bash -c '"${PY}" -m pytest -q -m cuda -p no:cacheprovider tests
-      rc=$?; exit $((rc == 5 ? 0 : rc))'
+    step pytest 120 0 bash -c 'if [[ -n "${WHEEL}" ]]; then bash scripts/installed_tests.sh "${PY}" -q -m cuda tests
+      else "${PY}" -m pytest -q -m cuda -p no:cacheprovider tests; fi; rc=$?; exit $((rc == 5 ? 0 : rc))'
   else
     skip pytest "pytest not installed for ${PY}"
   fi

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,8 +49,10 @@ def test_backends_reports_the_build_facts():
 
     info = na_cuda.backends()
     if info["native_loaded"]:
-        assert info["built_with_torch"] == torch.__version__
-        assert info["cpu_isa"] in ("avx2", "portable")
+        assert info["built_with_torch"] and info["target_torch"] == "2.10"
+        assert info["cpu_isa"] in ("avx2", "baseline")
+        built = tuple(int(x) for x in info["built_with_torch"].split("+")[0].split(".")[:2])
+        assert built >= (2, 10) and torch.__version__  # one build serves every torch >= the target
 
 
 def test_sdist_manifest_lists_every_source():
@@ -56,3 +60,33 @@ def test_sdist_manifest_lists_every_source():
     manifest = (ROOT / "MANIFEST.in").read_text()
     assert "recursive-include csrc *.h *.cpp *.cu" in manifest
     assert (ROOT / "LICENSE").is_file()
+
+
+def test_pyproject_does_not_require_torch_to_build():
+    """torch in [build-system] requires would make an isolated build download a torch and compile against it."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert not [r for r in requires if r.split("<")[0].split(">")[0].split("=")[0].strip() == "torch"], requires
+
+
+@pytest.mark.slow
+def test_real_isolated_build_stops_with_one_line(tmp_path):
+    """A plain `pip wheel .` (build isolation on, as `pip install .` does) must stop with the one-line fix, having
+    installed no torch into its throw-away build environment."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    for tree in ("na_cuda", "csrc"):
+        shutil.copytree(ROOT / tree, src / tree, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "wheels"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = out.stdout + out.stderr
+    assert out.returncode != 0, log
+    assert "no torch in the build environment" in log and "--no-build-isolation" in log, log
+    assert "Collecting torch" not in log and "Downloading torch" not in log, log

@@ -1,6 +1,6 @@
 """Learnable time constants and snnTorch against their sources (issue 17 items 1 and 2).
 
-- spikingjelly 2.0's ``ParametricLIFNode`` (PLIF): the convert mapper's LIF gives the same spikes and, under STBP,
+- spikingjelly 2.0's ``ParametricLIFNode`` (PLIF): ``na_cuda.nn.convert``'s LIF gives the same spikes and, under STBP,
   the same input and ``w`` gradients in float64 (1e-12 relative), for decay_input x hard/soft reset x detach_reset;
 - snnTorch 1.0's ``Leaky`` loop: ``LIF.from_snntorch`` gives the same spikes and membrane traces and, under STBP,
   the same input and ``beta`` gradients, for reset_mechanism subtract/zero/none x fixed/learnable x scalar/per-neuron
@@ -13,14 +13,15 @@ Both peers are optional (``make test`` installs them with ``--no-deps``); the te
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
 from helpers import needs_native
+from torch import nn
 
 import na_cuda
-from na_cuda import convert as na_convert
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -38,19 +39,6 @@ BACKENDS = ["torch", pytest.param("native", marks=needs_native)]
 
 # ---------------------------------------------------------------------------------------------------------------
 # spikingjelly ParametricLIFNode
-
-
-class _Ctx:
-    """The one thing a convert mapper uses: ``ctx.lif(m, path, **neuron)`` (method, surrogate, detach_reset)."""
-
-    def __init__(self, method: str, backend: str) -> None:
-        self.method, self.backend = method, backend
-
-    def lif(self, m, path, **neuron):
-        kw = dict(output="spike", method=self.method, backend=self.backend, **neuron)
-        if self.method == "stbp":
-            kw.update(surrogate="atan", surrogate_alpha=float(m.surrogate_function.alpha), detach_reset=m.detach_reset)
-        return na_cuda.nn.LIF(**kw)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -71,8 +59,8 @@ def test_plif_equals_spikingjelly(backend, decay_input, v_reset, detach_reset):
     ).double()
     with torch.no_grad():
         src.w.fill_(0.3)  # a trained value, not the initial one
-    lif = na_convert._parametric_lif_node(src, "plif", _Ctx("stbp", backend)).double()
-    assert lif.w.dtype == torch.float64 and float(lif.w.detach()) == 0.3
+    lif = na_cuda.nn.convert(copy.deepcopy(src), method="stbp", backend=backend)
+    assert isinstance(lif, na_cuda.nn.LIF) and lif.w.dtype == torch.float64 and float(lif.w.detach()) == 0.3
     x = _input(12, (3, 40), seed=4)
     g = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     outs = []
@@ -91,8 +79,8 @@ def test_plif_equals_spikingjelly(backend, decay_input, v_reset, detach_reset):
 
 def test_plif_mapper_under_na_trains_w():
     neuron = pytest.importorskip("spikingjelly.activation_based.neuron", reason="spikingjelly is not installed")
-    src = neuron.ParametricLIFNode(init_tau=2.0, step_mode="m")
-    lif = na_convert._parametric_lif_node(src, "plif", _Ctx("na", "auto"))
+    src = nn.Sequential(nn.Linear(16, 16), neuron.ParametricLIFNode(init_tau=2.0, step_mode="m"))
+    lif = na_cuda.nn.convert(src, method="na")[1]
     assert lif.learn_decay == "sigmoid" and lif.rule.name == "na"
     lif(_input(8, (16,), seed=2).float()).sum().backward()
     assert lif.w.grad is not None and torch.isfinite(lif.w.grad)
@@ -200,15 +188,3 @@ def test_from_snntorch_na_takes_any_surrogate_and_membrane_is_stbp_only():
     assert na_cuda.nn.LIF.from_snntorch(src, method="na").rule.name == "na"
     with pytest.raises(ValueError, match='output="membrane" is refused by method="na"'):
         na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9), method="na", output="membrane")
-
-
-def test_convert_advice_is_pasteable():
-    from na_cuda.snntorch import convert_advice
-
-    msg = convert_advice(snn.Leaky(beta=0.9), "lif1")
-    code = msg.split("use, exactly equal to this Leaky (snnTorch's gradient; method='na' trains it with NA): ")[1]
-    model = torch.nn.Module()
-    model.lif1 = snn.Leaky(beta=0.9)
-    lif = eval(code, {"na_cuda": na_cuda, "model": model})  # noqa: S307  (the advice must run as written)
-    assert isinstance(lif, na_cuda.nn.LIF) and lif.rule.name == "stbp"
-    assert "Nor does this Leaky" in convert_advice(snn.Leaky(beta=0.9, inhibition=True), "lif1")

@@ -23,7 +23,20 @@
 #define NA_UNROLL
 #endif
 
+// Per-ISA symbol names. The CPU kernels are compiled once per instruction set (csrc/cpu/isa_*.cpp: AVX2 and the
+// x86-64 baseline) into one library that picks one at load time. An inline function or template instantiated in
+// two translation units with different instruction sets must not share a symbol: the linker would keep one copy
+// for both, and the baseline path could run AVX2 code. So every function of csrc/core lives in an inline
+// namespace named after the instruction set of its translation unit (NA_ISA, default `generic`: the binding and
+// CUDA units); plain data (the configurations the bindings fill) stays outside it, one type for all.
+#ifndef NA_ISA
+#define NA_ISA generic
+#endif
+#define NA_ISA_BEGIN inline namespace NA_ISA {
+#define NA_ISA_END }
+
 namespace na {
+NA_ISA_BEGIN
 
 // expf/exp exist with these names in host C and in CUDA device code; std::exp is not usable on the device.
 NA_HD float na_exp(float x) { return expf(x); }
@@ -48,4 +61,5 @@ struct Lanes {
   }
 };
 
+NA_ISA_END
 }  // namespace na

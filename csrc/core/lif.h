@@ -43,6 +43,11 @@ struct LifConfig {
 
 enum class Reset : int { Hard = 0, Soft = 1, After = 2 };
 
+}  // namespace na
+
+namespace na {
+NA_ISA_BEGIN
+
 // `thr` is the threshold in the kernels' coordinates (threshold - v_reset under a hard reset, see the file
 // comment): the MP-distance d = thr - u, the state a cancelled spike leaves, the soft reset's step. `fire` is the
 // value the spike test u >= fire compares with: thr itself, or under `strict` the next acc_t above it, since for
@@ -181,4 +186,5 @@ inline void with_reset(const LifConfig& cfg, const F& f) {
   f(std::integral_constant<Reset, Reset::Hard>{});
 }
 
+NA_ISA_END
 }  // namespace na

@@ -1,7 +1,9 @@
 // SIMD packs for the CPU kernels: Lanes<> specialisations (see csrc/core/lanes.h) for GCC vector types holding one
-// vector register of neighbouring neurons (4 floats with SSE2, 8 with AVX; setup.py enables AVX2 when the build
-// machine has it). The per-neuron functions of csrc/core run unchanged on a pack. A pack wider than the target's
-// registers is passed through memory and is several times slower, hence one register per pack.
+// vector register of neighbouring neurons (4 floats with SSE2, 8 with AVX2). The instruction set is the one of the
+// translation unit that includes this header (csrc/cpu/isa_*.cpp set NA_CPU_VECTOR_BYTES and compile their
+// functions for it; the library holds both and picks one at load time). The per-neuron functions of csrc/core run
+// unchanged on a pack. A pack wider than the target's registers is passed through memory and is several times slower,
+// hence one register per pack.
 #pragma once
 
 #include <math.h>
@@ -10,13 +12,14 @@
 
 #include "../core/lanes.h"
 
-namespace na {
-
-#if defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
+#ifndef NA_CPU_VECTOR_BYTES
+#error "include csrc/cpu/lanes_cpu.h from an ISA unit (csrc/cpu/isa_*.cpp), which sets NA_CPU_VECTOR_BYTES"
 #endif
+
+namespace na {
+NA_ISA_BEGIN
+
+constexpr int kVectorBytes = NA_CPU_VECTOR_BYTES;
 
 typedef float vfloat __attribute__((vector_size(kVectorBytes)));
 typedef double vdouble __attribute__((vector_size(kVectorBytes)));
@@ -65,4 +68,5 @@ struct PackOf<double> {
   using type = vdouble;
 };
 
+NA_ISA_END
 }  // namespace na

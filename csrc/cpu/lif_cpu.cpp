@@ -1,30 +1,53 @@
 // CPU implementations of the na_cuda ops. Neurons are processed in blocks of up to kBlock: a block's [T, nb] slice
 // is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
-// the global stride N a power of two, per-neuron strided loops thrash the cache sets), the shared per-neuron math
-// of csrc/core runs on packs of kLanes neurons (csrc/cpu/lanes_cpu.h), and the results are scattered back.
-// Blocks are distributed over threads with at::parallel_for. A thread's scratch is `planes` x T x W values with W
-// = its neuron count rounded up to a pack, at most kBlock: bounded by the work, so a tall narrow input ([1e6, 1])
-// does not allocate 64 neurons' worth of planes for its one neuron.
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
-#include <torch/library.h>
-
+// the global stride N a power of two, per-neuron strided loops thrash the cache sets), the block kernels of the
+// running instruction set compute on them (csrc/cpu/isa.h), and the results are scattered back. Blocks are
+// distributed over torch's intra-op threads (torch::stable::parallel_for). A thread's scratch is `planes` x T x w
+// values with w = its neuron count rounded up to kMaxLanes, at most kBlock: bounded by the work, so a tall narrow
+// input ([1e6, 1]) does not allocate 64 neurons' worth of planes for its one neuron.
+//
+// Runtime CPU dispatch: the library holds the kernels for AVX2 and for the baseline; the best one this CPU runs is
+// chosen when the library loads, NA_CUDA_CPU_ISA=baseline forces the baseline (read by na_cuda/_backend.py, which
+// calls na_cuda_set_cpu_isa), and na_cuda_cpu_isa() says which one runs.
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <vector>
 
+#include <torch/headeronly/util/BFloat16.h>
+#include <torch/headeronly/util/Half.h>
+
 #include "../op_impls.h"
-#include "lanes_cpu.h"
+#include "isa.h"
 
 namespace na {
+namespace cpu {
 namespace {
 
-constexpr int64_t kBlock = 64;  // neurons per block; a multiple of every pack width
+// The best table this CPU can run. __builtin_cpu_supports reads cpuid (and the OS's AVX state) once.
+const IsaKernels* best_isa() {
+#if defined(NA_CPU_HAVE_AVX2_UNIT)
+  if (__builtin_cpu_supports("avx2")) return &kAvx2Kernels;
+#endif
+  return &kBaselineKernels;
+}
 
-int64_t grain(int64_t T) { return std::max<int64_t>(kBlock, (at::internal::GRAIN_SIZE / T) / kBlock * kBlock); }
+std::atomic<const IsaKernels*> g_isa{best_isa()};
 
-// One block's buffers: `planes` arrays of [T, w] in the compute type (w = the row stride: nb rounded up to a
-// pack, <= kBlock), allocated once per thread.
+constexpr int64_t kGrainSize = 32768;  // at::internal::GRAIN_SIZE: elements of work per parallel chunk
+
+int64_t grain(int64_t T) { return std::max<int64_t>(kBlock, (kGrainSize / T) / kBlock * kBlock); }
+
+template <typename scalar_t>
+struct Compute {
+  using type = float;  // half, bfloat16 and float compute in float
+};
+template <>
+struct Compute<double> {
+  using type = double;
+};
+
+// One block of the [T, N] problem: neurons [n0, n0 + nb), rows of stride w, `planes` planes at buf.
 template <typename acc_t>
 struct Block {
   int64_t T, n0, nb, w;
@@ -59,104 +82,154 @@ void scatter(const acc_t* src, scalar_t* dst, int64_t N, const Block<acc_t>& b) 
   }
 }
 
-// Runs body(block) over all blocks of the [T, N] problem in parallel; blocks hold whole packs of V. `rows` more
-// rows of w values follow the planes (per-neuron values: the learnable decay and its gradient).
-template <typename acc_t, typename V, typename Body>
+// Runs body(block) over all blocks of the [T, N] problem in parallel. `rows` more rows of w values follow the
+// planes (per-neuron values: the learnable decay and its gradient).
+template <typename acc_t, typename Body>
 void for_each_block(int64_t T, int64_t N, int64_t planes, int64_t rows, const Body& body) {
-  constexpr int64_t lanes = Lanes<V>::kLanes;
-  at::parallel_for(0, N, grain(T), [&](int64_t begin, int64_t end) {
-    const int64_t w = std::min(kBlock, (end - begin + lanes - 1) / lanes * lanes);
+  torch::stable::parallel_for(0, N, grain(T), [&](int64_t begin, int64_t end) {
+    const int64_t w = std::min(kBlock, (end - begin + kMaxLanes - 1) / kMaxLanes * kMaxLanes);
     std::vector<acc_t> buf(static_cast<size_t>((planes * T + rows) * w));
     for (int64_t n0 = begin; n0 < end; n0 += w) body(Block<acc_t>{T, n0, std::min(w, end - n0), w, buf.data()});
   });
 }
 
-// Calls f(j) for the first lane j of every pack of V that holds a neuron of the block.
-template <typename V, typename F>
-void for_each_pack(int64_t nb, const F& f) {
-  constexpr int64_t lanes = Lanes<V>::kLanes;
-  static_assert(kBlock % lanes == 0, "kBlock must be a multiple of the pack width");
-  for (int64_t j = 0; j < nb; j += lanes) f(j);
+// f(scalar_t{}) for the tensor's storage type (checked to be one of the four by check_input).
+template <typename F>
+void dispatch_floating(ScalarType st, const F& f) {
+  switch (st) {
+    case ScalarType::Half:
+      return f(torch::headeronly::Half{});
+    case ScalarType::BFloat16:
+      return f(torch::headeronly::BFloat16{});
+    case ScalarType::Float:
+      return f(float{});
+    case ScalarType::Double:
+      return f(double{});
+    default:
+      NA_CHECK(false, "na_cuda: no CPU kernel for dtype ", st, "; use float16, bfloat16, float32 or float64");
+  }
 }
 
-// The backend of csrc/op_impls.h: the forward, and one backward loop for every rule. Blocks hold c in plane 0 and
-// g in plane 1 (which the gradient overwrites in place: every backward reads g[t] before it writes grad[t]), the
-// rule's Rule::kCpuPlanes workspace planes from plane 2 on, and the scatter writes plane 1 back. Plane 0 is the
-// block's private copy of c, which a rule may overwrite (NA scales it by beta in place, csrc/core/rules/na.h).
-// With a learnable decay (§11) the block's lams and dL/dlam are two more rows of w values after the planes.
+template <typename acc_t>
+const BlockKernels<acc_t>& kernels_for() {
+  const IsaKernels* isa = g_isa.load(std::memory_order_relaxed);
+  if constexpr (std::is_same_v<acc_t, double>) {
+    return isa->f64;
+  } else {
+    return isa->f32;
+  }
+}
+
+template <typename acc_t>
+BackwardFn<acc_t, NaConfig> rule_kernel(const BlockKernels<acc_t>& k, const NaConfig&) {
+  return k.na;
+}
+template <typename acc_t>
+BackwardFn<acc_t, StbpConfig> rule_kernel(const BlockKernels<acc_t>& k, const StbpConfig&) {
+  return k.stbp;
+}
+template <typename acc_t>
+BackwardFn<acc_t, TsslConfig> rule_kernel(const BlockKernels<acc_t>& k, const TsslConfig&) {
+  return k.tssl;
+}
+
+}  // namespace
+
+// The backend of csrc/op_impls.h: the forward, and one backward loop for every rule (plane layout: isa.h). With
+// a learnable decay (§11) the block's leaks and dL/dlam are two rows of w values after the planes.
 struct Cpu {
-  static at::Tensor forward(const at::Tensor& c, const std::optional<at::Tensor>& decay, const LifConfig& cfg) {
-    const at::Tensor cc = c.contiguous();
-    at::Tensor out = at::empty_like(cc);
+  static Tensor forward(const Tensor& c, const std::optional<Tensor>& decay, const LifConfig& cfg) {
+    const Tensor cc = torch::stable::contiguous(c);
+    Tensor dc;  // the decay, contiguous (a broadcast scalar can arrive as a stride-0 view)
+    if (decay.has_value()) dc = torch::stable::contiguous(*decay);
+    Tensor out = torch::stable::empty_like(cc);
     const int64_t T = cc.size(0), N = num_neurons(cc);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda::lif_forward (CPU)", [&] {
-      using acc_t = at::opmath_type<scalar_t>;
-      using V = typename PackOf<acc_t>::type;
-      const LifCoef<acc_t> lif(cfg);
-      const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-      scalar_t* op = out.mutable_data_ptr<scalar_t>();
-      const at::Tensor dc = decay.has_value() ? decay->contiguous() : at::Tensor();
-      const acc_t* dp = dc.defined() ? dc.const_data_ptr<acc_t>() : nullptr;
-      with_reset(cfg, [&](auto reset) {
-        constexpr Reset R = decltype(reset)::value;
-        for_each_block<acc_t, V>(T, N, 2, 1, [&](const Block<acc_t>& b) {
-          acc_t *lc = b.plane(0), *lo = b.plane(1), *ld = dp ? b.plane(2) : nullptr;
-          gather(cp, lc, N, b);
-          if (ld) gather_row(dp, ld, b);
-          for_each_pack<V>(b.nb, [&](int64_t j) {
-            lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, b.w, lif.at(ld, nullptr, j));
-          });
-          scatter(lo, op, N, b);
-        });
+    dispatch_floating(cc.scalar_type(), [&](auto tag) {
+      using scalar_t = decltype(tag);
+      using acc_t = typename Compute<scalar_t>::type;
+      const auto fwd = kernels_for<acc_t>().forward;
+      const scalar_t* cp = static_cast<const scalar_t*>(cc.const_data_ptr());
+      scalar_t* op = static_cast<scalar_t*>(out.mutable_data_ptr());
+      const acc_t* lp = dc.defined() ? static_cast<const acc_t*>(dc.const_data_ptr()) : nullptr;
+      for_each_block<acc_t>(T, N, 2, 1, [&](const Block<acc_t>& b) {
+        acc_t* ld = lp ? b.plane(2) : nullptr;
+        gather(cp, b.plane(0), N, b);
+        if (ld) gather_row(lp, ld, b);
+        fwd(b.buf, T, b.w, b.nb, cfg, ld);
+        scatter(b.plane(1), op, N, b);
       });
     });
     return out;
   }
 
   template <typename Rule>
-  static std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad_out, const at::Tensor& c,
-                                                     const std::optional<at::Tensor>& decay, const LifConfig& lcfg,
-                                                     const typename Rule::Config& rcfg) {
-    const at::Tensor cc = c.contiguous(), gc = grad_out.contiguous();
-    at::Tensor grad = at::empty_like(cc);
+  static std::tuple<Tensor, Tensor> backward(const Tensor& grad_out, const Tensor& c,
+                                             const std::optional<Tensor>& decay, const LifConfig& lcfg,
+                                             const typename Rule::Config& rcfg) {
+    const Tensor cc = torch::stable::contiguous(c), gc = torch::stable::contiguous(grad_out);
+    Tensor dc;  // the decay, contiguous (a broadcast scalar can arrive as a stride-0 view)
+    if (decay.has_value()) dc = torch::stable::contiguous(*decay);
+    Tensor grad = torch::stable::empty_like(cc);
+    Tensor gdecay = dc.defined() ? torch::stable::empty_like(dc) : torch::stable::new_empty(cc, {0});
     const int64_t T = cc.size(0), N = num_neurons(cc);
-    const at::Tensor dc = decay.has_value() ? decay->contiguous() : at::Tensor();
-    at::Tensor gdecay = decay.has_value() ? at::empty_like(dc) : at::empty({0}, cc.options());
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, cc.scalar_type(), "na_cuda backward (CPU)", [&] {
-      using acc_t = at::opmath_type<scalar_t>;
-      using V = typename PackOf<acc_t>::type;
-      const LifCoef<acc_t> lif(lcfg);
-      const typename Rule::template Coef<acc_t> coef(rcfg);
-      const scalar_t* cp = cc.const_data_ptr<scalar_t>();
-      const scalar_t* gp = gc.const_data_ptr<scalar_t>();
-      scalar_t* dp = grad.mutable_data_ptr<scalar_t>();
-      const acc_t* lp = dc.defined() ? dc.const_data_ptr<acc_t>() : nullptr;
-      acc_t* glp = dc.defined() ? gdecay.mutable_data_ptr<acc_t>() : nullptr;
-      with_reset<Rule::kSoftReset>(lcfg, [&](auto reset) {
-        constexpr Reset R = decltype(reset)::value;
-        constexpr int P = 2 + Rule::kCpuPlanes;
-        for_each_block<acc_t, V>(T, N, P, 2, [&](const Block<acc_t>& b) {
-          acc_t *lc = b.plane(0), *lg = b.plane(1);
-          acc_t* w1 = Rule::kCpuPlanes > 1 ? b.plane(3) : nullptr;
-          acc_t *ld = lp ? b.plane(P) : nullptr, *lgd = lp ? b.plane(P) + b.w : nullptr;
-          gather(cp, lc, N, b);
-          gather(gp, lg, N, b);
-          if (ld) gather_row(lp, ld, b);
-          for_each_pack<V>(b.nb, [&](int64_t j) {
-            Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, b.plane(2) + j, w1 ? w1 + j : nullptr, lg + j,
-                                                         T, b.w, b.w, lif.at(ld, lgd, j), coef);
-          });
-          scatter(lg, dp, N, b);
-          if (lgd) std::copy(lgd, lgd + b.nb, glp + b.n0);
-        });
+    dispatch_floating(cc.scalar_type(), [&](auto tag) {
+      using scalar_t = decltype(tag);
+      using acc_t = typename Compute<scalar_t>::type;
+      const auto bwd = rule_kernel(kernels_for<acc_t>(), rcfg);
+      const scalar_t* cp = static_cast<const scalar_t*>(cc.const_data_ptr());
+      const scalar_t* gp = static_cast<const scalar_t*>(gc.const_data_ptr());
+      scalar_t* dp = static_cast<scalar_t*>(grad.mutable_data_ptr());
+      const acc_t* lp = dc.defined() ? static_cast<const acc_t*>(dc.const_data_ptr()) : nullptr;
+      acc_t* glp = dc.defined() ? static_cast<acc_t*>(gdecay.mutable_data_ptr()) : nullptr;
+      constexpr int64_t P = 2 + Rule::kCpuPlanes;
+      for_each_block<acc_t>(T, N, P, 2, [&](const Block<acc_t>& b) {
+        acc_t *ld = lp ? b.plane(P) : nullptr, *lgd = lp ? b.plane(P) + b.w : nullptr;
+        gather(cp, b.plane(0), N, b);
+        gather(gp, b.plane(1), N, b);
+        if (ld) gather_row(lp, ld, b);
+        bwd(b.buf, T, b.w, b.nb, lcfg, rcfg, ld, lgd);
+        scatter(b.plane(1), dp, N, b);
+        if (lgd) std::copy(lgd, lgd + b.nb, glp + b.n0);
       });
     });
     return {grad, gdecay};
   }
 };
 
-}  // namespace
+}  // namespace cpu
 
-TORCH_LIBRARY_IMPL(na_cuda, CPU, m) { register_ops<Cpu>(m); }
+STABLE_TORCH_LIBRARY_IMPL(na_cuda, CPU, m) { register_ops<cpu::Cpu>(m); }
 
 }  // namespace na
+
+// The instruction set the CPU kernels run ("avx2" or "baseline"), and the switch na_cuda/_backend.py uses for
+// NA_CUDA_CPU_ISA and the tests that compare the two: 0 on success, 1 for an unknown name, 2 when this CPU (or
+// this build) lacks it. The names compiled in, best first: na_cuda_cpu_isas().
+extern "C" __attribute__((visibility("default"))) const char* na_cuda_cpu_isa(void) {
+  return na::cpu::g_isa.load()->name;
+}
+
+extern "C" __attribute__((visibility("default"))) const char* na_cuda_cpu_isas(void) {
+#if defined(NA_CPU_HAVE_AVX2_UNIT)
+  return "avx2,baseline";
+#else
+  return "baseline";
+#endif
+}
+
+extern "C" __attribute__((visibility("default"))) int na_cuda_set_cpu_isa(const char* name) {
+  if (std::strcmp(name, "baseline") == 0) {
+    na::cpu::g_isa.store(&na::cpu::kBaselineKernels);
+    return 0;
+  }
+  if (std::strcmp(name, "avx2") == 0) {
+#if defined(NA_CPU_HAVE_AVX2_UNIT)
+    if (!__builtin_cpu_supports("avx2")) return 2;
+    na::cpu::g_isa.store(&na::cpu::kAvx2Kernels);
+    return 0;
+#else
+    return 2;
+#endif
+  }
+  return 1;
+}

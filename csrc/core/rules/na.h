@@ -51,6 +51,11 @@ struct NaConfig {
   double clip;     // b
 };
 
+}  // namespace na
+
+namespace na {
+NA_ISA_BEGIN
+
 template <typename acc_t>
 struct NaCoef {
   bool taylor;
@@ -284,4 +289,5 @@ struct NaRule {
   }
 };
 
+NA_ISA_END
 }  // namespace na

@@ -15,6 +15,11 @@ struct StbpConfig {
   bool detach_reset;  // treat the spike in the reset as a constant (spikingjelly's spike_d)
 };
 
+}  // namespace na
+
+namespace na {
+NA_ISA_BEGIN
+
 template <typename acc_t>
 struct StbpCoef {
   Surrogate kind;
@@ -139,4 +144,5 @@ struct StbpRule {
   }
 };
 
+NA_ISA_END
 }  // namespace na

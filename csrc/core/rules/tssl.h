@@ -21,6 +21,11 @@ namespace na {
 
 struct TsslConfig {};  // no options
 
+}  // namespace na
+
+namespace na {
+NA_ISA_BEGIN
+
 // f(u) of the warm-up fallback: exp(x) / ((1 + exp(x))^2 * 0.2), x = clamp((thr - u) / 0.2, -8, 8).
 template <typename V>
 NA_HD V tssl_warmup_slope(V u, V thr) {
@@ -101,4 +106,5 @@ struct TsslRule {
   }
 };
 
+NA_ISA_END
 }  // namespace na

@@ -1,0 +1,60 @@
+// The CPU block kernels (csrc/cpu/isa.h) of the instruction set of the including unit: the per-neuron math of
+// csrc/core run on SIMD packs of neighbouring neurons (lanes_cpu.h). Included once by each isa_*.cpp, which
+// defines NA_ISA and NA_CPU_VECTOR_BYTES and sets the compiler's target first; it then defines its table with
+// NA_CPU_ISA_TABLE.
+#pragma once
+
+#include "../core/lif.h"
+#include "../core/rules/na.h"
+#include "../core/rules/stbp.h"
+#include "../core/rules/tssl.h"
+#include "isa.h"
+#include "lanes_cpu.h"
+
+namespace na {
+namespace cpu {
+NA_ISA_BEGIN
+
+template <typename acc_t>
+void forward_block(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig& cfg, const acc_t* lam) {
+  using V = typename PackOf<acc_t>::type;
+  const LifCoef<acc_t> lif(cfg);
+  const acc_t* lc = buf;
+  acc_t* lo = buf + T * w;
+  with_reset(cfg, [&](auto reset) {
+    constexpr Reset R = decltype(reset)::value;
+    for (int64_t j = 0; j < nb; j += Lanes<V>::kLanes)
+      lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, w, lif.at(lam, nullptr, j));
+  });
+}
+
+template <typename Rule, typename acc_t>
+void backward_block(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig& lcfg,
+                    const typename Rule::Config& rcfg, const acc_t* lam, acc_t* glam) {
+  using V = typename PackOf<acc_t>::type;
+  const LifCoef<acc_t> lif(lcfg);
+  const typename Rule::template Coef<acc_t> coef(rcfg);
+  acc_t *lc = buf, *lg = buf + T * w, *w0 = buf + 2 * T * w;
+  acc_t* w1 = Rule::kCpuPlanes > 1 ? buf + 3 * T * w : nullptr;
+  with_reset<Rule::kSoftReset>(lcfg, [&](auto reset) {
+    constexpr Reset R = decltype(reset)::value;
+    for (int64_t j = 0; j < nb; j += Lanes<V>::kLanes)
+      Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, w0 + j, w1 ? w1 + j : nullptr, lg + j, T, w, w,
+                                                   lif.at(lam, glam, j), coef);
+  });
+}
+
+template <typename acc_t>
+constexpr BlockKernels<acc_t> block_kernels() {
+  static_assert(kBlock % Lanes<typename PackOf<acc_t>::type>::kLanes == 0, "kBlock must hold whole packs");
+  static_assert(kMaxLanes % Lanes<typename PackOf<acc_t>::type>::kLanes == 0, "rows are padded to kMaxLanes");
+  return {&forward_block<acc_t>, &backward_block<NaRule, acc_t>, &backward_block<StbpRule, acc_t>,
+          &backward_block<TsslRule, acc_t>};
+}
+
+NA_ISA_END
+}  // namespace cpu
+}  // namespace na
+
+#define NA_CPU_ISA_TABLE(var, name) \
+  const ::na::cpu::IsaKernels var { name, ::na::cpu::block_kernels<float>(), ::na::cpu::block_kernels<double>() }
