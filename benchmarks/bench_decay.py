@@ -5,7 +5,7 @@ decay), fixed tau against a learnable decay, interleaved: every repeat runs both
 load from another process hits both. Prints min and median per variant and the median of the per-repeat ratios,
 and writes them as JSON.
 
-    python benchmarks/bench_decay.py [--T 5 20] [--neurons 65536] [--repeats 31] [--out bench_decay.json]
+    python benchmarks/bench_decay.py [--T 5 20] [--neurons 65536] [--repeats 61] [--inner 1] [--out bench_decay.json]
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--T", type=int, nargs="+", default=[5, 20])
     ap.add_argument("--neurons", type=int, default=1 << 16)
-    ap.add_argument("--repeats", type=int, default=31)
-    ap.add_argument("--inner", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=61)
+    ap.add_argument("--inner", type=int, default=1)
     ap.add_argument("--methods", nargs="+", default=["na", "stbp", "tssl"])
     ap.add_argument("--out", default="bench_decay.json")
     args = ap.parse_args()

@@ -110,7 +110,11 @@ struct DecayGrad {
       : acc(Lanes<V>::splat(0)), accx(Lanes<V>::splat(0)), on(k.glam_n != nullptr), scaled(k.decay_input) {}
   // gu = dL/du[t], v_in = the state carried into step t, x = the scaled input beta c[t].
   NA_HD void add(V gu, V v_in, V x) {
-    acc = acc + gu * v_in;
+    add_state(gu, v_in);
+    add_input(gu, x);
+  }
+  NA_HD void add_state(V gu, V v_in) { acc = acc + gu * v_in; }
+  NA_HD void add_input(V gu, V x) {
     if (scaled) accx = accx + gu * x;
   }
   template <typename acc_t>

@@ -69,7 +69,7 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 // grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft); under
 // Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§10). With
 // the membrane output (lif.mem) G is dL/du[t] itself. With a learnable decay (lif.glam_n) the reverse loop also
-// sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§11), reading u[t-1] back from `w` (not yet overwritten).
+// sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§11): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
 NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                                 const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
@@ -112,12 +112,10 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     }
     gu = gu + gm;
     if (dlam.on) {
-      V v_in = zero;  // the state carried into step t
-      if (t > 0) {
-        const V up = L::load(w + (t - 1) * wstride);
-        v_in = after_spike<R>(up >= fire, up, thr);
-      }
-      dlam.add(gu, v_in, L::load(c + t * stride) * beta);
+      // dL/du[t+1] times v[t] (the state step t+1 was carried into: this step's u after its reset), and this
+      // step's input term; v[-1] = 0 adds nothing for t = 0. No extra load: u[t] is in hand.
+      dlam.add_state(gu_next, after_spike<R>(s, ut, thr));
+      if (lif.decay_input) dlam.add_input(gu, L::load(c + t * stride) * beta);
     }
     L::store(grad + t * stride, gu * beta);
     gu_next = gu;
