@@ -9,6 +9,7 @@ spikingjelly 2.0's multi-step ``LIFNode`` / ``IFNode`` compute, per step (its ``
 
 which is ``na_cuda.lif`` with ``tau_m=tau`` (``inf`` for IFNode), ``threshold=v_threshold``, the same
 ``v_reset`` and ``decay_input``, ``output="spike"``; under STBP also the same surrogate and ``detach_reset``.
+``ParametricLIFNode`` is the same with ``1/tau = sigmoid(w)`` learnable: ``nn.LIF(learn_decay="sigmoid")``.
 Nothing is mapped approximately: a setting with no exact equivalent raises, naming the module and the setting.
 
 One mapper per spikingjelly neuron type (:func:`_mappers`, a table type -> function): a mapper reads the source
@@ -88,7 +89,9 @@ def convert(
     ``"sigmoid"`` with slope ``alpha``, ``ATan(alpha)`` -> ``"atan"``, ``Rect(alpha)`` -> ``"rect"`` of width
     ``1/alpha``, ``PiecewiseQuadratic(alpha)`` -> ``"triangle"`` of half-width ``1/alpha``: the same functions) and
     ``detach_reset``. ``method="na"`` has its own backward (neither surrogate nor ``detach_reset`` is used), so any
-    surrogate converts there. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
+    surrogate converts there. ``ParametricLIFNode`` (PLIF, ``1/tau = sigmoid(w)``) becomes an
+    ``nn.LIF(learn_decay="sigmoid")`` holding a copy of its ``w`` (docs/algorithm.md §11), with the same settings
+    mapped as for ``LIFNode``. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
     one inside ``layer.SeqToANNContainer`` (one step on ``[T*B, ...]``) becomes a one-step LIF.
 
     ``rule_options``: ``method="na"``: ``dist_power``, ``clip``, ``backend``, ``grad_rescale``;
