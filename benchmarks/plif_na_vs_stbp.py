@@ -6,6 +6,8 @@ gradient of the same layer, input and loss, float64. Prints what README "Learnab
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 import na_cuda
@@ -21,11 +23,13 @@ def main() -> None:
     x = torch.rand(T, B, F, dtype=torch.float64) * 1.5
     target = na_cuda.losses.psc((torch.rand(T, B, F, dtype=torch.float64) < 0.3).double(), 2.0)
     grads = {}
-    for method, kw in (("stbp", dict(surrogate="atan")), ("na", {})):
+    runs: tuple[tuple[str, dict[str, Any]], ...] = (("stbp", {"surrogate": "atan"}), ("na", {}))
+    for method, kw in runs:
         for shape in ((), (F,)):
             lif = na_cuda.nn.LIF(tau_m=2.0, learn_decay="sigmoid", decay_shape=shape, method=method, **kw).double()
             c = x.clone().requires_grad_(True)
             (((lif(c) - target) ** 2).sum() / 2).backward()
+            assert lif.w.grad is not None and c.grad is not None
             grads[method, shape] = (lif.w.grad.detach().clone(), c.grad.detach().clone())
     (ws, cs), (wn, cn) = grads["stbp", ()], grads["na", ()]
     print(

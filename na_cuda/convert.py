@@ -341,7 +341,8 @@ def _parametric_lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
     (docs/algorithm.md §11)."""
     import torch
 
-    w = m.w.detach()
+    src: torch.Tensor = getattr(m, "w")  # noqa: B009  (an nn.Parameter; mypy types module attributes loosely)
+    w = src.detach()
     if w.numel() != 1:
         raise _refuse(path, m, f"its w has shape {tuple(w.shape)}; PLIF's w is one number per layer")
     k = float(torch.sigmoid(w))  # 1/tau
@@ -355,7 +356,7 @@ def _parametric_lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
         decay_input=m.decay_input,
         learn_decay="sigmoid",
     )
-    lif.w = nn.Parameter(w.clone().reshape(()), requires_grad=m.w.requires_grad)
+    lif.w = nn.Parameter(w.clone().reshape(()), requires_grad=src.requires_grad)
     return lif
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 import torch
 from torch import nn
@@ -234,7 +234,7 @@ class LIF(nn.Module):
         ``na_cuda.snntorch.from_snntorch`` (docs/algorithm.md §10)."""
         from .snntorch import from_snntorch
 
-        return from_snntorch(leaky, method=method, lif_class=cls, **options)
+        return cast("LIF", from_snntorch(leaky, method=method, lif_class=cls, **options))
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         _validate.input_tensor(c, "input")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from torch import nn
 
@@ -36,7 +36,7 @@ def _refuse(why: str) -> ValueError:
     return ValueError(f"na_cuda.nn.LIF.from_snntorch: {why}")
 
 
-def _surrogate(leaky: nn.Module) -> tuple[str, float]:
+def _surrogate(leaky: Any) -> tuple[str, float]:
     """The na_cuda surrogate with the derivative of ``leaky.spike_grad`` (a closure of snntorch.surrogate)."""
     if getattr(leaky, "surrogate_disable", False):
         raise _refuse(
@@ -57,7 +57,7 @@ def _surrogate(leaky: nn.Module) -> tuple[str, float]:
     return name, float(value)
 
 
-def _check_supported(leaky: nn.Module) -> None:
+def _check_supported(leaky: Any) -> None:
     """Raise for the Leaky options without an exact equivalent."""
     threshold = leaky.threshold
     if isinstance(threshold, nn.Parameter) and threshold.requires_grad:
@@ -98,8 +98,9 @@ def from_snntorch(
     """
     import snntorch
 
-    if lif_class is None:
-        from .nn import LIF as lif_class  # noqa: N813  (lazy: na_cuda.nn imports this module's caller)
+    from .nn import LIF  # lazy: na_cuda.nn's LIF.from_snntorch imports this module
+
+    make = LIF if lif_class is None else lif_class
     if type(leaky) is not snntorch.Leaky:
         raise _refuse(
             f"expected an snntorch.Leaky (exact type); got {type(leaky).__module__}.{type(leaky).__name__}, "
@@ -107,24 +108,25 @@ def from_snntorch(
         )
     if method not in ("stbp", "na"):
         raise _refuse(f"`method` must be 'stbp' (snnTorch's gradient) or 'na'; got {method!r}")
-    _check_supported(leaky)
-    beta = leaky.beta.detach()
-    learn = isinstance(leaky.beta, nn.Parameter) and leaky.beta.requires_grad
-    kwargs: dict[str, Any] = dict(threshold=float(leaky.threshold), strict_threshold=True, output=output, method=method)
-    mechanism = leaky.reset_mechanism
+    lk = cast(Any, leaky)  # snnTorch's attributes (beta, threshold, reset_mechanism, ...)
+    _check_supported(lk)
+    beta = lk.beta.detach()
+    learn = isinstance(lk.beta, nn.Parameter) and lk.beta.requires_grad
+    kwargs: dict[str, Any] = dict(threshold=float(lk.threshold), strict_threshold=True, output=output, method=method)
+    mechanism = lk.reset_mechanism
     if mechanism == "zero":
         kwargs["v_reset"] = 0.0
     else:  # "subtract" or "none": after the leak (§10)
         kwargs.update(v_reset=None, reset_mechanism=mechanism)
     if method == "stbp":
-        surrogate, alpha = _surrogate(leaky)
+        surrogate, alpha = _surrogate(lk)
         kwargs.update(surrogate=surrogate, surrogate_alpha=alpha, detach_reset=True)
     if beta.numel() == 1:  # tau_m for the repr only: the leak is `decay`, snnTorch's own beta
         b = min(max(float(beta), 0.0), 1.0)
         kwargs["tau_m"] = math.inf if b == 1.0 else 1.0 / (1.0 - b)
     kwargs.update(rule_options)
     decay = beta.clone() if learn else beta.clamp(0.0, 1.0)
-    lif = lif_class(learn_decay="beta" if learn else None, decay=decay, **kwargs)
+    lif = make(learn_decay="beta" if learn else None, decay=decay, **kwargs)
     return lif.train(leaky.training)
 
 
