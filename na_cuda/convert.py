@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 from torch import nn
 
+from .nn import LIF
+
 #: The converted neuron's own settings: they come from the source neuron, never from ``rule_options``.
 _NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
 #: STBP's settings that come from the source neuron (its surrogate and reset detaching).
@@ -111,10 +113,9 @@ def _fail(path: str, module: nn.Module, why: str) -> ValueError:
 def _from_spikingjelly(m: nn.Module, path: str, method: str, rule_options: dict) -> nn.Module:
     from spikingjelly.activation_based import neuron  # present: `m` is one of its modules
 
-    from .nn import LIF  # not at the top: na_cuda.nn re-exports convert, so a top-level import would be a cycle
-
     if type(m) is neuron.LIFNode:
-        tau, decay_input = m.tau, m.decay_input
+        node: Any = m  # a spikingjelly LIFNode: its tau (a float) and decay_input are plain attributes
+        tau, decay_input = node.tau, node.decay_input
     elif type(m) is neuron.IFNode:
         tau, decay_input = math.inf, False  # no leak; the input is never scaled
     else:
@@ -211,9 +212,10 @@ def _snntorch_reason(m: nn.Module) -> str:
             "inhibition, state quantisation, reset_delay=False or graded spikes)."
         )
     beta = min(max(beta, 0.0), 1.0)  # Leaky clamps beta to [0, 1]
+    snn_threshold: Any = m.threshold  # a float or a 0-dim tensor (snnTorch keeps it as a buffer)
     tau_m = math.inf if beta == 1.0 else 1.0 / (1.0 - beta)
     common = (
-        f"tau_m={tau_m!r}, threshold={float(m.threshold)!r}, strict_threshold=True (snnTorch fires on "
+        f"tau_m={tau_m!r}, threshold={float(snn_threshold)!r}, strict_threshold=True (snnTorch fires on "
         "mem > threshold), detach_reset=True (its reset is detached), output='spike', surrogate='atan' for "
         "its default spike_grad (atan(alpha) -> surrogate_alpha=alpha; fast_sigmoid(slope) -> "
         "'fast_sigmoid', surrogate_alpha=slope)"
