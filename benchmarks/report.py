@@ -358,17 +358,19 @@ def plot_fig7(res: dict, path: str) -> None:
     iqr = {(r["method"], r["T"]): r["iter_stats"] for r in e2e["rows"] if r["backend"] == "native"}
     for ax, normalise in ((axes[0], False), (axes[1], True)):
         i = 0
+        v: Optional[float]
+        base: Optional[float]
         for mm in order:
             for src in ("paper", "ours"):
                 vals, lo, hi = [], [], []
                 for T in Ts:
                     if src == "paper":
-                        v, base = PAPER_FIG7[mm][T], PAPER_FIG7["stbp"][T]
+                        v, base = float(PAPER_FIG7[mm][T]), float(PAPER_FIG7["stbp"][T])
                     else:
                         v, base = ours.get((mm, T)), ours.get(("stbp", T))
                     scale = 1.0 / base if normalise and base else 1.0
                     missing = v is None or (normalise and base is None)
-                    vals.append(np.nan if missing else v * scale)
+                    vals.append(np.nan if missing or v is None else v * scale)
                     st = iqr.get((mm, T)) if src == "ours" and not normalise and not missing else None
                     f = ITERS_PER_EPOCH
                     lo.append(0.0 if st is None else (st["median"] - st["q1"]) * f)

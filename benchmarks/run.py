@@ -64,7 +64,7 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
     if mode == "full":
         # CPU N = 2^18: every buffer up to T = 30 stays under glibc's 32 MB mmap threshold (no page faults per
         # allocation, see README); GPU N = 2^22: N*T >= 2^24 from T = 4 (the bandwidth goal's size).
-        plan = dict(
+        plan: dict[str, Any] = dict(
             N=2**22 if gpu else 2**18,
             Ts=[5, 10, 20, 30, 50],
             repeats=15,
@@ -192,7 +192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     t_start = time.time()
     print(f"na_cuda benchmarks, {mode} run on {device} ({name}, load {probe.start}), output {args.out}", flush=True)
-    copy = {
+    copy: dict[str, dict[str, Any]] = {
         d: dict(
             start_GBps=copy_bandwidth(plan["copy_elements"], device, dtype_of(d))["median"] / 1e9,
             reference=reliability.find_reference(name, d, plan["copy_elements"], args.copy_reference),

@@ -171,7 +171,7 @@ def bench_e2e(plan: dict, device: str) -> dict:
                 speedup_vs_reference_stats=speedup,
             )
             saved: dict = {}
-            row["peak"] = peak_memory(lambda step=step: saved.update(step.saved_bytes()), device)
+            row["peak"] = peak_memory(lambda: saved.update(step.saved_bytes()), device)  # called at once
             row["saved_bytes"] = saved["total"]
             row["saved_bytes_by_layer"] = saved["by_layer"]
             row["layer_input_bytes"] = saved["input_bytes"]

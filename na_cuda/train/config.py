@@ -258,7 +258,7 @@ def validate_config(cfg: TrainConfig) -> None:
     ):
         raise bad("betas", "two numbers in [0, 1), e.g. [0, 0.999]")
     cfg.betas = [float(b) for b in cfg.betas]
-    if not (_is_int(cfg.padding) and cfg.padding >= 0) and not (
+    if not (isinstance(cfg.padding, int) and _is_int(cfg.padding) and cfg.padding >= 0) and not (
         isinstance(cfg.padding, (list, tuple)) and all(_is_int(p) and p >= 0 for p in cfg.padding)
     ):
         raise bad("padding", "an int >= 0 or a list with one int >= 0 per conv layer")
@@ -276,7 +276,7 @@ def validate_config(cfg: TrainConfig) -> None:
         ("target_filters", (1, 2)),
     ):
         if getattr(cfg, name) not in choices:
-            raise bad(name, f"one of {', '.join(choices)}")
+            raise bad(name, f"one of {', '.join(map(str, choices))}")
     if cfg.compile is not None and cfg.compile not in COMPILE_MODES:
         raise bad("compile", f"null (eager) or a torch.compile mode: one of {', '.join(COMPILE_MODES)}")
     for name in ("dataset", "arch"):
