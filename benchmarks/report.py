@@ -85,6 +85,27 @@ def _copy(copy: dict) -> str:
     return "; ".join(parts)
 
 
+def _compiled_table(compiled: dict) -> list[str]:
+    """RESULTS.md lines of the eager-against-compiled training step (``end_to_end.compiled``)."""
+    if not compiled.get("rows"):
+        return [f"Eager against torch.compile: not run ({compiled['skipped']}).\n"] if compiled.get("skipped") else []
+    L = [
+        "Training step eager against `torch.compile` of network + loss (`--compile MODE`), native kernels:\n",
+        "| T | method | mode | steps / s | IQR | speed-up vs eager | compile + warm-up s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in compiled["rows"]:
+        if "skipped" in r:
+            L.append(f"| {r['T']} | {METHOD_LABEL[r['method']]} | {r['mode']} | skipped: {r['skipped']} | | | |")
+            continue
+        cs = r.get("compile_s")
+        L.append(
+            f"| {r['T']} | {METHOD_LABEL[r['method']]} | {r['mode']} | {r['steps_per_s']:.1f} | "
+            f"{_iqr(r['iter_stats'])} | {_x(r['speedup_vs_eager'])} | {'-' if cs is None else f'{cs:.0f}'} |"
+        )
+    return L + [""]
+
+
 def write_markdown(res: dict, path: str) -> None:
     """RESULTS.md: the noise check's verdict, the machine, the goals, one table set per section."""
     meta, plan = res["meta"], res["config"]
@@ -249,6 +270,7 @@ def write_markdown(res: dict, path: str) -> None:
         kinds = sorted({r["peak"]["kind"] for r in e2e["rows"]})
         L.append(f"\nPeak memory: {'; '.join(kinds)}.\n")
         L.append("![figure 7](fig7_epoch_time.png)\n")
+        L += _compiled_table(e2e.get("compiled") or {})
 
     mem = res.get("memory")
     if mem and mem.get("rows"):

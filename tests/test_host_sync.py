@@ -144,7 +144,8 @@ def _count_syncs(monkeypatch, tmp_path, device: str, extra: list[str]) -> tuple[
     return rec, log_points
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+#: CUDA too where there is a GPU (marked ``cuda``: scripts/gpu_check.sh runs ``pytest -m cuda``).
+DEVICES = ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.cuda)] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)

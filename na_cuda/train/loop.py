@@ -19,7 +19,7 @@ import torch
 from .. import losses
 from .._files import open_temp
 from . import checkpoint, report
-from .config import CHECKPOINT, ConfigError
+from .config import CHECKPOINT, ConfigError, TrainConfig
 from .distributed import all_sum, gather
 from .progress import Progress
 from .recipe import Recipe, loss_sum
@@ -72,20 +72,27 @@ class _Interval:
         self.t0, self.steps, self.samples = t0, 0, 0
 
 
-def _accumulate(acc: torch.Tensor, step: int, loss: torch.Tensor, correct: torch.Tensor, gnorm: torch.Tensor) -> None:
-    """Adds one step's statistics to the device accumulator of ``train_epoch`` without reading them back."""
+def accumulator(device: torch.device) -> torch.Tensor:
+    """A fresh accumulator of :func:`accumulate` on ``device``."""
+    return torch.tensor([0.0, 0.0, 0.0, math.inf, math.inf], dtype=torch.float64, device=device)
+
+
+def accumulate(acc: torch.Tensor, step: int, loss: torch.Tensor, correct: torch.Tensor, gnorm: torch.Tensor) -> None:
+    """Adds one step's statistics to ``acc`` (float64 [5] on the device: loss sum, correct, non-finite steps, first
+    step with a non-finite loss, ... gradient norm) without reading anything back."""
     loss = loss.detach().double()
     finite = torch.stack([loss.isfinite(), gnorm.isfinite()])
     acc[:3] += torch.stack([loss, correct.double(), (~finite).any().double()])
     acc[3:] = torch.minimum(acc[3:], torch.where(finite, math.inf, float(step)))
 
 
-def forward_loss(recipe: Recipe) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """``(x, y) -> (outputs, summed loss)`` of the training step: the network (``recipe.model``) and the configured
-    loss, without the per-batch label check (``setup`` checked the datasets' labels once). With ``cfg.compile``
-    both are one ``torch.compile``d function of that mode (the network's custom ops have fake kernels, so the
-    whole function is one graph)."""
-    cfg, model = recipe.cfg, recipe.model
+def forward_loss(
+    cfg: TrainConfig, model: torch.nn.Module
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``(x, y) -> (outputs, summed loss)`` of the training step: ``model`` and the loss of ``cfg``, without the
+    per-batch label check (``setup`` checked the datasets' labels once). With ``cfg.compile`` both are one
+    ``torch.compile``d function of that mode (the network's custom ops have fake kernels, so the whole function is
+    one graph; tests/test_host_sync.py compiles it with ``fullgraph=True``)."""
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = model(x)
@@ -107,7 +114,7 @@ class Run:
         self.step = 0  # steps completed in epoch `self.epoch`
         self.partial = dict(loss=0.0, correct=0.0, n=0.0, seconds=0.0)
         self.saved_at: Optional[str] = None  # where the checkpoint on disk stands, for messages
-        self.forward_loss = forward_loss(recipe)
+        self.forward_loss = forward_loss(recipe.cfg, recipe.model)
 
     def position(self) -> str:
         return f"epoch {self.epoch + 1}, step {self.step}" if self.step else f"after epoch {self.epoch}"
@@ -241,9 +248,7 @@ class Run:
         batches = r.batches(self.epoch)
         denom = 1.0 if cfg.loss_reduction == "sum" else None
         r.model.train()
-        # [loss sum, correct, non-finite steps, first step with a non-finite loss, ... gradient norm]; the last
-        # two are this rank's (inf: none).
-        acc = torch.tensor([0.0, 0.0, 0.0, math.inf, math.inf], dtype=torch.float64, device=r.device)
+        acc = accumulator(r.device)  # the first non-finite steps in it are this rank's (inf: none)
         interval = _Interval(time.perf_counter())
         with Progress(
             len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step, enabled=ctx.main and cfg.progress
@@ -258,7 +263,7 @@ class Run:
                 r.optimizer.zero_grad(set_to_none=True)
                 (loss * scale).backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(r.params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-                _accumulate(acc, self.step, loss, (losses.spike_count_predictions(out) == y).sum(), gnorm)
+                accumulate(acc, self.step, loss, (losses.spike_count_predictions(out) == y).sum(), gnorm)
                 r.optimizer.step()
                 if cfg.weight_clip > 0:
                     r.net.clamp_weights_(cfg.weight_clip)
