@@ -72,9 +72,9 @@ class _Interval:
         self.t0, self.steps, self.samples = t0, 0, 0
 
 
-def accumulator(device: torch.device) -> torch.Tensor:
-    """A fresh accumulator of :func:`accumulate` on ``device``."""
-    return torch.tensor([0.0, 0.0, 0.0, math.inf, math.inf], dtype=torch.float64, device=device)
+def accumulator(device: torch.device, loss: float = 0.0, correct: float = 0.0) -> torch.Tensor:
+    """An accumulator of :func:`accumulate` on ``device`` whose sums start at ``loss`` and ``correct``."""
+    return torch.tensor([loss, correct, 0.0, math.inf, math.inf], dtype=torch.float64, device=device)
 
 
 def accumulate(acc: torch.Tensor, step: int, loss: torch.Tensor, correct: torch.Tensor, gnorm: torch.Tensor) -> None:
@@ -248,7 +248,10 @@ class Run:
         batches = r.batches(self.epoch)
         denom = 1.0 if cfg.loss_reduction == "sum" else None
         r.model.train()
-        acc = accumulator(r.device)  # the first non-finite steps in it are this rank's (inf: none)
+        # The epoch's running sums, continued from `partial` (rank 0 holds the sums of every rank), so that they
+        # are added in the same order wherever the log points (or a resume) fall: resume stays bit-exact.
+        p = self.partial
+        acc = accumulator(r.device, p["loss"], p["correct"]) if ctx.main else accumulator(r.device)
         interval = _Interval(time.perf_counter())
         with Progress(
             len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step, enabled=ctx.main and cfg.progress
@@ -278,9 +281,9 @@ class Run:
         return True
 
     def _read_interval(self, acc: torch.Tensor, interval: _Interval, stop: StopRequest, n_steps: int) -> bool:
-        """The log point: reads the statistics accumulated since the last one (one device-to-host copy; in a
-        distributed run one collective, which also carries the stop flags), adds them to ``self.partial`` and
-        resets ``acc``; raises NonFiniteLoss for a non-finite step. Returns whether a rank asked to stop."""
+        """The log point: reads the epoch's running sums (one device-to-host copy; in a distributed run one
+        collective, which also carries the stop flags) into ``self.partial``; raises NonFiniteLoss for a
+        non-finite step. Returns whether a rank asked to stop."""
         flag = torch.tensor(float(stop.signum is not None))
         summed = all_sum(self.ctx, [acc[0], acc[1], acc[2], flag], self.r.device)
         loss_v, correct_v, bad_v, stop_v, first_loss, first_gnorm = torch.cat([summed, acc[3:]]).tolist()
@@ -293,8 +296,8 @@ class Run:
             raise NonFiniteLoss(f"non-finite {what} at epoch {self.epoch + 1}, {where} (of {n_steps})")
         now = time.perf_counter()
         p = self.partial
-        p["loss"] += loss_v
-        p["correct"] += correct_v
+        p["loss"] = loss_v
+        p["correct"] = correct_v
         p["n"] += float(interval.samples)
         p["seconds"] += now - interval.t0
         interval.shown = dict(
@@ -303,8 +306,6 @@ class Run:
             sps=f"{interval.samples / max(now - interval.t0, 1e-9):.0f}",
         )
         interval.reset(now)
-        acc[:3].zero_()
-        acc[3:].fill_(math.inf)
         return stop_v > 0
 
     def finish_epoch(self) -> dict[str, Any]:
