@@ -61,15 +61,15 @@ class StopRequest:
 
 
 class _Interval:
-    """The host's side of the steps since the last log point: their count, samples (global) and start time, and
-    the progress postfix of the last log point."""
+    """The host's side of the steps since the last log point: their samples (global) and start time, and the
+    progress postfix of the last log point."""
 
     def __init__(self, t0: float) -> None:
         self.shown: dict[str, str] = {}
         self.reset(t0)
 
     def reset(self, t0: float) -> None:
-        self.t0, self.steps, self.samples = t0, 0, 0
+        self.t0, self.samples = t0, 0
 
 
 def accumulator(device: torch.device, loss: float = 0.0, correct: float = 0.0) -> torch.Tensor:
@@ -271,7 +271,6 @@ class Run:
                 if cfg.weight_clip > 0:
                     r.net.clamp_weights_(cfg.weight_clip)
                 self.step += 1
-                interval.steps += 1
                 interval.samples += batch.numel()  # the global batch: every rank's shard
                 bar.update(1, **interval.shown)
                 stop_here = stop.signum is not None and not ctx.active  # a host flag: no sync
