@@ -14,6 +14,7 @@ on CUDA, where every read of a CUDA tensor counts, allowed place or not.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -220,11 +221,17 @@ def test_forward_and_loss_compile_as_one_graph(method):
 
 @pytest.mark.slow
 def test_compile_flag_trains_without_host_syncs(monkeypatch, tmp_path):
-    """``--compile``: the CLI's compiled step also reads nothing back between log points."""
+    """``--compile``: the CLI's compiled step also reads nothing back between log points, and trains as eager does
+    (the same metrics to float32 rounding; NA with its gradient rescaling, evaluation eager in between)."""
     torch._dynamo.reset()
-    rec, log_points = _count_syncs(monkeypatch, tmp_path, "cpu", ["--compile"])
+    rec, log_points = _count_syncs(monkeypatch, tmp_path / "compiled", "cpu", ["--compile"])
     assert rec.syncs() == []
     assert log_points == [5, 10, 12, 5, 10, 12]
+    _count_syncs(monkeypatch, tmp_path / "eager", "cpu", [])
+    got, want = ((tmp_path / k / "run" / "metrics.json").read_text() for k in ("compiled", "eager"))
+    for g, w in zip(json.loads(got)["epochs"], json.loads(want)["epochs"], strict=True):
+        for key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+            assert g[key] == pytest.approx(w[key], rel=1e-4), key
 
 
 def test_compile_flag_is_checked():
