@@ -35,6 +35,7 @@ aten = torch.ops.aten
 #: Ops that read tensor values back to the host, or whose output shape depends on them.
 DATA_DEPENDENT = {
     aten._local_scalar_dense.default,
+    aten.item.default,
     aten.is_nonzero.default,
     aten.equal.default,
     aten.nonzero.default,
