@@ -21,12 +21,11 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from torch import nn
 
-if TYPE_CHECKING:
-    from .nn import LIF
+from .nn import LIF
 
 #: The converted neuron's own settings: they come from the source neuron, never from ``rule_options``.
 _NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
@@ -235,8 +234,6 @@ class _Context:
         """The ``na_cuda.nn.LIF`` with the neuron settings ``neuron`` (``tau_m``, ``threshold``, ``v_reset``,
         ``decay_input``), this conversion's method and rule options, and under STBP ``m``'s surrogate and
         ``detach_reset``; in ``m``'s train/eval mode."""
-        from .nn import LIF  # not at the top: na_cuda.nn re-exports convert, so a top-level import is a cycle
-
         kwargs: dict[str, Any] = dict(output="spike", method=self.method, **neuron)
         if self.method == "stbp":
             surrogate, alpha = _surrogate(m, path)

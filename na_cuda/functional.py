@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from . import _backend, _validate
+from . import _backend, _validate, reference
 from .params import LifParams
 from .rules import Rule
 
@@ -87,4 +87,4 @@ def apply(c: torch.Tensor, neuron: LifParams, rule: Rule, backend: str) -> torch
     rule.fit_dtype(neuron, c.dtype)
     if _backend.use_native(backend, c.device):
         return rule.native(c, neuron)
-    return rule.reference(c, neuron)
+    return reference.rule_forward(rule, c, neuron)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -227,4 +227,11 @@ class SeqToANN(nn.Module):
         return y.unflatten(0, (t, b))
 
 
-from .convert import convert  # noqa: E402,F401  (na_cuda.nn.convert: drop-in conversion of spikingjelly models)
+def __getattr__(name: str) -> Callable[..., nn.Module]:
+    """``na_cuda.nn.convert``: the drop-in conversion of spikingjelly models, which lives in ``na_cuda.convert``
+    (that module depends on this one, not the reverse; this PEP 562 hook resolves the name on first use)."""
+    if name == "convert":
+        from .convert import convert
+
+        return convert
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

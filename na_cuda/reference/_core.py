@@ -10,16 +10,7 @@ from typing import Optional
 
 import torch
 
-#: Default width/steepness parameter of each STBP surrogate (spec sec. 5): rect width ``a``, triangle half-width
-#: ``g``, sigmoid steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope
-#: (snnTorch ``surrogate.fast_sigmoid``).
-SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
-    "rect": 1.0,
-    "triangle": 1.0,
-    "sigmoid": 4.0,
-    "atan": 2.0,
-    "fast_sigmoid": 25.0,
-}
+from ..rules import SURROGATE_DEFAULT_ALPHA  # noqa: F401  (the STBP rule's defaults; used by stbp.py)
 
 _OUTPUTS = ("psc", "spike")
 _FIRST_ORDER = ("paper", "taylor")

@@ -55,7 +55,9 @@ class CheckpointError(ValueError):
 def rng_state(aug_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
     """This process's RNG states (torch, Python, NumPy, the augmentation generator, CUDA on a GPU): the ``rng``
     entry of one rank, so that a resumed run draws the same numbers as an uninterrupted one."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    if not isinstance(np_state, tuple):  # the dict form: the global RandomState was given another bit generator
+        raise TypeError(f"numpy's global RNG is not MT19937 ({np_state.get('bit_generator')}); cannot save its state")
     state = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),

@@ -21,6 +21,7 @@ __all__ = [
     "PRESETS",
     "FIDELITY",
     "LOSSES",
+    "COMPILE_MODES",
     "ConfigError",
     "make_config",
     "validate_config",
@@ -36,7 +37,9 @@ TARGETS = ("na", "tssl")
 REDUCTIONS = ("sum", "mean")
 CHECKPOINT = checkpoint.FILENAME
 # Fields that --resume may change; every other field comes from the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "out", "progress")
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "out", "progress", "log_every", "compile")
+#: Modes of ``--compile`` (``torch.compile(mode=...)``); "reduce-overhead" uses CUDA graphs on a GPU.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Metrics that measure time (differ between runs of the same computation).
 TIMING_KEYS = ("seconds", "samples_per_second") + checkpoint.OPTIONAL_EPOCH_KEYS
 
@@ -100,6 +103,9 @@ class TrainConfig:
     device: Optional[str] = None
     out: Optional[str] = None
     progress: bool = True
+    # execution (no effect on the math): steps between reads of the training statistics; torch.compile mode
+    log_every: int = 50
+    compile: Optional[str] = None
 
 
 _BASE = dict(
@@ -171,6 +177,8 @@ _FLAGS = {
     "limit_train": "--limit-train",
     "augment": "--no-augment",
     "seed": "--seed",
+    "compile": "--compile",
+    "log_every": "--log-every",
 }
 
 
@@ -216,7 +224,7 @@ def validate_config(cfg: TrainConfig) -> None:
     def bad(name: str, what: str) -> ConfigError:
         return ConfigError(f"{flag(name)}: must be {what}; got {getattr(cfg, name)!r}")
 
-    for name in ("T", "epochs", "batch_size", "eval_batch_size"):
+    for name in ("T", "epochs", "batch_size", "eval_batch_size", "log_every"):
         if not _is_int(getattr(cfg, name)) or getattr(cfg, name) < 1:
             raise bad(name, "an int >= 1")
     if not _is_int(cfg.seed) or cfg.seed < 0:
@@ -250,7 +258,7 @@ def validate_config(cfg: TrainConfig) -> None:
     ):
         raise bad("betas", "two numbers in [0, 1), e.g. [0, 0.999]")
     cfg.betas = [float(b) for b in cfg.betas]
-    if not (_is_int(cfg.padding) and cfg.padding >= 0) and not (
+    if not (isinstance(cfg.padding, int) and _is_int(cfg.padding) and cfg.padding >= 0) and not (
         isinstance(cfg.padding, (list, tuple)) and all(_is_int(p) and p >= 0 for p in cfg.padding)
     ):
         raise bad("padding", "an int >= 0 or a list with one int >= 0 per conv layer")
@@ -268,7 +276,9 @@ def validate_config(cfg: TrainConfig) -> None:
         ("target_filters", (1, 2)),
     ):
         if getattr(cfg, name) not in choices:
-            raise bad(name, f"one of {', '.join(choices)}")
+            raise bad(name, f"one of {', '.join(map(str, choices))}")
+    if cfg.compile is not None and cfg.compile not in COMPILE_MODES:
+        raise bad("compile", f"null (eager) or a torch.compile mode: one of {', '.join(COMPILE_MODES)}")
     for name in ("dataset", "arch"):
         if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
             raise bad(name, "a non-empty string")
