@@ -137,6 +137,8 @@ def main(
     see ``run`` (for tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.strip():  # "" would put every output into the current folder
+        parser.error(f"argument --out: expected a folder path; got {args.out!r} (use --out . for the current folder)")
     explicit: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     for item in args.set:
