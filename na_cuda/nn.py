@@ -131,7 +131,9 @@ class _PassState:
     def next_index(self, device: torch.device) -> torch.Tensor:
         """This forward call's index (a fresh ``[1]`` tensor); moves the state to ``device`` on first use there."""
         if self.calls.device != device:
-            self.calls, self.last_index, self.m_last = (t.to(device) for t in (self.calls, self.last_index, self.m_last))
+            self.calls, self.last_index, self.m_last = (
+                t.to(device) for t in (self.calls, self.last_index, self.m_last)
+            )
         self.calls.add_(1)
         return self.calls.clone()  # a copy: the counter moves on with the next call
 
@@ -140,9 +142,7 @@ class _RescaleGrad(torch.autograd.Function):
     """Identity forward; backward applies GradRescale to the gradient that reaches the LIF input."""
 
     @staticmethod
-    def forward(
-        ctx: Any, c: torch.Tensor, state: GradRescale, passes: _PassState, index: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(ctx: Any, c: torch.Tensor, state: GradRescale, passes: _PassState, index: torch.Tensor) -> torch.Tensor:
         ctx.state, ctx.passes = state, passes
         ctx.save_for_backward(index)
         return c.view_as(c)

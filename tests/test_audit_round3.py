@@ -47,7 +47,12 @@ def test_item1_raw_forward_op_with_grad_raises_naming_the_rule_ops():
 def _rescale_net() -> torch.nn.Module:
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        SeqToANN(torch.nn.Linear(12, 16)), LIF(), SeqToANN(torch.nn.Linear(16, 8)), LIF(), SeqToANN(torch.nn.Linear(8, 4)), LIF()
+        SeqToANN(torch.nn.Linear(12, 16)),
+        LIF(),
+        SeqToANN(torch.nn.Linear(16, 8)),
+        LIF(),
+        SeqToANN(torch.nn.Linear(8, 4)),
+        LIF(),
     ).double()
     enable_grad_rescale(net)
     return net
