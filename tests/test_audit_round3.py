@@ -205,3 +205,61 @@ def test_item11_tet_on_nan_outputs_is_nan(lamb):
     out[2, 1, 0] = float("nan")
     assert torch.isnan(losses.tet(out, torch.tensor([0, 2]), lamb=lamb))
     assert torch.isnan(losses.sdt(out, torch.tensor([0, 2])))
+
+
+# -- item 10: re-signed checkpoint fields ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A run of 1 epoch (4 steps); tests copy its checkpoint."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert train.main(FAST + ["--epochs", "1", "--out", str(out)], datasets=datasets()) == 0
+    return out
+
+
+def _first_state(ckpt: dict) -> dict:
+    return ckpt["optimizer"]["state"][0]
+
+
+RESIGNED = {
+    "optimizer lr = 100": (lambda c: c["optimizer"]["param_groups"][0].update(lr=100.0), "param_groups[0].lr"),
+    "optimizer lr = -1": (lambda c: c["optimizer"]["param_groups"][0].update(lr=-1.0), "param_groups[0].lr"),
+    "optimizer betas": (lambda c: c["optimizer"]["param_groups"][0].update(betas=(0.5, 0.9)), "betas"),
+    "scheduler gamma = NaN": (lambda c: c["scheduler"].update(gamma=float("nan")), "scheduler.gamma"),
+    "scheduler last_epoch = 'x'": (lambda c: c["scheduler"].update(last_epoch="x"), "scheduler.last_epoch"),
+    "test_accuracy = 5.0": (
+        lambda c: c["metrics"]["epochs"][0].update(test_accuracy=5.0),
+        "metrics.epochs[0].test_accuracy",
+    ),
+    "best accuracy not the rows'": (lambda c: c["metrics"].update(best_test_accuracy=0.999), "best_test_accuracy"),
+    "exp_avg of the wrong shape": (lambda c: _first_state(c).update(exp_avg=torch.zeros(3)), "exp_avg"),
+    "exp_avg_sq < 0": (
+        lambda c: _first_state(c).update(exp_avg_sq=-_first_state(c)["exp_avg_sq"] - 1),
+        "exp_avg_sq",
+    ),
+    "optimizer step = -5": (lambda c: _first_state(c).update(step=torch.tensor(-5.0)), "state[0].step"),
+    "state of no parameter": (lambda c: c["optimizer"]["state"].update({99: _first_state(c)}), "state[99]"),
+    "python RNG state malformed": (lambda c: c["rng"][0].update(python=[3, [1, 2, 3], None]), "rng[0].python"),
+    "torch RNG state truncated": (lambda c: c["rng"][0].update(torch=c["rng"][0]["torch"][:100]), "rng[0].torch"),
+    "numpy RNG state malformed": (
+        lambda c: c["rng"][0].update(numpy=["MT19937", torch.zeros(5, dtype=torch.int64), 0, 0, 0.0]),
+        "rng[0].numpy",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(RESIGNED))
+def test_item10_resigned_fields_are_checked_against_the_run(change, trained, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("checkpoint.pt", "config.json", "metrics.json"):
+        (out / name).write_bytes((trained / name).read_bytes())
+    ckpt = checkpoint.load(out / "checkpoint.pt")
+    edit, words = RESIGNED[change]
+    edit(ckpt)
+    (out / "checkpoint.pt").write_bytes(checkpoint.encode(ckpt))  # a valid digest over the edited payload
+    before = (out / "checkpoint.pt").read_bytes()
+    rc = train.main(FAST + ["--epochs", "2", "--out", str(out), "--resume"], datasets=datasets())
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert words in err and len(err.strip().splitlines()) == 1, err
+    assert (out / "checkpoint.pt").read_bytes() == before

@@ -131,6 +131,12 @@ class Run:
 
     def load_checkpoint(self, ckpt: dict[str, Any], path: Path) -> None:
         """Restore a checkpoint that passed ``checkpoint.load``; raises ConfigError if it does not fit this run."""
+        try:  # values, shapes and ranges against this run's network, optimizer and config, before anything changes
+            checkpoint.check_fit(ckpt, self.r.optimizer, self.r.scheduler, self.cfg, path)
+            if self.ctx.rank < len(ckpt["rng"]):
+                checkpoint.check_rng_state(ckpt["rng"][self.ctx.rank], self.r.aug_gen, path, self.ctx.rank)
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
         n_steps = len(self.r.batches(int(ckpt["epoch"])))
         if ckpt["step"] > n_steps:
             raise ConfigError(
