@@ -263,3 +263,55 @@ def test_item10_resigned_fields_are_checked_against_the_run(change, trained, tmp
     assert rc == 2, err
     assert words in err and len(err.strip().splitlines()) == 1, err
     assert (out / "checkpoint.pt").read_bytes() == before
+
+
+# -- item 9: a disk that fills mid-run -----------------------------------------------------------------------------
+def _fill_disk_at(monkeypatch, name: str, call: int) -> None:
+    """The ``call``-th atomic write of a file called ``name`` (1-based) fails as a full disk does, after writing
+    part of its temporary file (atomic_write removes it)."""
+    from na_cuda.train import report
+
+    real = report.atomic_write
+    calls = {"n": 0}
+
+    def atomic_write(path, write, mode="wb"):
+        if Path(path).name == name:
+            calls["n"] += 1
+            if calls["n"] == call:
+
+                def partial(f):
+                    f.write(b"x" * 1000)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+                return real(path, partial, mode)
+        return real(path, write, mode)
+
+    monkeypatch.setattr(report, "atomic_write", atomic_write)
+    monkeypatch.setattr(checkpoint, "atomic_write", atomic_write)
+
+
+@pytest.mark.parametrize("name, call, kept_epoch", [("checkpoint.pt", 2, 1), ("curves.png", 2, 2)])
+def test_item9_full_disk_is_one_line_keeps_the_checkpoint_and_resumes_exactly(
+    name, call, kept_epoch, tmp_path, capsys, monkeypatch
+):
+    straight = tmp_path / "straight"
+    assert train.main(FAST + ["--epochs", "3", "--out", str(straight)], datasets=datasets()) == 0
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _fill_disk_at(m, name, call)
+        rc = train.main(FAST + ["--epochs", "3", "--out", str(out)], datasets=datasets())
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(out / name) in lines[0] and "MiB" in lines[0] and "No space left" in lines[0], err
+    assert f"last good checkpoint (after epoch {kept_epoch})" in lines[0] and "--resume" in lines[0], err
+    assert checkpoint.load(out / "checkpoint.pt")["epoch"] == kept_epoch
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock") == []
+    # Space freed: the resumed run ends where the uninterrupted one did, bit for bit.
+    assert train.main(FAST + ["--epochs", "3", "--out", str(out), "--resume"], datasets=datasets()) == 0
+    a, b = checkpoint.load(out / "checkpoint.pt"), checkpoint.load(straight / "checkpoint.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    strip = [{k: v for k, v in e.items() if k not in train.TIMING_KEYS} for e in b["metrics"]["epochs"]]
+    got = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert [{k: v for k, v in e.items() if k not in train.TIMING_KEYS} for e in got] == strip

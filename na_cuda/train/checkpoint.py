@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .._files import atomic_write
+from .report import write_failed
 
 FILENAME = "checkpoint.pt"
 FORMAT = 2
@@ -202,14 +203,18 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (a reader sees the old or the new file)."""
+    """Write ``payload`` to ``path`` atomically (a reader sees the old or the new file); an OSError (a full disk)
+    becomes ``report.OutputError`` naming the path and the size."""
     header, body = _parts(payload)
 
     def write(f: Any) -> None:  # header and body apart: no copy of a large payload
         f.write(header)
         f.write(body)
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise write_failed(path, len(header) + len(body), exc) from None
 
 
 def load(path: Path) -> dict[str, Any]:
