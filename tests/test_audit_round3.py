@@ -90,6 +90,27 @@ def test_item2_grad_rescale_from_concurrent_threads_equals_the_serial_run():
     assert differ == [], f"{len(differ)} of 40 input gradients differ from the serial run"
 
 
+# -- item 3: non-finite values (docs/algorithm.md §10; the property test covers every rule) ----------------------
+INF = float("inf")
+NON_FINITE_EXAMPLES = [
+    # the audit's examples: native [nan, 0] vs reference [0, 0]; native [0.583, nan, -0.0] vs reference [nan]*3
+    (dict(method="stbp", detach_reset=False), [[INF], [0.5]], [[1.0], [1.0]], [True, True]),
+    (dict(method="tssl"), [[1.5], [-INF], [0.5]], [[1.0]] * 3, [True, True, True]),
+    # an infinite gradient at step 0 concerns step 0 only (causality); before, NA's reference gave NaN at step 1
+    (dict(method="na"), [[0.5], [0.5]], [[INF], [1.0]], [True, False]),
+    (dict(method="stbp"), [[1.5], [0.5]], [[1.0], [-INF]], [True, True]),
+]
+
+
+@pytest.mark.parametrize("options, c, g, nan", NON_FINITE_EXAMPLES)
+@pytest.mark.parametrize("backend", ["torch", pytest.param("native", marks=needs_native)])
+def test_item3_non_finite_values_follow_the_spec(options, c, g, nan, backend):
+    x = torch.tensor(c, dtype=torch.float64, requires_grad=True)
+    na_cuda.lif(x, backend=backend, **options).backward(torch.tensor(g, dtype=torch.float64))
+    assert x.grad.isnan().flatten().tolist() == nan
+    assert x.grad[~x.grad.isnan()].isfinite().all()
+
+
 # -- item 4: a ZeroDivisionError instead of an error naming the argument -----------------------------------------
 def test_item4_tiny_surrogate_alpha_names_the_argument():
     c = torch.randn(6, 3, dtype=torch.float64)
