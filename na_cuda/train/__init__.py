@@ -33,7 +33,8 @@ writes a *mid-epoch* checkpoint (the position in the epoch, the partial epoch st
 exits with status 128 + signal number; ``--resume`` continues at the next step and gives the same numbers as an
 uninterrupted run (CPU). A second signal aborts at once. A non-finite loss or gradient norm stops training before
 the optimiser step with a message naming the epoch and step, keeps the last good checkpoint, and exits with
-status 1.
+status 1. So does a failed write of an output file (a full disk: one line naming the file, the space it needs and
+the free space; the previous files are intact, ``--resume`` after freeing space continues exactly).
 
 Data parallel: every rank draws the same seeded permutation of the training set per epoch and takes its
 contiguous shard of each global batch of ``--batch-size`` samples (a final batch with fewer samples than ranks
