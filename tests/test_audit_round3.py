@@ -244,6 +244,7 @@ def _first_state(ckpt: dict) -> dict:
 RESIGNED = {
     "optimizer lr = 100": (lambda c: c["optimizer"]["param_groups"][0].update(lr=100.0), "param_groups[0].lr"),
     "optimizer lr = -1": (lambda c: c["optimizer"]["param_groups"][0].update(lr=-1.0), "param_groups[0].lr"),
+    "NaN in a weight": (lambda c: next(iter(c["model"].values())).view(-1)[0].fill_(float("nan")), "model."),
     "optimizer betas": (lambda c: c["optimizer"]["param_groups"][0].update(betas=(0.5, 0.9)), "betas"),
     "scheduler gamma = NaN": (lambda c: c["scheduler"].update(gamma=float("nan")), "scheduler.gamma"),
     "scheduler last_epoch = 'x'": (lambda c: c["scheduler"].update(last_epoch="x"), "scheduler.last_epoch"),

@@ -111,6 +111,10 @@ def check_fit(ckpt: dict[str, Any], optimizer: Any, scheduler: Any, cfg: Any, pa
     accepted (lr = 100, gamma = NaN) or to fail later with a traceback (a wrong-shape moment, a non-integer step).
     """
     epoch = ckpt["epoch"]
+    for name, t in ckpt["model"].items():
+        _require(
+            not t.is_floating_point() or bool(t.isfinite().all()), path, f"model.{name}", "finite values", "NaN/inf"
+        )
     lr = float(cfg.lr)
     for _ in range(epoch):  # ExponentialLR's own recursion: lr <- lr * gamma once per finished epoch
         lr *= cfg.lr_gamma
