@@ -81,12 +81,13 @@ NA_HD typename Lanes<V>::mask nonfinite(V x) {
   return x - x != Lanes<V>::splat(0);
 }
 
-// A backward's gradient at step t under §10: NaN where the neuron's input c has a non-finite value anywhere (`bad_c`)
-// or the incoming gradient has one at a step >= t (`bad_g`), the rule's value elsewhere.
+// A backward's gradient at step t under §10: NaN where `bad` holds (the neuron's input c has a non-finite value
+// anywhere, or the incoming gradient has one at a step >= t: one mask, set by the forward pass and or-ed with
+// nonfinite(G[t]) on the way back), the rule's value elsewhere.
 template <typename V>
-NA_HD V nonfinite_guard(typename Lanes<V>::mask bad_c, typename Lanes<V>::mask bad_g, V value) {
+NA_HD V nonfinite_guard(typename Lanes<V>::mask bad, V value) {
   using L = Lanes<V>;
-  return L::select(bad_c | bad_g, L::splat(std::numeric_limits<typename L::scalar>::quiet_NaN()), value);
+  return L::select(bad, L::splat(std::numeric_limits<typename L::scalar>::quiet_NaN()), value);
 }
 
 // Forward over T for one neuron (or one pack): writes the PSC a (eq. 3) or the spikes s.

@@ -177,14 +177,14 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta);
   V v = zero, u;
-  V last = L::splat(-1);                  // time of the original's last spike, -1 if silent
-  M bad_c = zero != zero, bad_g = bad_c;  // §10: a non-finite c anywhere, a non-finite G at a step >= t
+  V last = L::splat(-1);  // time of the original's last spike, -1 if silent
+  M bad = zero != zero;   // §10: a non-finite c anywhere, or a non-finite G at a step >= t
   NA_UNROLL
   for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
     m.fetch(t);
     const V xt = m.in(t);
-    bad_c = bad_c | nonfinite(xt);
+    bad = bad | nonfinite(xt);
     last = L::select(lif_step<R>(v, xt, lam, fire, thr, u), L::splat(acc_t(t)), last);
     m.set_u(t, u);
   }
@@ -194,7 +194,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     if (kFixed && t >= T) continue;
     // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
     const V G = L::load(g + t * stride);
-    bad_g = bad_g | nonfinite(G);
+    bad = bad | nonfinite(G);
     V W = G;
     if (lif.psc) {
       r1 = G + kappa * r1;
@@ -235,7 +235,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     }
     m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
     const V gc = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict) * beta;
-    L::store(grad + t * stride, nonfinite_guard(bad_c, bad_g, gc));
+    L::store(grad + t * stride, nonfinite_guard(bad, gc));
   }
 }
 

@@ -69,10 +69,10 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
   const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
   const V inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta), zero = L::splat(0);
   V v = zero, u;
-  auto bad_c = zero != zero, bad_g = bad_c;  // §10
+  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
     const V xt = L::load(c + t * stride) * beta;
-    bad_c = bad_c | nonfinite(xt);
+    bad = bad | nonfinite(xt);
     lif_step<R>(v, xt, lam, fire, thr, u);
     L::store(w + t * wstride, u);
   }
@@ -82,7 +82,7 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     const V ut = L::load(w + t * wstride);
     const auto s = ut >= fire;
     const V G = L::load(g + t * stride);
-    bad_g = bad_g | nonfinite(G);
+    bad = bad | nonfinite(G);
     V gs;  // dL/ds[t] through the output
     if (lif.psc) {
       ga = G + kappa * ga;
@@ -99,7 +99,7 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
       if (!sg.detach_reset) gs = gs - gv * thr;  // dv/ds = -threshold
       gu = gs * stbp_surrogate(ut, thr, sg) + gv;
     }
-    L::store(grad + t * stride, nonfinite_guard(bad_c, bad_g, gu * beta));
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
     gu_next = gu;
   }
 }
