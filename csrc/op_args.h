@@ -72,8 +72,11 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
            "; got threshold = ", threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
   NA_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
            "\"");
-  check_fits(c, "threshold", threshold);
-  if (!soft && vr != 0.0) check_fits(c, "threshold - v_reset", threshold - vr);
+  // The kernels see only threshold - v_reset (core/lif.h): threshold itself may be 0 when v_reset < 0.
+  if (soft || vr == 0.0)
+    check_fits(c, "threshold", threshold);
+  else
+    check_fits(c, "threshold - v_reset", threshold - vr);
   if (std::isfinite(tau_m)) check_fits(c, "tau_m", tau_m);
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);

@@ -191,7 +191,8 @@ def van_rossum(
 
     Args:
         out_psc: floating ``[T, B, classes]``.
-        target_spikes: ``[T, B, classes]`` desired spikes (any real dtype; cast to ``out_psc.dtype``; no grad).
+        target_spikes: ``[T, B, classes]`` desired spikes, floating (cast to ``out_psc.dtype``; no grad); an
+            integer tensor raises TypeError (labels or counts by mistake, most often).
         tau_s: synaptic time constant of the kernel, ``>= 1`` (use the output neuron's).
         reduction: ``"mean"`` (over the batch) or ``"sum"``.
         target_filters: how often the desired train is PSC-filtered: 1 is eq. 5; 2 is the released NA code, whose
@@ -216,8 +217,13 @@ def van_rossum(
             f"na_cuda: `target_spikes` is on {target_spikes.device} but `out_psc` is on {out_psc.device}; "
             "move it with .to(out_psc.device)"
         )
-    if target_spikes.dtype.is_complex:
-        raise TypeError(f"na_cuda: `target_spikes` must be real; got {target_spikes.dtype}")
+    if not target_spikes.dtype.is_floating_point:
+        # An integer target is refused rather than cast: it is most often labels or counts put in by mistake, and
+        # the desired trains of this module are floating (0./1. spikes).
+        raise TypeError(
+            f"na_cuda: `target_spikes` must be a floating tensor of desired spikes (0./1.); got {target_spikes.dtype}."
+            " Build it with na_desired_spikes(labels, classes, T, dtype=out_psc.dtype), or convert with .float()"
+        )
     tau_s = _tau_s(tau_s)
     reduction = _reduction(reduction)
     if isinstance(target_filters, bool) or target_filters not in (1, 2):
@@ -360,7 +366,8 @@ def spike_count(
     Args:
         outputs: floating ``[T, B, classes]``.
         labels: integer ``[B]`` in ``[0, classes)``.
-        desired_count, undesired_count: finite target counts (>= 0) for the label neuron and the others.
+        desired_count, undesired_count: finite target counts (>= 0) for the label neuron and the others;
+            ``desired_count >= undesired_count`` (else ValueError: the dead zones would reward the wrong neurons).
         tau_s: ``None`` (sum ``outputs`` as given) or the time constant (``>= 1``) to PSC-filter ``outputs`` first.
         reduction: ``"mean"`` (over the batch) or ``"sum"``.
         check_labels: check that ``labels`` lie in ``[0, classes)`` (one host sync on a GPU); False when they
@@ -375,6 +382,12 @@ def spike_count(
         raise ValueError(f"na_cuda: `desired_count` must be >= 0; got {desired_count}")
     if undesired_count < 0:
         raise ValueError(f"na_cuda: `undesired_count` must be >= 0; got {undesired_count}")
+    if desired_count < undesired_count:
+        # The dead zones would then reward the other neurons for out-firing the label neuron (argmax predicts wrong).
+        raise ValueError(
+            f"na_cuda: `desired_count` (the label neuron's target) must be >= `undesired_count`; got desired_count = "
+            f"{desired_count}, undesired_count = {undesired_count}. Swap them"
+        )
     if tau_s is not None:
         tau_s = _tau_s(tau_s)
     reduction = _reduction(reduction)
@@ -430,7 +443,9 @@ def tet(
     The paper sets ``phi = V_th`` (the threshold) and ``lamb`` = 0.05 (CIFAR) or 0.001 (ImageNet, DVS-CIFAR10).
 
     Args:
-        outputs: floating ``[T, B, classes]`` logits per time step (``O[t]``).
+        outputs: floating ``[T, B, classes]`` logits per time step (``O[t]``). NaN/inf in them is not checked (a
+            host sync per call): the loss is then NaN or inf, as with torch's own losses, and the trainer stops on
+            it with a message (``na_cuda.train``'s non-finite check).
         labels: integer ``[B]`` in ``[0, classes)``.
         lamb: weight of the MSE term, in ``[0, 1]``.
         phi: the constant the outputs are pulled to (finite).

@@ -56,7 +56,8 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
         if not info.tiny <= abs(value) <= info.max:
             raise ValueError(
                 f"na_cuda: `{name}` = {value!r} is {torch.tensor(value, dtype=cd).item()!r} in {cd}, the compute "
-                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}] (or use float64 input)"
+                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}]"
+                + (" (or use float64 input)" if cd != torch.float64 else "")
             )
 
 
@@ -150,13 +151,14 @@ class LifParams:
 
     def fit_dtype(self, dtype: torch.dtype) -> None:
         """The parameters must be representable in the compute dtype of ``dtype`` input (see values_fit_dtype)."""
-        values = [("threshold", self.threshold), ("tau_s", self.tau_s), ("1/tau_s", 1.0 / self.tau_s)]
+        # The kernels see the threshold only as `shifted_threshold` (docs/algorithm.md §9): with v_reset != 0 the
+        # threshold itself may be 0 or tiny (threshold=0, v_reset=-0.5 is the shifted threshold 0.5).
+        thr = ("threshold", self.threshold) if not self.v_reset else ("threshold - v_reset", self.shifted_threshold)
+        values = [thr, ("tau_s", self.tau_s), ("1/tau_s", 1.0 / self.tau_s)]
         if self.tau_m != math.inf:
             values.append(("tau_m", self.tau_m))
         if self.decay_input:
             values.append(("1/tau_m", 1.0 / self.tau_m))
-        if self.v_reset:
-            values.append(("threshold - v_reset", self.shifted_threshold))
         values_fit_dtype(values, dtype)
 
     def extra_repr(self) -> str:

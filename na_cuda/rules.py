@@ -130,7 +130,9 @@ class STBP(Rule):
 
     def fit_values(self) -> list[tuple[str, float]]:
         a = float(self.alpha)  # type: ignore[arg-type]  # set to a float by __post_init__
-        return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
+        # 1/a/a, not 1/(a*a): a*a underflows to 0.0 for a < 1.5e-154, and 1.0/0.0 is a ZeroDivisionError in
+        # Python, where the quotient's overflow to inf is what the range check reports.
+        return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / a / a)]
 
     def op_args(self) -> tuple:
         return (self.surrogate, self.alpha, self.detach_reset)

@@ -95,8 +95,21 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     )
 
 
-def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype) -> None:
+def _non_finite(c: torch.Tensor, g: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``c`` and ``g`` with NaN/+-inf in a few neurons' input and others' gradient (docs/algorithm.md §10)."""
+    c, g = c.clone(), g.clone()
+    gen = torch.Generator().manual_seed(seed)
+    T = c.shape[0]
+    for x in (c, g):
+        for j, v in enumerate((math.inf, -math.inf, math.nan) * 8):
+            x[torch.randint(T, (1,), generator=gen).item(), 3 + 7 * j + (x is g)] = v
+    return c, g
+
+
+def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype, non_finite: bool = False) -> None:
     c, g = _inputs(T, dtype, seed=T)
+    if non_finite:
+        c, g = _non_finite(c, g, seed=T)
     for (name, neuron), args in itertools.product(NEURONS.items(), RULES[rule]):
         if not _supported(rule, neuron):
             continue
@@ -137,6 +150,14 @@ def test_na_backward(emu, T, dtype):
 def test_stbp_tssl_backward(emu, rule, T, dtype):
     _needs_half(emu, dtype)
     _check_backward(emu, rule, T, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("T", [5, 33])
+@pytest.mark.parametrize("rule", ["na", "stbp", "tssl"])
+def test_non_finite_backward(emu, rule, T, dtype):
+    """The non-finite semantics of §10 are in csrc/core, so the CUDA kernels give the CPU op's bits (NaN included)."""
+    _check_backward(emu, rule, T, dtype, non_finite=True)
 
 
 def test_workspace_planes(emu):

@@ -79,6 +79,22 @@ NA_HD typename Lanes<V>::mask lif_step(V& v, V x, V lam, V fire, V thr, V& u) {
   return s;
 }
 
+// Non-finite inputs in a backward (§10): `x - x` is exactly 0 for a finite x and NaN for +-inf and NaN, so the test is
+// one subtraction and one comparison per lane (no isfinite, which the CPU packs lack).
+template <typename V>
+NA_HD typename Lanes<V>::mask nonfinite(V x) {
+  return x - x != Lanes<V>::splat(0);
+}
+
+// A backward's gradient at step t under §10: NaN where `bad` holds (the neuron's input c has a non-finite value
+// anywhere, or the incoming gradient has one at a step >= t: one mask, set by the forward pass and or-ed with
+// nonfinite(G[t]) on the way back), the rule's value elsewhere.
+template <typename V>
+NA_HD V nonfinite_guard(typename Lanes<V>::mask bad, V value) {
+  using L = Lanes<V>;
+  return L::select(bad, L::splat(std::numeric_limits<typename L::scalar>::quiet_NaN()), value);
+}
+
 // Forward over T for one neuron (or one pack): writes the PSC a (eq. 3) or the spikes s.
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
 NA_HD void lif_forward_neuron(const S* c, S* out, int64_t T, int64_t stride, const LifCoef<acc_t>& k) {

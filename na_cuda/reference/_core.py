@@ -123,3 +123,12 @@ def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor
         s[t] = st
         a[t] = acc
     return u, s, a
+
+
+def _nonfinite_guard(grad: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """A backward's ``grad_c`` ([T, N]) under spec sec. 10: NaN at step ``t`` of neuron ``n`` where ``x[:, n]``
+    (the input) has a non-finite value anywhere or ``g[t:, n]`` (the incoming gradient) has one, ``grad``
+    elsewhere. What the kernels do (csrc/core/lif.h ``nonfinite_guard``)."""
+    bad_g = (~g.isfinite()).flip(0).cumsum(0, dtype=torch.int32).flip(0) > 0  # any non-finite at a step >= t
+    bad = bad_g | (~x.isfinite()).any(0, keepdim=True)
+    return grad.masked_fill(bad, float("nan"))

@@ -15,6 +15,7 @@ from ._core import (
     _Core,
     _core,
     _fires,
+    _nonfinite_guard,
     _psc_2d,
     _reset,
     _scaled,
@@ -135,7 +136,9 @@ def _sns_loss_change_2d(
             diff = _psc_2d(sp_all[p], core.tau_s) - a
         else:
             diff = sp_all[p] - s
-        dL[p] = (X * diff).sum(0)
+        # From p on: before p the neighbour equals the original exactly (causality), and X[t < p] may be non-finite
+        # without concerning step p (spec sec. 10: inf * 0 there would make dL_p NaN).
+        dL[p] = (X[p:] * diff[p:]).sum(0)
     return dL, u
 
 
@@ -228,4 +231,4 @@ def na_backward(
     g = _to_2d(grad_out, dtype)
     dL, u = _sns_loss_change_2d(g, x, core, output, first_order)
     grad = _scaled(dL * na_phi(core.thr - u, dist_power, clip, strict_threshold), core)
-    return grad.reshape(c.shape).to(c.dtype)
+    return _nonfinite_guard(grad, x, g).reshape(c.shape).to(c.dtype)

@@ -9,7 +9,16 @@ from typing import Optional
 
 import torch
 
-from ._core import SURROGATE_DEFAULT_ALPHA, _check_output, _compute_dtype, _core, _fires, _scaled, _to_2d
+from ._core import (
+    SURROGATE_DEFAULT_ALPHA,
+    _check_output,
+    _compute_dtype,
+    _core,
+    _fires,
+    _nonfinite_guard,
+    _scaled,
+    _to_2d,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -60,6 +69,43 @@ class _SurrogateSpike(torch.autograd.Function):
         return grad_s * surrogate_grad(u, ctx.threshold, ctx.surrogate, ctx.alpha), None, None, None, None
 
 
+class _GuardState:
+    """What the two guards of one :func:`stbp_forward` call share: the incoming gradient ``g`` ([T, N])."""
+
+    g: Optional[torch.Tensor] = None
+
+
+class _GuardOut(torch.autograd.Function):
+    """Identity at the output ([T, N]); its backward records the incoming gradient for :class:`_GuardIn`."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, state: _GuardState):  # type: ignore[override]
+        ctx.state = state
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        ctx.state.g = g
+        return g, None
+
+
+class _GuardIn(torch.autograd.Function):
+    """Identity at the input ([T, N]); its backward applies spec sec. 10 (NaN where a non-finite input or
+    incoming gradient makes the gradient undefined), as the kernels do."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, state: _GuardState):  # type: ignore[override]
+        ctx.state = state
+        ctx.save_for_backward(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        g = ctx.state.g if ctx.state.g is not None else torch.zeros_like(grad)
+        return _nonfinite_guard(grad, x, g), None
+
+
 def stbp_forward(
     c: torch.Tensor,
     tau_m: float,
@@ -97,7 +143,8 @@ def stbp_forward(
     core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
     lam, kappa = core.lam, 1.0 - 1.0 / tau_s
     dtype = _compute_dtype(c.dtype)
-    x = _scaled(_to_2d(c, dtype), core)  # differentiable reshape + cast (+ scale)
+    guard = _GuardState()
+    x = _scaled(_GuardIn.apply(_to_2d(c, dtype), guard), core)  # differentiable reshape + cast (+ scale)
     v = torch.zeros_like(x[0])
     acc = torch.zeros_like(x[0])
     outs = []
@@ -112,4 +159,4 @@ def stbp_forward(
             v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
         acc = kappa * acc + st / tau_s
         outs.append(acc if output == "psc" else st)
-    return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
+    return _GuardOut.apply(torch.stack(outs, 0), guard).reshape(c.shape).to(c.dtype)

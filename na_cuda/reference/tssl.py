@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-from ._core import _compute_dtype, _core, _scaled, _states_2d, _to_2d
+from ._core import _compute_dtype, _core, _nonfinite_guard, _scaled, _states_2d, _to_2d
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -89,4 +89,4 @@ def tssl_backward(
         ef = torch.exp(xf)
         ga = ga * (ef / ((1.0 + ef) * (1.0 + ef) * 0.2))
         grad[t] = torch.where(a[t] < th, ga, gt)  # warm-up fallback where the PSC is (nearly) silent
-    return _scaled(grad, core).reshape(c.shape).to(c.dtype)
+    return _nonfinite_guard(_scaled(grad, core), x, G).reshape(c.shape).to(c.dtype)

@@ -38,7 +38,9 @@ A step never waits on the host: its statistics accumulate on the device and are 
 they are loaded. A non-finite loss or gradient norm is found at the next log point: training stops with a message
 naming the epoch and the first such step, writes no checkpoint (the weights in memory went through that step),
 keeps the last good one, and exits with status 1. ``--compile [MODE]`` runs network + loss as one
-``torch.compile``d function.
+``torch.compile``d function. So does a failed write of an output
+file (a full disk: one line naming the file, the space it needs and the free space; the previous files are intact,
+``--resume`` after freeing space continues exactly).
 
 Data parallel: every rank draws the same seeded permutation of the training set per epoch and takes its
 contiguous shard of each global batch of ``--batch-size`` samples (a final batch with fewer samples than ranks

@@ -151,10 +151,12 @@ def main(
     loss_hook: Optional[LossHook] = None,
 ) -> int:
     """CLI entry point; returns the exit status: 2 for a bad argument (one line on stderr, nothing created on
-    disk), 1 for missing data or a non-finite loss, 128 + signum when stopped. ``datasets`` and ``loss_hook``:
-    see ``run`` (for tests)."""
+    disk), 1 for missing data, a non-finite loss or a failed write (a full disk), 128 + signum when stopped.
+    ``datasets`` and ``loss_hook``: see ``run`` (for tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.strip():  # "" would put every output into the current folder
+        parser.error(f"argument --out: expected a folder path; got {args.out!r} (use --out . for the current folder)")
     explicit: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     for item in args.set:

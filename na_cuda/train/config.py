@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import torch
+
 from .. import _validate
 from ..models import ARCHITECTURES, parse_architecture
 from ..rules import Rule, make_rule
@@ -289,8 +291,18 @@ def validate_config(cfg: TrainConfig) -> None:
         raise bad("device", "cpu or cuda")
     if cfg.loss == "van_rossum" and cfg.target == "tssl" and cfg.T % 5:
         raise ConfigError(f"--set target: the TSSL-BP target (0, 1, 1, 1, 1) needs T a multiple of 5; got T = {cfg.T}")
+    if cfg.loss == "spike_count" and cfg.desired_count < cfg.undesired_count:
+        raise ConfigError(
+            f"--set desired_count: must be >= undesired_count (the label neuron fires more); got desired_count = "
+            f"{cfg.desired_count}, undesired_count = {cfg.undesired_count}"
+        )
+    if cfg.out is not None and not cfg.out.strip():
+        raise bad("out", "a folder path (use --out . for the current folder)")
     try:
-        _validate.build(output="psc", **neuron_options(cfg))
+        # In the model's dtype too: a value valid as a double can round to 0 or inf in float32, which would fail at
+        # the first forward, after --out/config.json was written (na_cuda.params.values_fit_dtype).
+        neuron, rule, _ = _validate.build(output="psc", **neuron_options(cfg))
+        rule.fit_dtype(neuron, torch.get_default_dtype())
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"neuron parameters ({flag('method')}, --set tau_m/tau_s/...): {exc}") from None
     try:

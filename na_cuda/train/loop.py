@@ -20,7 +20,7 @@ from .. import losses
 from .._files import open_temp
 from . import checkpoint, report
 from .config import CHECKPOINT, ConfigError, TrainConfig
-from .distributed import all_sum, gather
+from .distributed import all_ranks_raise, all_sum, gather
 from .progress import Progress
 from .recipe import Recipe, loss_sum
 
@@ -123,9 +123,14 @@ class Run:
     def save_checkpoint(self) -> None:
         """Collective (every rank's RNG state); rank 0 writes DIR/checkpoint.pt atomically."""
         states = gather(self.ctx, checkpoint.rng_state(self.r.aug_gen, self.r.device))
+        error = None
         if self.ctx.main:
-            checkpoint.save(self.out / CHECKPOINT, self._payload(states))
-            self.saved_at = self.position()
+            try:
+                checkpoint.save(self.out / CHECKPOINT, self._payload(states))
+                self.saved_at = self.position()
+            except report.OutputError as exc:  # the previous checkpoint is intact (atomic write)
+                error = str(exc)
+        all_ranks_raise(self.ctx, error, report.OutputError)
 
     def _payload(self, states: list[Any]) -> dict[str, Any]:
         """The checkpoint's fields (checkpoint.py) with the RNG states ``states`` of every rank."""
@@ -175,6 +180,12 @@ class Run:
 
     def load_checkpoint(self, ckpt: dict[str, Any], path: Path) -> None:
         """Restore a checkpoint that passed ``checkpoint.load``; raises ConfigError if it does not fit this run."""
+        try:  # values, shapes and ranges against this run's network, optimizer and config, before anything changes
+            checkpoint.check_fit(ckpt, self.r.optimizer, self.r.scheduler, self.cfg, path)
+            if self.ctx.rank < len(ckpt["rng"]):
+                checkpoint.check_rng_state(ckpt["rng"][self.ctx.rank], self.r.aug_gen, path, self.ctx.rank)
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
         n_steps = len(self.r.batches(int(ckpt["epoch"])))
         if ckpt["step"] > n_steps:
             raise ConfigError(
@@ -339,7 +350,12 @@ class Run:
 
     def write_reports(self) -> None:
         """Rank 0: metrics.json first (a finished epoch is never lost to the plot), then curves.png."""
+        error = None
         if self.ctx.main:
-            report.write_json(self.out / "metrics.json", self.metrics)
-            title = f"{self.cfg.preset}: {self.cfg.arch}, {self.cfg.method}, T = {self.cfg.T}"
-            report.plot_curves(self.out / "curves.png", self.metrics["epochs"], title)
+            try:
+                report.write_json(self.out / "metrics.json", self.metrics)
+                title = f"{self.cfg.preset}: {self.cfg.arch}, {self.cfg.method}, T = {self.cfg.T}"
+                report.plot_curves(self.out / "curves.png", self.metrics["epochs"], title)
+            except report.OutputError as exc:
+                error = str(exc)
+        all_ranks_raise(self.ctx, error, report.OutputError)

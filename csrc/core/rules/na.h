@@ -183,11 +183,14 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta);
   V v = zero, u;
   V last = L::splat(-1);  // time of the original's last spike, -1 if silent
+  M bad = zero != zero;   // §10: a non-finite c anywhere, or a non-finite G at a step >= t
   NA_UNROLL
   for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
     m.fetch(t);
-    last = L::select(lif_step<R>(v, m.in(t), lam, fire, thr, u), L::splat(acc_t(t)), last);
+    const V xt = m.in(t);
+    bad = bad | nonfinite(xt);
+    last = L::select(lif_step<R>(v, xt, lam, fire, thr, u), L::splat(acc_t(t)), last);
     m.set_u(t, u);
   }
   V r1 = zero, r2 = zero;
@@ -196,6 +199,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     if (kFixed && t >= T) continue;
     // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
     const V G = L::load(g + t * stride);
+    bad = bad | nonfinite(G);
     V W = G;
     if (lif.psc) {
       r1 = G + kappa * r1;
@@ -235,7 +239,8 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       }
     }
     m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
-    L::store(grad + t * stride, L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict) * beta);
+    const V gc = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict) * beta;
+    L::store(grad + t * stride, nonfinite_guard(bad, gc));
   }
 }
 

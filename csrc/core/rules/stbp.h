@@ -74,8 +74,11 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
   const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
   const V inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta), zero = L::splat(0);
   V v = zero, u;
+  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
-    lif_step<R>(v, L::load(c + t * stride) * beta, lam, fire, thr, u);
+    const V xt = L::load(c + t * stride) * beta;
+    bad = bad | nonfinite(xt);
+    lif_step<R>(v, xt, lam, fire, thr, u);
     L::store(w + t * wstride, u);
   }
   V ga = zero;       // dL/da[t], accumulated through a[t+1] = kappa a[t] + ...
@@ -84,6 +87,7 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     const V ut = L::load(w + t * wstride);
     const auto s = ut >= fire;
     const V G = L::load(g + t * stride);
+    bad = bad | nonfinite(G);
     V gs;  // dL/ds[t] through the output
     if (lif.psc) {
       ga = G + kappa * ga;
@@ -100,7 +104,7 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
       if (!sg.detach_reset) gs = gs - gv * thr;  // dv/ds = -threshold
       gu = gs * stbp_surrogate(ut, thr, sg) + gv;
     }
-    L::store(grad + t * stride, gu * beta);
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
     gu_next = gu;
   }
 }

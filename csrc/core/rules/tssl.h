@@ -45,8 +45,11 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
   const V inv_tau_s = L::splat(lif.inv_tau_s), tau_m = L::splat(lif.tau_m), beta = L::splat(lif.beta);
   const V zero = L::splat(0);
   V v = zero, a = zero, u;
+  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
-    const auto s = lif_step<Reset::Hard>(v, L::load(c + t * stride) * beta, lam, fire, thr, u);
+    const V xt = L::load(c + t * stride) * beta;
+    bad = bad | nonfinite(xt);
+    const auto s = lif_step<Reset::Hard>(v, xt, lam, fire, thr, u);
     a = kappa * a + L::select(s, inv_tau_s, zero);
     L::store(wu + t * wstride, u);
     L::store(wa + t * wstride, a);
@@ -66,12 +69,14 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     const V du = L::load(c + t * stride) * beta - v_prev / tau_m;  // the membrane update
     V pu = L::splat(-1) / du;
     pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
-    Sg = L::load(g + t * stride) * inv_tau_s + kappa * Sg;
+    const V G = L::load(g + t * stride);
+    bad = bad | nonfinite(G);
+    Sg = G * inv_tau_s + kappa * Sg;
     V gt = -pu * Sg;  // inter-neuron term
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
     theta = L::select(s, gt, theta * lam);
     const V ga = Sg * tssl_warmup_slope(ut, thr);
-    L::store(grad + t * stride, L::select(at < warm, ga, gt) * beta);
+    L::store(grad + t * stride, nonfinite_guard(bad, L::select(at < warm, ga, gt) * beta));
   }
 }
 
