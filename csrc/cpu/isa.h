@@ -41,7 +41,7 @@ struct IsaKernels {
 extern const IsaKernels kBaselineKernels;  // x86-64 SSE2 (or the target's default elsewhere): runs on any CPU
 #if defined(__x86_64__)
 #define NA_CPU_HAVE_AVX2_UNIT 1
-extern const IsaKernels kAvx2Kernels;  // AVX2: 8 float lanes instead of 4, about 2x; chosen when the CPU has it
+extern const IsaKernels kAvx2Kernels;  // AVX2: 8 float lanes instead of 4; chosen when the CPU has it
 #endif
 
 }  // namespace cpu
