@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import time
 import zlib
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -205,7 +205,7 @@ def compilers() -> dict[str, Optional[str]]:
 
 def machine_info(device: str) -> dict:
     """What ran the benchmark: host, OS, CPU model and cores, GPU, torch, compilers."""
-    info = {
+    info: dict[str, Any] = {
         "hostname": platform.node(),
         "platform": platform.platform(),
         "python": platform.python_version(),

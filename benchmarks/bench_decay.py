@@ -1,4 +1,4 @@
-"""The learnable decay's backward cost against the fixed-tau one (issue 17 item 1; docs/algorithm.md §11).
+"""The learnable decay's backward cost against the fixed-tau one (issue 17 item 1; docs/algorithm.md §12).
 
 Times each rule's native backward op alone (``<rule>_backward``, the kernels' dL/dc, plus dL/dlam per neuron with a
 decay), fixed tau against a learnable decay, interleaved: every repeat runs both variants in turn, so a burst of

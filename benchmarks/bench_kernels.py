@@ -19,6 +19,7 @@ default N is 2^14, so the run is a smoke test of the script (tests/test_bench_ke
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -184,7 +185,7 @@ def run(device: str, N: int, Ts: list[int], dtypes: list[str], reps: int, once: 
                 continue
             esz, steps = c.element_size(), T * N
             dst = torch.empty_like(c)
-            t_copy = time_op(lambda c=c, dst=dst: dst.copy_(c), device, reps)
+            t_copy = time_op(functools.partial(dst.copy_, c), device, reps)
             copy_bw = 2 * steps * esz / t_copy  # read + write
             copy[f"{dname} T={T}"] = copy_bw / 1e9
             times = {name: time_op(op_fn(name, c, g), device, reps) for name in OPS}

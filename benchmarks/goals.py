@@ -55,7 +55,7 @@ def evaluate_goals(res: dict, device: str, reliable: bool) -> list[dict]:
         return row.get(key + "_stats") if row else None
 
     if device == "cpu":
-        for T, target in ((5, 30), (20, 100)):
+        for T, target in ((5, 30.0), (20, 100.0)):
             r = find(oprows, method="na", backend="native", dtype="float32", T=T)
             add(
                 f"NA-native forward+backward >= {target}x the reference at T={T} (neuron op, N={op.get('N')})",

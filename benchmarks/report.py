@@ -85,6 +85,27 @@ def _copy(copy: dict) -> str:
     return "; ".join(parts)
 
 
+def _compiled_table(compiled: dict) -> list[str]:
+    """RESULTS.md lines of the eager-against-compiled training step (``end_to_end.compiled``)."""
+    if not compiled.get("rows"):
+        return [f"Eager against torch.compile: not run ({compiled['skipped']}).\n"] if compiled.get("skipped") else []
+    L = [
+        "Training step eager against `torch.compile` of network + loss (`--compile MODE`), native kernels:\n",
+        "| T | method | mode | steps / s | IQR | speed-up vs eager | compile + warm-up s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in compiled["rows"]:
+        if "skipped" in r:
+            L.append(f"| {r['T']} | {METHOD_LABEL[r['method']]} | {r['mode']} | skipped: {r['skipped']} | | | |")
+            continue
+        cs = r.get("compile_s")
+        L.append(
+            f"| {r['T']} | {METHOD_LABEL[r['method']]} | {r['mode']} | {r['steps_per_s']:.1f} | "
+            f"{_iqr(r['iter_stats'])} | {_x(r['speedup_vs_eager'])} | {'-' if cs is None else f'{cs:.0f}'} |"
+        )
+    return L + [""]
+
+
 def write_markdown(res: dict, path: str) -> None:
     """RESULTS.md: the noise check's verdict, the machine, the goals, one table set per section."""
     meta, plan = res["meta"], res["config"]
@@ -249,6 +270,7 @@ def write_markdown(res: dict, path: str) -> None:
         kinds = sorted({r["peak"]["kind"] for r in e2e["rows"]})
         L.append(f"\nPeak memory: {'; '.join(kinds)}.\n")
         L.append("![figure 7](fig7_epoch_time.png)\n")
+        L += _compiled_table(e2e.get("compiled") or {})
 
     mem = res.get("memory")
     if mem and mem.get("rows"):
@@ -358,17 +380,19 @@ def plot_fig7(res: dict, path: str) -> None:
     iqr = {(r["method"], r["T"]): r["iter_stats"] for r in e2e["rows"] if r["backend"] == "native"}
     for ax, normalise in ((axes[0], False), (axes[1], True)):
         i = 0
+        v: Optional[float]
+        base: Optional[float]
         for mm in order:
             for src in ("paper", "ours"):
                 vals, lo, hi = [], [], []
                 for T in Ts:
                     if src == "paper":
-                        v, base = PAPER_FIG7[mm][T], PAPER_FIG7["stbp"][T]
+                        v, base = float(PAPER_FIG7[mm][T]), float(PAPER_FIG7["stbp"][T])
                     else:
                         v, base = ours.get((mm, T)), ours.get(("stbp", T))
                     scale = 1.0 / base if normalise and base else 1.0
                     missing = v is None or (normalise and base is None)
-                    vals.append(np.nan if missing else v * scale)
+                    vals.append(np.nan if missing or v is None else v * scale)
                     st = iqr.get((mm, T)) if src == "ours" and not normalise and not missing else None
                     f = ITERS_PER_EPOCH
                     lo.append(0.0 if st is None else (st["median"] - st["q1"]) * f)

@@ -1,7 +1,7 @@
 """The project's benchmark suite: neuron op, spikingjelly peer, end-to-end MNIST training step, saved memory.
 
     python benchmarks/run.py [--quick] [--device cpu|cuda] [--out DIR] [--sections op,peer,e2e,memory]
-                             [--N N] [--ref-max-s S] [--copy-reference GBPS]
+                             [--N N] [--ref-max-s S] [--copy-reference GBPS] [--compile-modes MODES]
     python benchmarks/run.py --save-copy-reference [--quick] [--device cpu|cuda]
 
 Writes DIR/results.json, DIR/RESULTS.md (the noise check's verdict, machine, goals, tables) and the plots
@@ -19,7 +19,8 @@ they measure):
 2. `peer`, sections/peer.py: spikingjelly's multi-step LIFNode against na_cuda's NA and STBP (skipped with a
    message when spikingjelly is not importable).
 3. `e2e`, sections/e2e.py: one training iteration of the MNIST preset network, per-epoch time next to the NA
-   paper's figure 7, bytes saved for backward and peak memory.
+   paper's figure 7, bytes saved for backward and peak memory; steps/s eager against `torch.compile`
+   (`--compile-modes`).
 4. `memory`, sections/memory.py: bytes saved for backward by one LIF layer, in input-sized tensors.
 
 --save-copy-reference measures only the copy bandwidth, at the sizes this mode uses, and records it in
@@ -64,7 +65,7 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
     if mode == "full":
         # CPU N = 2^18: every buffer up to T = 30 stays under glibc's 32 MB mmap threshold (no page faults per
         # allocation, see README); GPU N = 2^22: N*T >= 2^24 from T = 4 (the bandwidth goal's size).
-        plan = dict(
+        plan: dict[str, Any] = dict(
             N=2**22 if gpu else 2**18,
             Ts=[5, 10, 20, 30, 50],
             repeats=15,
@@ -75,6 +76,8 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
             e2e_batch=64,
             e2e_ref_Ts=[5, 10, 20],
             e2e_repeats=10,
+            e2e_compile=["default", "reduce-overhead"] if gpu else ["default"],
+            e2e_compile_T=5,
             mem_N=2**14,
             mem_Ts=[5, 20],
             check_N=2**12,
@@ -91,6 +94,8 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
             e2e_batch=64,
             e2e_ref_Ts=[5],
             e2e_repeats=5,
+            e2e_compile=[],  # compiling takes ~30 s per variant on a CPU: --compile-modes to include it
+            e2e_compile_T=5,
             mem_N=2**12,
             mem_Ts=[5, 20],
             check_N=2**10,
@@ -99,6 +104,8 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
         plan["N"] = args.N
     if args.ref_max_s is not None:
         plan["ref_max_s"] = args.ref_max_s
+    if args.compile_modes is not None:
+        plan["e2e_compile"] = [m for m in args.compile_modes.split(",") if m]
     plan["dtypes"] = ["float32", "bfloat16"] if gpu else ["float32"]
     plan["mode"] = mode
     plan["copy_elements"] = plan["N"] * max(plan["Ts"])
@@ -132,6 +139,14 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         "in benchmarks/copy_reference.json",
     )
     ap.add_argument(
+        "--compile-modes",
+        default=None,
+        metavar="MODES",
+        help="e2e: the torch.compile modes whose training step is timed against eager (comma-separated, e.g. "
+        "default,reduce-overhead; '' for none); default: default (CPU) or default,reduce-overhead (GPU) in the "
+        "full run, none with --quick",
+    )
+    ap.add_argument(
         "--save-copy-reference",
         action="store_true",
         help="measure the copy bandwidth only and record it as this machine's unloaded reference",
@@ -147,6 +162,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         raise SystemExit(f"--sections: unknown or empty {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     if args.N is not None and args.N < 1:
         raise SystemExit(f"--N must be >= 1; got {args.N}")
+    if args.compile_modes is not None:
+        from na_cuda.train.config import COMPILE_MODES
+
+        bad = [m for m in args.compile_modes.split(",") if m and m not in COMPILE_MODES]
+        if bad:
+            raise SystemExit(f"--compile-modes: unknown {bad}; choose from {', '.join(COMPILE_MODES)}")
     if args.copy_reference is not None and not args.copy_reference > 0:
         raise SystemExit(f"--copy-reference must be a positive bandwidth in GB/s; got {args.copy_reference}")
     return args
@@ -192,7 +213,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     t_start = time.time()
     print(f"na_cuda benchmarks, {mode} run on {device} ({name}, load {probe.start}), output {args.out}", flush=True)
-    copy = {
+    copy: dict[str, dict[str, Any]] = {
         d: dict(
             start_GBps=copy_bandwidth(plan["copy_elements"], device, dtype_of(d))["median"] / 1e9,
             reference=reliability.find_reference(name, d, plan["copy_elements"], args.copy_reference),

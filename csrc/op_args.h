@@ -80,8 +80,11 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
   NA_CHECK(
       after.empty() || soft,
       "na_cuda: `reset_mechanism` \"subtract\"/\"none\" has no reset value: pass v_reset=None; got v_reset = ", vr);
-  check_fits(c, "threshold", threshold);
-  if (!soft && vr != 0.0) check_fits(c, "threshold - v_reset", threshold - vr);
+  // The kernels see only threshold - v_reset (core/lif.h): threshold itself may be 0 when v_reset < 0.
+  if (soft || vr == 0.0)
+    check_fits(c, "threshold", threshold);
+  else
+    check_fits(c, "threshold - v_reset", threshold - vr);
   if (std::isfinite(tau_m)) check_fits(c, "tau_m", tau_m);
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);
@@ -98,7 +101,7 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
                    output == "membrane"};
 }
 
-// The learnable decay (§11): none, or one lam per neuron ([N], the compute dtype, on c's device).
+// The learnable decay (§12): none, or one lam per neuron ([N], the compute dtype, on c's device).
 inline void check_decay(const std::optional<Tensor>& decay, const Tensor& c) {
   if (!decay.has_value()) return;
   const Tensor& d = *decay;

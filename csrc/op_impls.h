@@ -3,7 +3,7 @@
 //   static Tensor forward(const Tensor& c, const std::optional<Tensor>& decay, const LifConfig&);
 //   template <typename Rule> static std::tuple<Tensor, Tensor> backward(const Tensor& g, const Tensor& c,
 //       const std::optional<Tensor>& decay, const LifConfig&, const typename Rule::Config&);
-// (`decay`: the learnable lam per neuron, §11; the second output is dL/dlam per neuron, empty without a decay)
+// (`decay`: the learnable lam per neuron, §12; the second output is dL/dlam per neuron, empty without a decay)
 // and registers every op with register_ops<Backend>(m) under its dispatch key. The op functions take their
 // arguments by value in schema order (`str` as std::string): that is what NA_BOX (csrc/binding.h) unboxes.
 #pragma once
@@ -16,7 +16,7 @@ namespace na {
   double tau_m, double tau_s, double threshold, std::optional<double> v_reset, bool decay_input, bool strict, \
       std::string output
 // The trailing optional arguments of every op (schemas in csrc/ops.cpp: defaults None, so calls written before
-// they existed still work): the learnable decay (§11) and snnTorch's reset after the leak (§10).
+// they existed still work): the learnable decay (§12) and snnTorch's reset after the leak (§11).
 #define NA_TRAILING_PARAMS std::optional<Tensor> decay, std::optional<std::string> reset_mechanism
 #define NA_NEURON_ARGS tau_m, tau_s, threshold, v_reset, decay_input, strict, output, reset_mechanism
 

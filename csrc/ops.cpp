@@ -10,8 +10,8 @@
 #define NA_NEURON \
   "float tau_m, float tau_s, float threshold, float? v_reset, bool decay_input, bool strict_threshold, str output"
 // Trailing optional arguments of every op: `decay`, the learnable leak lam per neuron ([N] in the compute dtype;
-// docs/algorithm.md §11), and `reset_mechanism`, snnTorch's "subtract" / "none" (the threshold, or nothing,
-// subtracted after the leak; §10). The backward ops return dL/dlam per neuron as their second output (an empty
+// docs/algorithm.md §12), and `reset_mechanism`, snnTorch's "subtract" / "none" (the threshold, or nothing,
+// subtracted after the leak; §11). The backward ops return dL/dlam per neuron as their second output (an empty
 // tensor without a decay).
 #define NA_TRAILING "Tensor? decay=None, str? reset_mechanism=None"
 

@@ -2,7 +2,7 @@
 
 Every LIF layer has a learnable time constant, parametrised as spikingjelly's ParametricLIFNode does:
 1/tau_m = sigmoid(w), w initialised from tau_m (learn_decay="sigmoid"); the first layer learns one per channel, the
-others one per layer. NA computes dL/dw inside its backward kernel (docs/algorithm.md §11). Data:
+others one per layer. NA computes dL/dw inside its backward kernel (docs/algorithm.md §12). Data:
 na_cuda.data.load("mnist") ($NA_CUDA_DATA, else ~/.cache/na_cuda); EXAMPLE_BATCHES limits the batches (CI: 3).
 """
 

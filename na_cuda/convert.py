@@ -22,12 +22,11 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from torch import nn
 
-if TYPE_CHECKING:
-    from .nn import LIF
+from .nn import LIF
 
 #: The converted neuron's own settings: they come from the source neuron, never from ``rule_options``.
 _NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
@@ -90,7 +89,7 @@ def convert(
     ``1/alpha``, ``PiecewiseQuadratic(alpha)`` -> ``"triangle"`` of half-width ``1/alpha``: the same functions) and
     ``detach_reset``. ``method="na"`` has its own backward (neither surrogate nor ``detach_reset`` is used), so any
     surrogate converts there. ``ParametricLIFNode`` (PLIF, ``1/tau = sigmoid(w)``) becomes an
-    ``nn.LIF(learn_decay="sigmoid")`` holding a copy of its ``w`` (docs/algorithm.md §11), with the same settings
+    ``nn.LIF(learn_decay="sigmoid")`` holding a copy of its ``w`` (docs/algorithm.md §12), with the same settings
     mapped as for ``LIFNode``. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
     one inside ``layer.SeqToANNContainer`` (one step on ``[T*B, ...]``) becomes a one-step LIF.
 
@@ -238,8 +237,6 @@ class _Context:
         """The ``na_cuda.nn.LIF`` with the neuron settings ``neuron`` (``tau_m``, ``threshold``, ``v_reset``,
         ``decay_input``), this conversion's method and rule options, and under STBP ``m``'s surrogate and
         ``detach_reset``; in ``m``'s train/eval mode."""
-        from .nn import LIF  # not at the top: na_cuda.nn re-exports convert, so a top-level import is a cycle
-
         kwargs: dict[str, Any] = dict(output="spike", method=self.method, **neuron)
         if self.method == "stbp":
             surrogate, alpha = _surrogate(m, path)
@@ -338,7 +335,7 @@ def _parametric_lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
     ``decay_input``, ``v_threshold``, ``v_reset``; under STBP also its surrogate and ``detach_reset`` (through
     ``ctx.lif``). The replacement is ``na_cuda.nn.LIF(learn_decay="sigmoid")`` holding a copy of ``w`` (same value,
     dtype and ``requires_grad``): the same forward, and under STBP the same gradient, ``w``'s included
-    (docs/algorithm.md §11)."""
+    (docs/algorithm.md §12)."""
     import torch
 
     src: torch.Tensor = getattr(m, "w")  # noqa: B009  (an nn.Parameter; mypy types module attributes loosely)

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import torch
 
-from . import _backend, _validate
+from . import _backend, _validate, reference
 from .params import LifParams, compute_dtype
 from .rules import Rule
 
@@ -44,10 +44,10 @@ def lif(
         a[t] = (1 - 1/tau_s) a + s[t] / tau_s
 
     and ``out`` is ``a`` (``output="psc"``), ``s`` (``output="spike"``) or ``u`` (``output="membrane"``, STBP
-    only): spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics. ``reset_mechanism`` (docs/algorithm.md §10) gives
+    only): spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics. ``reset_mechanism`` (docs/algorithm.md §11) gives
     snnTorch's ``Leaky`` resets: ``"subtract"`` ``u[t] = lam u[t-1] + beta c[t] - threshold s[t-1]`` (the
     threshold subtracted after the leak), ``"none"`` (no reset), ``"zero"`` (= ``v_reset=0.0``).
-    ``decay`` (§11): a tensor broadcastable to ``c.shape[1:]`` that replaces ``lam = 1 - 1/tau_m`` (and, with
+    ``decay`` (§12): a tensor broadcastable to ``c.shape[1:]`` that replaces ``lam = 1 - 1/tau_m`` (and, with
     ``decay_input``, scales the input by ``1 - decay``), clamped to [0, 1] as snnTorch clamps ``beta``; it is
     differentiable: every rule and backend computes ``dL/d decay`` inside its backward.
     ``strict_threshold=True`` fires on ``u[t] > threshold`` instead (``H(0) = 0``: the authors' released
@@ -121,4 +121,4 @@ def apply(
     d = None if decay is None else per_neuron_decay(decay, c)
     if _backend.use_native(backend, c.device):
         return rule.native(c, neuron, d)
-    return rule.reference(c, neuron, d)
+    return reference.rule_forward(rule, c, neuron, d)

@@ -11,8 +11,11 @@ Every loss takes time-first outputs ``[T, B, classes]`` and integer class labels
     sdt(outputs, labels)                            TET paper eq. 7 (standard direct training)
     spike_count_predictions(outputs)                argmax over classes of the time-summed outputs
 
-All losses are differentiable w.r.t. their first argument. Host syncs: none, except the label range check
-(one ``aminmax`` read back to the host per call that takes labels; on a CPU tensor that is free).
+All losses are differentiable w.r.t. their first argument. Host syncs: none, except the label range check of
+the functions that take labels: one ``aminmax`` read back to the host per call (free on a CPU tensor). Pass
+``check_labels=False`` where the labels were checked once already (``na_cuda.train`` checks a dataset's labels when
+it loads it), so that a training step never waits on the host. Under ``torch.compile`` the check becomes a device-side
+assert (``torch._assert_async``), so the loss compiles without a graph break.
 """
 
 from __future__ import annotations
@@ -80,8 +83,11 @@ def _outputs(x: Any, name: str = "outputs", *, floating: bool = True) -> tuple[i
     return x.shape[0], x.shape[1], x.shape[2]
 
 
-def _labels(labels: Any, num_classes: int, batch: Optional[int], device: Optional[torch.device]) -> None:
-    """`labels` must be an integer tensor [B] with values in [0, num_classes), on `device` when given."""
+def _labels(
+    labels: Any, num_classes: int, batch: Optional[int], device: Optional[torch.device], check_range: bool = True
+) -> None:
+    """`labels` must be an integer tensor [B] with values in [0, num_classes), on `device` when given. The dtype,
+    shape and device checks read only metadata; the range check (``check_range``) reads the values."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"na_cuda: `labels` must be an integer torch.Tensor of shape [B]; got {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.dtype.is_floating_point or labels.dtype.is_complex:
@@ -105,9 +111,14 @@ def _labels(labels: Any, num_classes: int, batch: Optional[int], device: Optiona
             f"na_cuda: `labels` is on {labels.device} but the outputs are on {device}; "
             f"move it with .to({str(device)!r})"
         )
-    # The range check reads min and max back to the host: free for CPU labels, one device->host sync otherwise.
-    # It is the only sync in this module and is kept because an out-of-range index would otherwise become a
-    # silent all-zero target row (desired trains, spike_count) or a device-side assert (cross-entropy).
+    if not check_range:
+        return
+    # An out-of-range index would otherwise become a silent all-zero target row (desired trains, spike_count) or a
+    # device-side assert (cross-entropy). Compiled: an asynchronous device-side assert (no graph break, no sync).
+    # Eager: min and max read back to the host (free for CPU labels, one device->host sync otherwise).
+    if torch.compiler.is_compiling():
+        torch._assert_async(((labels >= 0) & (labels < num_classes)).all(), "na_cuda: `labels` out of [0, classes)")
+        return
     lo, hi = torch.stack(torch.aminmax(labels)).tolist()
     if lo < 0 or hi >= num_classes:
         raise ValueError(f"na_cuda: `labels` must lie in [0, classes) = [0, {num_classes}); got values in [{lo}, {hi}]")
@@ -180,7 +191,8 @@ def van_rossum(
 
     Args:
         out_psc: floating ``[T, B, classes]``.
-        target_spikes: ``[T, B, classes]`` desired spikes (any real dtype; cast to ``out_psc.dtype``; no grad).
+        target_spikes: ``[T, B, classes]`` desired spikes, floating (cast to ``out_psc.dtype``; no grad); an
+            integer tensor raises TypeError (labels or counts by mistake, most often).
         tau_s: synaptic time constant of the kernel, ``>= 1`` (use the output neuron's).
         reduction: ``"mean"`` (over the batch) or ``"sum"``.
         target_filters: how often the desired train is PSC-filtered: 1 is eq. 5; 2 is the released NA code, whose
@@ -205,8 +217,13 @@ def van_rossum(
             f"na_cuda: `target_spikes` is on {target_spikes.device} but `out_psc` is on {out_psc.device}; "
             "move it with .to(out_psc.device)"
         )
-    if target_spikes.dtype.is_complex:
-        raise TypeError(f"na_cuda: `target_spikes` must be real; got {target_spikes.dtype}")
+    if not target_spikes.dtype.is_floating_point:
+        # An integer target is refused rather than cast: it is most often labels or counts put in by mistake, and
+        # the desired trains of this module are floating (0./1. spikes).
+        raise TypeError(
+            f"na_cuda: `target_spikes` must be a floating tensor of desired spikes (0./1.); got {target_spikes.dtype}."
+            " Build it with na_desired_spikes(labels, classes, T, dtype=out_psc.dtype), or convert with .float()"
+        )
     tau_s = _tau_s(tau_s)
     reduction = _reduction(reduction)
     if isinstance(target_filters, bool) or target_filters not in (1, 2):
@@ -229,6 +246,8 @@ def na_desired_spikes(
     T: int,
     dtype: torch.dtype = torch.float32,
     device: Optional[torch.device | str] = None,
+    *,
+    check_labels: bool = True,
 ) -> torch.Tensor:
     r"""Desired output spikes of the released NA code (``main.py``, ``loss == "kernel"``; spec §7).
 
@@ -242,10 +261,14 @@ def na_desired_spikes(
         T: number of time steps, ``>= 1``.
         dtype: floating dtype of the result.
         device: device of the result (default: ``labels.device``).
+        check_labels: check that ``labels`` lie in ``[0, classes)`` (one host sync on a GPU); False when they
+            were checked already (see the module docstring).
     Returns:
         ``[T, B, num_classes]`` contiguous tensor of 0/1.
     """
-    return tssl_desired_spikes(labels, num_classes, T, pattern=(1,), dtype=dtype, device=device)
+    return tssl_desired_spikes(
+        labels, num_classes, T, pattern=(1,), dtype=dtype, device=device, check_labels=check_labels
+    )
 
 
 def tssl_desired_spikes(
@@ -255,6 +278,8 @@ def tssl_desired_spikes(
     pattern: Sequence[float] = (0, 1, 1, 1, 1),
     dtype: torch.dtype = torch.float32,
     device: Optional[torch.device | str] = None,
+    *,
+    check_labels: bool = True,
 ) -> torch.Tensor:
     r"""Desired output spikes of TSSL-BP (released ``main.py``, ``loss == "kernel"``; spec §7).
 
@@ -270,6 +295,8 @@ def tssl_desired_spikes(
         pattern: non-empty sequence of 0/1 values, one period of the label neuron's train.
         dtype: floating dtype of the result.
         device: device of the result (default: ``labels.device``).
+        check_labels: check that ``labels`` lie in ``[0, classes)`` (one host sync on a GPU); False when they
+            were checked already (see the module docstring).
     Returns:
         ``[T, B, num_classes]`` contiguous tensor of 0/1.
     """
@@ -290,7 +317,7 @@ def tssl_desired_spikes(
             f"na_cuda: `T` = {T} must be a multiple of len(pattern) = {len(pattern)} (the pattern is repeated "
             f"T / len(pattern) times); pick T = {len(pattern) * max(1, T // len(pattern))} or a pattern that divides T"
         )
-    _labels(labels, num_classes, None, None)
+    _labels(labels, num_classes, None, None, check_labels)
     device = labels.device if device is None else torch.device(device)
     train = torch.tensor([float(v) for v in pattern], dtype=dtype, device=device).repeat(T // len(pattern))
     one_hot = _one_hot(labels, num_classes, dtype, device)
@@ -307,6 +334,8 @@ def spike_count(
     undesired_count: float,
     tau_s: Optional[float] = None,
     reduction: str = "mean",
+    *,
+    check_labels: bool = True,
 ) -> torch.Tensor:
     r"""Spike-count loss of TSSL-BP (released ``functions/loss_f.py``: ``loss_count`` + ``SpikeLoss.spike_count``;
     targets from ``main.py``; spec §7).
@@ -337,9 +366,12 @@ def spike_count(
     Args:
         outputs: floating ``[T, B, classes]``.
         labels: integer ``[B]`` in ``[0, classes)``.
-        desired_count, undesired_count: finite target counts (>= 0) for the label neuron and the others.
+        desired_count, undesired_count: finite target counts (>= 0) for the label neuron and the others;
+            ``desired_count >= undesired_count`` (else ValueError: the dead zones would reward the wrong neurons).
         tau_s: ``None`` (sum ``outputs`` as given) or the time constant (``>= 1``) to PSC-filter ``outputs`` first.
         reduction: ``"mean"`` (over the batch) or ``"sum"``.
+        check_labels: check that ``labels`` lie in ``[0, classes)`` (one host sync on a GPU); False when they
+            were checked already (see the module docstring).
     Returns:
         0-dim tensor.
     """
@@ -350,10 +382,16 @@ def spike_count(
         raise ValueError(f"na_cuda: `desired_count` must be >= 0; got {desired_count}")
     if undesired_count < 0:
         raise ValueError(f"na_cuda: `undesired_count` must be >= 0; got {undesired_count}")
+    if desired_count < undesired_count:
+        # The dead zones would then reward the other neurons for out-firing the label neuron (argmax predicts wrong).
+        raise ValueError(
+            f"na_cuda: `desired_count` (the label neuron's target) must be >= `undesired_count`; got desired_count = "
+            f"{desired_count}, undesired_count = {undesired_count}. Swap them"
+        )
     if tau_s is not None:
         tau_s = _tau_s(tau_s)
     reduction = _reduction(reduction)
-    _labels(labels, C, B, outputs.device)
+    _labels(labels, C, B, outputs.device, check_labels)
 
     x = outputs if tau_s is None else psc(outputs, tau_s)
     count = x.sum(dim=0)  # [B, C]
@@ -392,7 +430,9 @@ def spike_count_predictions(outputs: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------------
 # TET and SDT (Deng et al., ICLR 2022).
 # ----------------------------------------------------------------------------------------------------------------
-def tet(outputs: torch.Tensor, labels: torch.Tensor, lamb: float = 0.0, phi: float = 1.0) -> torch.Tensor:
+def tet(
+    outputs: torch.Tensor, labels: torch.Tensor, lamb: float = 0.0, phi: float = 1.0, *, check_labels: bool = True
+) -> torch.Tensor:
     r"""Temporal efficient training loss (TET paper eq. 9 + the regulariser of eq. 12, combined as eq. 13;
     spec §7; released ``TET_loss``)::
 
@@ -403,10 +443,14 @@ def tet(outputs: torch.Tensor, labels: torch.Tensor, lamb: float = 0.0, phi: flo
     The paper sets ``phi = V_th`` (the threshold) and ``lamb`` = 0.05 (CIFAR) or 0.001 (ImageNet, DVS-CIFAR10).
 
     Args:
-        outputs: floating ``[T, B, classes]`` logits per time step (``O[t]``).
+        outputs: floating ``[T, B, classes]`` logits per time step (``O[t]``). NaN/inf in them is not checked (a
+            host sync per call): the loss is then NaN or inf, as with torch's own losses, and the trainer stops on
+            it with a message (``na_cuda.train``'s non-finite check).
         labels: integer ``[B]`` in ``[0, classes)``.
         lamb: weight of the MSE term, in ``[0, 1]``.
         phi: the constant the outputs are pulled to (finite).
+        check_labels: check that ``labels`` lie in ``[0, classes)`` (one host sync on a GPU); False when they
+            were checked already (see the module docstring).
     Returns:
         0-dim tensor.
     """
@@ -415,7 +459,7 @@ def tet(outputs: torch.Tensor, labels: torch.Tensor, lamb: float = 0.0, phi: flo
     if not 0.0 <= lamb <= 1.0:
         raise ValueError(f"na_cuda: `lamb` must lie in [0, 1] (the weight of the MSE term); got {lamb}")
     phi = _real("phi", phi)
-    _labels(labels, C, B, outputs.device)
+    _labels(labels, C, B, outputs.device, check_labels)
     y = labels.to(torch.int64)
     # mean over (t, b) of CE(O[t, b], y[b]) = 1/T sum_t CE_batchmean(O[t], y): all steps have the same B.
     # A term with weight 0 is skipped (not multiplied by 0), so an inf in it cannot turn the loss into nan.
@@ -427,16 +471,18 @@ def tet(outputs: torch.Tensor, labels: torch.Tensor, lamb: float = 0.0, phi: flo
     return (1.0 - lamb) * ce + lamb * (outputs - phi).pow(2).mean()
 
 
-def sdt(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def sdt(outputs: torch.Tensor, labels: torch.Tensor, *, check_labels: bool = True) -> torch.Tensor:
     r"""Standard direct training loss (TET paper eq. 7): ``CE(1/T sum_t O[t], y)``, the cross-entropy of the
     time-averaged output, averaged over the batch.
 
     Args:
         outputs: floating ``[T, B, classes]``.
         labels: integer ``[B]`` in ``[0, classes)``.
+        check_labels: check that ``labels`` lie in ``[0, classes)`` (one host sync on a GPU); False when they
+            were checked already (see the module docstring).
     Returns:
         0-dim tensor.
     """
     T, B, C = _outputs(outputs, "outputs")
-    _labels(labels, C, B, outputs.device)
+    _labels(labels, C, B, outputs.device, check_labels)
     return F.cross_entropy(outputs.mean(dim=0), labels.to(torch.int64))

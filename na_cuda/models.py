@@ -204,7 +204,7 @@ class SpikingNet(nn.Sequential):
             )
         return super().forward(x)
 
-    def weight_layers(self) -> list[nn.Module]:
+    def weight_layers(self) -> list[Union[nn.Conv2d, nn.Linear]]:
         """The conv and linear layers, in order."""
         return [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
@@ -278,7 +278,9 @@ def build_model(
     n_conv = sum(layer.kind == "conv" for layer in layers)
     if n_conv and len(input_shape) != 3:
         raise ValueError(f"na_cuda: conv layers need `input_shape` (C, H, W); got {input_shape!r}")
-    if isinstance(padding, int) and not isinstance(padding, bool):
+    if isinstance(padding, bool):
+        raise TypeError(f"na_cuda: `padding` must be an int or one int per conv layer; got {padding!r}")
+    if isinstance(padding, int):
         pads = [padding] * n_conv
     else:
         pads = [int(p) for p in padding]

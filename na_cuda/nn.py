@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
 import warnings
-from typing import Any, Optional, Union, cast
+from typing import Any, Callable, Optional, Union, cast
 
 import torch
 from torch import nn
@@ -12,7 +13,7 @@ from torch import nn
 from . import _validate, functional
 from .rules import NA
 
-#: Parametrisations of a learnable decay (docs/algorithm.md §11): "sigmoid" is spikingjelly's PLIF
+#: Parametrisations of a learnable decay (docs/algorithm.md §12): "sigmoid" is spikingjelly's PLIF
 #: (``1/tau_m = sigmoid(w)``, so ``lam = 1 - sigmoid(w)``), "beta" is snnTorch's ``learn_beta`` (``lam = beta``,
 #: clamped to [0, 1]).
 LEARN_DECAY = ("sigmoid", "beta")
@@ -33,7 +34,10 @@ class GradRescale:
 
     One instance is shared by the LIF layers of a network; see ``enable_grad_rescale``. The output layer is the
     one called last in the forward pass: each forward call gets an increasing index, and the first backward
-    node whose index exceeds the stored one starts a new pass.
+    node whose index exceeds the stored one starts a new pass. Each thread has its own counter and stored mean
+    (a pass is one thread's forward calls, and its backward nodes use the state their forward used), so one model
+    trained from several threads at once gives every pass the serial run's gradients. A ``torch.compile``'d
+    model uses the creating thread's state from every thread: run it from one thread at a time.
 
     The per-pass state (the call counter, the index of the last output layer and the stored mean) lives in
     one-element tensors on the input's device, updated in place, never in Python numbers: ``torch.compile`` then
@@ -52,54 +56,107 @@ class GradRescale:
                 f"na_cuda: `round_decimals` must be None or an int >= 0 (3 = the released code); got {round_decimals!r}"
             )
         self.round_decimals = round_decimals
-        self._calls = torch.zeros(1, dtype=torch.int64)
-        # -1 < every index: the first backward ever starts a pass, whatever the stored mean
-        self._last_index = torch.full((1,), -1, dtype=torch.int64)
-        self._m_last = torch.zeros(1, dtype=torch.float64)
+        self._main = _PassState()
+        self._init_threads()
+
+    def _init_threads(self) -> None:
+        # Passes of other threads than the creating one get their own _PassState (thread-local): a pass is the
+        # forward calls of one thread, so one model used from several threads at once rescales each pass as a
+        # serial run would (with one shared counter the passes interleaved, and a hidden layer read another
+        # thread's output-layer mean).
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        del d["_owner"], d["_local"]  # a thread-local cannot be pickled or copied; the copy starts its own
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._init_threads()
 
     def __repr__(self) -> str:
         return f"GradRescale(round_decimals={self.round_decimals})"
 
+    # The creating thread's state, under the names the tests and users inspect.
+    @property
+    def _calls(self) -> torch.Tensor:
+        return self._main.calls
+
+    @property
+    def _last_index(self) -> torch.Tensor:
+        return self._main.last_index
+
+    @property
+    def _m_last(self) -> torch.Tensor:
+        return self._main.m_last
+
+    def _passes(self) -> _PassState:
+        """The per-pass state of the calling thread. Under torch.compile it is the creating thread's (dynamo
+        traces no thread-local; a compiled model with the rescale is for one thread at a time)."""
+        if torch.compiler.is_compiling() or threading.get_ident() == self._owner:
+            return self._main
+        passes = getattr(self._local, "passes", None)
+        if passes is None:
+            passes = self._local.passes = _PassState()
+        return passes
+
     def _next_index(self, device: torch.device) -> torch.Tensor:
-        """This forward call's index (a fresh ``[1]`` tensor); moves the state to ``device`` on first use there."""
-        if self._calls.device != device:
-            self._calls, self._last_index, self._m_last = (
-                t.to(device) for t in (self._calls, self._last_index, self._m_last)
-            )
-        self._calls.add_(1)
-        return self._calls.clone()  # a copy: the counter moves on with the next call
+        """The calling thread's next forward index (``_PassState.next_index``)."""
+        return self._passes().next_index(device)
 
     def _round(self, m: torch.Tensor) -> torch.Tensor:
         return m if self.round_decimals is None else torch.round(m, decimals=self.round_decimals)
 
-    def _rescale(self, index: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    def _rescale(self, passes: _PassState, index: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         # mean |grad| as one reduction (no |grad| temporary), accumulated in float64: a float32 L1 norm on the
         # CPU sums naively and came out 2.4e-4 (relative) low on a conv layer of the MNIST net, where the released
         # torch.mean(torch.abs(grad)) is accurate to ~1e-8 (tests/test_golden.py, the network step)
         m = torch.linalg.vector_norm(grad.detach(), ord=1, dtype=torch.float64)
         m = m / max(grad.numel(), 1)
-        output_layer = index > self._last_index  # the first NA backward of a new pass
-        m_last = torch.where(output_layer, self._round(m), self._m_last)
+        output_layer = index > passes.last_index  # the first NA backward of a new pass
+        m_last = torch.where(output_layer, self._round(m), passes.m_last)
         scale = 1.2 * torch.log(m_last / (m + 1e-5) + 1.02)
-        self._last_index.copy_(torch.where(output_layer, index, self._last_index))
+        passes.last_index.copy_(torch.where(output_layer, index, passes.last_index))
         # mean |grad * scale| = m * scale (scale > 0): the released second update_norm, without a 2nd pass
-        self._m_last.copy_(torch.where(output_layer, self._round(m * scale), self._m_last))
+        passes.m_last.copy_(torch.where(output_layer, self._round(m * scale), passes.m_last))
         return grad * scale.to(grad.dtype)
+
+
+class _PassState:
+    """The per-pass state of GradRescale (see its docstring): the forward call counter, the index of the last output
+    layer and its stored mean, one-element tensors updated in place."""
+
+    def __init__(self) -> None:
+        self.calls = torch.zeros(1, dtype=torch.int64)
+        # -1 < every index: the first backward ever starts a pass, whatever the stored mean
+        self.last_index = torch.full((1,), -1, dtype=torch.int64)
+        self.m_last = torch.zeros(1, dtype=torch.float64)
+
+    def next_index(self, device: torch.device) -> torch.Tensor:
+        """This forward call's index (a fresh ``[1]`` tensor); moves the state to ``device`` on first use there."""
+        if self.calls.device != device:
+            self.calls, self.last_index, self.m_last = (
+                t.to(device) for t in (self.calls, self.last_index, self.m_last)
+            )
+        self.calls.add_(1)
+        return self.calls.clone()  # a copy: the counter moves on with the next call
 
 
 class _RescaleGrad(torch.autograd.Function):
     """Identity forward; backward applies GradRescale to the gradient that reaches the LIF input."""
 
     @staticmethod
-    def forward(ctx: Any, c: torch.Tensor, state: GradRescale, index: torch.Tensor) -> torch.Tensor:
-        ctx.state = state
+    def forward(ctx: Any, c: torch.Tensor, state: GradRescale, passes: _PassState, index: torch.Tensor) -> torch.Tensor:
+        ctx.state, ctx.passes = state, passes
         ctx.save_for_backward(index)
         return c.view_as(c)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
         (index,) = ctx.saved_tensors
-        return ctx.state._rescale(index, grad), None, None
+        return ctx.state._rescale(ctx.passes, index, grad), None, None, None
 
 
 class LIF(nn.Module):
@@ -111,7 +168,7 @@ class LIF(nn.Module):
     parameters or buffers, so ``.to()``/``.double()`` and state dicts of the surrounding model work unchanged.
     ``grad_rescale``: a ``GradRescale`` shared with the other NA layers of the network (spec §4), default off.
 
-    Learnable time constants (docs/algorithm.md §11): ``learn_decay="sigmoid"`` is spikingjelly's PLIF (Fang et
+    Learnable time constants (docs/algorithm.md §12): ``learn_decay="sigmoid"`` is spikingjelly's PLIF (Fang et
     al. 2021): a parameter ``w`` with ``1/tau_m = sigmoid(w)``, initialised from ``tau_m`` as PLIF does
     (``w = -log(tau_m - 1)``); ``learn_decay="beta"`` is snnTorch's ``learn_beta``: a parameter ``beta`` = the leak
     ``lam`` itself (clamped to [0, 1] in the forward), initialised to ``1 - 1/tau_m``. ``decay_shape`` is the
@@ -178,7 +235,7 @@ class LIF(nn.Module):
     def _init_decay(
         self, learn: Optional[str], shape: tuple[int, ...], decay: Union[float, torch.Tensor, None]
     ) -> None:
-        """The decay's parameter (``w`` or ``beta``) or buffer (``decay``), from ``decay`` or ``tau_m`` (§11)."""
+        """The decay's parameter (``w`` or ``beta``) or buffer (``decay``), from ``decay`` or ``tau_m`` (§12)."""
         if learn is not None and learn not in LEARN_DECAY:
             raise ValueError(
                 f"na_cuda: `learn_decay` must be None, 'sigmoid' (PLIF) or 'beta' (snnTorch); got {learn!r}"
@@ -231,10 +288,10 @@ class LIF(nn.Module):
     @classmethod
     def from_snntorch(cls, leaky: nn.Module, method: str = "stbp", **options: Any) -> LIF:
         """The ``LIF`` computing what the snnTorch ``Leaky`` neuron ``leaky`` computes over a window; see
-        ``na_cuda.snntorch.from_snntorch`` (docs/algorithm.md §10)."""
+        ``na_cuda.snntorch.from_snntorch`` (docs/algorithm.md §11)."""
         from .snntorch import from_snntorch
 
-        return cast("LIF", from_snntorch(leaky, method=method, lif_class=cls, **options))
+        return cast("LIF", from_snntorch(leaky, cls, method=method, **options))
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         _validate.input_tensor(c, "input")
@@ -247,7 +304,8 @@ class LIF(nn.Module):
                 stacklevel=2,
             )
         if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
-            c = _RescaleGrad.apply(c, self.grad_rescale, self.grad_rescale._next_index(c.device))
+            passes = self.grad_rescale._passes()
+            c = _RescaleGrad.apply(c, self.grad_rescale, passes, passes.next_index(c.device))
         return functional.apply(c, self.neuron, self.rule, self.backend, self.decay_values())
 
     def extra_repr(self) -> str:
@@ -312,4 +370,11 @@ class SeqToANN(nn.Module):
         return y.unflatten(0, (t, b))
 
 
-from .convert import convert  # noqa: E402,F401  (na_cuda.nn.convert: drop-in conversion of spikingjelly models)
+def __getattr__(name: str) -> Callable[..., nn.Module]:
+    """``na_cuda.nn.convert``: the drop-in conversion of spikingjelly models, which lives in ``na_cuda.convert``
+    (that module depends on this one, not the reverse; this PEP 562 hook resolves the name on first use)."""
+    if name == "convert":
+        from .convert import convert
+
+        return convert
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

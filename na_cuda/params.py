@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 OUTPUTS = ("psc", "spike", "membrane")
-#: snnTorch's ``reset_mechanism`` values (docs/algorithm.md §10). "zero" is the hard reset ``v_reset=0.0``;
+#: snnTorch's ``reset_mechanism`` values (docs/algorithm.md §11). "zero" is the hard reset ``v_reset=0.0``;
 #: "subtract" and "none" subtract the threshold (or nothing) one step after a spike, after the leak.
 RESET_MECHANISMS = ("subtract", "zero", "none")
 
@@ -59,7 +59,8 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
         if not info.tiny <= abs(value) <= info.max:
             raise ValueError(
                 f"na_cuda: `{name}` = {value!r} is {torch.tensor(value, dtype=cd).item()!r} in {cd}, the compute "
-                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}] (or use float64 input)"
+                f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}]"
+                + (" (or use float64 input)" if cd != torch.float64 else "")
             )
 
 
@@ -74,7 +75,7 @@ class LifParams:
       ``u[t] = lam (v - vr) + vr + beta c[t]``, ``s[t] = u[t] >= threshold``, ``v = vr`` if ``s[t]`` else ``u[t]``;
     * soft reset (``v_reset=None``): ``v`` starts at 0, ``u[t] = lam v + beta c[t]``, ``v = u[t] - threshold`` on a
       spike;
-    * snnTorch's resets after the leak (``reset_mechanism``, §10): ``"subtract"``: ``v`` starts at 0,
+    * snnTorch's resets after the leak (``reset_mechanism``, §11): ``"subtract"``: ``v`` starts at 0,
       ``u[t] = lam u[t-1] + beta c[t] - threshold s[t-1]``; ``"none"``: the same without the subtraction (the
       neuron fires but never resets); ``"zero"`` is the hard reset ``v_reset=0.0`` and is stored as that. With
       ``"subtract"``/``"none"`` ``v_reset`` must be None or 0.0 (the default) and is stored as None;
@@ -186,13 +187,14 @@ class LifParams:
 
     def fit_dtype(self, dtype: torch.dtype) -> None:
         """The parameters must be representable in the compute dtype of ``dtype`` input (see values_fit_dtype)."""
-        values = [("threshold", self.threshold), ("tau_s", self.tau_s), ("1/tau_s", 1.0 / self.tau_s)]
+        # The kernels see the threshold only as `shifted_threshold` (docs/algorithm.md §9): with v_reset != 0 the
+        # threshold itself may be 0 or tiny (threshold=0, v_reset=-0.5 is the shifted threshold 0.5).
+        thr = ("threshold", self.threshold) if not self.v_reset else ("threshold - v_reset", self.shifted_threshold)
+        values = [thr, ("tau_s", self.tau_s), ("1/tau_s", 1.0 / self.tau_s)]
         if self.tau_m != math.inf:
             values.append(("tau_m", self.tau_m))
         if self.decay_input:
             values.append(("1/tau_m", 1.0 / self.tau_m))
-        if self.v_reset:
-            values.append(("threshold - v_reset", self.shifted_threshold))
         values_fit_dtype(values, dtype)
 
     def extra_repr(self) -> str:

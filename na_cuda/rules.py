@@ -1,9 +1,12 @@
 """The training rules as objects: :class:`NA` (spec §3), :class:`STBP` (spec §5), :class:`TSSL` (spec §6).
 
 A rule owns what is specific to it: its arguments and their validation, the neuron settings it is defined for
-(:meth:`Rule.check`), the dtype fit of its coefficients, its reference backward, its repr and its native op call.
-:data:`RULES` maps the ``method`` names of the keyword API to the classes; adding a rule adds one class here (plus
-its kernel header and tests), with no ``if method == ...`` anywhere else.
+(:meth:`Rule.check`), the dtype fit of its coefficients, its repr and its native op call. :data:`RULES` maps the
+``method`` names of the keyword API to the classes; adding a rule adds one class here (plus its kernel header, its
+reference in ``na_cuda.reference`` and tests), with no ``if method == ...`` anywhere else.
+
+This module and ``na_cuda.params`` are the bottom floor: they import nothing else of the package. The reference
+(``na_cuda.reference``, which maps each rule class to its pure-PyTorch backward) depends on them, never the reverse.
 """
 
 from __future__ import annotations
@@ -14,12 +17,20 @@ from typing import Any, ClassVar, Optional
 
 import torch
 
-from . import reference
 from .params import LifParams, choice, flag, real, values_fit_dtype
 
 FIRST_ORDERS = ("paper", "taylor")
 #: Default width/slope of each surrogate (spec §5; atan: spikingjelly ``surrogate.ATan``, fast_sigmoid: snnTorch).
-SURROGATE_DEFAULT_ALPHA = reference.SURROGATE_DEFAULT_ALPHA
+#: Default width/steepness parameter of each STBP surrogate (spec sec. 5): rect width ``a``, triangle half-width
+#: ``g``, sigmoid steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope
+#: (snnTorch ``surrogate.fast_sigmoid``).
+SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
+    "rect": 1.0,
+    "triangle": 1.0,
+    "sigmoid": 4.0,
+    "atan": 2.0,
+    "fast_sigmoid": 25.0,
+}
 SURROGATES = tuple(SURROGATE_DEFAULT_ALPHA)
 
 
@@ -49,22 +60,10 @@ class Rule(ABC):
         """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr."""
         return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
 
-    # -- backends --------------------------------------------------------------------------------------------
-    # ``decay``: None, or the learnable leak lam per neuron, ``[N]`` in the compute dtype (docs/algorithm.md §11);
-    # its gradient is the rule's dL/du times the direct partial du/dlam, computed inside the backward.
-    def reference(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Differentiable pure-PyTorch forward whose backward is this rule (``na_cuda.reference``)."""
-        return reference.CustomBackward.apply(
-            c, decay, neuron, lambda g, x, d: self.reference_backward(g, x, neuron, d)
-        )
-
-    @abstractmethod
-    def reference_backward(
-        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
-    ) -> Any:
-        """``grad_c`` of the rule by the reference (NA and TSSL-BP: their reference backward; STBP: autograd
-        through its differentiable forward); ``(grad_c, dL/dlam [N])`` with a ``decay``."""
-
+    # -- backends (the reference backward of each rule: na_cuda.reference.rule_backward) --------------------------
+    # ``decay``: None, or the learnable leak lam per neuron, ``[N]`` in the compute dtype (docs/algorithm.md §12);
+    # its gradient is the rule's dL/du times the direct partial du/dlam, computed inside the backward. The ops take
+    # it and ``reset_mechanism`` (§11) as their two trailing arguments.
     def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
         op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
@@ -79,9 +78,9 @@ class Rule(ABC):
         grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
         return grad if decay is None else (grad, gdecay)
 
+    @abstractmethod
     def op_args(self) -> tuple:
         """The rule's arguments of its ops, after the neuron's (``LifParams.op_args``; csrc/ops.cpp)."""
-        return ()
 
 
 @dataclass(frozen=True)
@@ -120,24 +119,6 @@ class NA(Rule):
                 'use method="stbp" (BPTT defines that gradient) or output="spike"/"psc"'
             )
 
-    def reference_backward(
-        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
-    ) -> Any:
-        return reference.na_backward(
-            grad_out,
-            c,
-            neuron.tau_m,
-            neuron.tau_s,
-            neuron.threshold,
-            neuron.output,
-            self.first_order,
-            self.dist_power,
-            self.clip,
-            neuron.strict_threshold,
-            decay=decay,
-            **neuron.reference_kwargs(),
-        )
-
     def op_args(self) -> tuple:
         return (self.first_order, self.dist_power, self.clip)
 
@@ -166,33 +147,9 @@ class STBP(Rule):
 
     def fit_values(self) -> list[tuple[str, float]]:
         a = float(self.alpha)  # type: ignore[arg-type]  # set to a float by __post_init__
-        return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / (a * a))]
-
-    def reference(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return reference.stbp_forward(
-            c,
-            neuron.tau_m,
-            neuron.tau_s,
-            neuron.threshold,
-            neuron.output,
-            self.surrogate,
-            self.alpha,
-            self.detach_reset,
-            neuron.strict_threshold,
-            decay=decay,
-            **neuron.reference_kwargs(),
-        )
-
-    def reference_backward(
-        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
-    ) -> Any:
-        x = c.detach().clone().requires_grad_(True)
-        if decay is None:
-            (gx,) = torch.autograd.grad(self.reference(x, neuron), x, grad_out)
-            return gx
-        d = decay.detach().clone().requires_grad_(True)
-        gx, gd = torch.autograd.grad(self.reference(x, neuron, d), (x, d), grad_out)
-        return gx, gd
+        # 1/a/a, not 1/(a*a): a*a underflows to 0.0 for a < 1.5e-154, and 1.0/0.0 is a ZeroDivisionError in
+        # Python, where the quotient's overflow to inf is what the range check reports.
+        return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / a / a)]
 
     def op_args(self) -> tuple:
         return (self.surrogate, self.alpha, self.detach_reset)
@@ -214,20 +171,8 @@ class TSSL(Rule):
                 'v_reset, or method="na" / "stbp"'
             )
 
-    def reference_backward(
-        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
-    ) -> Any:
-        return reference.tssl_backward(
-            grad_out,
-            c,
-            neuron.tau_m,
-            neuron.tau_s,
-            neuron.threshold,
-            neuron.strict_threshold,
-            v_reset=neuron.v_reset,
-            decay_input=neuron.decay_input,
-            decay=decay,
-        )
+    def op_args(self) -> tuple:
+        return ()
 
 
 #: ``method`` name -> rule class.

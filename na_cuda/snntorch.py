@@ -10,7 +10,7 @@ snnTorch 1.0's ``Leaky`` (``snntorch/_neurons/leaky.py``) computes, per call (on
 
 with the reset ``s[t-1]`` detached from autograd and ``dspk/dmem`` replaced by its ``spike_grad``. Over a window
 that is ``na_cuda.lif`` with ``reset_mechanism="subtract"`` / ``v_reset=0.0`` / ``reset_mechanism="none"``
-(docs/algorithm.md §10), ``strict_threshold=True``, ``detach_reset=True``, the leak given as ``decay=beta`` (so
+(docs/algorithm.md §11), ``strict_threshold=True``, ``detach_reset=True``, the leak given as ``decay=beta`` (so
 ``lam`` is snnTorch's own number, not ``1 - 1/tau_m`` rounded), and ``mem`` as ``output="membrane"``. Nothing is
 mapped approximately: a setting with no exact equivalent raises, saying why.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Optional, cast
+from typing import Any, cast
 
 from torch import nn
 
@@ -80,11 +80,12 @@ def _check_supported(leaky: Any) -> None:
 
 
 def from_snntorch(
-    leaky: nn.Module, method: str = "stbp", output: str = "spike", lif_class: Optional[type] = None, **rule_options: Any
+    leaky: nn.Module, lif_class: type, method: str = "stbp", output: str = "spike", **rule_options: Any
 ) -> nn.Module:
-    """The ``na_cuda.nn.LIF`` that computes over a window ``[T, ...]`` what snnTorch's ``Leaky`` computes step by
-    step (module docstring): the same spikes (``output="spike"``, snnTorch's ``spk``) or membrane potentials
-    (``output="membrane"``, its ``mem``; STBP only). ``method="stbp"`` gives snnTorch's own gradient (BPTT with its
+    """The ``lif_class`` (``na_cuda.nn.LIF``, which calls this as ``LIF.from_snntorch``; this module does not
+    import ``na_cuda.nn``, which imports it) that computes over a window ``[T, ...]`` what snnTorch's ``Leaky``
+    computes step by step (module docstring): the same spikes (``output="spike"``, snnTorch's ``spk``) or
+    membrane potentials (``output="membrane"``, its ``mem``; STBP only). ``method="stbp"`` gives snnTorch's own gradient (BPTT with its
     surrogate: ``atan``, ``fast_sigmoid``, ``sigmoid``); ``method="na"`` trains it with NA instead (any surrogate).
 
     Mapped: ``beta`` (a float or tensor, one per layer or per neuron; learnable with ``learn_beta=True``: the LIF
@@ -98,9 +99,6 @@ def from_snntorch(
     """
     import snntorch
 
-    from .nn import LIF  # lazy: na_cuda.nn's LIF.from_snntorch imports this module
-
-    make = LIF if lif_class is None else lif_class
     if type(leaky) is not snntorch.Leaky:
         raise _refuse(
             f"expected an snntorch.Leaky (exact type); got {type(leaky).__module__}.{type(leaky).__name__}, "
@@ -116,7 +114,7 @@ def from_snntorch(
     mechanism = lk.reset_mechanism
     if mechanism == "zero":
         kwargs["v_reset"] = 0.0
-    else:  # "subtract" or "none": after the leak (§10)
+    else:  # "subtract" or "none": after the leak (§11)
         kwargs.update(v_reset=None, reset_mechanism=mechanism)
     if method == "stbp":
         surrogate, alpha = _surrogate(lk)
@@ -126,7 +124,7 @@ def from_snntorch(
         kwargs["tau_m"] = math.inf if b == 1.0 else 1.0 / (1.0 - b)
     kwargs.update(rule_options)
     decay = beta.clone() if learn else beta.clamp(0.0, 1.0)
-    lif = make(learn_decay="beta" if learn else None, decay=decay, **kwargs)
+    lif = lif_class(learn_decay="beta" if learn else None, decay=decay, **kwargs)
     return lif.train(leaky.training)
 
 

@@ -66,7 +66,8 @@ for so in "$WORK"/unzipped/na_cuda/*.so; do
 done
 
 phase "the wheel under the CUDA torch: registrations and not-slow tests"
-quiet_pip "$WORK/cuda/bin/pip" install -q --no-deps "$WHEEL" pytest hypothesis tqdm matplotlib scikit-learn
+quiet_pip "$WORK/cuda/bin/pip" install -q pytest hypothesis tqdm matplotlib scikit-learn
+quiet_pip "$WORK/cuda/bin/pip" install -q --no-deps "$WHEEL"  # --no-deps: never touch the venv's torch
 (cd "$WORK" && "$WORK/cuda/bin/python" - <<'PYEOF'
 import torch, na_cuda
 info = na_cuda.backends()

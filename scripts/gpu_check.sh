@@ -14,9 +14,12 @@
 #   smoke      scripts/gpu_smoke.py --large: every op x dtype on CUDA against the CPU kernels (and how many are
 #              bit-identical), T*N > 2^31
 #   bench      benchmarks/bench_kernels.py --device cuda: N = 2^22, T = 5/10/20/50, fp32 + bf16, copy, targets
+#   compile    the MNIST training step's steps/s eager against torch.compile (default, reduce-overhead = CUDA
+#              graphs), NA and STBP at T = 5 (benchmarks/sections/e2e.py bench_compiled); compile.json
 #   ncu        Nsight Compute metrics of the forward, NA and STBP kernels at T = 20 (DRAM/L2 bytes, instructions,
 #              achieved occupancy, registers)
-#   pytest     python -m pytest -m cuda tests (against the installed wheel when one was installed)
+#   pytest     python -m pytest -m cuda tests (among them the host-sync count of tests/test_host_sync.py on CUDA;
+#              against the installed wheel when one was installed)
 #   initcheck  compute-sanitizer --tool initcheck on scripts/gpu_smoke.py --quick (reads before writes)
 #   memcheck   compute-sanitizer --tool memcheck on scripts/gpu_smoke.py --quick (out-of-bounds accesses)
 # Python: the first of $PYTHON, python3, python that imports torch (the GPU image's torch is in python3).
@@ -24,7 +27,7 @@
 # CUDA, smoke and bench run with --device cpu (small N), ncu and the sanitizers are skipped.
 #
 # Files under $OUT (at most 8; the device runner returns no more): gpu_check.log (every step's full output),
-# summary.txt (one line per step, then the benchmark's targets), bench.json, ncu.csv. Status per step: ok,
+# summary.txt (one line per step, then the benchmark's targets), bench.json, compile.json, ncu.csv. Status per step: ok,
 # FAILED, TIMEOUT (a failure), SKIPPED (not run: no time, tool or prerequisite), INCONCLUSIVE (ncu or a sanitizer
 # ran out of time: no verdict, not a failure). Exit status 0 when no step failed.
 set -uo pipefail
@@ -169,8 +172,31 @@ ncu_metrics() {
   "${NCU}" --import "${SCRATCH}/ncu.ncu-rep" --csv --page raw >"${OUT}/ncu.csv"
 }
 
-export -f env_report build import_check ncu_metrics
-export SCRATCH OUT
+# Steps/s of the MNIST training step eager against torch.compile (benchmarks/sections/e2e.py bench_compiled, the
+# comparison of the benchmark suite's e2e section): NA and STBP at T = 5, batch 64; modes default and (GPU)
+# reduce-overhead (CUDA graphs). Writes $OUT/compile.json and one summary line per row.
+compile_check() {
+  "${PY}" - <<'EOF'
+import json, os, sys
+sys.path.insert(0, "benchmarks")
+from sections.e2e import bench_compiled
+dev = os.environ["DEVICE"]
+modes = ["default", "reduce-overhead"] if dev == "cuda" else ["default"]
+plan = dict(e2e_compile_T=5, e2e_compile=modes, e2e_compile_methods=["na", "stbp"], e2e_batch=64,
+            e2e_repeats=5, slow_repeats=2)
+res = bench_compiled(plan, dev)
+json.dump(res, open(os.path.join(os.environ["OUT"], "compile.json"), "w"), indent=1)
+with open(os.environ["SUMMARY"], "a") as f:
+    for r in res["rows"]:
+        if "skipped" not in r:
+            vs = r["speedup_vs_eager"]
+            print(f"compile: {r['method']} T={r['T']} {r['mode']}: {r['steps_per_s']:.1f} steps/s"
+                  + (f" (x{vs:.2f} eager, compile {r['compile_s']:.0f} s)" if vs else ""), file=f)
+EOF
+}
+
+export -f env_report build import_check ncu_metrics compile_check
+export SCRATCH OUT SUMMARY
 
 step env 60 0 bash -c env_report
 if step build 240 0 bash -c build && step import 45 0 bash -c import_check; then
@@ -182,6 +208,7 @@ if step build 240 0 bash -c build && step import 45 0 bash -c import_check; then
     step bench 120 0 "${PY}" benchmarks/bench_kernels.py --device cpu --N 4096 --Ts 5,20 --json "${OUT}/bench.json"
     NCU="" SANITIZER=""
   fi
+  step compile 150 0 bash -c compile_check
   if [[ -n "${NCU}" ]]; then step ncu 90 1 bash -c ncu_metrics; else skip ncu "ncu not found or a CPU dry run"; fi
   if "${PY}" -c "import pytest" 2>/dev/null; then
     # pytest's exit 5 (no test collected) is not a failure.

@@ -55,7 +55,7 @@ def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor
         False,
         p.get("output", "psc"),
     )
-    # trailing: the learnable decay per neuron (docs/algorithm.md §11) and snnTorch's reset after the leak (§10)
+    # trailing: the learnable decay per neuron (docs/algorithm.md §12) and snnTorch's reset after the leak (§11)
     decay = None
     if p.get("decay"):
         n = c[0].numel()

@@ -63,7 +63,7 @@ def native_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -
 def reference_backward(method: str, grad: torch.Tensor, c: torch.Tensor, p: dict) -> torch.Tensor:
     """The reference gradient of `method` (autograd through the surrogate forward for STBP)."""
     neuron, rule = _objects({**p, "method": method})
-    return rule.reference_backward(grad, c, neuron)
+    return na_cuda.reference.rule_backward(rule, grad, c, neuron)
 
 
 def params(**kw) -> dict:

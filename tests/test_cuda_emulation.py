@@ -95,8 +95,21 @@ def _assert_same_bits(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     )
 
 
-def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype) -> None:
+def _non_finite(c: torch.Tensor, g: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``c`` and ``g`` with NaN/+-inf in a few neurons' input and others' gradient (docs/algorithm.md §10)."""
+    c, g = c.clone(), g.clone()
+    gen = torch.Generator().manual_seed(seed)
+    T = c.shape[0]
+    for x in (c, g):
+        for j, v in enumerate((math.inf, -math.inf, math.nan) * 8):
+            x[torch.randint(T, (1,), generator=gen).item(), 3 + 7 * j + (x is g)] = v
+    return c, g
+
+
+def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype, non_finite: bool = False) -> None:
     c, g = _inputs(T, dtype, seed=T)
+    if non_finite:
+        c, g = _non_finite(c, g, seed=T)
     for (name, neuron), args in itertools.product(NEURONS.items(), RULES[rule]):
         if not _supported(rule, neuron):
             continue
@@ -139,8 +152,8 @@ def test_stbp_tssl_backward(emu, rule, T, dtype):
     _check_backward(emu, rule, T, dtype)
 
 
-# snnTorch's resets after the leak (docs/algorithm.md §10) and the membrane output, with and without a learnable decay
-# (§11): (neuron args + reset_mechanism, rules). The CUDA path re-simulates the original in NA's runs (the CPU packs
+# snnTorch's resets after the leak (docs/algorithm.md §11) and the membrane output, with and without a learnable decay
+# (§12): (neuron args + reset_mechanism, rules). The CUDA path re-simulates the original in NA's runs (the CPU packs
 # read u back), so this is the only check of that code under the new reset.
 AFTER_NEURONS = {
     "subtract-strict-spike": (5.0, 2.0, 1.0, None, False, True, "spike", "subtract"),
@@ -178,6 +191,14 @@ def test_after_leak_and_decay(emu, T, dtype, learn):
                     _assert_same_bits(dgot, dwant, "dL/dlam " + what)
                 emu.check_guards()
                 _assert_same_bits(got, gwant, what)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("T", [5, 33])
+@pytest.mark.parametrize("rule", ["na", "stbp", "tssl"])
+def test_non_finite_backward(emu, rule, T, dtype):
+    """The non-finite semantics of §10 are in csrc/core, so the CUDA kernels give the CPU op's bits (NaN included)."""
+    _check_backward(emu, rule, T, dtype, non_finite=True)
 
 
 def test_workspace_planes(emu):

@@ -1,4 +1,4 @@
-"""Learnable decay (docs/algorithm.md §11) and snnTorch's reset after the leak (§10), every rule and backend.
+"""Learnable decay (docs/algorithm.md §12) and snnTorch's reset after the leak (§11), every rule and backend.
 
 - native CPU kernels against the reference (float64, 1e-12 relative): forward, grad_c and dL/dlam, for every rule x
   reset (hard, soft, after the leak: subtract / none) x decay_input x output, one decay per layer and per neuron;
@@ -82,7 +82,7 @@ def test_after_leak_reset_fixed_tau(method, reset, di, out):
 
 
 def test_after_leak_forward_is_snntorch_recursion():
-    """§10: u[t] = lam u[t-1] + x[t] - thr s[t-1] (subtract) / without the subtraction (none), s = u > thr."""
+    """§11: u[t] = lam u[t-1] + x[t] - thr s[t-1] (subtract) / without the subtraction (none), s = u > thr."""
     c = make_input(20, (30,), seed=2, scale=1.3)
     lam, thr = 0.8, 0.9
     for mech in ("subtract", "none"):
@@ -125,7 +125,7 @@ def test_stbp_membrane_decay_gradient_is_the_derivative(reset, di):
 @pytest.mark.parametrize("reset", ["hard", "soft", "subtract"])
 @pytest.mark.parametrize("di", [False, True])
 def test_decay_gradient_is_the_rules_du_times_direct_partial(method, reset, di):
-    """NA / TSSL-BP define no derivative of the forward; their dL/dlam (§11) is their dL/du[t] = grad_c[t] / beta
+    """NA / TSSL-BP define no derivative of the forward; their dL/dlam (§12) is their dL/du[t] = grad_c[t] / beta
     times the direct partial du[t]/dlam = v[t-1] - [decay_input] c[t], computed here from the reference forward."""
     if method == "tssl" and RESETS[reset]["v_reset"] is None:
         pytest.skip("TSSL-BP is defined for a reset to rest")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
@@ -22,8 +22,8 @@ def dtype_of(name: str) -> torch.dtype:
 
 def is_oom(exc: BaseException) -> bool:
     """Whether `exc` is an out-of-memory error (host or device)."""
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
-    return isinstance(exc, (MemoryError, oom)) or "out of memory" in str(exc).lower()
+    kinds = (MemoryError, getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
+    return isinstance(exc, tuple(k for k in kinds if k is not None)) or "out of memory" in str(exc).lower()
 
 
 def free(device: str) -> None:
@@ -39,7 +39,7 @@ def find(rows: list[dict], **kv: Any) -> Optional[dict]:
 
 
 def time_variants(
-    fns: dict[str, Callable[[], object]], device: str, repeats: int, slow_repeats: int, slot_s: float
+    fns: Mapping[str, Callable[[], object]], device: str, repeats: int, slow_repeats: int, slot_s: float
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
     """`interleaved` timing of `fns` (`repeats`, `slow_repeats` for calls over SLOW_CALL_S), leaving out
     variants that run out of memory (probed one call each first; the probe is also their first warm-up).

@@ -2,19 +2,20 @@
 
 The network is 15C5-P2-40C5-P2-300-10, batch 64, built by `na_cuda.train.model_from_config`, and one iteration
 is what `python -m na_cuda.train` does: normalise + encode the batch, forward, summed loss, zero_grad, backward,
-clip_grad_norm_, the host sync of the step statistics, AdamW step, weight clamp. The batch is synthetic
+clip_grad_norm_, the step statistics accumulated on the device (the CLI reads them back once per log interval, so
+no host sync), AdamW step, weight clamp. The batch is synthetic
 (scikit-learn's 8x8 digits scaled into 28x28, else random strokes) and already on the device; augmentation is
 left out. Per T, every method x backend is timed interleaved (each takes one iteration per repeat) and compared per
 repeat. Peak memory per iteration: on CUDA `torch.cuda.max_memory_allocated` minus the memory allocated before the
 step; on the CPU (no allocator statistics) the bytes saved for backward and the growth of the process's peak RSS
 over the step (sections/memory.py). Per-epoch time = per-iteration x 938 (60000 / 64), plotted next to the
-paper's figure 7 (Titan Xp).
+paper's figure 7 (Titan Xp). `compiled`: steps/s of the native step eager against `torch.compile` of network +
+loss (the CLI's `--compile MODE`; modes from `plan["e2e_compile"]`).
 """
 
 from __future__ import annotations
 
 import gc
-import math
 import time
 from typing import Callable, Optional
 
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from na_cuda import losses, train
+from na_cuda.train import loop
 
 from _timing import fake_clock, ratio_stats, summarise, sync
 from sections.common import BACKENDS, METHODS, spread_entries, time_variants
@@ -55,13 +57,20 @@ def synthetic_mnist(batch: int, device: str, seed: int = 0) -> tuple[torch.Tenso
 
 
 class TrainStep:
-    """One iteration of `na_cuda.train` (`_Run.train_epoch`) on a fixed batch, single process."""
+    """One iteration of `na_cuda.train` (`Run.train_epoch`) on a fixed batch, single process; `compile`: the CLI's
+    `--compile MODE` (torch.compile of network + loss), None for eager."""
 
-    def __init__(self, method: str, backend: str, T: int, batch: int, device: str) -> None:
-        self.method, self.backend = method, backend
-        self.cfg = train.make_config("mnist", method=method, T=T, backend=backend, device=device, progress=False)
+    def __init__(
+        self, method: str, backend: str, T: int, batch: int, device: str, compile: Optional[str] = None
+    ) -> None:
+        self.method, self.backend, self.compile = method, backend, compile
+        self.cfg = train.make_config(
+            "mnist", method=method, T=T, backend=backend, device=device, progress=False, compile=compile
+        )
         torch.manual_seed(0)
         self.net = train.model_from_config(self.cfg, (1, 28, 28)).to(device)
+        self.forward_loss = loop.forward_loss(self.cfg, self.net)
+        self.acc = loop.accumulator(torch.device(device))
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
             self.params, lr=self.cfg.lr, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay
@@ -84,17 +93,14 @@ class TrainStep:
         cfg = self.cfg
         t = time.perf_counter()
         xin = data.encode_static(data.normalize(self.x, "mnist"), cfg.T, cfg.tau_s)
-        out = self.net(xin)
-        loss = train.loss_sum(cfg, out, self.y)
+        out, loss = self.forward_loss(xin, self.y)
         t = self._mark("forward", t)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         t = self._mark("backward", t)
         gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-        correct = (losses.spike_count_predictions(out) == self.y).sum()
-        stats = torch.stack([loss.detach().double(), correct.double(), gnorm.double()]).tolist()  # the CLI's sync
-        if not all(math.isfinite(v) for v in stats):
-            raise RuntimeError(f"non-finite loss/gradient norm {stats}")
+        # the CLI's statistics: accumulated on the device, read back once per log interval (not per step)
+        loop.accumulate(self.acc, 0, loss, (losses.spike_count_predictions(out) == self.y).sum(), gnorm)
         self.opt.step()
         self.net.clamp_weights_(cfg.weight_clip)
         self._mark("optimizer", t)
@@ -126,6 +132,55 @@ class TrainStep:
         return dict(
             total=counter.total, by_layer=dict(counter.by_layer), input_bytes=inputs, lif_input_sized_tensors=lif
         )
+
+
+def bench_compiled(plan: dict, device: str) -> dict:
+    """Steps/s of the native training step eager against each mode of `plan["e2e_compile"]` (the CLI's
+    `--compile MODE`: torch.compile of network + loss), per method at T = `plan["e2e_compile_T"]`, timed
+    interleaved; the first calls (compilation, CUDA-graph recording) are warm-up, reported as `compile_s`."""
+    T, modes = plan["e2e_compile_T"], plan["e2e_compile"]
+    rows: list[dict] = []
+    timed: list[dict] = []
+    if not modes:
+        return dict(rows=rows, timed=timed, skipped="no compile mode in this run (--compile-modes)")
+    for method in plan.get("e2e_compile_methods", METHODS):
+        steps = {"eager": TrainStep(method, "native", T, plan["e2e_batch"], device)}
+        compile_s: dict[str, float] = {}
+        for mode in modes:
+            steps[mode] = TrainStep(method, "native", T, plan["e2e_batch"], device, compile=mode)
+            t0 = time.perf_counter()
+            for _ in range(3):  # compile, then the CUDA-graph warm-up and recording of reduce-overhead
+                steps[mode]()
+            sync(device)
+            compile_s[mode] = time.perf_counter() - t0
+        samples, failed = time_variants(dict(steps), device, plan["e2e_repeats"], plan["slow_repeats"], 0.0)
+        timed += [dict(e, variant=f"e2e-compile {method} {e['variant']}") for e in spread_entries(samples)]
+        eager = samples.get("eager")
+        for name, xs in samples.items():
+            st = summarise(xs)
+            vs = ratio_stats(eager, xs) if eager and name != "eager" else None
+            rows.append(
+                dict(
+                    method=method,
+                    mode=name,
+                    T=T,
+                    batch=plan["e2e_batch"],
+                    steps_per_s=1.0 / st["median"],
+                    iter_stats=st,
+                    speedup_vs_eager=vs and vs["median"],
+                    speedup_vs_eager_stats=vs,
+                    compile_s=compile_s.get(name),
+                )
+            )
+            print(
+                f"  T={T:3d} {method:5s} {name:16s}: {1.0 / st['median']:8.1f} steps/s"
+                + (f", x{vs['median']:.2f} eager (compiled in {compile_s[name]:.0f} s)" if vs else ""),
+                flush=True,
+            )
+        rows += [dict(method=method, mode=k, T=T, skipped=v) for k, v in failed.items()]
+        del steps
+        gc.collect()
+    return dict(rows=rows, timed=timed, modes=modes)
 
 
 def bench_e2e(plan: dict, device: str) -> dict:
@@ -171,7 +226,7 @@ def bench_e2e(plan: dict, device: str) -> dict:
                 speedup_vs_reference_stats=speedup,
             )
             saved: dict = {}
-            row["peak"] = peak_memory(lambda step=step: saved.update(step.saved_bytes()), device)
+            row["peak"] = peak_memory(lambda: saved.update(step.saved_bytes()), device)  # called at once
             row["saved_bytes"] = saved["total"]
             row["saved_bytes_by_layer"] = saved["by_layer"]
             row["layer_input_bytes"] = saved["input_bytes"]
@@ -193,18 +248,22 @@ def bench_e2e(plan: dict, device: str) -> dict:
             )
         del steps, fns
         gc.collect()
+    compiled = bench_compiled(plan, device)
     return dict(
         rows=rows,
         skipped=skipped,
-        timed=timed,
+        timed=timed + compiled["timed"],
+        compiled=compiled,
         iters_per_epoch=ITERS_PER_EPOCH,
         paper_fig7_titan_xp_s=PAPER_FIG7,
         note="per iteration: normalise + PSC-encode the batch, forward, loss (van Rossum, summed), zero_grad, "
-        "backward, clip_grad_norm_(1), host sync of loss/accuracy/grad norm, AdamW step, clamp to "
+        "backward, clip_grad_norm_(1), loss/accuracy/grad norm accumulated on the device (no host sync: "
+        "the CLI reads them once per log interval), AdamW step, clamp to "
         "[-4, 4]; NA with the released layer-wise gradient rescaling (the CLI's default). Synthetic "
         "batch already on the device, no augmentation. iter_s_median: median over interleaved repeats "
         "(every method and backend of a T takes one iteration per repeat; a reference iteration slower "
         "than 1 s takes part in the first slow_repeats repeats only); ratios are medians of per-repeat "
         "ratios. saved_bytes: bytes saved for backward (saved_tensors_hooks, unique storages, parameters "
-        "excluded). peak: see its 'kind'.",
+        "excluded). peak: see its 'kind'. compiled: steps/s of the native step eager against torch.compile "
+        "of network + loss (the CLI's --compile MODE), interleaved, after 3 warm-up calls.",
     )

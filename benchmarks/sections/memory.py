@@ -8,6 +8,7 @@ a number of input-sized tensors (bytes / (N * T * element size)).
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import re
 from collections import defaultdict
@@ -97,15 +98,15 @@ def peak_memory(step: Callable[[], None], device: str) -> dict:
     if not _reset_peak_rss():
         step()
         return dict(kind="unavailable (no /proc/self/clear_refs)", peak_bytes=None)
-    base = _proc_kb("VmRSS")
+    rss0 = _proc_kb("VmRSS")
     step()
     hwm = _proc_kb("VmHWM")
-    if base is None or hwm is None:
+    if rss0 is None or hwm is None:
         return dict(kind="unavailable", peak_bytes=None)
     return dict(
         kind="peak RSS (VmHWM) growth over the step, after malloc_trim",
-        peak_bytes=(hwm - base) * 1024,
-        rss_before_bytes=base * 1024,
+        peak_bytes=(hwm - rss0) * 1024,
+        rss_before_bytes=rss0 * 1024,
     )
 
 
@@ -119,7 +120,7 @@ def bench_memory(plan: dict, device: str, with_peer: bool) -> dict:
         for T in plan["mem_Ts"]:
             c0 = (torch.rand(T, N) * 0.9).to(device=device, dtype=dtype)
             cands: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]] = [
-                (m, b, lambda x, m=m, b=b: na_cuda.lif(x, method=m, backend=b)) for m in METHODS for b in BACKENDS
+                (m, b, functools.partial(na_cuda.lif, method=m, backend=b)) for m in METHODS for b in BACKENDS
             ]
             if with_peer:
                 try:

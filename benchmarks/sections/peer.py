@@ -48,7 +48,7 @@ class SpikingJellyLIF:
             step_mode="m",
         )
         self.backend = None
-        self.node = None
+        self.node: Any = None
         # spikingjelly <= 0.0.0.0.14 takes `backend=`; 2.x selects its implementation itself (on CUDA: its CUDA
         # kernels, then Triton, then torch; env SJ_LIF_CUDA_IMPLEMENTATION), the CPU runs its torch code.
         candidates = ("cupy", "triton", "torch") if device == "cuda" else ("torch",)
@@ -219,8 +219,10 @@ def _peer_check(plan: dict, device: str, tau_m: float) -> dict:
         s2.backward(gout)
         differ = s1.float() != s2.float()
         same_neuron = ~differ.any(0)
-        scale = x2.grad.abs().max().clamp_min(1e-30)
-        gd = ((x1.grad - x2.grad).abs()[:, same_neuron].max() / scale).item() if same_neuron.any() else None
+        g1, g2 = x1.grad, x2.grad
+        assert g1 is not None and g2 is not None  # both inputs require grad and took part
+        scale = g2.abs().max().clamp_min(1e-30)
+        gd = ((g1 - g2).abs()[:, same_neuron].max() / scale).item() if same_neuron.any() else None
         key = "detach_reset" if dr else "no_detach_reset"
         if dr:
             res["spike_rate"] = s2.float().mean().item()

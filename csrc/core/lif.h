@@ -11,11 +11,11 @@
 // paper's arithmetic to the bit, and every rule sees the shift only through LifCoef::thr. The outputs (spikes, PSC)
 // and the gradients do not depend on the coordinates. The soft reset (v_reset = None, spikingjelly's
 // v = u - threshold on a spike) is a second reset policy, a template parameter of every loop (Reset). The third,
-// Reset::After (snnTorch's reset_mechanism "subtract" / "none", §10), subtracts the threshold (or nothing) one
+// Reset::After (snnTorch's reset_mechanism "subtract" / "none", §11), subtracts the threshold (or nothing) one
 // step late, after the leak: u[t] = lam u[t-1] + x[t] - sub s[t-1]. Its carried state is the pair (v, r) =
 // (u[t-1], sub s[t-1]), so lif_step takes r as well (unused, and optimised away, under the other two).
 //
-// Learnable decay (§11): LifCoef::lam_n points at this neuron's (or pack's) own lam when the op got a decay tensor
+// Learnable decay (§12): LifCoef::lam_n points at this neuron's (or pack's) own lam when the op got a decay tensor
 // (then beta = 1 - lam under decay_input), and LifCoef::glam_n at where its dL/dlam goes; both are null otherwise,
 // so the fixed-tau loops keep their arithmetic. Every rule accumulates sum_t dL/du[t] du[t]/dlam with
 // du[t]/dlam = v[t-1] - [decay_input] c[t] (the state carried into step t) in its reverse loop.
@@ -37,7 +37,7 @@ struct LifConfig {
   bool decay_input;  // u = lam v + c / tau_m (spikingjelly's decay_input=True) instead of lam v + c
   bool strict;       // fire on u > threshold (the released code's `mem > threshold`) instead of u >= threshold
   bool psc;          // output = PSC a (true) or spikes s / the membrane potential (false)
-  int after = 0;     // 0: the reset of v_reset/soft; 1: subtract the threshold after the leak; 2: no reset (§10)
+  int after = 0;     // 0: the reset of v_reset/soft; 1: subtract the threshold after the leak; 2: no reset (§11)
   bool mem = false;  // output = the membrane potential u (pre-reset, unshifted coordinates), STBP only
 };
 
@@ -96,7 +96,56 @@ NA_HD V input_scale_of(const LifCoef<acc_t>& k, V lam) {
   return k.lam_n != nullptr && k.decay_input ? Lanes<V>::splat(1) - lam : Lanes<V>::splat(k.beta);
 }
 
-// dL/dlam of one neuron (§11): sum over t of dL/du[t] times du[t]/dlam = v[t-1] - [decay_input] c[t]. `add` is
+// The state after step t's spike test: the reset (eq. 4; hard: to 0 in the shifted coordinates; soft: minus the
+// threshold) where s fired, u itself where it did not.
+// Reset::After keeps u itself (its subtraction comes one step later, through r).
+template <Reset R, typename V>
+NA_HD V after_spike(typename Lanes<V>::mask s, V u, V thr) {
+  using L = Lanes<V>;
+  if (R == Reset::Hard) return L::select(s, L::splat(0), u);
+  if (R == Reset::After) return u;
+  return L::select(s, u - thr, u);
+}
+
+// One step (eq. 1-2, §2): `v` is the post-reset potential carried between steps, `x` the scaled input beta c[t];
+// returns the spike and writes the pre-reset potential u (the one compared with the threshold). Reset::After
+// (§11): u = (lam v + x) - r, snnTorch's operation order, and r = sub where s fired (else 0) for the next step.
+template <Reset R, typename V>
+NA_HD typename Lanes<V>::mask lif_step(V& v, V& r, V x, V lam, V fire, V thr, V sub, V& u) {
+  using L = Lanes<V>;
+  u = lam * v + x;
+  if (R == Reset::After) u = u - r;
+  const typename L::mask s = u >= fire;
+  v = after_spike<R>(s, u, thr);
+  if (R == Reset::After) r = L::select(s, sub, L::splat(0));
+  return s;
+}
+
+// The same for the resets without r (Hard, Soft).
+template <Reset R, typename V>
+NA_HD typename Lanes<V>::mask lif_step(V& v, V x, V lam, V fire, V thr, V& u) {
+  static_assert(R != Reset::After, "Reset::After carries r: use the overload that takes it");
+  V r = Lanes<V>::splat(0);
+  return lif_step<R>(v, r, x, lam, fire, thr, r, u);
+}
+
+// Non-finite inputs in a backward (§10): `x - x` is exactly 0 for a finite x and NaN for +-inf and NaN, so the test is
+// one subtraction and one comparison per lane (no isfinite, which the CPU packs lack).
+template <typename V>
+NA_HD typename Lanes<V>::mask nonfinite(V x) {
+  return x - x != Lanes<V>::splat(0);
+}
+
+// A backward's gradient at step t under §10: NaN where `bad` holds (the neuron's input c has a non-finite value
+// anywhere, or the incoming gradient has one at a step >= t: one mask, set by the forward pass and or-ed with
+// nonfinite(G[t]) on the way back), the rule's value elsewhere.
+template <typename V>
+NA_HD V nonfinite_guard(typename Lanes<V>::mask bad, V value) {
+  using L = Lanes<V>;
+  return L::select(bad, L::splat(std::numeric_limits<typename L::scalar>::quiet_NaN()), value);
+}
+
+// dL/dlam of one neuron (§12): sum over t of dL/du[t] times du[t]/dlam = v[t-1] - [decay_input] c[t]. `add` is
 // called in the rule's reverse loop; `store` writes the sum where LifCoef::glam_n points (nothing if null). The
 // input term is accumulated on the scaled input x = beta c that every rule has at hand (NA's CPU packs scale their
 // copy of c in place) and divided by beta = 1 - lam once at the end: sum g c = (sum g x) / beta. (lam = 1 with
@@ -117,44 +166,13 @@ struct DecayGrad {
   NA_HD void add_input(V gu, V x) {
     if (scaled) accx = accx + gu * x;
   }
+  // `bad`: the neuron's §10 mask after the reverse loop (a non-finite c or G anywhere: lam reaches every step),
+  // which makes dL/dlam NaN as it makes grad_c.
   template <typename acc_t>
-  NA_HD void store(const LifCoef<acc_t>& k, V beta) const {
-    if (on) Lanes<V>::store(k.glam_n, scaled ? acc - accx / beta : acc);
+  NA_HD void store(const LifCoef<acc_t>& k, V beta, typename Lanes<V>::mask bad) const {
+    if (on) Lanes<V>::store(k.glam_n, nonfinite_guard(bad, scaled ? acc - accx / beta : acc));
   }
 };
-
-// The state after step t's spike test: the reset (eq. 4; hard: to 0 in the shifted coordinates; soft: minus the
-// threshold) where s fired, u itself where it did not.
-// Reset::After keeps u itself (its subtraction comes one step later, through r).
-template <Reset R, typename V>
-NA_HD V after_spike(typename Lanes<V>::mask s, V u, V thr) {
-  using L = Lanes<V>;
-  if (R == Reset::Hard) return L::select(s, L::splat(0), u);
-  if (R == Reset::After) return u;
-  return L::select(s, u - thr, u);
-}
-
-// One step (eq. 1-2, §2): `v` is the post-reset potential carried between steps, `x` the scaled input beta c[t];
-// returns the spike and writes the pre-reset potential u (the one compared with the threshold). Reset::After
-// (§10): u = (lam v + x) - r, snnTorch's operation order, and r = sub where s fired (else 0) for the next step.
-template <Reset R, typename V>
-NA_HD typename Lanes<V>::mask lif_step(V& v, V& r, V x, V lam, V fire, V thr, V sub, V& u) {
-  using L = Lanes<V>;
-  u = lam * v + x;
-  if (R == Reset::After) u = u - r;
-  const typename L::mask s = u >= fire;
-  v = after_spike<R>(s, u, thr);
-  if (R == Reset::After) r = L::select(s, sub, L::splat(0));
-  return s;
-}
-
-// The same for the resets without r (Hard, Soft).
-template <Reset R, typename V>
-NA_HD typename Lanes<V>::mask lif_step(V& v, V x, V lam, V fire, V thr, V& u) {
-  static_assert(R != Reset::After, "Reset::After carries r: use the overload that takes it");
-  V r = Lanes<V>::splat(0);
-  return lif_step<R>(v, r, x, lam, fire, thr, r, u);
-}
 
 // Forward over T for one neuron (or one pack): writes the PSC a (eq. 3) or the spikes s.
 template <Reset R, typename S, typename acc_t, typename V = acc_t>

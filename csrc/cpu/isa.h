@@ -3,7 +3,7 @@
 // A kernel works on one block of neurons already gathered into compute-type planes: `planes` arrays of [T, w]
 // (plane i at buf + i * T * w; w = the row stride, nb <= w the neurons in use, the rest zero-padded to a whole
 // pack). Plane 0 holds c, plane 1 the output (forward) or g, which the backward overwrites with the gradient,
-// planes 2.. the rule's Rule::kCpuPlanes workspace. With a learnable decay (docs/algorithm.md §11) `lam` is the
+// planes 2.. the rule's Rule::kCpuPlanes workspace. With a learnable decay (docs/algorithm.md §12) `lam` is the
 // block's row of w leaks and the backward writes dL/dlam to the row `glam` (both null without one). The tables are
 // defined by isa_kernels.h, compiled once per instruction set (isa_baseline.cpp, isa_avx2.cpp). Only plain data here:
 // no inline function may be compiled under two instruction sets (see NA_ISA in core/lanes.h).
@@ -43,7 +43,7 @@ struct IsaKernels {
 extern const IsaKernels kBaselineKernels;  // x86-64 SSE2 (or the target's default elsewhere): runs on any CPU
 #if defined(__x86_64__)
 #define NA_CPU_HAVE_AVX2_UNIT 1
-extern const IsaKernels kAvx2Kernels;  // AVX2: 8 float lanes instead of 4, about 2x; chosen when the CPU has it
+extern const IsaKernels kAvx2Kernels;  // AVX2: 8 float lanes instead of 4; chosen when the CPU has it
 #endif
 
 }  // namespace cpu

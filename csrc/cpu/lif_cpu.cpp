@@ -66,7 +66,7 @@ void gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
   }
 }
 
-// The block's slice of a per-neuron [N] array (the learnable decay, §11) into dst[0, w), zeros past the end.
+// The block's slice of a per-neuron [N] array (the learnable decay, §12) into dst[0, w), zeros past the end.
 template <typename acc_t>
 void gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b) {
   for (int64_t j = 0; j < b.nb; ++j) dst[j] = src[b.n0 + j];
@@ -136,7 +136,7 @@ BackwardFn<acc_t, TsslConfig> rule_kernel(const BlockKernels<acc_t>& k, const Ts
 }  // namespace
 
 // The backend of csrc/op_impls.h: the forward, and one backward loop for every rule (plane layout: isa.h). With
-// a learnable decay (§11) the block's leaks and dL/dlam are two rows of w values after the planes.
+// a learnable decay (§12) the block's leaks and dL/dlam are two rows of w values after the planes.
 struct Cpu {
   static Tensor forward(const Tensor& c, const std::optional<Tensor>& decay, const LifConfig& cfg) {
     const Tensor cc = torch::stable::contiguous(c);

@@ -56,7 +56,7 @@ struct Cuda {
   static Tensor forward(const Tensor& c, const std::optional<Tensor>& decay, const LifConfig& cfg) {
     const torch::stable::accelerator::DeviceGuard guard(c.get_device_index());
     const Tensor cc = torch::stable::contiguous(c);
-    Tensor dc;  // the learnable decay per neuron (§11), contiguous
+    Tensor dc;  // the learnable decay per neuron (§12), contiguous
     if (decay.has_value()) dc = torch::stable::contiguous(*decay);
     Tensor out = torch::stable::empty_like(cc);
     const int64_t T = cc.size(0), N = num_neurons(cc);
@@ -73,7 +73,7 @@ struct Cuda {
                                              const typename Rule::Config& rcfg) {
     const torch::stable::accelerator::DeviceGuard guard(c.get_device_index());
     const Tensor cc = torch::stable::contiguous(c), gc = torch::stable::contiguous(grad_out);
-    Tensor dc;  // the learnable decay per neuron (§11), contiguous; its gradient goes to gdecay
+    Tensor dc;  // the learnable decay per neuron (§12), contiguous; its gradient goes to gdecay
     if (decay.has_value()) dc = torch::stable::contiguous(*decay);
     Tensor grad = torch::stable::empty_like(cc);
     Tensor gdecay = dc.defined() ? torch::stable::empty_like(dc) : torch::stable::new_empty(cc, {0});

@@ -48,13 +48,13 @@ inline int workspace_planes(DType dt, int64_t T) {
 }
 
 // out = PSC a (lif.psc), spikes s or the membrane potential (lif.mem) of the LIF forward (core/lif.h:
-// lif_forward_neuron). `decay`: null, or the learnable lam per neuron ([N], compute type; §11).
+// lif_forward_neuron). `decay`: null, or the learnable lam per neuron ([N], compute type; §12).
 void lif_forward(DType dt, const void* c, const void* decay, void* out, int64_t T, int64_t N, const LifConfig& lif,
                  cudaStream_t stream);
 
 // grad_c of `Rule` (Rule::neuron: for NA the weights, SNS runs and phi fused in one launch). Instantiated in
 // lif_kernels.cu for NaRule, StbpRule and TsslRule. `decay`/`gdecay`: null, or the learnable lam per neuron and
-// where its dL/dlam goes ([N], compute type; §11).
+// where its dL/dlam goes ([N], compute type; §12).
 template <typename Rule>
 void backward(DType dt, const void* grad_out, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
               int64_t T, int64_t N, const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);

@@ -12,14 +12,14 @@ import gzip
 import struct
 import zlib
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
 PathLike = Union[str, Path]
 
 # IDX type byte -> numpy dtype (big-endian where it matters).
-_DTYPES = {
+_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
     0x0B: np.dtype(">i2"),

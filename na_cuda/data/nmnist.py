@@ -80,20 +80,20 @@ def read_nmnist_events(path: PathLike) -> Dict[str, np.ndarray]:
 
 def encode_events(x: Sequence[int], y: Sequence[int], p: Sequence[int], ts: Sequence[int]) -> bytes:
     """Events in the 5-byte N-MNIST format (the inverse of :func:`decode_events`); for tests and tools."""
-    x, y, p, ts = (np.asarray(v, dtype=np.int64) for v in (x, y, p, ts))
-    if not (x.shape == y.shape == p.shape == ts.shape and x.ndim == 1):
+    xa, ya, pa, ta = (np.asarray(v, dtype=np.int64) for v in (x, y, p, ts))
+    if not (xa.shape == ya.shape == pa.shape == ta.shape and xa.ndim == 1):
         raise ValueError("na_cuda.data: encode_events: x, y, p and ts must be 1-D of the same length")
-    if x.size and (
-        x.min() < 0
-        or x.max() > 255
-        or y.min() < 0
-        or y.max() > 255
-        or ts.min() < 0
-        or ts.max() >= 1 << 23
-        or not np.isin(p, (0, 1)).all()
+    if xa.size and (
+        xa.min() < 0
+        or xa.max() > 255
+        or ya.min() < 0
+        or ya.max() > 255
+        or ta.min() < 0
+        or ta.max() >= 1 << 23
+        or not np.isin(pa, (0, 1)).all()
     ):
         raise ValueError("na_cuda.data: encode_events: x, y must be in 0..255, p in {0, 1}, ts in 0..2**23-1")
-    ev = np.stack([x, y, (p << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF], axis=1).astype(np.uint8)
+    ev = np.stack([xa, ya, (pa << 7) | (ta >> 16), (ta >> 8) & 0xFF, ta & 0xFF], axis=1).astype(np.uint8)
     return ev.tobytes()
 
 

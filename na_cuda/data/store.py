@@ -123,7 +123,7 @@ class _Deadline:
         """urllib's opener whose HTTP(S) connections register their sockets here."""
         deadline = self
 
-        def tracked(base: type) -> type:
+        def tracked(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
             class Tracked(base):  # type: ignore[misc, valid-type]
                 def connect(self) -> None:
                     super().connect()
@@ -137,7 +137,8 @@ class _Deadline:
 
         class HTTPS(urllib.request.HTTPSHandler):
             def https_open(self, req):  # type: ignore[no-untyped-def]
-                return self.do_open(tracked(http.client.HTTPSConnection), req, context=self._context)
+                # HTTPS() below has the default SSL context (None), which do_open's default gives as well
+                return self.do_open(tracked(http.client.HTTPSConnection), req)
 
         return urllib.request.build_opener(HTTP(), HTTPS())
 

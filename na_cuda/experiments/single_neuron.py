@@ -91,13 +91,13 @@ TAU_M = 5.0
 THRESHOLD = 1.0
 
 PAPER_CLAIM = {"na": 65, "stbp": 147}  # iterations by which all 500 rounds reached the desired pattern (Fig. 6b)
-METHODS = {
+METHODS: dict[str, dict[str, Any]] = {
     "na": dict(method="na", first_order="paper", dist_power=3, clip=10.0),
     "stbp": dict(method="stbp", surrogate="rect"),
 }
 OPTIMIZERS = ("adam", "sgd")
 
-DEFAULTS = dict(rounds=500, iters=200, seed=0, optimizer="adam", lr=3e-3, init_std=0.03)
+DEFAULTS: dict[str, Any] = dict(rounds=500, iters=200, seed=0, optimizer="adam", lr=3e-3, init_std=0.03)
 
 
 def make_problem(rounds: int, seed: int, init_std: float, dtype: torch.dtype = torch.float32) -> dict:
@@ -155,7 +155,6 @@ def train(
     losses = torch.empty(iters, R, dtype=x.dtype, device=device)
     matched = torch.empty(iters + 1, R, dtype=torch.bool, device=device)
     first_hit = torch.full((R,), -1, dtype=torch.int64, device=device)
-    final_losses = None
 
     bar = None
     if progress:
@@ -174,8 +173,7 @@ def train(
             hit = (spikes == target).all(dim=2).all(dim=0)
             matched[k] = hit
             first_hit = torch.where(hit & (first_hit < 0), torch.full_like(first_hit, k), first_hit)
-        if k == iters:
-            final_losses = per_round
+        if k == iters:  # the loss after all `iters` updates: evaluated, not trained on
             break
         losses[k] = per_round
         loss = van_rossum(out, target, TAU_S, reduction="sum")  # sum over rounds: each round's own gradient
@@ -187,6 +185,7 @@ def train(
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    final_losses = per_round
     if bar is not None:
         bar.close()
     return {

@@ -36,8 +36,9 @@ Contents:
 
 from __future__ import annotations
 
-from ._core import SURROGATE_DEFAULT_ALPHA
-from ._entry import CustomBackward, lif
+from ..rules import SURROGATE_DEFAULT_ALPHA
+from ._entry import CustomBackward
+from ._rules import lif, rule_backward, rule_forward
 from .forward import lif_forward, lif_states
 from .na import error_signal, na_backward, na_phi, sns_loss_change, sns_neighbour_spikes
 from .stbp import stbp_forward, surrogate_grad
@@ -57,4 +58,6 @@ __all__ = [
     "tssl_backward",
     "lif",
     "CustomBackward",
+    "rule_forward",
+    "rule_backward",
 ]

@@ -10,19 +10,10 @@ from typing import Optional, Union
 
 import torch
 
-#: Default width/steepness parameter of each STBP surrogate (spec sec. 5): rect width ``a``, triangle half-width
-#: ``g``, sigmoid steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope
-#: (snnTorch ``surrogate.fast_sigmoid``).
-SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
-    "rect": 1.0,
-    "triangle": 1.0,
-    "sigmoid": 4.0,
-    "atan": 2.0,
-    "fast_sigmoid": 25.0,
-}
+from ..rules import SURROGATE_DEFAULT_ALPHA  # noqa: F401  (the STBP rule's defaults; used by stbp.py)
 
 _OUTPUTS = ("psc", "spike", "membrane")
-#: snnTorch's resets after the leak (docs/algorithm.md sec. 10): what ``reset_mechanism`` subtracts one step after a
+#: snnTorch's resets after the leak (docs/algorithm.md sec. 11): what ``reset_mechanism`` subtracts one step after a
 #: spike is the threshold ("subtract") or nothing ("none").
 _AFTER_LEAK = ("subtract", "none")
 _FIRST_ORDER = ("paper", "taylor")
@@ -53,8 +44,8 @@ class _Core:
     """The recursion's constants in the coordinates it runs in (module docstring): ``lam``, the threshold
     ``thr`` (``threshold - vr`` for a hard reset), ``soft`` (subtract ``thr`` on a spike, else reset to 0),
     ``strict`` firing, ``tau_s`` and the input scale ``beta``. ``after``: snnTorch's reset after the leak
-    (sec. 10), ``sub`` subtracted one step after a spike (``thr`` or 0), or None. ``lam``/``beta`` are tensors
-    ``[N]`` for a learnable decay (sec. 11: ``beta = 1 - lam`` under ``decay_input``)."""
+    (sec. 11), ``sub`` subtracted one step after a spike (``thr`` or 0), or None. ``lam``/``beta`` are tensors
+    ``[N]`` for a learnable decay (sec. 12: ``beta = 1 - lam`` under ``decay_input``)."""
 
     lam: Union[float, torch.Tensor]
     thr: float
@@ -68,7 +59,7 @@ class _Core:
 
     @property
     def sub(self) -> float:
-        """What the after-leak reset subtracts one step after a spike (sec. 10)."""
+        """What the after-leak reset subtracts one step after a spike (sec. 11)."""
         return self.thr if self.after == "subtract" else 0.0
 
 
@@ -82,7 +73,7 @@ def _core(
     reset_mechanism: Optional[str] = None,
     decay: Optional[torch.Tensor] = None,
 ) -> _Core:
-    """The constants; ``decay`` (sec. 11): the learnable leak ``lam`` per neuron ``[N]`` (None: ``1 - 1/tau_m``)."""
+    """The constants; ``decay`` (sec. 12): the learnable leak ``lam`` per neuron ``[N]`` (None: ``1 - 1/tau_m``)."""
     if reset_mechanism is not None and (reset_mechanism not in _AFTER_LEAK or v_reset is not None):
         raise ValueError(
             f"reset_mechanism must be None or one of {_AFTER_LEAK} with v_reset=None; got {reset_mechanism!r}"
@@ -111,7 +102,7 @@ def _reset(u: torch.Tensor, fired: torch.Tensor, core: _Core) -> torch.Tensor:
 
 def _step(v: torch.Tensor, r: torch.Tensor, x: torch.Tensor, core: _Core) -> tuple:
     """One step of the recursion from the carried state ``(v, r)``: ``u = lam v + x`` (sec. 2, 9), minus ``r`` under
-    a reset after the leak (sec. 10: ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``, snnTorch's operation order).
+    a reset after the leak (sec. 11: ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``, snnTorch's operation order).
     Returns ``(u, fired, v', r')``; ``r`` stays 0 under the other resets."""
     u = core.lam * v + x
     if core.after is not None:
@@ -124,7 +115,7 @@ def _step(v: torch.Tensor, r: torch.Tensor, x: torch.Tensor, core: _Core) -> tup
 
 def _carried_2d(u: torch.Tensor, s: torch.Tensor, core: _Core) -> torch.Tensor:
     """The state carried into each step, ``v[t-1]`` (0 at ``t = 0``; shifted coordinates; ``u[t-1]`` under a reset
-    after the leak): the direct partial ``du[t]/dlam`` of sec. 11 without the ``decay_input`` term."""
+    after the leak): the direct partial ``du[t]/dlam`` of sec. 12 without the ``decay_input`` term."""
     prev = _reset(u[:-1], s[:-1] > 0, core)
     return torch.cat([torch.zeros_like(u[:1]), prev], 0)
 
@@ -132,7 +123,7 @@ def _carried_2d(u: torch.Tensor, s: torch.Tensor, core: _Core) -> torch.Tensor:
 def _decay_grad_2d(
     delta: torch.Tensor, x: torch.Tensor, u: torch.Tensor, s: torch.Tensor, core: _Core, c2: torch.Tensor
 ):
-    """dL/dlam per neuron (sec. 11): ``sum_t delta[t] (v[t-1] - [decay_input] c[t])``, ``delta = dL/du`` of the rule,
+    """dL/dlam per neuron (sec. 12): ``sum_t delta[t] (v[t-1] - [decay_input] c[t])``, ``delta = dL/du`` of the rule,
     ``c2`` the raw input ``[T, N]``."""
     dudlam = _carried_2d(u, s, core)
     if core.decay_input:
@@ -181,7 +172,7 @@ def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor
     s = torch.empty_like(x)
     a = torch.empty_like(x)
     v = torch.zeros_like(x[0])  # post-reset potential, v = 0 before t = 0
-    r = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction (sec. 10)
+    r = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction (sec. 11)
     acc = torch.zeros_like(x[0])  # PSC, a = 0 before t = 0
     for t in range(x.shape[0]):
         # Literally this operation order (multiply, then add; reset via where; PSC update) so that a float64
@@ -194,3 +185,19 @@ def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor
         s[t] = st
         a[t] = acc
     return u, s, a
+
+
+def _nonfinite_guard_decay(gd: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """dL/dlam ([N], sec. 12) under sec. 10: NaN for a neuron whose input or incoming gradient has a non-finite
+    value at any step (the leak reaches every step), as the kernels do (``DecayGrad::store``)."""
+    bad = (~x.isfinite()).any(0) | (~g.isfinite()).any(0)
+    return gd.masked_fill(bad.reshape(gd.shape), float("nan"))
+
+
+def _nonfinite_guard(grad: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """A backward's ``grad_c`` ([T, N]) under spec sec. 10: NaN at step ``t`` of neuron ``n`` where ``x[:, n]``
+    (the input) has a non-finite value anywhere or ``g[t:, n]`` (the incoming gradient) has one, ``grad``
+    elsewhere. What the kernels do (csrc/core/lif.h ``nonfinite_guard``)."""
+    bad_g = (~g.isfinite()).flip(0).cumsum(0, dtype=torch.int32).flip(0) > 0  # any non-finite at a step >= t
+    bad = bad_g | (~x.isfinite()).any(0, keepdim=True)
+    return grad.masked_fill(bad, float("nan"))

@@ -1,10 +1,8 @@
-"""The differentiable entry point (``reference.lif``) and the custom-backward wrapper.
+"""The custom-backward wrapper of the reference (a rule's backward on the reference forward).
 
 Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 
@@ -16,7 +14,7 @@ from .forward import lif_forward
 # ----------------------------------------------------------------------------------------------------------------
 class CustomBackward(torch.autograd.Function):
     """Forward = :func:`lif_forward` of ``neuron`` (a ``LifParams``) with the learnable leak ``decay`` (``[N]`` or
-    None, sec. 11); backward = ``backward(grad_out, c, decay)``, a rule's reference backward (NA, TSSL-BP), which
+    None, sec. 12); backward = ``backward(grad_out, c, decay)``, a rule's reference backward (NA, TSSL-BP), which
     returns ``grad_c`` or, with a decay, ``(grad_c, dL/dlam)``. Saves only ``c`` (and ``decay``)."""
 
     @staticmethod
@@ -41,19 +39,3 @@ class CustomBackward(torch.autograd.Function):
             return ctx.backward_fn(grad_out, c, None), None, None, None
         grad, gdecay = ctx.backward_fn(grad_out, c, decay)
         return grad, gdecay.to(decay.dtype), None, None
-
-
-def lif(c: torch.Tensor, **options: Any) -> torch.Tensor:
-    """Differentiable LIF layer over time, reference version of the public ``na_cuda.lif``: the same keywords
-    (the neuron's and the rule's, validated the same way by ``na_cuda._validate.build``), without ``backend``.
-
-    ``method`` names a rule of ``na_cuda.rules.RULES``: ``"na"`` (NA-SNS backward, spec sec. 3), ``"tssl"``
-    (TSSL-BP, spec sec. 6, PSC output only) or ``"stbp"`` (autograd through :func:`stbp_forward`, spec sec. 5).
-    Returns the PSC or the spikes (``output``) with the shape and dtype of ``c``.
-    """
-    from .. import _validate  # lazy: the rules import this module
-
-    if "backend" in options:
-        raise TypeError("na_cuda.reference.lif() is the pure-PyTorch backend; it takes no `backend` (use na_cuda.lif)")
-    neuron, rule, _ = _validate.build(**options)
-    return rule.reference(c, neuron)

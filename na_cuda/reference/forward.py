@@ -40,8 +40,8 @@ def lif_states(
         tau_m, tau_s, threshold: neuron parameters (Python floats).
         strict_threshold: fire on ``u > threshold`` (the released code) instead of ``u >= threshold``.
         v_reset: hard-reset level, or None for a soft reset. decay_input: scale ``c`` by ``1/tau_m``.
-        reset_mechanism: None, or snnTorch's "subtract" / "none" after the leak (sec. 10; v_reset=None).
-        decay: the learnable leak ``lam`` per neuron ``[N]`` in the compute dtype (sec. 11), or None.
+        reset_mechanism: None, or snnTorch's "subtract" / "none" after the leak (sec. 11; v_reset=None).
+        decay: the learnable leak ``lam`` per neuron ``[N]`` in the compute dtype (sec. 12), or None.
 
     Returns:
         ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs). ``u`` is
@@ -69,7 +69,7 @@ def lif_forward(
     decay: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``), the spikes ``s`` (``"spike"``) or the
-    pre-reset membrane potential ``u`` (``"membrane"``, sec. 10).
+    pre-reset membrane potential ``u`` (``"membrane"``, sec. 11).
 
     Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
     """

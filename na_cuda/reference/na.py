@@ -16,6 +16,8 @@ from ._core import (
     _core,
     _decay_grad_2d,
     _fires,
+    _nonfinite_guard,
+    _nonfinite_guard_decay,
     _psc_2d,
     _scaled,
     _states_2d,
@@ -76,7 +78,7 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
     its states no longer merge with the original's at the next common spike, so every neighbour is simulated to
     the end of the window (the direct form below does that for every reset mode).
 
-    A reset after the leak (sec. 10) starts the neighbour at ``u'[p] = threshold`` in both cases; the next step
+    A reset after the leak (sec. 11) starts the neighbour at ``u'[p] = threshold`` in both cases; the next step
     subtracts nothing after a cancelled spike and ``sub`` after an added one (:func:`_step` carries it).
 
     No early exit is taken here (the spec's early exit is exact, so the result is the same; the direct form is
@@ -92,7 +94,7 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
         # spec sec. 3.3: v' = threshold if s[p] == 1 else 0 (built in x.dtype: threshold must not pass via float32)
         v = torch.where(fired_p, torch.full_like(x[0], threshold), torch.zeros_like(x[0]))
         r = torch.zeros_like(x[0])
-        if core.after is not None:  # sec. 10: u'[p] = threshold; the added spike's subtraction comes next step
+        if core.after is not None:  # sec. 11: u'[p] = threshold; the added spike's subtraction comes next step
             v = torch.full_like(x[0], threshold)
             r = torch.where(fired_p, 0.0, core.sub).to(x.dtype)
         for t in range(p + 1, T):
@@ -142,7 +144,9 @@ def _sns_loss_change_2d(
             diff = _psc_2d(sp_all[p], core.tau_s) - a
         else:
             diff = sp_all[p] - s
-        dL[p] = (X * diff).sum(0)
+        # From p on: before p the neighbour equals the original exactly (causality), and X[t < p] may be non-finite
+        # without concerning step p (spec sec. 10: inf * 0 there would make dL_p NaN).
+        dL[p] = (X[p:] * diff[p:]).sum(0)
     return dL, u
 
 
@@ -230,7 +234,7 @@ def na_backward(
         strict_threshold: fire on ``u > threshold`` (released code) instead of ``u >= threshold``.
 
     Returns:
-        ``grad_c``, shape and dtype of ``c``; with a learnable ``decay`` (``[N]``, sec. 11) the pair
+        ``grad_c``, shape and dtype of ``c``; with a learnable ``decay`` (``[N]``, sec. 12) the pair
         ``(grad_c, dL/dlam [N])``, ``dL/dlam = sum_t (dL_t phi_t) du[t]/dlam``.
     """
     dtype = _compute_dtype(c.dtype)
@@ -240,8 +244,8 @@ def na_backward(
     g = _to_2d(grad_out, dtype)
     dL, u = _sns_loss_change_2d(g, x, core, output, first_order)
     delta = dL * na_phi(core.thr - u, dist_power, clip, strict_threshold)  # NA's dL/du (eq. 16/17)
-    grad = _scaled(delta, core).reshape(c.shape).to(c.dtype)
+    grad = _nonfinite_guard(_scaled(delta, core), x, g).reshape(c.shape).to(c.dtype)
     if decay is None:
         return grad
     s = _fires(u, core.thr, core.strict).to(dtype)
-    return grad, _decay_grad_2d(delta, x, u, s, core, c2)
+    return grad, _nonfinite_guard_decay(_decay_grad_2d(delta, x, u, s, core, c2), x, g)

@@ -9,7 +9,17 @@ from typing import Optional
 
 import torch
 
-from ._core import SURROGATE_DEFAULT_ALPHA, _check_output, _compute_dtype, _core, _fires, _scaled, _to_2d
+from ._core import (
+    SURROGATE_DEFAULT_ALPHA,
+    _check_output,
+    _compute_dtype,
+    _core,
+    _fires,
+    _nonfinite_guard,
+    _nonfinite_guard_decay,
+    _scaled,
+    _to_2d,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -60,6 +70,60 @@ class _SurrogateSpike(torch.autograd.Function):
         return grad_s * surrogate_grad(u, ctx.threshold, ctx.surrogate, ctx.alpha), None, None, None, None
 
 
+class _GuardState:
+    """What the two guards of one :func:`stbp_forward` call share: the incoming gradient ``g`` ([T, N])."""
+
+    g: Optional[torch.Tensor] = None
+
+
+class _GuardOut(torch.autograd.Function):
+    """Identity at the output ([T, N]); its backward records the incoming gradient for :class:`_GuardIn`."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, state: _GuardState):  # type: ignore[override]
+        ctx.state = state
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        ctx.state.g = g
+        return g, None
+
+
+class _GuardIn(torch.autograd.Function):
+    """Identity at the input ([T, N]); its backward applies spec sec. 10 (NaN where a non-finite input or
+    incoming gradient makes the gradient undefined), as the kernels do."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, state: _GuardState):  # type: ignore[override]
+        ctx.state = state
+        ctx.save_for_backward(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        g = ctx.state.g if ctx.state.g is not None else torch.zeros_like(grad)
+        return _nonfinite_guard(grad, x, g), None
+
+
+class _GuardDecay(torch.autograd.Function):
+    """Identity on the learnable decay ``[N]`` (sec. 12); its backward applies sec. 10 per neuron: NaN where the
+    neuron's input or incoming gradient has a non-finite value at any step (the leak reaches every step)."""
+
+    @staticmethod
+    def forward(ctx, d: torch.Tensor, x: torch.Tensor, state: _GuardState):  # type: ignore[override]
+        ctx.state = state
+        ctx.save_for_backward(x)
+        return d.view_as(d)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        g = ctx.state.g if ctx.state.g is not None else torch.zeros_like(x)
+        return _nonfinite_guard_decay(grad, x, g), None, None
+
+
 def stbp_forward(
     c: torch.Tensor,
     tau_m: float,
@@ -93,18 +157,22 @@ def stbp_forward(
     ``u``, ``s`` and ``a`` agree exactly. A ``u = +inf`` (which fires) is reset to 0 before the product, since
     ``inf * 0`` is NaN.
 
-    snnTorch's resets after the leak (``reset_mechanism``, sec. 10): ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``,
-    the spike in it detached or not as above (snnTorch detaches it). ``decay`` (sec. 11): the leak ``lam`` per
+    snnTorch's resets after the leak (``reset_mechanism``, sec. 11): ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``,
+    the spike in it detached or not as above (snnTorch detaches it). ``decay`` (sec. 12): the leak ``lam`` per
     neuron ``[N]``, a tensor that autograd differentiates like any other (BPTT's exact ``dL/dlam``).
     ``output="membrane"`` returns ``u`` (``+ v_reset``), whose gradient BPTT defines.
     """
     _check_output(output)
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
+    dtype = _compute_dtype(c.dtype)
+    guard = _GuardState()
+    x2 = _GuardIn.apply(_to_2d(c, dtype), guard)  # differentiable reshape + cast
+    if decay is not None:  # sec. 10 for dL/dlam too: NaN for a neuron with a non-finite c or G anywhere
+        decay = _GuardDecay.apply(decay, x2.detach(), guard)
     core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
     lam, kappa = core.lam, 1.0 - 1.0 / tau_s
-    dtype = _compute_dtype(c.dtype)
-    x = _scaled(_to_2d(c, dtype), core)  # differentiable reshape + cast (+ scale)
+    x = _scaled(x2, core)  # (+ scale)
     v = torch.zeros_like(x[0])
     sub = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction sub * s[t-1]
     acc = torch.zeros_like(x[0])
@@ -124,4 +192,4 @@ def stbp_forward(
             v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
         acc = kappa * acc + st / tau_s
         outs.append(acc if output == "psc" else (ut + (v_reset or 0.0) if output == "membrane" else st))
-    return torch.stack(outs, 0).reshape(c.shape).to(c.dtype)
+    return _GuardOut.apply(torch.stack(outs, 0), guard).reshape(c.shape).to(c.dtype)

@@ -8,7 +8,16 @@ from typing import Any, Optional
 
 import torch
 
-from ._core import _compute_dtype, _core, _decay_grad_2d, _scaled, _states_2d, _to_2d
+from ._core import (
+    _compute_dtype,
+    _core,
+    _decay_grad_2d,
+    _nonfinite_guard,
+    _nonfinite_guard_decay,
+    _scaled,
+    _states_2d,
+    _to_2d,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -61,7 +70,7 @@ def tssl_backward(
     G = _to_2d(grad_out, dtype)
     T = x.shape[0]
     u, s, a = _states_2d(x, core)
-    # 1/tau_m and lam: fixed, or from the learnable decay (sec. 11: 1/tau_m = 1 - lam)
+    # 1/tau_m and lam: fixed, or from the learnable decay (sec. 12: 1/tau_m = 1 - lam)
     lam = core.lam
     theta_m = 1.0 / tau_m if decay is None else 1.0 - core.lam
     # sig[k] = kappa^k / tau_s, as Python doubles first (then cast once to the compute dtype)
@@ -92,7 +101,8 @@ def tssl_backward(
         ef = torch.exp(xf)
         ga = ga * (ef / ((1.0 + ef) * (1.0 + ef) * 0.2))
         grad[t] = torch.where(a[t] < th, ga, gt)  # warm-up fallback where the PSC is (nearly) silent
-    out = _scaled(grad, core).reshape(c.shape).to(c.dtype)
+    out = _nonfinite_guard(_scaled(grad, core), x, G).reshape(c.shape).to(c.dtype)
     if decay is None:
         return out
-    return out, _decay_grad_2d(grad, x, u, s, core, c2)  # the rule's dL/du times du/dlam (sec. 11)
+    # the rule's dL/du times du/dlam (sec. 12)
+    return out, _nonfinite_guard_decay(_decay_grad_2d(grad, x, u, s, core, c2), x, G)

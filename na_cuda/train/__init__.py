@@ -28,12 +28,19 @@ the same DIR stops with a message; the lock of a killed run is taken over), remo
 left, and checks before training that DIR has room for two checkpoints (the old one stays until the new one is
 complete) by writing one.
 
-Checkpoints: one after every epoch, and one when SIGINT/SIGTERM arrives: training finishes the current step,
-writes a *mid-epoch* checkpoint (the position in the epoch, the partial epoch statistics and every RNG state) and
-exits with status 128 + signal number; ``--resume`` continues at the next step and gives the same numbers as an
-uninterrupted run (CPU). A second signal aborts at once. A non-finite loss or gradient norm stops training before
-the optimiser step with a message naming the epoch and step, keeps the last good checkpoint, and exits with
-status 1.
+Checkpoints: one after every epoch, and one when SIGINT/SIGTERM arrives: training finishes the current step (a
+distributed run: the steps up to the next log point), writes a *mid-epoch* checkpoint (the position in the epoch,
+the partial epoch statistics and every RNG state) and exits with status 128 + signal number; ``--resume`` continues
+at the next step and gives the same numbers as an uninterrupted run (CPU). A second signal aborts at once.
+
+A step never waits on the host: its statistics accumulate on the device and are read at log points (every
+``--log-every`` steps, the epoch's last step, a stop; ``loop.py``), and the datasets' labels are checked once, when
+they are loaded. A non-finite loss or gradient norm is found at the next log point: training stops with a message
+naming the epoch and the first such step, writes no checkpoint (the weights in memory went through that step),
+keeps the last good one, and exits with status 1. ``--compile [MODE]`` runs network + loss as one
+``torch.compile``d function. So does a failed write of an output
+file (a full disk: one line naming the file, the space it needs and the free space; the previous files are intact,
+``--resume`` after freeing space continues exactly).
 
 Data parallel: every rank draws the same seeded permutation of the training set per epoch and takes its
 contiguous shard of each global batch of ``--batch-size`` samples (a final batch with fewer samples than ranks

@@ -19,12 +19,13 @@ import math
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from .._files import atomic_write
+from .report import write_failed
 
 FILENAME = "checkpoint.pt"
 FORMAT = 2
@@ -55,7 +56,9 @@ class CheckpointError(ValueError):
 def rng_state(aug_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
     """This process's RNG states (torch, Python, NumPy, the augmentation generator, CUDA on a GPU): the ``rng``
     entry of one rank, so that a resumed run draws the same numbers as an uninterrupted one."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    if not isinstance(np_state, tuple):  # the dict form: the global RandomState was given another bit generator
+        raise TypeError(f"numpy's global RNG is not MT19937 ({np_state.get('bit_generator')}); cannot save its state")
     state = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
@@ -72,11 +75,123 @@ def set_rng_state(state: dict[str, Any], aug_gen: torch.Generator, device: torch
     torch.set_rng_state(state["torch"])
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    np.random.set_state(_numpy_state(state["numpy"]))
     aug_gen.set_state(state["augment"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def check_rng_state(state: dict[str, Any], aug_gen: torch.Generator, path: Path, rank: int) -> None:
+    """Raise CheckpointError unless every part of ``state`` (a checked ``rng`` entry) can be restored: each is
+    applied to a scratch generator of its kind first (a malformed state used to fail with a traceback)."""
+    parts: list[tuple[str, Callable[[], Any]]] = [
+        ("torch", lambda: torch.Generator().set_state(state["torch"])),
+        (
+            "python",
+            lambda: random.Random().setstate((state["python"][0], tuple(state["python"][1]), state["python"][2])),
+        ),
+        ("numpy", lambda: np.random.RandomState().set_state(_numpy_state(state["numpy"]))),
+        ("augment", lambda: torch.Generator(device=aug_gen.device).set_state(state["augment"])),
+    ]
+    for key, restore in parts:
+        try:
+            restore()
+        except Exception as exc:  # whatever the generator objects to: one line naming the part
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: field `rng[{rank}].{key}` is not a valid RNG state: {first}") from None
+
+
+def _numpy_state(np_state: Any) -> tuple:
+    name, keys, pos, has_gauss, cached = np_state
+    return (name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached))
+
+
+def check_fit(ckpt: dict[str, Any], optimizer: Any, scheduler: Any, cfg: Any, path: Path) -> None:
+    """The optimizer and scheduler states of a checked checkpoint against this run: ``optimizer`` and
+    ``scheduler`` are the run's fresh ones (their parameters and hyperparameters come from the config ``cfg``).
+    Raises CheckpointError naming the field. A re-signed file (a valid digest over edited values) used to be
+    accepted (lr = 100, gamma = NaN) or to fail later with a traceback (a wrong-shape moment, a non-integer step).
+    """
+    epoch = ckpt["epoch"]
+    for name, t in ckpt["model"].items():
+        _require(
+            not t.is_floating_point() or bool(t.isfinite().all()), path, f"model.{name}", "finite values", "NaN/inf"
+        )
+    lr = float(cfg.lr)
+    for _ in range(epoch):  # ExponentialLR's own recursion: lr <- lr * gamma once per finished epoch
+        lr *= cfg.lr_gamma
+    opt, fresh = ckpt["optimizer"], optimizer.state_dict()
+    groups = opt["param_groups"]
+    _require(len(groups) == len(fresh["param_groups"]), path, "optimizer.param_groups", "one group", len(groups))
+    params: dict[int, torch.Tensor] = {}
+    for i, (g, f) in enumerate(zip(groups, fresh["param_groups"])):
+        field = f"optimizer.param_groups[{i}]"
+        got = g.get("lr")
+        _require(
+            _num(got) and math.isclose(got, lr, rel_tol=1e-9),
+            path,
+            f"{field}.lr",
+            f"the config's lr after {epoch} epoch(s), {lr:.6g} (--lr {cfg.lr:g}, --set lr_gamma={cfg.lr_gamma:g})",
+            got,
+        )
+        for key in ("initial_lr", "betas", "eps", "weight_decay", "params"):
+            want = f.get(key)
+            have = g.get(key)
+            same = (
+                list(have) == list(want)
+                if isinstance(want, (list, tuple)) and isinstance(have, (list, tuple))
+                else have == want
+            )
+            _require(same, path, f"{field}.{key}", f"{want!r} (this run's config and network)", have)
+        params.update(zip(f["params"], optimizer.param_groups[i]["params"]))
+    for index, st in opt["state"].items():
+        field = f"optimizer.state[{index!r}]"
+        _require(index in params, path, field, f"the state of a parameter index in [0, {len(params)})", index)
+        p = params[index]
+        _require(
+            isinstance(st, dict) and sorted(st) == ["exp_avg", "exp_avg_sq", "step"],
+            path,
+            field,
+            "an AdamW state {'step', 'exp_avg', 'exp_avg_sq'}",
+            st,
+        )
+        step = st["step"]
+        value = float(step) if isinstance(step, torch.Tensor) and step.numel() == 1 else step
+        _require(
+            _num(value) and value >= 1 and float(value).is_integer(), path, f"{field}.step", "an integer >= 1", step
+        )
+        for key in ("exp_avg", "exp_avg_sq"):
+            t = st[key]
+            ok = isinstance(t, torch.Tensor) and t.shape == p.shape and t.dtype == p.dtype and bool(t.isfinite().all())
+            _require(
+                ok and (key == "exp_avg" or bool((t >= 0).all())),
+                path,
+                f"{field}.{key}",
+                f"a finite {p.dtype} tensor of the parameter's shape {tuple(p.shape)}"
+                + (" (>= 0)" if key == "exp_avg_sq" else ""),
+                (tuple(t.shape), t.dtype) if isinstance(t, torch.Tensor) else t,
+            )
+    sched, fresh_sched = ckpt["scheduler"], scheduler.state_dict()
+    needed = ["_last_lr", "_step_count", "base_lrs", "gamma", "last_epoch"]
+    _require(all(k in sched for k in needed), path, "scheduler", f"an ExponentialLR state with {needed}", sorted(sched))
+    checks = {
+        "gamma": (sched["gamma"] == cfg.lr_gamma, f"the config's lr_gamma {cfg.lr_gamma!r}"),
+        "last_epoch": (sched["last_epoch"] == epoch and _int(sched["last_epoch"]), f"{epoch} (epochs completed)"),
+        "base_lrs": (sched["base_lrs"] == fresh_sched["base_lrs"], f"{fresh_sched['base_lrs']!r}"),
+        "_step_count": (_int(sched["_step_count"]) and sched["_step_count"] == epoch + 1, f"{epoch + 1}"),
+    }
+    for key, (ok, what) in checks.items():
+        _require(bool(ok), path, f"scheduler.{key}", what, sched[key])
+    last = sched.get("_last_lr")
+    _require(
+        isinstance(last, list)
+        and len(last) == len(groups)
+        and all(_num(v) and math.isclose(v, lr, rel_tol=1e-9) for v in last),
+        path,
+        "scheduler._last_lr",
+        f"[{lr:.6g}] (the optimizer's lr)",
+        last,
+    )
 
 
 def _parts(payload: dict[str, Any]) -> tuple[bytes, memoryview]:
@@ -94,14 +209,18 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (a reader sees the old or the new file)."""
+    """Write ``payload`` to ``path`` atomically (a reader sees the old or the new file); an OSError (a full disk)
+    becomes ``report.OutputError`` naming the path and the size."""
     header, body = _parts(payload)
 
     def write(f: Any) -> None:  # header and body apart: no copy of a large payload
         f.write(header)
         f.write(body)
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise write_failed(path, len(header) + len(body), exc) from None
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -257,17 +376,26 @@ def _check_metrics(metrics: Any, epoch: int, path: Path) -> None:
             f"a row of finite numbers {EPOCH_KEYS} with epoch = {i + 1} (and optionally {OPTIONAL_EPOCH_KEYS} >= 0)",
             row,
         )
+        for key, ok, what in (
+            ("train_accuracy", 0 <= row["train_accuracy"] <= 1, "a number in [0, 1]"),
+            ("test_accuracy", 0 <= row["test_accuracy"] <= 1, "a number in [0, 1]"),
+            ("train_loss", row["train_loss"] >= 0, "a number >= 0 (every loss is)"),
+            ("test_loss", row["test_loss"] >= 0, "a number >= 0 (every loss is)"),
+            ("lr", row["lr"] > 0, "a number > 0"),
+            ("seconds", row["seconds"] >= 0, "a number >= 0"),
+            ("samples_per_second", row["samples_per_second"] >= 0, "a number >= 0"),
+        ):
+            _require(ok, path, f"metrics.epochs[{i}].{key}", what, row[key])
     best, best_epoch = metrics.get("best_test_accuracy"), metrics.get("best_epoch")
     if epoch == 0:
         _require(
             best is None and best_epoch is None, path, "metrics.best_epoch", "null before the first epoch", best_epoch
         )
     else:
-        _require(_num(best) and 0 <= best <= 1, path, "metrics.best_test_accuracy", "a number in [0, 1]", best)
+        accuracies = [row["test_accuracy"] for row in rows]
+        top = max(accuracies)
+        _require(best == top, path, "metrics.best_test_accuracy", f"the rows' best test_accuracy {top!r}", best)
+        first = accuracies.index(top) + 1
         _require(
-            _int(best_epoch) and 1 <= best_epoch <= epoch,
-            path,
-            "metrics.best_epoch",
-            f"an int in [1, {epoch}]",
-            best_epoch,
+            best_epoch == first, path, "metrics.best_epoch", f"{first} (the first epoch with the best)", best_epoch
         )

@@ -11,7 +11,7 @@ import sys
 from typing import Any, Callable, Optional, Sequence
 
 from .. import _validate
-from .config import FIDELITY, PRESETS, ConfigError, TrainConfig, make_config, resume_config
+from .config import COMPILE_MODES, FIDELITY, PRESETS, ConfigError, TrainConfig, make_config, resume_config
 from .distributed import DDP_TIMEOUT_S
 from .loop import LossHook
 from .recipe import DataError
@@ -113,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress display (a tqdm bar, or plain lines every 10 s without tqdm)",
     )
     p.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=None,
+        metavar="STEPS",
+        help="read the training statistics (progress, non-finite check, a distributed stop request) every STEPS "
+        "steps; between reads a step never waits on the host (default 50)",
+    )
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        choices=list(COMPILE_MODES),
+        default=None,
+        metavar="MODE",
+        help="torch.compile the network and the loss (MODE: default, reduce-overhead (CUDA graphs on a GPU), "
+        "max-autotune, max-autotune-no-cudagraphs; default when given without MODE)",
+    )
+    p.add_argument(
         "--ddp-timeout",
         type=positive_float,
         default=DDP_TIMEOUT_S,
@@ -133,10 +151,12 @@ def main(
     loss_hook: Optional[LossHook] = None,
 ) -> int:
     """CLI entry point; returns the exit status: 2 for a bad argument (one line on stderr, nothing created on
-    disk), 1 for missing data or a non-finite loss, 128 + signum when stopped. ``datasets`` and ``loss_hook``:
-    see ``run`` (for tests)."""
+    disk), 1 for missing data, a non-finite loss or a failed write (a full disk), 128 + signum when stopped.
+    ``datasets`` and ``loss_hook``: see ``run`` (for tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.strip():  # "" would put every output into the current folder
+        parser.error(f"argument --out: expected a folder path; got {args.out!r} (use --out . for the current folder)")
     explicit: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     for item in args.set:
@@ -159,6 +179,8 @@ def main(
         ("out", args.out),
         ("limit_train", args.limit_train),
         ("seed", args.seed),
+        ("log_every", args.log_every),
+        ("compile", args.compile),
     ):
         if value is not None:
             explicit[name] = value

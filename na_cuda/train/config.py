@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import torch
+
 from .. import _validate
 from ..models import ARCHITECTURES, parse_architecture
 from ..rules import Rule, make_rule
@@ -21,6 +23,7 @@ __all__ = [
     "PRESETS",
     "FIDELITY",
     "LOSSES",
+    "COMPILE_MODES",
     "ConfigError",
     "make_config",
     "validate_config",
@@ -36,7 +39,9 @@ TARGETS = ("na", "tssl")
 REDUCTIONS = ("sum", "mean")
 CHECKPOINT = checkpoint.FILENAME
 # Fields that --resume may change; every other field comes from the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "out", "progress")
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "out", "progress", "log_every", "compile")
+#: Modes of ``--compile`` (``torch.compile(mode=...)``); "reduce-overhead" uses CUDA graphs on a GPU.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Metrics that measure time (differ between runs of the same computation).
 TIMING_KEYS = ("seconds", "samples_per_second") + checkpoint.OPTIONAL_EPOCH_KEYS
 
@@ -100,6 +105,9 @@ class TrainConfig:
     device: Optional[str] = None
     out: Optional[str] = None
     progress: bool = True
+    # execution (no effect on the math): steps between reads of the training statistics; torch.compile mode
+    log_every: int = 50
+    compile: Optional[str] = None
 
 
 _BASE = dict(
@@ -171,6 +179,8 @@ _FLAGS = {
     "limit_train": "--limit-train",
     "augment": "--no-augment",
     "seed": "--seed",
+    "compile": "--compile",
+    "log_every": "--log-every",
 }
 
 
@@ -216,7 +226,7 @@ def validate_config(cfg: TrainConfig) -> None:
     def bad(name: str, what: str) -> ConfigError:
         return ConfigError(f"{flag(name)}: must be {what}; got {getattr(cfg, name)!r}")
 
-    for name in ("T", "epochs", "batch_size", "eval_batch_size"):
+    for name in ("T", "epochs", "batch_size", "eval_batch_size", "log_every"):
         if not _is_int(getattr(cfg, name)) or getattr(cfg, name) < 1:
             raise bad(name, "an int >= 1")
     if not _is_int(cfg.seed) or cfg.seed < 0:
@@ -250,7 +260,7 @@ def validate_config(cfg: TrainConfig) -> None:
     ):
         raise bad("betas", "two numbers in [0, 1), e.g. [0, 0.999]")
     cfg.betas = [float(b) for b in cfg.betas]
-    if not (_is_int(cfg.padding) and cfg.padding >= 0) and not (
+    if not (isinstance(cfg.padding, int) and _is_int(cfg.padding) and cfg.padding >= 0) and not (
         isinstance(cfg.padding, (list, tuple)) and all(_is_int(p) and p >= 0 for p in cfg.padding)
     ):
         raise bad("padding", "an int >= 0 or a list with one int >= 0 per conv layer")
@@ -268,7 +278,9 @@ def validate_config(cfg: TrainConfig) -> None:
         ("target_filters", (1, 2)),
     ):
         if getattr(cfg, name) not in choices:
-            raise bad(name, f"one of {', '.join(choices)}")
+            raise bad(name, f"one of {', '.join(map(str, choices))}")
+    if cfg.compile is not None and cfg.compile not in COMPILE_MODES:
+        raise bad("compile", f"null (eager) or a torch.compile mode: one of {', '.join(COMPILE_MODES)}")
     for name in ("dataset", "arch"):
         if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
             raise bad(name, "a non-empty string")
@@ -279,8 +291,18 @@ def validate_config(cfg: TrainConfig) -> None:
         raise bad("device", "cpu or cuda")
     if cfg.loss == "van_rossum" and cfg.target == "tssl" and cfg.T % 5:
         raise ConfigError(f"--set target: the TSSL-BP target (0, 1, 1, 1, 1) needs T a multiple of 5; got T = {cfg.T}")
+    if cfg.loss == "spike_count" and cfg.desired_count < cfg.undesired_count:
+        raise ConfigError(
+            f"--set desired_count: must be >= undesired_count (the label neuron fires more); got desired_count = "
+            f"{cfg.desired_count}, undesired_count = {cfg.undesired_count}"
+        )
+    if cfg.out is not None and not cfg.out.strip():
+        raise bad("out", "a folder path (use --out . for the current folder)")
     try:
-        _validate.build(output="psc", **neuron_options(cfg))
+        # In the model's dtype too: a value valid as a double can round to 0 or inf in float32, which would fail at
+        # the first forward, after --out/config.json was written (na_cuda.params.values_fit_dtype).
+        neuron, rule, _ = _validate.build(output="psc", **neuron_options(cfg))
+        rule.fit_dtype(neuron, torch.get_default_dtype())
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"neuron parameters ({flag('method')}, --set tau_m/tau_s/...): {exc}") from None
     try:

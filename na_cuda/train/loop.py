@@ -19,8 +19,8 @@ import torch
 from .. import losses
 from .._files import open_temp
 from . import checkpoint, report
-from .config import CHECKPOINT, ConfigError
-from .distributed import all_sum, gather
+from .config import CHECKPOINT, ConfigError, TrainConfig
+from .distributed import all_ranks_raise, all_sum, gather
 from .progress import Progress
 from .recipe import Recipe, loss_sum
 
@@ -43,8 +43,8 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
         print(
-            f"\nna_cuda.train: received {signal.Signals(signum).name}: finishing the current step and writing a "
-            "checkpoint (send it again to abort at once)",
+            f"\nna_cuda.train: received {signal.Signals(signum).name}: finishing the current step (a distributed "
+            "run: the steps up to the next log point) and writing a checkpoint (send it again to abort at once)",
             file=sys.stderr,
             flush=True,
         )
@@ -60,6 +60,49 @@ class StopRequest:
         self._previous.clear()
 
 
+class _Interval:
+    """The host's side of the steps since the last log point: their samples (global) and start time, and the
+    progress postfix of the last log point."""
+
+    def __init__(self, t0: float) -> None:
+        self.shown: dict[str, str] = {}
+        self.reset(t0)
+
+    def reset(self, t0: float) -> None:
+        self.t0, self.samples = t0, 0
+
+
+def accumulator(device: torch.device, loss: float = 0.0, correct: float = 0.0) -> torch.Tensor:
+    """An accumulator of :func:`accumulate` on ``device`` whose sums start at ``loss`` and ``correct``."""
+    return torch.tensor([loss, correct, 0.0, math.inf, math.inf], dtype=torch.float64, device=device)
+
+
+def accumulate(acc: torch.Tensor, step: int, loss: torch.Tensor, correct: torch.Tensor, gnorm: torch.Tensor) -> None:
+    """Adds one step's statistics to ``acc`` (float64 [5] on the device: loss sum, correct, non-finite steps, first
+    step with a non-finite loss, ... gradient norm) without reading anything back."""
+    loss = loss.detach().double()
+    finite = torch.stack([loss.isfinite(), gnorm.isfinite()])
+    acc[:3] += torch.stack([loss, correct.double(), (~finite).any().double()])
+    acc[3:] = torch.minimum(acc[3:], torch.where(finite, math.inf, float(step)))
+
+
+def forward_loss(
+    cfg: TrainConfig, model: torch.nn.Module
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``(x, y) -> (outputs, summed loss)`` of the training step: ``model`` and the loss of ``cfg``, without the
+    per-batch label check (``setup`` checked the datasets' labels once). With ``cfg.compile`` both are one
+    ``torch.compile``d function of that mode (the network's custom ops have fake kernels, so the whole function is
+    one graph; tests/test_host_sync.py compiles it with ``fullgraph=True``)."""
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(x)
+        return out, loss_sum(cfg, out, y, check_labels=False)
+
+    if cfg.compile is None:
+        return step
+    return torch.compile(step, mode=cfg.compile)
+
+
 class Run:
     """The state of one training run in this process: the recipe, where it stands (``epoch`` completed,
     ``step`` completed in the next one, that epoch's running sums) and the metrics so far."""
@@ -71,6 +114,7 @@ class Run:
         self.step = 0  # steps completed in epoch `self.epoch`
         self.partial = dict(loss=0.0, correct=0.0, n=0.0, seconds=0.0)
         self.saved_at: Optional[str] = None  # where the checkpoint on disk stands, for messages
+        self.forward_loss = forward_loss(recipe.cfg, recipe.model)
 
     def position(self) -> str:
         return f"epoch {self.epoch + 1}, step {self.step}" if self.step else f"after epoch {self.epoch}"
@@ -79,9 +123,14 @@ class Run:
     def save_checkpoint(self) -> None:
         """Collective (every rank's RNG state); rank 0 writes DIR/checkpoint.pt atomically."""
         states = gather(self.ctx, checkpoint.rng_state(self.r.aug_gen, self.r.device))
+        error = None
         if self.ctx.main:
-            checkpoint.save(self.out / CHECKPOINT, self._payload(states))
-            self.saved_at = self.position()
+            try:
+                checkpoint.save(self.out / CHECKPOINT, self._payload(states))
+                self.saved_at = self.position()
+            except report.OutputError as exc:  # the previous checkpoint is intact (atomic write)
+                error = str(exc)
+        all_ranks_raise(self.ctx, error, report.OutputError)
 
     def _payload(self, states: list[Any]) -> dict[str, Any]:
         """The checkpoint's fields (checkpoint.py) with the RNG states ``states`` of every rank."""
@@ -131,6 +180,12 @@ class Run:
 
     def load_checkpoint(self, ckpt: dict[str, Any], path: Path) -> None:
         """Restore a checkpoint that passed ``checkpoint.load``; raises ConfigError if it does not fit this run."""
+        try:  # values, shapes and ranges against this run's network, optimizer and config, before anything changes
+            checkpoint.check_fit(ckpt, self.r.optimizer, self.r.scheduler, self.cfg, path)
+            if self.ctx.rank < len(ckpt["rng"]):
+                checkpoint.check_rng_state(ckpt["rng"][self.ctx.rank], self.r.aug_gen, path, self.ctx.rank)
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
         n_steps = len(self.r.batches(int(ckpt["epoch"])))
         if ckpt["step"] > n_steps:
             raise ConfigError(
@@ -184,7 +239,7 @@ class Run:
             for idx in batches:
                 x, y = r.test_ds.batch(idx, r.device)
                 out = r.net(r.prepare(x, train=False))
-                total[0] += loss_sum(cfg, out, y).double()
+                total[0] += loss_sum(cfg, out, y, check_labels=False).double()
                 total[1] += (losses.spike_count_predictions(out) == y).sum()
                 total[2] += y.numel()
                 bar.update(1)
@@ -192,63 +247,76 @@ class Run:
         return loss / count, correct / count
 
     def train_epoch(self, stop: StopRequest) -> bool:
-        """Runs the rest of epoch ``self.epoch``; returns False if a stop signal ended it early."""
+        """Runs the rest of epoch ``self.epoch``; returns False if a stop signal ended it early.
+
+        A step never waits on the host: its statistics (summed loss, correct predictions, the first step with a
+        non-finite loss or gradient norm) accumulate on the device and are read once per log point (every
+        ``log_every`` steps, the epoch's last step, a stop), where :meth:`_read_interval` raises NonFiniteLoss. A
+        non-finite step has then already updated the weights in memory, which is harmless: NonFiniteLoss ends the
+        run without a checkpoint, so the last good one stays. A stop signal ends the epoch after the current step
+        in a single process, at the next log point in a distributed run (where the ranks agree on it)."""
         r, cfg, ctx = self.r, self.cfg, self.ctx
         batches = r.batches(self.epoch)
         denom = 1.0 if cfg.loss_reduction == "sum" else None
         r.model.train()
+        # The epoch's running sums, continued from `partial` (rank 0 holds the sums of every rank), so that they
+        # are added in the same order wherever the log points (or a resume) fall: resume stays bit-exact.
+        p = self.partial
+        acc = accumulator(r.device, p["loss"], p["correct"]) if ctx.main else accumulator(r.device)
+        interval = _Interval(time.perf_counter())
         with Progress(
             len(batches), f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step, enabled=ctx.main and cfg.progress
         ) as bar:
             while self.step < len(batches):
-                t0 = time.perf_counter()
                 batch = r.train_index[batches[self.step]]
                 x, y = r.train_ds.batch(batch.tensor_split(ctx.world)[ctx.rank], r.device)
-                out = r.model(r.prepare(x, train=True))
-                loss = loss_sum(cfg, out, y)
+                out, loss = self.forward_loss(r.prepare(x, train=True), y)
                 if self.loss_hook is not None:
                     loss = self.loss_hook(self.epoch, self.step, loss)
                 scale = ctx.world / (denom if denom is not None else float(batch.numel()))
                 r.optimizer.zero_grad(set_to_none=True)
                 (loss * scale).backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(r.params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-                correct = (losses.spike_count_predictions(out) == y).sum()
-                stats = all_sum(
-                    ctx,
-                    [
-                        loss,
-                        correct,
-                        torch.tensor(float(y.numel())),
-                        gnorm,
-                        torch.tensor(float(stop.signum is not None)),
-                    ],
-                    r.device,
-                )
-                loss_v, correct_v, n_v, gnorm_v, stop_v = stats.tolist()
-                if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
-                    what = f"loss {loss_v}" if not math.isfinite(loss_v) else f"gradient norm {gnorm_v}"
-                    raise NonFiniteLoss(
-                        f"non-finite {what} at epoch {self.epoch + 1}, step {self.step + 1} (of {len(batches)})"
-                    )
+                accumulate(acc, self.step, loss, (losses.spike_count_predictions(out) == y).sum(), gnorm)
                 r.optimizer.step()
                 if cfg.weight_clip > 0:
                     r.net.clamp_weights_(cfg.weight_clip)
                 self.step += 1
-                p = self.partial
-                p["loss"] += loss_v
-                p["correct"] += correct_v
-                p["n"] += n_v
-                dt = time.perf_counter() - t0
-                p["seconds"] += dt
-                bar.update(
-                    1,
-                    loss=f"{p['loss'] / p['n']:.4f}",
-                    acc=f"{100 * p['correct'] / p['n']:.1f}%",
-                    sps=f"{n_v / max(dt, 1e-9):.0f}",
-                )
-                if stop_v > 0:
-                    return False
+                interval.samples += batch.numel()  # the global batch: every rank's shard
+                bar.update(1, **interval.shown)
+                stop_here = stop.signum is not None and not ctx.active  # a host flag: no sync
+                if stop_here or self.step == len(batches) or self.step % cfg.log_every == 0:
+                    if self._read_interval(acc, interval, stop, len(batches)) or stop_here:
+                        return False
         return True
+
+    def _read_interval(self, acc: torch.Tensor, interval: _Interval, stop: StopRequest, n_steps: int) -> bool:
+        """The log point: reads the epoch's running sums (one device-to-host copy; in a distributed run one
+        collective, which also carries the stop flags) into ``self.partial``; raises NonFiniteLoss for a
+        non-finite step. Returns whether a rank asked to stop."""
+        flag = torch.tensor(float(stop.signum is not None))
+        summed = all_sum(self.ctx, [acc[0], acc[1], acc[2], flag], self.r.device)
+        loss_v, correct_v, bad_v, stop_v, first_loss, first_gnorm = torch.cat([summed, acc[3:]]).tolist()
+        if bad_v > 0:
+            if math.isfinite(min(first_loss, first_gnorm)):
+                what = "loss" if first_loss <= first_gnorm else "gradient norm"
+                where = f"step {int(min(first_loss, first_gnorm)) + 1}"
+            else:
+                what, where = "loss or gradient norm", f"a step up to {self.step} on another rank"
+            raise NonFiniteLoss(f"non-finite {what} at epoch {self.epoch + 1}, {where} (of {n_steps})")
+        now = time.perf_counter()
+        p = self.partial
+        p["loss"] = loss_v
+        p["correct"] = correct_v
+        p["n"] += float(interval.samples)
+        p["seconds"] += now - interval.t0
+        interval.shown = dict(
+            loss=f"{p['loss'] / p['n']:.4f}",
+            acc=f"{100 * p['correct'] / p['n']:.1f}%",
+            sps=f"{interval.samples / max(now - interval.t0, 1e-9):.0f}",
+        )
+        interval.reset(now)
+        return stop_v > 0
 
     def finish_epoch(self) -> dict[str, Any]:
         """Scheduler step, evaluation, metrics; moves to the next epoch. The row's ``samples_per_second`` is
@@ -282,7 +350,12 @@ class Run:
 
     def write_reports(self) -> None:
         """Rank 0: metrics.json first (a finished epoch is never lost to the plot), then curves.png."""
+        error = None
         if self.ctx.main:
-            report.write_json(self.out / "metrics.json", self.metrics)
-            title = f"{self.cfg.preset}: {self.cfg.arch}, {self.cfg.method}, T = {self.cfg.T}"
-            report.plot_curves(self.out / "curves.png", self.metrics["epochs"], title)
+            try:
+                report.write_json(self.out / "metrics.json", self.metrics)
+                title = f"{self.cfg.preset}: {self.cfg.arch}, {self.cfg.method}, T = {self.cfg.T}"
+                report.plot_curves(self.out / "curves.png", self.metrics["epochs"], title)
+            except report.OutputError as exc:
+                error = str(exc)
+        all_ranks_raise(self.ctx, error, report.OutputError)

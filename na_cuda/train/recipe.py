@@ -19,7 +19,16 @@ from ..rules import NA
 from .config import ConfigError, TrainConfig, neuron_options, rule_of
 from .distributed import Dist, all_ranks_raise, wrap
 
-__all__ = ["Recipe", "DataError", "setup", "resolve_device", "model_from_config", "loss_sum", "epoch_batches"]
+__all__ = [
+    "Recipe",
+    "DataError",
+    "setup",
+    "resolve_device",
+    "model_from_config",
+    "loss_sum",
+    "epoch_batches",
+    "check_labels",
+]
 
 
 class DataError(RuntimeError):
@@ -102,20 +111,42 @@ def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNe
     )
 
 
-def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The configured loss of a batch (spec §7), summed over its samples (0-dim)."""
+def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor, check_labels: bool = True) -> torch.Tensor:
+    """The configured loss of a batch (spec §7), summed over its samples (0-dim). ``check_labels=False`` skips the
+    label range check (a host sync on a GPU) for labels of a dataset :func:`setup` checked (:func:`check_labels`)."""
     T, B, C = outputs.shape
+    ok = check_labels
     if cfg.loss == "van_rossum":
         if cfg.target == "na":
-            target = losses.na_desired_spikes(labels, C, T, dtype=outputs.dtype)
+            target = losses.na_desired_spikes(labels, C, T, dtype=outputs.dtype, check_labels=ok)
         else:
-            target = losses.tssl_desired_spikes(labels, C, T, dtype=outputs.dtype)
+            target = losses.tssl_desired_spikes(labels, C, T, dtype=outputs.dtype, check_labels=ok)
         return losses.van_rossum(outputs, target, cfg.tau_s, reduction="sum", target_filters=cfg.target_filters)
     if cfg.loss == "spike_count":
-        return losses.spike_count(outputs, labels, cfg.desired_count, cfg.undesired_count, reduction="sum")
+        return losses.spike_count(
+            outputs, labels, cfg.desired_count, cfg.undesired_count, reduction="sum", check_labels=ok
+        )
     if cfg.loss == "tet":
-        return losses.tet(outputs, labels, cfg.tet_lamb, cfg.tet_phi) * B
-    return losses.sdt(outputs, labels) * B
+        return losses.tet(outputs, labels, cfg.tet_lamb, cfg.tet_phi, check_labels=ok) * B
+    return losses.sdt(outputs, labels, check_labels=ok) * B
+
+
+def check_labels(ds: Any, split: str, num_classes: int) -> None:
+    """The labels of a dataset split (``ds.labels``, int64 [N] on the CPU, the ``na_cuda.data.Dataset`` contract)
+    must lie in ``[0, num_classes)``: checked once here, where the data is loaded, so that the training and
+    evaluation steps skip the per-batch check (a device-to-host sync each step on a GPU). Raises DataError."""
+    labels = torch.as_tensor(ds.labels)
+    if labels.dtype == torch.bool or labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dim() != 1:
+        raise DataError(
+            f"the {split} split of {ds.name}: `labels` must be an integer tensor [N] of class indices; got "
+            f"{labels.dtype} of shape {tuple(labels.shape)}"
+        )
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise DataError(
+            f"the {split} split of {ds.name}: labels lie in [{int(labels.min())}, {int(labels.max())}] but the "
+            f"dataset has {num_classes} classes (labels must lie in [0, {num_classes})); the data files are "
+            "corrupt or belong to another dataset: delete them to download them again"
+        )
 
 
 def epoch_batches(seed: int, epoch: int, n: int, batch_size: int, world: int = 1) -> list[torch.Tensor]:
@@ -173,6 +204,8 @@ def setup(
     for ds, split in ((train_ds, "train"), (test_ds, "test")):
         if ds.kind == "frames" and ds.sample_shape[0] != cfg.T:
             raise ConfigError(f"--T: the {split} frames have T = {ds.sample_shape[0]} steps but T = {cfg.T}")
+    for ds, split in ((train_ds, "train"), (test_ds, "test")):
+        check_labels(ds, split, train_ds.num_classes)
     input_shape = tuple(train_ds.sample_shape[1:] if train_ds.kind == "frames" else train_ds.sample_shape)
     n = len(train_ds)
     if cfg.limit_train is not None and cfg.limit_train < n:

@@ -4,7 +4,9 @@ per epoch and at the end."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -15,9 +17,32 @@ from .progress import duration
 _told: list[bool] = []  # whether the missing-matplotlib line was printed (once per process)
 
 
+class OutputError(RuntimeError):
+    """A file of the run could not be written (a full disk, a quota, a folder turned read-only): one line naming the
+    file and the space it needs. The file on disk is the previous complete one (every write is atomic)."""
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """``data`` written atomically to ``path``; an OSError becomes :class:`OutputError` naming the path, the size
+    and the free space."""
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as exc:
+        raise write_failed(path, len(data), exc) from None
+
+
+def write_failed(path: Path, nbytes: int, exc: OSError) -> OutputError:
+    """The :class:`OutputError` of a failed write of ``nbytes`` to ``path``: the path, the size, the free space."""
+    try:
+        free = f", {shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free there"
+    except OSError:
+        free = ""
+    return OutputError(f"cannot write {path} (it needs {nbytes / 2**20:.2f} MiB{free}): {exc.strerror or exc}")
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """``obj`` as indented JSON, written atomically."""
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"), mode="w")
+    """``obj`` as indented JSON, written atomically (:func:`write_bytes`)."""
+    write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def plot_curves(path: Path, epochs: list[dict[str, Any]], title: str) -> bool:
@@ -52,7 +77,9 @@ def plot_curves(path: Path, epochs: list[dict[str, Any]], title: str) -> bool:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    buf = io.BytesIO()  # rendered first, so that a failed write can say how much space it needs
+    fig.savefig(buf, format="png", dpi=100)
+    write_bytes(path, buf.getvalue())
     return True
 
 

@@ -172,9 +172,20 @@ def _prepare_out(r: Run, ctx: Dist, out: Path, *, resume: bool, overwrite: bool)
             error = str(exc)
     all_ranks_raise(ctx, error)
     if ctx.main:
-        report.write_json(out / "config.json", asdict(r.cfg))
+        try:
+            report.write_json(out / "config.json", asdict(r.cfg))
+        except report.OutputError as exc:
+            error = f"--out: {exc}; free some space or choose another --out"
+    all_ranks_raise(ctx, error)
     where = f"epoch {r.epoch + 1}, step {r.step + 1}" if r.step else f"epoch {r.epoch + 1}"
     return f"resuming at {where}" if resume else "from scratch"
+
+
+def _kept(r: Run, ckpt_path: Path) -> str:
+    """Where the last good checkpoint stands, for the messages of a stopped run."""
+    return (
+        f"the last good checkpoint ({r.saved_at}) is kept at {ckpt_path}" if r.saved_at else "no checkpoint was written"
+    )
 
 
 def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
@@ -218,13 +229,18 @@ def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
                         flush=True,
                     )
                 return 128 + int(stop.signum or signal.SIGTERM)
+    except report.OutputError as exc:  # a full disk: the files on disk are the last complete ones
+        if ctx.main:
+            print(
+                f"na_cuda.train: {exc}; training stopped, {_kept(r, ckpt_path)}. Free some space (or raise the "
+                "quota), then continue with --resume",
+                file=sys.stderr,
+                flush=True,
+            )
+        return 1
     except NonFiniteLoss as exc:
         if ctx.main:
-            kept = (
-                f"the last good checkpoint ({r.saved_at}) is kept at {ckpt_path}"
-                if r.saved_at
-                else "no checkpoint was written"
-            )
+            kept = _kept(r, ckpt_path)
             clip = f"--set grad_clip=<smaller> (now {cfg.grad_clip:g})" if cfg.grad_clip > 0 else "--set grad_clip=1"
             print(
                 f"na_cuda.train: {exc}; training stopped, {kept}. Try a lower --lr (now {cfg.lr:g}), "

@@ -185,11 +185,14 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V sub = L::splat(lif.sub);
   V v = zero, rf = zero, u;
   V last = L::splat(-1);  // time of the original's last spike, -1 if silent
+  M bad = zero != zero;   // §10: a non-finite c anywhere, or a non-finite G at a step >= t
   NA_UNROLL
   for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
     m.fetch(t);
-    last = L::select(lif_step<R>(v, rf, m.in(t), lam, fire, thr, sub, u), L::splat(acc_t(t)), last);
+    const V xt = m.in(t);
+    bad = bad | nonfinite(xt);
+    last = L::select(lif_step<R>(v, rf, xt, lam, fire, thr, sub, u), L::splat(acc_t(t)), last);
     m.set_u(t, u);
   }
   DecayGrad<V> dlam(lif);
@@ -199,6 +202,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     if (kFixed && t >= T) continue;
     // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
     const V G = L::load(g + t * stride);
+    bad = bad | nonfinite(G);
     V W = G;
     if (lif.psc) {
       r1 = G + kappa * r1;
@@ -213,7 +217,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     const M st = ut >= fire;
     V vo = after_spike<R>(st, ut, thr);  // original state after t
     V vn = L::select(st, thr, zero);     // neighbour state after t (both resets: see the file comment)
-    // Reset::After (§10): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an added
+    // Reset::After (§11): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an added
     // one sub (the original: sub where it fired).
     V ro = L::select(st, sub, zero), rn = L::select(st, zero, sub);
     if (R == Reset::After) vn = thr;
@@ -244,7 +248,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       }
     }
     const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict);  // NA's dL/du[t]
-    if (dlam.on) {  // §11: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
+    if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
       V v_in = zero;
       if (t > 0) {
         const V up = m.u(t - 1);
@@ -253,9 +257,9 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       dlam.add(gu, v_in, m.in(t));
     }
     m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
-    L::store(grad + t * stride, gu * beta);
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
-  dlam.store(lif, beta);
+  dlam.store(lif, beta, bad);
 }
 
 // The rule's traits: its configuration, its workspace, its per-neuron backward (the bindings' loops are written

@@ -67,9 +67,9 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
 // grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft); under
-// Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§10). With
+// Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§11). With
 // the membrane output (lif.mem) G is dL/du[t] itself. With a learnable decay (lif.glam_n) the reverse loop also
-// sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§11): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
+// sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§12): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
 NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                                 const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
@@ -78,8 +78,11 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
   const V inv_tau_s = L::splat(lif.inv_tau_s), beta = input_scale_of(lif, lam), zero = L::splat(0);
   const V sub = L::splat(lif.sub);
   V v = zero, r = zero, u;
+  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
-    lif_step<R>(v, r, L::load(c + t * stride) * beta, lam, fire, thr, sub, u);
+    const V xt = L::load(c + t * stride) * beta;
+    bad = bad | nonfinite(xt);
+    lif_step<R>(v, r, xt, lam, fire, thr, sub, u);
     L::store(w + t * wstride, u);
   }
   DecayGrad<V> dlam(lif);
@@ -89,6 +92,7 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     const V ut = L::load(w + t * wstride);
     const auto s = ut >= fire;
     const V G = L::load(g + t * stride);
+    bad = bad | nonfinite(G);
     V gs = zero, gm = zero;  // dL/ds[t] through the output; dL/du[t] through the membrane output
     if (lif.psc) {
       ga = G + kappa * ga;
@@ -117,10 +121,10 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
       dlam.add_state(gu_next, after_spike<R>(s, ut, thr));
       if (lif.decay_input) dlam.add_input(gu, L::load(c + t * stride) * beta);
     }
-    L::store(grad + t * stride, gu * beta);
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
     gu_next = gu;
   }
-  dlam.store(lif, beta);
+  dlam.store(lif, beta, bad);
 }
 
 struct StbpRule {

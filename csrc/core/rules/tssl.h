@@ -10,7 +10,7 @@
 // coordinates of core/lif.h (the released code's v_reset = 0 case, threshold - v_reset), and with decay_input on
 // the scaled input beta c (the membrane update du = beta c[t] - v[t-1] / tau_m). The soft reset is refused by the
 // bindings (no spike-time dependency is cut at a spike there).
-// Learnable decay (§11): 1/tau_m is 1 - lam, and dL/dlam sums the rule's dL/du[t] times v[t-1] - [decay_input]
+// Learnable decay (§12): 1/tau_m is 1 - lam, and dL/dlam sums the rule's dL/du[t] times v[t-1] - [decay_input]
 // c[t], as for the other rules. Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t],
 // wu[t-1] and wa[t] before writing grad[t] (so `grad` may alias `wu`).
 #pragma once
@@ -45,12 +45,15 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
   const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
   const V inv_tau_s = L::splat(lif.inv_tau_s), beta = input_scale_of(lif, lam);
   const V zero = L::splat(0), one = L::splat(1);
-  // 1/tau_m of the released formulas: fixed, or 1 - lam for a learnable decay (§11)
+  // 1/tau_m of the released formulas: fixed, or 1 - lam for a learnable decay (§12)
   const bool learn = lif.lam_n != nullptr;
   const V tau_m = L::splat(lif.tau_m), inv_tau_m = one - lam;
   V v = zero, a = zero, u;
+  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
-    const auto s = lif_step<Reset::Hard>(v, L::load(c + t * stride) * beta, lam, fire, thr, u);
+    const V xt = L::load(c + t * stride) * beta;
+    bad = bad | nonfinite(xt);
+    const auto s = lif_step<Reset::Hard>(v, xt, lam, fire, thr, u);
     a = kappa * a + L::select(s, inv_tau_s, zero);
     L::store(wu + t * wstride, u);
     L::store(wa + t * wstride, a);
@@ -72,16 +75,18 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
     V pu = L::splat(-1) / du;
     pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
-    Sg = L::load(g + t * stride) * inv_tau_s + kappa * Sg;
+    const V G = L::load(g + t * stride);
+    bad = bad | nonfinite(G);
+    Sg = G * inv_tau_s + kappa * Sg;
     V gt = -pu * Sg;  // inter-neuron term
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
     theta = L::select(s, gt, theta * lam);
     const V ga = Sg * tssl_warmup_slope(ut, thr);
     const V gu = L::select(at < warm, ga, gt);  // the rule's dL/du[t]
     if (dlam.on) dlam.add(gu, v_prev, ct * beta);
-    L::store(grad + t * stride, gu * beta);
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
-  dlam.store(lif, beta);
+  dlam.store(lif, beta, bad);
 }
 
 struct TsslRule {
