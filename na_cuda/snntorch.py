@@ -85,8 +85,9 @@ def from_snntorch(
     """The ``lif_class`` (``na_cuda.nn.LIF``, which calls this as ``LIF.from_snntorch``; this module does not
     import ``na_cuda.nn``, which imports it) that computes over a window ``[T, ...]`` what snnTorch's ``Leaky``
     computes step by step (module docstring): the same spikes (``output="spike"``, snnTorch's ``spk``) or
-    membrane potentials (``output="membrane"``, its ``mem``; STBP only). ``method="stbp"`` gives snnTorch's own gradient (BPTT with its
-    surrogate: ``atan``, ``fast_sigmoid``, ``sigmoid``); ``method="na"`` trains it with NA instead (any surrogate).
+    membrane potentials (``output="membrane"``, its ``mem``; STBP only). ``method="stbp"`` gives snnTorch's own
+    gradient (BPTT with its surrogate: ``atan``, ``fast_sigmoid``, ``sigmoid``); ``method="na"`` trains it with NA
+    instead (any surrogate).
 
     Mapped: ``beta`` (a float or tensor, one per layer or per neuron; learnable with ``learn_beta=True``: the LIF
     gets a parameter ``beta`` with its values, ``learn_decay="beta"``), ``threshold``, ``reset_mechanism``
