@@ -42,9 +42,13 @@ PASSES = {"forward": 2, "backward": 3, "fwd_bwd": 5}  # ideal tensor passes per 
 
 def _call(op, *tensors: torch.Tensor, **given):
     """Calls a torch.ops.na_cuda op with the arguments its schema names (so a schema that gains an argument
-    with a value in `given` keeps working)."""
-    names = [a.name for a in op.default._schema.arguments][len(tensors) :]
-    missing = [n for n in names if n not in given]
+    with a value in `given` keeps working); trailing arguments with a default and no value in `given` keep it."""
+    names, missing = [], []
+    for arg in op.default._schema.arguments[len(tensors) :]:
+        if arg.name in given:
+            names.append(arg.name)
+        elif not arg.has_default_value():
+            missing.append(arg.name)
     if missing:
         raise KeyError(f"bench_kernels: no value for the op's arguments {missing}")
     return op(*tensors, *[given[n] for n in names])

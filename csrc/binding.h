@@ -17,6 +17,7 @@
 #include <torch/headeronly/core/ScalarType.h>
 
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -74,22 +75,57 @@ inline std::string unbox<std::string>(StableIValue v) {
   return out;
 }
 
+// A `str?` argument: None, or a pointer to a StableIValue holding the string handle (torch's own ToImpl of an
+// optional, with the string unboxed as above so that nothing leaks).
+template <>
+inline std::optional<std::string> unbox<std::optional<std::string>>(StableIValue v) {
+  auto* inner = torch::stable::detail::to<StableIValue*>(v);
+  if (inner == nullptr) return std::nullopt;
+  std::string out = unbox<std::string>(*inner);
+#if TORCH_FEATURE_VERSION >= TORCH_VERSION_2_13_0
+  STABLE_TORCH_ERROR_CODE_CHECK(torch_delete_stable_ivalue(inner));
+#else
+  delete inner;
+#endif
+  return out;
+}
+
+// The outputs of a kernel's result: one Tensor, or a std::tuple of them (a schema with several outputs).
+template <typename R>
+struct Outputs {
+  static constexpr uint64_t count = 1;
+  static void put(StableIValue* stack, R&& r) { stack[0] = torch::stable::detail::from(std::move(r)); }
+};
+template <typename... T>
+struct Outputs<std::tuple<T...>> {
+  static constexpr uint64_t count = sizeof...(T);
+  static void put(StableIValue* stack, std::tuple<T...>&& r) {
+    std::apply(
+        [&](auto&&... t) {
+          uint64_t i = 0;
+          ((stack[i++] = torch::stable::detail::from(std::move(t))), ...);
+        },
+        std::move(r));
+  }
+};
+
 template <auto F>
 struct Boxed;
 
-// One output (a Tensor), the arguments in schema order. A braced initializer evaluates left to right, so the
-// handles are taken over in stack order.
+// The arguments in schema order, the outputs (Outputs<R>) from stack[0] on. A braced initializer evaluates left
+// to right, so the handles are taken over in stack order.
 template <typename R, typename... A, R (*F)(A...)>
 struct Boxed<F> {
   static void call(StableIValue* stack, uint64_t num_args, uint64_t num_outputs) {
-    NA_CHECK(num_args == sizeof...(A) && num_outputs == 1, "na_cuda: internal error: the schema has ", num_args,
-             " arguments and ", num_outputs, " outputs, the kernel ", sizeof...(A), " and 1");
+    NA_CHECK(num_args == sizeof...(A) && num_outputs == Outputs<R>::count, "na_cuda: internal error: the schema has ",
+             num_args, " arguments and ", num_outputs, " outputs, the kernel ", sizeof...(A), " and ",
+             Outputs<R>::count);
     call_impl(stack, std::index_sequence_for<A...>{});
   }
   template <size_t... I>
   static void call_impl(StableIValue* stack, std::index_sequence<I...>) {
     std::tuple<std::decay_t<A>...> args{unbox<std::decay_t<A>>(stack[I])...};
-    stack[0] = torch::stable::detail::from(std::apply(F, std::move(args)));
+    Outputs<R>::put(stack, std::apply(F, std::move(args)));
   }
 };
 

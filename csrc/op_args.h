@@ -56,8 +56,9 @@ inline void check_fits(const Tensor& c, const char* name, double v) {
 
 // The neuron's arguments (the same in every op's schema, csrc/ops.cpp), checked for the input `c`.
 inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, double threshold,
-                               std::optional<double> v_reset, bool decay_input, bool strict,
-                               const std::string& output) {
+                               std::optional<double> v_reset, bool decay_input, bool strict, const std::string& output,
+                               const std::optional<std::string>& reset_mechanism) {
+  const std::string after = reset_mechanism.value_or(std::string());
   NA_CHECK(!std::isnan(tau_m) && tau_m >= 1.0, "na_cuda: `tau_m` must be a float >= 1 (or inf: the IF neuron); got ",
            tau_m);
   NA_CHECK(
@@ -70,8 +71,15 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
   NA_CHECK(std::isfinite(vr), "na_cuda: `v_reset` must be a finite float or None (soft reset); got ", vr);
   NA_CHECK(threshold > vr, "na_cuda: `threshold` must be > ", soft ? "0 with a soft reset" : "`v_reset`",
            "; got threshold = ", threshold, soft ? "" : ", v_reset = ", soft ? std::string() : std::to_string(vr));
-  NA_CHECK(output == "psc" || output == "spike", "na_cuda: `output` must be \"psc\" or \"spike\"; got \"", output,
-           "\"");
+  NA_CHECK(output == "psc" || output == "spike" || output == "membrane",
+           "na_cuda: `output` must be \"psc\", \"spike\" or \"membrane\"; got \"", output, "\"");
+  NA_CHECK(
+      after.empty() || after == "subtract" || after == "none",
+      "na_cuda: `reset_mechanism` must be None, \"subtract\" or \"none\" (snnTorch's resets after the leak); got \"",
+      after, "\"");
+  NA_CHECK(
+      after.empty() || soft,
+      "na_cuda: `reset_mechanism` \"subtract\"/\"none\" has no reset value: pass v_reset=None; got v_reset = ", vr);
   // The kernels see only threshold - v_reset (core/lif.h): threshold itself may be 0 when v_reset < 0.
   if (soft || vr == 0.0)
     check_fits(c, "threshold", threshold);
@@ -81,16 +89,47 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);
   check_fits(c, "1/tau_s", 1.0 / tau_s);
-  return LifConfig{tau_m, tau_s, threshold, vr, soft, decay_input, strict, output == "psc"};
+  return LifConfig{tau_m,
+                   tau_s,
+                   threshold,
+                   vr,
+                   soft,
+                   decay_input,
+                   strict,
+                   output == "psc",
+                   after.empty() ? 0 : (after == "subtract" ? 1 : 2),
+                   output == "membrane"};
+}
+
+// The learnable decay (§12): none, or one lam per neuron ([N], the compute dtype, on c's device).
+inline void check_decay(const std::optional<Tensor>& decay, const Tensor& c) {
+  if (!decay.has_value()) return;
+  const Tensor& d = *decay;
+  const ScalarType want = c.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
+  const int64_t n = c.numel() / c.size(0);
+  NA_CHECK(d.dim() == 1 && d.size(0) == n, "na_cuda: `decay` must have shape [N] = [", n,
+           "] (one lam per neuron of c); got ", sizes_str(d));
+  NA_CHECK(d.scalar_type() == want, "na_cuda: `decay` must have dtype ", want, " (the compute type of ",
+           c.scalar_type(), " input); got ", d.scalar_type());
+  NA_CHECK(d.device() == c.device(), "na_cuda: `decay` is on ", device_str(d), " but `c` is on ", device_str(c));
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Per rule: the op arguments after the neuron's, parsed into the kernel configuration.
 
+// The membrane output's gradient is BPTT's own (STBP); the other rules refuse it with the reason.
+inline void check_no_membrane(const LifConfig& lif, const char* rule, const char* why) {
+  NA_CHECK(!lif.mem, "na_cuda: output=\"membrane\" is refused by method \"", rule, "\": ", why,
+           "; use method=\"stbp\" (BPTT defines it) or output=\"spike\"/\"psc\"");
+}
+
 struct NaOp {
   using Rule = NaRule;
-  static NaConfig config(const Tensor& c, const LifConfig&, const std::string& first_order, int64_t dist_power,
+  static NaConfig config(const Tensor& c, const LifConfig& lif, const std::string& first_order, int64_t dist_power,
                          double clip) {
+    check_no_membrane(lif, "na",
+                      "NA measures the loss change of its neighbours on their spike trains, and a loss on u has no "
+                      "such neighbourhood");
     NA_CHECK(first_order == "paper" || first_order == "taylor",
              "na_cuda: `first_order` must be \"paper\" or \"taylor\"; got \"", first_order, "\"");
     NA_CHECK(dist_power >= 1 && dist_power % 2 == 1 && dist_power <= 63,
@@ -126,7 +165,7 @@ struct TsslOp {
     NA_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
     NA_CHECK(!lif.soft,
              "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
-             "(a hard reset), not None");
+             "(a hard reset), not None or a reset_mechanism");
     return TsslConfig{};
   }
 };

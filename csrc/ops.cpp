@@ -9,19 +9,26 @@
 // None for the soft reset (v = u - threshold on a spike).
 #define NA_NEURON \
   "float tau_m, float tau_s, float threshold, float? v_reset, bool decay_input, bool strict_threshold, str output"
+// Trailing optional arguments of every op: `decay`, the learnable leak lam per neuron ([N] in the compute dtype;
+// docs/algorithm.md §12), and `reset_mechanism`, snnTorch's "subtract" / "none" (the threshold, or nothing,
+// subtracted after the leak; §11). The backward ops return dL/dlam per neuron as their second output (an empty
+// tensor without a decay).
+#define NA_TRAILING "Tensor? decay=None, str? reset_mechanism=None"
 
 // One forward kernel serves every op below. `lif_forward` is the neuron alone (inference: no autograd); each rule
 // has its own op `lif_<rule>` (the forward plus that rule's arguments only, with the rule's backward registered as
 // its autograd formula in na_cuda/ops.py) and its backward op `<rule>_backward`.
 STABLE_TORCH_LIBRARY(na_cuda, m) {
-  m.def("lif_forward(Tensor c, " NA_NEURON ") -> Tensor");
-  m.def("lif_na(Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip) -> Tensor");
-  m.def("lif_stbp(Tensor c, " NA_NEURON ", str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
-  m.def("lif_tssl(Tensor c, " NA_NEURON ") -> Tensor");
-  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip) -> Tensor");
+  m.def("lif_forward(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
+  m.def("lif_na(Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> Tensor");
+  m.def("lif_stbp(Tensor c, " NA_NEURON ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING
+        ") -> Tensor");
+  m.def("lif_tssl(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
+  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON
+        ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> (Tensor, Tensor)");
   m.def("stbp_backward(Tensor grad_out, Tensor c, " NA_NEURON
-        ", str surrogate, float surrogate_alpha, bool detach_reset) -> Tensor");
-  m.def("tssl_backward(Tensor grad_out, Tensor c, " NA_NEURON ") -> Tensor");
+        ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING ") -> (Tensor, Tensor)");
+  m.def("tssl_backward(Tensor grad_out, Tensor c, " NA_NEURON ", " NA_TRAILING ") -> (Tensor, Tensor)");
 }
 
 #define NA_STR2(x) #x

@@ -28,11 +28,12 @@ def build(
     method: Any = "na",
     backend: Any = "auto",
     strict_threshold: Any = False,
+    reset_mechanism: Any = None,
     **rule_options: Any,
 ) -> tuple[LifParams, Rule, str]:
     """The keyword API of ``na_cuda.lif`` as ``(LifParams, rule object, backend)``, all validated; the rules'
     keywords (``first_order``, ``surrogate``, ...) go to :func:`na_cuda.rules.make_rule`."""
-    neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold)
+    neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold, reset_mechanism)
     rule = make_rule(method, **rule_options)
     rule.check(neuron)
     return neuron, rule, choice("backend", backend, BACKENDS)
@@ -48,6 +49,7 @@ def as_dict(neuron: LifParams, rule: Rule, backend: str) -> dict[str, Any]:
         decay_input=neuron.decay_input,
         output=neuron.output,
         strict_threshold=neuron.strict_threshold,
+        reset_mechanism=neuron.reset_mechanism,
         method=rule.name,
         first_order="paper",
         dist_power=3,

@@ -9,6 +9,7 @@ spikingjelly 2.0's multi-step ``LIFNode`` / ``IFNode`` compute, per step (its ``
 
 which is ``na_cuda.lif`` with ``tau_m=tau`` (``inf`` for IFNode), ``threshold=v_threshold``, the same
 ``v_reset`` and ``decay_input``, ``output="spike"``; under STBP also the same surrogate and ``detach_reset``.
+``ParametricLIFNode`` is the same with ``1/tau = sigmoid(w)`` learnable: ``nn.LIF(learn_decay="sigmoid")``.
 Nothing is mapped approximately: a setting with no exact equivalent raises, naming the module and the setting.
 
 One mapper per spikingjelly neuron type (:func:`_mappers`, a table type -> function): a mapper reads the source
@@ -87,7 +88,9 @@ def convert(
     ``"sigmoid"`` with slope ``alpha``, ``ATan(alpha)`` -> ``"atan"``, ``Rect(alpha)`` -> ``"rect"`` of width
     ``1/alpha``, ``PiecewiseQuadratic(alpha)`` -> ``"triangle"`` of half-width ``1/alpha``: the same functions) and
     ``detach_reset``. ``method="na"`` has its own backward (neither surrogate nor ``detach_reset`` is used), so any
-    surrogate converts there. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
+    surrogate converts there. ``ParametricLIFNode`` (PLIF, ``1/tau = sigmoid(w)``) becomes an
+    ``nn.LIF(learn_decay="sigmoid")`` holding a copy of its ``w`` (docs/algorithm.md §12), with the same settings
+    mapped as for ``LIFNode``. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
     one inside ``layer.SeqToANNContainer`` (one step on ``[T*B, ...]``) becomes a one-step LIF.
 
     ``rule_options``: ``method="na"``: ``dist_power``, ``clip``, ``backend``, ``grad_rescale``;
@@ -327,11 +330,38 @@ def _if_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
     return ctx.lif(m, path, tau_m=math.inf, threshold=m.v_threshold, v_reset=m.v_reset, decay_input=False)
 
 
+def _parametric_lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
+    """spikingjelly's ``ParametricLIFNode`` (PLIF, Fang et al. 2021): ``1/tau = sigmoid(w)`` with ``w`` learnable,
+    ``decay_input``, ``v_threshold``, ``v_reset``; under STBP also its surrogate and ``detach_reset`` (through
+    ``ctx.lif``). The replacement is ``na_cuda.nn.LIF(learn_decay="sigmoid")`` holding a copy of ``w`` (same value,
+    dtype and ``requires_grad``): the same forward, and under STBP the same gradient, ``w``'s included
+    (docs/algorithm.md §12)."""
+    import torch
+
+    src: torch.Tensor = getattr(m, "w")  # noqa: B009  (an nn.Parameter; mypy types module attributes loosely)
+    w = src.detach()
+    if w.numel() != 1:
+        raise _refuse(path, m, f"its w has shape {tuple(w.shape)}; PLIF's w is one number per layer")
+    k = float(torch.sigmoid(w))  # 1/tau
+    tau = 1.0 / k if k > 0.0 else math.inf
+    lif = ctx.lif(
+        m,
+        path,
+        tau_m=tau if 1.0 < tau < math.inf else 2.0,  # tau_m only initialises w, overwritten below
+        threshold=m.v_threshold,
+        v_reset=m.v_reset,
+        decay_input=m.decay_input,
+        learn_decay="sigmoid",
+    )
+    lif.w = nn.Parameter(w.clone().reshape(()), requires_grad=src.requires_grad)
+    return lif
+
+
 def _mappers() -> dict[type, Mapper]:
     """spikingjelly neuron type -> its mapper (spikingjelly is importable: a neuron of it is being converted)."""
     from spikingjelly.activation_based import neuron
 
-    return {neuron.LIFNode: _lif_node, neuron.IFNode: _if_node}
+    return {neuron.LIFNode: _lif_node, neuron.IFNode: _if_node, neuron.ParametricLIFNode: _parametric_lif_node}
 
 
 def _mapper(m: nn.Module, path: str) -> tuple[type, Mapper]:
@@ -341,11 +371,10 @@ def _mapper(m: nn.Module, path: str) -> tuple[type, Mapper]:
         if cls in table:
             return cls, table[cls]
     names = ", ".join(sorted(c.__name__ for c in table))
-    extra = " (its time constant is learnable)" if "ParametricLIFNode" in {c.__name__ for c in type(m).__mro__} else ""
     raise _refuse(
         path,
         m,
-        f"no na_cuda equivalent{extra}; convert maps {names} (and their subclasses that override none of their "
+        f"no na_cuda equivalent; convert maps {names} (and their subclasses that override none of their "
         "methods). Convert with strict=False to leave it as it is",
     )
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
 from . import _backend, _validate, reference
-from .params import LifParams
+from .params import LifParams, compute_dtype
 from .rules import Rule
 
 
@@ -29,6 +29,8 @@ def lif(
     detach_reset: bool = True,
     backend: str = "auto",
     strict_threshold: bool = False,
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     r"""Multi-step LIF neuron, time first: ``c [T, ...] -> out [T, ...]``.
 
@@ -41,8 +43,14 @@ def lif(
             u[t] = lam v + beta c[t];  v = u[t] - threshold if s[t] else u[t]
         a[t] = (1 - 1/tau_s) a + s[t] / tau_s
 
-    and ``out`` is ``a`` (``output="psc"``) or ``s`` (``output="spike"``): spikingjelly 2.0 ``LIFNode``/``IFNode``
-    semantics. ``strict_threshold=True`` fires on ``u[t] > threshold`` instead (``H(0) = 0``: the authors' released
+    and ``out`` is ``a`` (``output="psc"``), ``s`` (``output="spike"``) or ``u`` (``output="membrane"``, STBP
+    only): spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics. ``reset_mechanism`` (docs/algorithm.md §11) gives
+    snnTorch's ``Leaky`` resets: ``"subtract"`` ``u[t] = lam u[t-1] + beta c[t] - threshold s[t-1]`` (the
+    threshold subtracted after the leak), ``"none"`` (no reset), ``"zero"`` (= ``v_reset=0.0``).
+    ``decay`` (§12): a tensor broadcastable to ``c.shape[1:]`` that replaces ``lam = 1 - 1/tau_m`` (and, with
+    ``decay_input``, scales the input by ``1 - decay``), clamped to [0, 1] as snnTorch clamps ``beta``; it is
+    differentiable: every rule and backend computes ``dL/d decay`` inside its backward.
+    ``strict_threshold=True`` fires on ``u[t] > threshold`` instead (``H(0) = 0``: the authors' released
     code, ``mem > threshold``); it differs only on exact ties, and under NA makes ``phi(0) = +clip``. The backward
     depends on ``method`` (a rule of ``na_cuda.rules.RULES``):
 
@@ -78,13 +86,39 @@ def lif(
         detach_reset=detach_reset,
         backend=backend,
         strict_threshold=strict_threshold,
+        reset_mechanism=reset_mechanism,
     )
-    return apply(c, neuron, rule, backend)
+    return apply(c, neuron, rule, backend, decay)
 
 
-def apply(c: torch.Tensor, neuron: LifParams, rule: Rule, backend: str) -> torch.Tensor:
-    """`lif` on already-validated parameters (as returned by `_validate.build`); used by `nn.LIF`."""
+def per_neuron_decay(decay: Any, c: torch.Tensor) -> torch.Tensor:
+    """``decay`` (a tensor broadcastable to ``c.shape[1:]``) as the ops take it: clamped to [0, 1], one value per
+    neuron ``[N]``, in the compute dtype of ``c``, differentiable (autograd sums the gradient back to its shape)."""
+    if not isinstance(decay, torch.Tensor) or not decay.dtype.is_floating_point:
+        raise TypeError(f"na_cuda: `decay` must be a floating-point torch.Tensor or None; got {type(decay).__name__}")
+    if decay.device != c.device:
+        raise ValueError(f"na_cuda: `decay` is on {decay.device} but the input is on {c.device}; move it there")
+    try:
+        full = torch.broadcast_shapes(decay.shape, c.shape[1:])
+    except RuntimeError:
+        full = None
+    if full != c.shape[1:]:
+        raise ValueError(
+            f"na_cuda: `decay` of shape {tuple(decay.shape)} does not broadcast to the input's neuron shape "
+            f"{tuple(c.shape[1:])} (c.shape[1:]); use a scalar (one per layer) or a per-neuron shape such as "
+            f"{tuple(c.shape[2:])}"
+        )
+    d = decay.clamp(0.0, 1.0).to(compute_dtype(c.dtype))
+    return d.expand(c.shape[1:]).reshape(-1).contiguous()  # a scalar's expand would stay a stride-0 view
+
+
+def apply(
+    c: torch.Tensor, neuron: LifParams, rule: Rule, backend: str, decay: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """`lif` on already-validated parameters (as returned by `_validate.build`); used by `nn.LIF`. ``decay``: see
+    :func:`lif`."""
     rule.fit_dtype(neuron, c.dtype)
+    d = None if decay is None else per_neuron_decay(decay, c)
     if _backend.use_native(backend, c.device):
-        return rule.native(c, neuron)
-    return reference.rule_forward(rule, c, neuron)
+        return rule.native(c, neuron, d)
+    return reference.rule_forward(rule, c, neuron, d)

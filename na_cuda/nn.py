@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union, cast
 
 import torch
 from torch import nn
 
 from . import _validate, functional
 from .rules import NA
+
+#: Parametrisations of a learnable decay (docs/algorithm.md §12): "sigmoid" is spikingjelly's PLIF
+#: (``1/tau_m = sigmoid(w)``, so ``lam = 1 - sigmoid(w)``), "beta" is snnTorch's ``learn_beta`` (``lam = beta``,
+#: clamped to [0, 1]).
+LEARN_DECAY = ("sigmoid", "beta")
 
 
 class GradRescale:
@@ -157,10 +163,21 @@ class LIF(nn.Module):
     """Multi-step LIF neuron ``[T, ...] -> [T, ...]`` trained with NA, STBP or TSSL-BP (see ``na_cuda.lif``).
 
     Stateless between calls: every call simulates the whole window from rest. The neuron parameters are plain
-    floats (not learnable), held as ``self.neuron`` (a ``na_cuda.params.LifParams``) and ``self.rule`` (a rule
-    object of ``na_cuda.rules``); ``self.params`` is the same as a keyword dict. The module has no parameters or
-    buffers, so ``.to()``/``.double()`` and state dicts of the surrounding model work unchanged.
+    floats, held as ``self.neuron`` (a ``na_cuda.params.LifParams``) and ``self.rule`` (a rule object of
+    ``na_cuda.rules``); ``self.params`` is the same as a keyword dict. Without a decay option the module has no
+    parameters or buffers, so ``.to()``/``.double()`` and state dicts of the surrounding model work unchanged.
     ``grad_rescale``: a ``GradRescale`` shared with the other NA layers of the network (spec §4), default off.
+
+    Learnable time constants (docs/algorithm.md §12): ``learn_decay="sigmoid"`` is spikingjelly's PLIF (Fang et
+    al. 2021): a parameter ``w`` with ``1/tau_m = sigmoid(w)``, initialised from ``tau_m`` as PLIF does
+    (``w = -log(tau_m - 1)``); ``learn_decay="beta"`` is snnTorch's ``learn_beta``: a parameter ``beta`` = the leak
+    ``lam`` itself (clamped to [0, 1] in the forward), initialised to ``1 - 1/tau_m``. ``decay_shape`` is the
+    parameter's shape: ``()`` one per layer, or a shape that broadcasts against the input's ``[B, ...]`` (e.g.
+    ``(features,)``, ``(channels, 1, 1)``) for one per neuron or channel. ``decay`` (a float or tensor of leaks
+    ``lam`` in [0, 1]) sets the initial values instead of ``tau_m`` (its shape is the parameter's), or, without
+    ``learn_decay``, a fixed leak held as a buffer (snnTorch's non-learnable tensor ``beta``). Every rule and
+    backend computes the decay's gradient inside its backward pass. ``decay_values()`` returns the current
+    ``lam``.
 
     Input is time first, ``[T, B, ...]``. A 2-dim input with more than 64 rows is most likely ``[B, N]`` and
     warns once per module; feed ``[B, T, ...]`` data as ``x.transpose(0, 1)``.
@@ -184,6 +201,10 @@ class LIF(nn.Module):
         strict_threshold: bool = False,
         v_reset: Optional[float] = 0.0,
         decay_input: bool = False,
+        reset_mechanism: Optional[str] = None,
+        learn_decay: Optional[str] = None,
+        decay_shape: tuple[int, ...] = (),
+        decay: Union[float, torch.Tensor, None] = None,
     ) -> None:
         super().__init__()
         self.neuron, self.rule, self.backend = _validate.build(
@@ -202,16 +223,75 @@ class LIF(nn.Module):
             detach_reset=detach_reset,
             backend=backend,
             strict_threshold=strict_threshold,
+            reset_mechanism=reset_mechanism,
         )
+        self.learn_decay = learn_decay
+        self._init_decay(learn_decay, decay_shape, decay)
         if grad_rescale is not None and not isinstance(grad_rescale, GradRescale):
             raise TypeError(f"na_cuda: `grad_rescale` must be a na_cuda.nn.GradRescale or None; got {grad_rescale!r}")
         self.grad_rescale = grad_rescale
         self._layout_warned = False
 
+    def _init_decay(
+        self, learn: Optional[str], shape: tuple[int, ...], decay: Union[float, torch.Tensor, None]
+    ) -> None:
+        """The decay's parameter (``w`` or ``beta``) or buffer (``decay``), from ``decay`` or ``tau_m`` (§12)."""
+        if learn is not None and learn not in LEARN_DECAY:
+            raise ValueError(
+                f"na_cuda: `learn_decay` must be None, 'sigmoid' (PLIF) or 'beta' (snnTorch); got {learn!r}"
+            )
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
+            raise TypeError(f"na_cuda: `decay_shape` must be a tuple of ints, e.g. () or (128,); got {shape!r}")
+        if decay is None:
+            if learn is None:
+                if shape != ():
+                    raise ValueError("na_cuda: `decay_shape` needs learn_decay='sigmoid' or 'beta' (or a `decay`)")
+                return
+            lam = torch.full(shape, self.neuron.lam, dtype=torch.get_default_dtype())
+        else:
+            keep = isinstance(decay, torch.Tensor) and decay.dtype.is_floating_point  # its values exactly
+            lam = torch.as_tensor(decay, dtype=None if keep else torch.get_default_dtype()).detach().clone()
+            if shape not in ((), tuple(lam.shape)):
+                raise ValueError(f"na_cuda: `decay_shape` {shape} differs from the shape of `decay` {tuple(lam.shape)}")
+            if learn != "beta" and not bool(((lam >= 0) & (lam <= 1)).all()):  # a beta parameter is clamped
+                raise ValueError("na_cuda: `decay` (the leak lam = 1 - 1/tau_m) must lie in [0, 1]")
+        if learn == "sigmoid":
+            tau = self.neuron.tau_m
+            if decay is None and not 1.0 < tau < math.inf:
+                raise ValueError(
+                    f"na_cuda: learn_decay='sigmoid' (PLIF, 1/tau_m = sigmoid(w)) needs 1 < tau_m < inf; got {tau}"
+                )
+            if decay is None:  # PLIF's own initialisation, w = -log(tau - 1)
+                w = torch.full(shape, -math.log(tau - 1.0), dtype=torch.get_default_dtype())
+            else:
+                w = torch.log((1.0 - lam) / lam)  # 1 - lam = sigmoid(w)
+            self.w = nn.Parameter(w)
+        elif learn == "beta":
+            self.beta = nn.Parameter(lam)
+        else:
+            self.register_buffer("decay", lam)
+
+    def decay_values(self) -> Optional[torch.Tensor]:
+        """The leak ``lam`` the forward uses (a tensor of the decay's shape, differentiable), or None without a
+        decay option (then ``lam = 1 - 1/tau_m``)."""
+        if self.learn_decay == "sigmoid":
+            return 1.0 - torch.sigmoid(self.w)
+        if self.learn_decay == "beta":
+            return self.beta.clamp(0.0, 1.0)
+        return getattr(self, "decay", None)
+
     @property
     def params(self) -> dict[str, Any]:
         """Every keyword of ``na_cuda.lif`` with this module's value."""
         return _validate.as_dict(self.neuron, self.rule, self.backend)
+
+    @classmethod
+    def from_snntorch(cls, leaky: nn.Module, method: str = "stbp", **options: Any) -> LIF:
+        """The ``LIF`` computing what the snnTorch ``Leaky`` neuron ``leaky`` computes over a window; see
+        ``na_cuda.snntorch.from_snntorch`` (docs/algorithm.md §11)."""
+        from .snntorch import from_snntorch
+
+        return cast("LIF", from_snntorch(leaky, cls, method=method, **options))
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         _validate.input_tensor(c, "input")
@@ -226,10 +306,15 @@ class LIF(nn.Module):
         if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
             passes = self.grad_rescale._passes()
             c = _RescaleGrad.apply(c, self.grad_rescale, passes, passes.next_index(c.device))
-        return functional.apply(c, self.neuron, self.rule, self.backend)
+        return functional.apply(c, self.neuron, self.rule, self.backend, self.decay_values())
 
     def extra_repr(self) -> str:
-        return f"{self.neuron.extra_repr()}, {self.rule.extra_repr()}, backend={self.backend!r}"
+        s = f"{self.neuron.extra_repr()}, {self.rule.extra_repr()}, backend={self.backend!r}"
+        d = self.decay_values()
+        if d is not None:
+            shape = tuple(d.shape)
+            s += f", learn_decay={self.learn_decay!r}, decay_shape={shape}" if self.learn_decay else f", decay={shape}"
+        return s
 
     # -- spikingjelly's module protocol (a converted model keeps working with its functional helpers) ----------
     @property

@@ -12,7 +12,10 @@ from typing import Any, Optional
 
 import torch
 
-OUTPUTS = ("psc", "spike")
+OUTPUTS = ("psc", "spike", "membrane")
+#: snnTorch's ``reset_mechanism`` values (docs/algorithm.md §11). "zero" is the hard reset ``v_reset=0.0``;
+#: "subtract" and "none" subtract the threshold (or nothing) one step after a spike, after the leak.
+RESET_MECHANISMS = ("subtract", "zero", "none")
 
 
 def real(name: str, value: Any, *, allow_inf: bool = False) -> float:
@@ -72,10 +75,16 @@ class LifParams:
       ``u[t] = lam (v - vr) + vr + beta c[t]``, ``s[t] = u[t] >= threshold``, ``v = vr`` if ``s[t]`` else ``u[t]``;
     * soft reset (``v_reset=None``): ``v`` starts at 0, ``u[t] = lam v + beta c[t]``, ``v = u[t] - threshold`` on a
       spike;
-    * ``a[t] = (1 - 1/tau_s) a + s[t] / tau_s`` (PSC, eq. 3); ``output`` is ``a`` ("psc") or ``s`` ("spike");
-      ``strict_threshold`` fires on ``u > threshold`` (the authors' released code).
+    * snnTorch's resets after the leak (``reset_mechanism``, §11): ``"subtract"``: ``v`` starts at 0,
+      ``u[t] = lam u[t-1] + beta c[t] - threshold s[t-1]``; ``"none"``: the same without the subtraction (the
+      neuron fires but never resets); ``"zero"`` is the hard reset ``v_reset=0.0`` and is stored as that. With
+      ``"subtract"``/``"none"`` ``v_reset`` must be None or 0.0 (the default) and is stored as None;
+    * ``a[t] = (1 - 1/tau_s) a + s[t] / tau_s`` (PSC, eq. 3); ``output`` is ``a`` ("psc"), ``s`` ("spike") or
+      the pre-reset membrane potential ``u`` ("membrane", STBP only); ``strict_threshold`` fires on
+      ``u > threshold`` (the authors' released code, snnTorch).
 
-    These are spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics (``decay_input`` as its ``decay_input``).
+    These are spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics (``decay_input`` as its ``decay_input``), plus
+    snnTorch's ``Leaky`` resets.
     """
 
     tau_m: float = 5.0
@@ -85,8 +94,27 @@ class LifParams:
     decay_input: bool = False
     output: str = "psc"
     strict_threshold: bool = False
+    reset_mechanism: Optional[str] = None
 
     def __post_init__(self) -> None:
+        mech = self.reset_mechanism
+        if mech is not None:
+            choice("reset_mechanism", mech, RESET_MECHANISMS)
+            if mech == "zero":
+                if self.v_reset is None or self.v_reset != 0.0:
+                    raise ValueError(
+                        f"na_cuda: reset_mechanism='zero' is the hard reset to 0; got v_reset={self.v_reset!r} "
+                        "(leave v_reset at 0.0)"
+                    )
+                mech = None
+            elif self.v_reset is not None and self.v_reset != 0.0:
+                raise ValueError(
+                    f"na_cuda: reset_mechanism={mech!r} subtracts after the leak and has no reset value; got "
+                    f"v_reset={self.v_reset!r} (pass v_reset=None or leave it at 0.0)"
+                )
+            else:
+                object.__setattr__(self, "v_reset", None)
+            object.__setattr__(self, "reset_mechanism", mech)
         tau_m = real("tau_m", self.tau_m, allow_inf=True)
         if not tau_m >= 1.0:
             raise ValueError(f"na_cuda: `tau_m` must be >= 1 (the leak is 1 - 1/tau_m; inf = IF neuron); got {tau_m}")
@@ -138,7 +166,8 @@ class LifParams:
 
     def op_args(self) -> tuple:
         """The neuron's arguments of every op, in schema order (csrc/ops.cpp): ``tau_m, tau_s, threshold, v_reset,
-        decay_input, strict_threshold, output``."""
+        decay_input, strict_threshold, output`` (``reset_mechanism`` is a trailing keyword of the ops: see
+        ``Rule.native``)."""
         return (
             self.tau_m,
             self.tau_s,
@@ -148,6 +177,13 @@ class LifParams:
             self.strict_threshold,
             self.output,
         )
+
+    def reference_kwargs(self) -> dict[str, Any]:
+        """The neuron options as the keywords of the ``na_cuda.reference`` functions."""
+        kw: dict[str, Any] = dict(v_reset=self.v_reset, decay_input=self.decay_input)
+        if self.reset_mechanism is not None:
+            kw["reset_mechanism"] = self.reset_mechanism
+        return kw
 
     def fit_dtype(self, dtype: torch.dtype) -> None:
         """The parameters must be representable in the compute dtype of ``dtype`` input (see values_fit_dtype)."""
@@ -170,4 +206,6 @@ class LifParams:
             s += ", decay_input=True"
         if self.strict_threshold:
             s += ", strict_threshold=True"
+        if self.reset_mechanism is not None:
+            s += f", reset_mechanism={self.reset_mechanism!r}"
         return s + f", output={self.output!r}"

@@ -61,13 +61,22 @@ class Rule(ABC):
         return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
 
     # -- backends (the reference backward of each rule: na_cuda.reference.rule_backward) --------------------------
-    def native(self, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    # ``decay``: None, or the learnable leak lam per neuron, ``[N]`` in the compute dtype (docs/algorithm.md §12);
+    # its gradient is the rule's dL/du times the direct partial du/dlam, computed inside the backward. The ops take
+    # it and ``reset_mechanism`` (§11) as their two trailing arguments.
+    def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
-        return getattr(torch.ops.na_cuda, f"lif_{self.name}")(c, *neuron.op_args(), *self.op_args())
+        op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
+        return op(c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
 
-    def native_backward(self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-        """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly."""
-        return getattr(torch.ops.na_cuda, f"{self.name}_backward")(grad_out, c, *neuron.op_args(), *self.op_args())
+    def native_backward(
+        self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+    ) -> Any:
+        """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly: ``grad_c``, or
+        ``(grad_c, dL/dlam [N])`` with a ``decay``."""
+        op = getattr(torch.ops.na_cuda, f"{self.name}_backward")
+        grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
+        return grad if decay is None else (grad, gdecay)
 
     @abstractmethod
     def op_args(self) -> tuple:
@@ -101,6 +110,14 @@ class NA(Rule):
 
     def fit_values(self) -> list[tuple[str, float]]:
         return [("clip", self.clip)]
+
+    def check(self, neuron: LifParams) -> None:
+        if neuron.output == "membrane":
+            raise ValueError(
+                'na_cuda: output="membrane" is refused by method="na": NA measures the loss change of its '
+                "neighbours on their spike trains, and a loss on the membrane potential has no such neighbourhood; "
+                'use method="stbp" (BPTT defines that gradient) or output="spike"/"psc"'
+            )
 
     def op_args(self) -> tuple:
         return (self.first_order, self.dist_power, self.clip)
@@ -150,7 +167,8 @@ class TSSL(Rule):
         if neuron.v_reset is None:
             raise ValueError(
                 'na_cuda: method="tssl" (TSSL-BP) is defined for a reset to rest; v_reset=None (soft '
-                'reset) is not supported: use a float v_reset, or method="na" / "stbp"'
+                "reset) and reset_mechanism='subtract'/'none' (no reset to rest) are not supported: use a float "
+                'v_reset, or method="na" / "stbp"'
             )
 
     def op_args(self) -> tuple:

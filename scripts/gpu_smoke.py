@@ -55,15 +55,25 @@ def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor
         False,
         p.get("output", "psc"),
     )
+    # trailing: the learnable decay per neuron (docs/algorithm.md §12) and snnTorch's reset after the leak (§11)
+    decay = None
+    if p.get("decay"):
+        n = c[0].numel()
+        acc = torch.float64 if c.dtype == torch.float64 else torch.float32
+        decay = torch.linspace(0.1, 0.95, n, dtype=acc, device=c.device)
+    trail = (decay, p.get("reset_mechanism"))
     if name == "forward":
-        return OPS.lif_forward(c, *t)
+        return OPS.lif_forward(c, *t, *trail)
     if name == "na":
-        return OPS.na_backward(g, c, *t, p["first_order"], p["dist_power"], p["clip"])
-    if name == "stbp":
-        return OPS.stbp_backward(g, c, *t, p["surrogate"], p["alpha"], p["detach_reset"])
-    if name == "tssl":
-        return OPS.tssl_backward(g, c, *t)
-    raise ValueError(name)
+        out = OPS.na_backward(g, c, *t, p["first_order"], p["dist_power"], p["clip"], *trail)
+    elif name == "stbp":
+        out = OPS.stbp_backward(g, c, *t, p["surrogate"], p["alpha"], p["detach_reset"], *trail)
+    elif name == "tssl":
+        out = OPS.tssl_backward(g, c, *t, *trail)
+    else:
+        raise ValueError(name)
+    # (grad_c, dL/dlam): both compared, as one tensor (dL/dlam appended as one more time step's worth of values)
+    return out[0] if decay is None else torch.cat([out[0].reshape(-1), out[1].to(out[0].dtype)])
 
 
 def cases(quick: bool):
@@ -84,6 +94,16 @@ def cases(quick: bool):
         yield "na", {"output": "psc", "first_order": "paper", "dist_power": 3, "clip": 2.0, **opts}
         yield "stbp", {"output": "spike", "surrogate": "atan", "alpha": 2.0, "detach_reset": False, **opts}
     yield "tssl", {"v_reset": -0.3, "decay_input": True}
+    # snnTorch's resets after the leak and the learnable decay (issue 17)
+    for opts in ({"v_reset": None, "reset_mechanism": "subtract"}, {"v_reset": None, "reset_mechanism": "none"}):
+        yield "forward", {"output": "spike", **opts}
+        yield "na", {"output": "spike", "first_order": "paper", "dist_power": 3, "clip": 2.0, **opts}
+        yield "stbp", {"output": "psc", "surrogate": "atan", "alpha": 2.0, "detach_reset": True, **opts}
+    for opts in ({"decay": True}, {"decay": True, "decay_input": True, "v_reset": None, "reset_mechanism": "subtract"}):
+        yield "forward", {"output": "psc", **opts}
+        yield "na", {"output": "psc", "first_order": "paper", "dist_power": 3, "clip": 2.0, **opts}
+        yield "stbp", {"output": "spike", "surrogate": "atan", "alpha": 2.0, "detach_reset": True, **opts}
+    yield "tssl", {"decay": True, "decay_input": True}
 
 
 def compare(label: str, got: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> bool:

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -42,7 +42,9 @@ RULES = {"na": 0, "stbp": 1, "tssl": 2}
 SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "fast_sigmoid": 4}
 FIRST_ORDERS = {"paper": 0, "taylor": 1}
 _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
-_NEURON = [_d, _d, _d, _i, _d, _i, _i, _i]  # tau_m, tau_s, threshold, has_v_reset, v_reset, decay, strict, psc
+# tau_m, tau_s, threshold, has_v_reset, v_reset, decay_input, strict, psc, after (0 / 1 subtract / 2 none), membrane
+_NEURON = [_d, _d, _d, _i, _d, _i, _i, _i, _i, _i]
+_AFTER = {None: 0, "subtract": 1, "none": 2}
 _RULE_ARGS = {"na": [_i, _i, _d], "stbp": [_i, _d, _i], "tssl": []}
 # The ops' rule arguments (after the neuron's) as the ABI takes them.
 _ENCODE = {
@@ -113,9 +115,21 @@ class Emulator:
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
-        lib.na_emu_forward.argtypes = [_i, _vp, _vp, _i64, _i64, *_NEURON]
+        lib.na_emu_forward.argtypes = [_i, _vp, _vp, _vp, _i64, _i64, *_NEURON]
         for rule, extra in _RULE_ARGS.items():
-            getattr(lib, f"na_emu_{rule}_backward").argtypes = [_i, _vp, _vp, _vp, _vp, _i64, _i64, *_NEURON, *extra]
+            getattr(lib, f"na_emu_{rule}_backward").argtypes = [
+                _i,
+                _vp,
+                _vp,
+                _vp,
+                _vp,
+                _vp,
+                _vp,
+                _i64,
+                _i64,
+                *_NEURON,
+                *extra,
+            ]
         lib.na_emu_set_max_blocks.argtypes = [_i64]
         lib.na_emu_workspace_planes.argtypes = [_i, _i, _i64]
         lib.na_emu_blocks_run.restype = _i64
@@ -160,8 +174,10 @@ class Emulator:
 
     @staticmethod
     def _neuron(args: tuple) -> tuple:
-        """The ops' neuron arguments (tau_m, tau_s, threshold, v_reset, decay_input, strict, output) for the ABI."""
-        tau_m, tau_s, threshold, v_reset, decay_input, strict, output = args
+        """The ops' neuron arguments (tau_m, tau_s, threshold, v_reset, decay_input, strict, output), optionally
+        followed by reset_mechanism, for the ABI."""
+        tau_m, tau_s, threshold, v_reset, decay_input, strict, output = args[:7]
+        mechanism = args[7] if len(args) > 7 else None
         return (
             tau_m,
             tau_s,
@@ -171,24 +187,48 @@ class Emulator:
             int(decay_input),
             int(strict),
             int(output == "psc"),
+            _AFTER[mechanism],
+            int(output == "membrane"),
         )
 
-    def forward(self, c: torch.Tensor, neuron: tuple) -> torch.Tensor:
-        """The LIF forward; `neuron`: the ops' neuron arguments (as torch.ops.na_cuda.lif_forward takes them)."""
+    def forward(self, c: torch.Tensor, neuron: tuple, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The LIF forward; `neuron`: the ops' neuron arguments (as torch.ops.na_cuda.lif_forward takes them, then
+        optionally reset_mechanism); `decay`: the learnable leak per neuron ([N], compute dtype) or None."""
         c = c.contiguous()
         out, _, T, N = self._out(c, None)
-        self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(out), T, N, *self._neuron(neuron))
+        self.lib.na_emu_forward(DTYPES[c.dtype], _ptr(c), _ptr(decay), _ptr(out), T, N, *self._neuron(neuron))
         return out[: T * N].view(c.shape)
 
-    def backward(self, rule: str, g: torch.Tensor, c: torch.Tensor, neuron: tuple, rule_args: tuple) -> torch.Tensor:
-        """grad_c of `rule`, with the arguments torch.ops.na_cuda.<rule>_backward takes after (g, c)."""
+    def backward(
+        self,
+        rule: str,
+        g: torch.Tensor,
+        c: torch.Tensor,
+        neuron: tuple,
+        rule_args: tuple,
+        decay: Optional[torch.Tensor] = None,
+    ) -> Any:
+        """grad_c of `rule`, with the arguments torch.ops.na_cuda.<rule>_backward takes after (g, c); with a
+        `decay`, (grad_c, dL/dlam per neuron)."""
         c, g = c.contiguous(), g.contiguous()
         grad, ws, T, N = self._out(c, rule)
+        gdecay = None if decay is None else self._nan(N, decay.dtype)
         extra = _ENCODE[rule](*rule_args)
         getattr(self.lib, f"na_emu_{rule}_backward")(
-            DTYPES[c.dtype], _ptr(g), _ptr(c), _ptr(grad), _ptr(ws), T, N, *self._neuron(neuron), *extra
+            DTYPES[c.dtype],
+            _ptr(g),
+            _ptr(c),
+            _ptr(decay),
+            _ptr(grad),
+            _ptr(gdecay),
+            _ptr(ws),
+            T,
+            N,
+            *self._neuron(neuron),
+            *extra,
         )
-        return grad[: T * N].view(c.shape)
+        out = grad[: T * N].view(c.shape)
+        return out if gdecay is None else (out, gdecay[:N])
 
 
 def load() -> Emulator:

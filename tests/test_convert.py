@@ -182,9 +182,12 @@ def _advice_cases():
             lambda model: setattr(model[1].surrogate_function, "spiking", True),
         ),
         (
-            one(lambda: sj_neuron.ParametricLIFNode(step_mode="m"), before=[sj_neuron.IFNode(step_mode="m")]),
+            one(
+                lambda: sj_neuron.SimpleLIFNode(tau=2.0, decay_input=True, step_mode="m"),
+                before=[sj_neuron.IFNode(step_mode="m")],
+            ),
             "na",
-            r"2 \(spikingjelly ParametricLIFNode\): no na_cuda equivalent.*strict=False",
+            r"2 \(spikingjelly SimpleLIFNode\): no na_cuda equivalent.*strict=False",
             "strict=False",
         ),
         (
@@ -375,12 +378,13 @@ def test_neuron_in_a_recurrent_container_is_refused_with_the_container():
 
 
 def test_strict_false_report_and_verbose(capsys):
-    model = nn.Sequential(sj_neuron.IFNode(step_mode="m"), nn.Linear(2, 2), sj_neuron.ParametricLIFNode(step_mode="m"))
-    with pytest.warns(UserWarning, match="ParametricLIFNode"):
+    skip = sj_neuron.SimpleLIFNode(tau=2.0, decay_input=True, step_mode="m")
+    model = nn.Sequential(sj_neuron.IFNode(step_mode="m"), nn.Linear(2, 2), skip)
+    with pytest.warns(UserWarning, match="SimpleLIFNode"):
         out, report = convert(model, strict=False, verbose=True, return_report=True)
-    assert out is model and isinstance(model[0], LIF) and type(model[2]).__name__ == "ParametricLIFNode"
+    assert out is model and isinstance(model[0], LIF) and model[2] is skip
     assert report.converted == [("0", "IFNode", model[0])]
-    assert [(p, t) for p, t, _ in report.skipped] == [("2", "ParametricLIFNode")]
+    assert [(p, t) for p, t, _ in report.skipped] == [("2", "SimpleLIFNode")]
     printed = capsys.readouterr().out
     assert "converted 1, skipped 1" in printed and "converted 0 (IFNode) -> LIF" in printed
     with pytest.raises(TypeError, match="`strict` must be True or False"):

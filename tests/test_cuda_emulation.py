@@ -113,7 +113,7 @@ def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dty
     for (name, neuron), args in itertools.product(NEURONS.items(), RULES[rule]):
         if not _supported(rule, neuron):
             continue
-        want = getattr(OPS, f"{rule}_backward")(g, c, *neuron, *args)
+        want, _ = getattr(OPS, f"{rule}_backward")(g, c, *neuron, *args)
         for cap in GRID_CAPS:
             emu.set_max_blocks(cap)
             got = emu.backward(rule, g, c, neuron, args)
@@ -150,6 +150,47 @@ def test_na_backward(emu, T, dtype):
 def test_stbp_tssl_backward(emu, rule, T, dtype):
     _needs_half(emu, dtype)
     _check_backward(emu, rule, T, dtype)
+
+
+# snnTorch's resets after the leak (docs/algorithm.md §11) and the membrane output, with and without a learnable decay
+# (§12): (neuron args + reset_mechanism, rules). The CUDA path re-simulates the original in NA's runs (the CPU packs
+# read u back), so this is the only check of that code under the new reset.
+AFTER_NEURONS = {
+    "subtract-strict-spike": (5.0, 2.0, 1.0, None, False, True, "spike", "subtract"),
+    "subtract-decay-psc": (3.0, 2.0, 0.9, None, True, False, "psc", "subtract"),
+    "none-spike": (4.0, 2.0, 1.0, None, False, False, "spike", "none"),
+    "subtract-membrane": (4.0, 2.0, 1.0, None, False, True, "membrane", "subtract"),
+    "hard-membrane": (4.0, 2.0, 1.0, -0.2, True, False, "membrane", None),
+}
+
+
+@pytest.mark.parametrize("learn", [False, True], ids=["fixed", "decay"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("T", [1, 5, 9, 17, 33])
+def test_after_leak_and_decay(emu, T, dtype, learn):
+    c, g = _inputs(T, dtype, seed=T + 100)
+    decay = torch.linspace(0.05, 1.0, N, dtype=dtype) if learn else None
+    for name, neuron in itertools.chain(AFTER_NEURONS.items(), NEURONS.items() if learn else ()):
+        mech = neuron[7] if len(neuron) > 7 else None
+        want = OPS.lif_forward(c, *neuron[:7], decay, mech)
+        for rule, args in (("na", RULES["na"][1]), ("stbp", RULES["stbp"][6]), ("tssl", ())):
+            if rule == "tssl" and not (_supported(rule, neuron) and mech is None):
+                continue
+            if rule == "na" and neuron[6] == "membrane":
+                continue
+            if learn and math.isinf(neuron[0]) and neuron[4]:
+                continue
+            gwant, dwant = getattr(OPS, f"{rule}_backward")(g, c, *neuron[:7], *args, decay, mech)
+            for cap in GRID_CAPS:
+                emu.set_max_blocks(cap)
+                what = f"{rule} {name} T={T} {dtype} cap {cap} decay={learn}"
+                _assert_same_bits(emu.forward(c, neuron, decay), want, "forward " + what)
+                got = emu.backward(rule, g, c, neuron, args, decay)
+                if learn:
+                    got, dgot = got
+                    _assert_same_bits(dgot, dwant, "dL/dlam " + what)
+                emu.check_guards()
+                _assert_same_bits(got, gwant, what)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)

@@ -10,7 +10,15 @@
 // paper's neuron (reset to 0) with threshold' = threshold - vr, so one set of loops serves every vr, vr = 0 is the
 // paper's arithmetic to the bit, and every rule sees the shift only through LifCoef::thr. The outputs (spikes, PSC)
 // and the gradients do not depend on the coordinates. The soft reset (v_reset = None, spikingjelly's
-// v = u - threshold on a spike) is a second reset policy, a template parameter of every loop (Reset).
+// v = u - threshold on a spike) is a second reset policy, a template parameter of every loop (Reset). The third,
+// Reset::After (snnTorch's reset_mechanism "subtract" / "none", §11), subtracts the threshold (or nothing) one
+// step late, after the leak: u[t] = lam u[t-1] + x[t] - sub s[t-1]. Its carried state is the pair (v, r) =
+// (u[t-1], sub s[t-1]), so lif_step takes r as well (unused, and optimised away, under the other two).
+//
+// Learnable decay (§12): LifCoef::lam_n points at this neuron's (or pack's) own lam when the op got a decay tensor
+// (then beta = 1 - lam under decay_input), and LifCoef::glam_n at where its dL/dlam goes; both are null otherwise,
+// so the fixed-tau loops keep their arithmetic. Every rule accumulates sum_t dL/du[t] du[t]/dlam with
+// du[t]/dlam = v[t-1] - [decay_input] c[t] (the state carried into step t) in its reverse loop.
 #pragma once
 
 #include <type_traits>
@@ -28,10 +36,12 @@ struct LifConfig {
   bool soft;         // soft reset: v = u - threshold on a spike, v starts at 0
   bool decay_input;  // u = lam v + c / tau_m (spikingjelly's decay_input=True) instead of lam v + c
   bool strict;       // fire on u > threshold (the released code's `mem > threshold`) instead of u >= threshold
-  bool psc;          // output = PSC a (true) or spikes s (false)
+  bool psc;          // output = PSC a (true) or spikes s / the membrane potential (false)
+  int after = 0;     // 0: the reset of v_reset/soft; 1: subtract the threshold after the leak; 2: no reset (§11)
+  bool mem = false;  // output = the membrane potential u (pre-reset, unshifted coordinates), STBP only
 };
 
-enum class Reset : int { Hard = 0, Soft = 1 };
+enum class Reset : int { Hard = 0, Soft = 1, After = 2 };
 
 }  // namespace na
 
@@ -44,10 +54,15 @@ NA_ISA_BEGIN
 // floats u > thr exactly when u >= nextafter(thr, +inf): one comparison, no branch in the loops. `beta` scales the
 // input (1, or 1/tau_m under decay_input; x * 1 is exact, so the default keeps the paper's bits) and, by the chain
 // rule, every gradient w.r.t. c.
+//
+// `sub` is what Reset::After subtracts one step after a spike (thr, or 0 for "none"); `vr` the shift added back
+// to u for the membrane output.
 template <typename acc_t>
 struct LifCoef {
-  acc_t lam, kappa, inv_tau_s, thr, fire, tau_m, beta;
-  bool strict, psc;
+  acc_t lam, kappa, inv_tau_s, thr, fire, tau_m, beta, sub, vr;
+  bool strict, psc, mem, decay_input;
+  const acc_t* lam_n = nullptr;  // this neuron's lam (learnable decay), or null: lam above
+  acc_t* glam_n = nullptr;       // where this neuron's dL/dlam goes, or null: not wanted
   explicit LifCoef(const LifConfig& c)
       : lam(static_cast<acc_t>(1.0 - 1.0 / c.tau_m)),
         kappa(static_cast<acc_t>(1.0 - 1.0 / c.tau_s)),
@@ -56,27 +71,62 @@ struct LifCoef {
         fire(c.strict ? std::nextafter(thr, std::numeric_limits<acc_t>::infinity()) : thr),
         tau_m(static_cast<acc_t>(c.tau_m)),
         beta(static_cast<acc_t>(c.decay_input ? 1.0 / c.tau_m : 1.0)),
+        sub(static_cast<acc_t>(c.after == 1 ? c.threshold : 0.0)),
+        vr(static_cast<acc_t>(c.soft ? 0.0 : c.v_reset)),
         strict(c.strict),
-        psc(c.psc) {}
+        psc(c.psc),
+        mem(c.mem),
+        decay_input(c.decay_input) {}
+  // A copy for the neuron (or pack) at `offset` of the decay arrays `lam` / `glam` (either may be null).
+  NA_HD LifCoef at(const acc_t* lam, acc_t* glam, int64_t offset) const {
+    LifCoef k = *this;
+    k.lam_n = lam == nullptr ? nullptr : lam + offset;
+    k.glam_n = glam == nullptr ? nullptr : glam + offset;
+    return k;
+  }
 };
+
+// The leak and the input scale of this neuron: the fixed ones, or lam_n[0] and (decay_input) 1 - lam_n[0].
+template <typename V, typename acc_t>
+NA_HD V decay_of(const LifCoef<acc_t>& k) {
+  return k.lam_n != nullptr ? Lanes<V>::load(k.lam_n) : Lanes<V>::splat(k.lam);
+}
+template <typename V, typename acc_t>
+NA_HD V input_scale_of(const LifCoef<acc_t>& k, V lam) {
+  return k.lam_n != nullptr && k.decay_input ? Lanes<V>::splat(1) - lam : Lanes<V>::splat(k.beta);
+}
 
 // The state after step t's spike test: the reset (eq. 4; hard: to 0 in the shifted coordinates; soft: minus the
 // threshold) where s fired, u itself where it did not.
+// Reset::After keeps u itself (its subtraction comes one step later, through r).
 template <Reset R, typename V>
 NA_HD V after_spike(typename Lanes<V>::mask s, V u, V thr) {
   using L = Lanes<V>;
   if (R == Reset::Hard) return L::select(s, L::splat(0), u);
+  if (R == Reset::After) return u;
   return L::select(s, u - thr, u);
 }
 
 // One step (eq. 1-2, §2): `v` is the post-reset potential carried between steps, `x` the scaled input beta c[t];
-// returns the spike and writes the pre-reset potential u (the one compared with the threshold).
+// returns the spike and writes the pre-reset potential u (the one compared with the threshold). Reset::After
+// (§11): u = (lam v + x) - r, snnTorch's operation order, and r = sub where s fired (else 0) for the next step.
+template <Reset R, typename V>
+NA_HD typename Lanes<V>::mask lif_step(V& v, V& r, V x, V lam, V fire, V thr, V sub, V& u) {
+  using L = Lanes<V>;
+  u = lam * v + x;
+  if (R == Reset::After) u = u - r;
+  const typename L::mask s = u >= fire;
+  v = after_spike<R>(s, u, thr);
+  if (R == Reset::After) r = L::select(s, sub, L::splat(0));
+  return s;
+}
+
+// The same for the resets without r (Hard, Soft).
 template <Reset R, typename V>
 NA_HD typename Lanes<V>::mask lif_step(V& v, V x, V lam, V fire, V thr, V& u) {
-  u = lam * v + x;
-  const typename Lanes<V>::mask s = u >= fire;
-  v = after_spike<R>(s, u, thr);
-  return s;
+  static_assert(R != Reset::After, "Reset::After carries r: use the overload that takes it");
+  V r = Lanes<V>::splat(0);
+  return lif_step<R>(v, r, x, lam, fire, thr, r, u);
 }
 
 // Non-finite inputs in a backward (§10): `x - x` is exactly 0 for a finite x and NaN for +-inf and NaN, so the test is
@@ -95,27 +145,62 @@ NA_HD V nonfinite_guard(typename Lanes<V>::mask bad, V value) {
   return L::select(bad, L::splat(std::numeric_limits<typename L::scalar>::quiet_NaN()), value);
 }
 
+// dL/dlam of one neuron (§12): sum over t of dL/du[t] times du[t]/dlam = v[t-1] - [decay_input] c[t]. `add` is
+// called in the rule's reverse loop; `store` writes the sum where LifCoef::glam_n points (nothing if null). The
+// input term is accumulated on the scaled input x = beta c that every rule has at hand (NA's CPU packs scale their
+// copy of c in place) and divided by beta = 1 - lam once at the end: sum g c = (sum g x) / beta. (lam = 1 with
+// decay_input has no input at all, beta = 0; that term is then NaN.)
+template <typename V>
+struct DecayGrad {
+  V acc, accx;
+  bool on, scaled;
+  template <typename acc_t>
+  NA_HD explicit DecayGrad(const LifCoef<acc_t>& k)
+      : acc(Lanes<V>::splat(0)), accx(Lanes<V>::splat(0)), on(k.glam_n != nullptr), scaled(k.decay_input) {}
+  // gu = dL/du[t], v_in = the state carried into step t, x = the scaled input beta c[t].
+  NA_HD void add(V gu, V v_in, V x) {
+    add_state(gu, v_in);
+    add_input(gu, x);
+  }
+  NA_HD void add_state(V gu, V v_in) { acc = acc + gu * v_in; }
+  NA_HD void add_input(V gu, V x) {
+    if (scaled) accx = accx + gu * x;
+  }
+  // `bad`: the neuron's §10 mask after the reverse loop (a non-finite c or G anywhere: lam reaches every step),
+  // which makes dL/dlam NaN as it makes grad_c.
+  template <typename acc_t>
+  NA_HD void store(const LifCoef<acc_t>& k, V beta, typename Lanes<V>::mask bad) const {
+    if (on) Lanes<V>::store(k.glam_n, nonfinite_guard(bad, scaled ? acc - accx / beta : acc));
+  }
+};
+
 // Forward over T for one neuron (or one pack): writes the PSC a (eq. 3) or the spikes s.
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
 NA_HD void lif_forward_neuron(const S* c, S* out, int64_t T, int64_t stride, const LifCoef<acc_t>& k) {
   using L = Lanes<V>;
-  const V lam = L::splat(k.lam), fire = L::splat(k.fire), thr = L::splat(k.thr), kappa = L::splat(k.kappa);
-  const V beta = L::splat(k.beta), jump = L::splat(k.inv_tau_s), zero = L::splat(0), one = L::splat(1);
-  V v = zero, a = zero, u;
+  const V lam = decay_of<V>(k), fire = L::splat(k.fire), thr = L::splat(k.thr), kappa = L::splat(k.kappa);
+  const V beta = input_scale_of(k, lam), jump = L::splat(k.inv_tau_s), zero = L::splat(0), one = L::splat(1);
+  const V sub = L::splat(k.sub), vr = L::splat(k.vr);
+  V v = zero, r = zero, a = zero, u;
   for (int64_t t = 0; t < T; ++t) {
-    const auto s = lif_step<R>(v, L::load(c + t * stride) * beta, lam, fire, thr, u);
+    const auto s = lif_step<R>(v, r, L::load(c + t * stride) * beta, lam, fire, thr, sub, u);
     a = kappa * a + L::select(s, jump, zero);
-    L::store(out + t * stride, k.psc ? a : L::select(s, one, zero));
+    L::store(out + t * stride, k.psc ? a : k.mem ? u + vr : L::select(s, one, zero));
   }
 }
 
-// Calls f(std::integral_constant<Reset, R>{}) for the reset policy `soft` (host side): the one runtime branch per
+// Calls f(std::integral_constant<Reset, R>{}) for the reset policy of `cfg` (host side): the one runtime branch per
 // launch that turns the reset into a compile-time parameter of the loops. `Rule::kSoftReset = false` (a rule
-// defined for a reset to rest only, refused by the bindings before any launch) makes no soft instantiation.
+// defined for a reset to rest only, refused by the bindings before any launch) makes no soft or after-leak
+// instantiation.
 template <bool kSoftToo = true, typename F>
-inline void with_reset(bool soft, const F& f) {
+inline void with_reset(const LifConfig& cfg, const F& f) {
   if constexpr (kSoftToo) {
-    if (soft) {
+    if (cfg.after != 0) {
+      f(std::integral_constant<Reset, Reset::After>{});
+      return;
+    }
+    if (cfg.soft) {
       f(std::integral_constant<Reset, Reset::Soft>{});
       return;
     }

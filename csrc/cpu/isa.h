@@ -3,9 +3,10 @@
 // A kernel works on one block of neurons already gathered into compute-type planes: `planes` arrays of [T, w]
 // (plane i at buf + i * T * w; w = the row stride, nb <= w the neurons in use, the rest zero-padded to a whole
 // pack). Plane 0 holds c, plane 1 the output (forward) or g, which the backward overwrites with the gradient,
-// planes 2.. the rule's Rule::kCpuPlanes workspace. The tables are defined by isa_kernels.h, compiled once per
-// instruction set (isa_baseline.cpp, isa_avx2.cpp). Only plain data here: no inline function may be compiled
-// under two instruction sets (see NA_ISA in core/lanes.h).
+// planes 2.. the rule's Rule::kCpuPlanes workspace. With a learnable decay (docs/algorithm.md §12) `lam` is the
+// block's row of w leaks and the backward writes dL/dlam to the row `glam` (both null without one). The tables are
+// defined by isa_kernels.h, compiled once per instruction set (isa_baseline.cpp, isa_avx2.cpp). Only plain data here:
+// no inline function may be compiled under two instruction sets (see NA_ISA in core/lanes.h).
 #pragma once
 
 #include <cstdint>
@@ -22,11 +23,12 @@ constexpr int64_t kBlock = 64;    // neurons per block; a multiple of every pack
 constexpr int64_t kMaxLanes = 8;  // the widest pack (8 floats in an AVX2 register): block rows are padded to it
 
 template <typename acc_t, typename Config>
-using BackwardFn = void (*)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&, const Config&);
+using BackwardFn = void (*)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&, const Config&,
+                            const acc_t* lam, acc_t* glam);
 
 template <typename acc_t>
 struct BlockKernels {
-  void (*forward)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&);
+  void (*forward)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&, const acc_t* lam);
   BackwardFn<acc_t, NaConfig> na;
   BackwardFn<acc_t, StbpConfig> stbp;
   BackwardFn<acc_t, TsslConfig> tssl;

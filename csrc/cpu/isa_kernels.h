@@ -16,31 +16,31 @@ namespace cpu {
 NA_ISA_BEGIN
 
 template <typename acc_t>
-void forward_block(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig& cfg) {
+void forward_block(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig& cfg, const acc_t* lam) {
   using V = typename PackOf<acc_t>::type;
   const LifCoef<acc_t> lif(cfg);
   const acc_t* lc = buf;
   acc_t* lo = buf + T * w;
-  with_reset(cfg.soft, [&](auto reset) {
+  with_reset(cfg, [&](auto reset) {
     constexpr Reset R = decltype(reset)::value;
     for (int64_t j = 0; j < nb; j += Lanes<V>::kLanes)
-      lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, w, lif);
+      lif_forward_neuron<R, acc_t, acc_t, V>(lc + j, lo + j, T, w, lif.at(lam, nullptr, j));
   });
 }
 
 template <typename Rule, typename acc_t>
 void backward_block(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig& lcfg,
-                    const typename Rule::Config& rcfg) {
+                    const typename Rule::Config& rcfg, const acc_t* lam, acc_t* glam) {
   using V = typename PackOf<acc_t>::type;
   const LifCoef<acc_t> lif(lcfg);
   const typename Rule::template Coef<acc_t> coef(rcfg);
   acc_t *lc = buf, *lg = buf + T * w, *w0 = buf + 2 * T * w;
   acc_t* w1 = Rule::kCpuPlanes > 1 ? buf + 3 * T * w : nullptr;
-  with_reset<Rule::kSoftReset>(lcfg.soft, [&](auto reset) {
+  with_reset<Rule::kSoftReset>(lcfg, [&](auto reset) {
     constexpr Reset R = decltype(reset)::value;
     for (int64_t j = 0; j < nb; j += Lanes<V>::kLanes)
-      Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, w0 + j, w1 ? w1 + j : nullptr, lg + j, T, w, w, lif,
-                                                   coef);
+      Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, w0 + j, w1 ? w1 + j : nullptr, lg + j, T, w, w,
+                                                   lif.at(lam, glam, j), coef);
   });
 }
 

@@ -66,6 +66,13 @@ void gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
   }
 }
 
+// The block's slice of a per-neuron [N] array (the learnable decay, §12) into dst[0, w), zeros past the end.
+template <typename acc_t>
+void gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b) {
+  for (int64_t j = 0; j < b.nb; ++j) dst[j] = src[b.n0 + j];
+  for (int64_t j = b.nb; j < b.w; ++j) dst[j] = acc_t(0);
+}
+
 template <typename scalar_t, typename acc_t>
 void scatter(const acc_t* src, scalar_t* dst, int64_t N, const Block<acc_t>& b) {
   for (int64_t t = 0; t < b.T; ++t) {
@@ -75,12 +82,13 @@ void scatter(const acc_t* src, scalar_t* dst, int64_t N, const Block<acc_t>& b) 
   }
 }
 
-// Runs body(block) over all blocks of the [T, N] problem in parallel.
+// Runs body(block) over all blocks of the [T, N] problem in parallel. `rows` more rows of w values follow the
+// planes (per-neuron values: the learnable decay and its gradient).
 template <typename acc_t, typename Body>
-void for_each_block(int64_t T, int64_t N, int64_t planes, const Body& body) {
+void for_each_block(int64_t T, int64_t N, int64_t planes, int64_t rows, const Body& body) {
   torch::stable::parallel_for(0, N, grain(T), [&](int64_t begin, int64_t end) {
     const int64_t w = std::min(kBlock, (end - begin + kMaxLanes - 1) / kMaxLanes * kMaxLanes);
-    std::vector<acc_t> buf(static_cast<size_t>(planes * T * w));
+    std::vector<acc_t> buf(static_cast<size_t>((planes * T + rows) * w));
     for (int64_t n0 = begin; n0 < end; n0 += w) body(Block<acc_t>{T, n0, std::min(w, end - n0), w, buf.data()});
   });
 }
@@ -127,10 +135,13 @@ BackwardFn<acc_t, TsslConfig> rule_kernel(const BlockKernels<acc_t>& k, const Ts
 
 }  // namespace
 
-// The backend of csrc/op_impls.h: the forward, and one backward loop for every rule (plane layout: isa.h).
+// The backend of csrc/op_impls.h: the forward, and one backward loop for every rule (plane layout: isa.h). With
+// a learnable decay (§12) the block's leaks and dL/dlam are two rows of w values after the planes.
 struct Cpu {
-  static Tensor forward(const Tensor& c, const LifConfig& cfg) {
+  static Tensor forward(const Tensor& c, const std::optional<Tensor>& decay, const LifConfig& cfg) {
     const Tensor cc = torch::stable::contiguous(c);
+    Tensor dc;  // the decay, contiguous (a broadcast scalar can arrive as a stride-0 view)
+    if (decay.has_value()) dc = torch::stable::contiguous(*decay);
     Tensor out = torch::stable::empty_like(cc);
     const int64_t T = cc.size(0), N = num_neurons(cc);
     dispatch_floating(cc.scalar_type(), [&](auto tag) {
@@ -139,9 +150,12 @@ struct Cpu {
       const auto fwd = kernels_for<acc_t>().forward;
       const scalar_t* cp = static_cast<const scalar_t*>(cc.const_data_ptr());
       scalar_t* op = static_cast<scalar_t*>(out.mutable_data_ptr());
-      for_each_block<acc_t>(T, N, 2, [&](const Block<acc_t>& b) {
+      const acc_t* lp = dc.defined() ? static_cast<const acc_t*>(dc.const_data_ptr()) : nullptr;
+      for_each_block<acc_t>(T, N, 2, 1, [&](const Block<acc_t>& b) {
+        acc_t* ld = lp ? b.plane(2) : nullptr;
         gather(cp, b.plane(0), N, b);
-        fwd(b.buf, T, b.w, b.nb, cfg);
+        if (ld) gather_row(lp, ld, b);
+        fwd(b.buf, T, b.w, b.nb, cfg, ld);
         scatter(b.plane(1), op, N, b);
       });
     });
@@ -149,10 +163,14 @@ struct Cpu {
   }
 
   template <typename Rule>
-  static Tensor backward(const Tensor& grad_out, const Tensor& c, const LifConfig& lcfg,
-                         const typename Rule::Config& rcfg) {
+  static std::tuple<Tensor, Tensor> backward(const Tensor& grad_out, const Tensor& c,
+                                             const std::optional<Tensor>& decay, const LifConfig& lcfg,
+                                             const typename Rule::Config& rcfg) {
     const Tensor cc = torch::stable::contiguous(c), gc = torch::stable::contiguous(grad_out);
+    Tensor dc;  // the decay, contiguous (a broadcast scalar can arrive as a stride-0 view)
+    if (decay.has_value()) dc = torch::stable::contiguous(*decay);
     Tensor grad = torch::stable::empty_like(cc);
+    Tensor gdecay = dc.defined() ? torch::stable::empty_like(dc) : torch::stable::new_empty(cc, {0});
     const int64_t T = cc.size(0), N = num_neurons(cc);
     dispatch_floating(cc.scalar_type(), [&](auto tag) {
       using scalar_t = decltype(tag);
@@ -161,14 +179,20 @@ struct Cpu {
       const scalar_t* cp = static_cast<const scalar_t*>(cc.const_data_ptr());
       const scalar_t* gp = static_cast<const scalar_t*>(gc.const_data_ptr());
       scalar_t* dp = static_cast<scalar_t*>(grad.mutable_data_ptr());
-      for_each_block<acc_t>(T, N, 2 + Rule::kCpuPlanes, [&](const Block<acc_t>& b) {
+      const acc_t* lp = dc.defined() ? static_cast<const acc_t*>(dc.const_data_ptr()) : nullptr;
+      acc_t* glp = dc.defined() ? static_cast<acc_t*>(gdecay.mutable_data_ptr()) : nullptr;
+      constexpr int64_t P = 2 + Rule::kCpuPlanes;
+      for_each_block<acc_t>(T, N, P, 2, [&](const Block<acc_t>& b) {
+        acc_t *ld = lp ? b.plane(P) : nullptr, *lgd = lp ? b.plane(P) + b.w : nullptr;
         gather(cp, b.plane(0), N, b);
         gather(gp, b.plane(1), N, b);
-        bwd(b.buf, T, b.w, b.nb, lcfg, rcfg);
+        if (ld) gather_row(lp, ld, b);
+        bwd(b.buf, T, b.w, b.nb, lcfg, rcfg, ld, lgd);
         scatter(b.plane(1), dp, N, b);
+        if (lgd) std::copy(lgd, lgd + b.nb, glp + b.n0);
       });
     });
-    return grad;
+    return {grad, gdecay};
   }
 };
 

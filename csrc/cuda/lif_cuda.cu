@@ -53,26 +53,32 @@ void check_launch() {
 // The backend of csrc/op_impls.h: device guard, contiguous inputs, the output, the workspace the rule needs
 // ([planes, T, N] float, or double for float64), one launch, the launch check.
 struct Cuda {
-  static Tensor forward(const Tensor& c, const LifConfig& cfg) {
+  static Tensor forward(const Tensor& c, const std::optional<Tensor>& decay, const LifConfig& cfg) {
     const torch::stable::accelerator::DeviceGuard guard(c.get_device_index());
     const Tensor cc = torch::stable::contiguous(c);
+    Tensor dc;  // the learnable decay per neuron (§12), contiguous
+    if (decay.has_value()) dc = torch::stable::contiguous(*decay);
     Tensor out = torch::stable::empty_like(cc);
     const int64_t T = cc.size(0), N = num_neurons(cc);
     if (N == 0) return out;
-    cuda::lif_forward(kernel_dtype(cc.scalar_type()), cc.const_data_ptr(), out.mutable_data_ptr(), T, N, cfg,
-                      current_stream(cc));
+    cuda::lif_forward(kernel_dtype(cc.scalar_type()), cc.const_data_ptr(), dc.defined() ? dc.const_data_ptr() : nullptr,
+                      out.mutable_data_ptr(), T, N, cfg, current_stream(cc));
     check_launch();
     return out;
   }
 
   template <typename Rule>
-  static Tensor backward(const Tensor& grad_out, const Tensor& c, const LifConfig& lcfg,
-                         const typename Rule::Config& rcfg) {
+  static std::tuple<Tensor, Tensor> backward(const Tensor& grad_out, const Tensor& c,
+                                             const std::optional<Tensor>& decay, const LifConfig& lcfg,
+                                             const typename Rule::Config& rcfg) {
     const torch::stable::accelerator::DeviceGuard guard(c.get_device_index());
     const Tensor cc = torch::stable::contiguous(c), gc = torch::stable::contiguous(grad_out);
+    Tensor dc;  // the learnable decay per neuron (§12), contiguous; its gradient goes to gdecay
+    if (decay.has_value()) dc = torch::stable::contiguous(*decay);
     Tensor grad = torch::stable::empty_like(cc);
+    Tensor gdecay = dc.defined() ? torch::stable::empty_like(dc) : torch::stable::new_empty(cc, {0});
     const int64_t T = cc.size(0), N = num_neurons(cc);
-    if (N == 0) return grad;
+    if (N == 0) return {grad, gdecay};
     const cuda::DType dt = kernel_dtype(cc.scalar_type());
     const int planes = cuda::workspace_planes<Rule>(dt, T);
     Tensor ws;
@@ -80,10 +86,11 @@ struct Cuda {
       const ScalarType wt = cuda::compute_is_double(dt) ? ScalarType::Double : ScalarType::Float;
       ws = torch::stable::new_empty(cc, {planes, T, N}, wt);
     }
-    cuda::backward<Rule>(dt, gc.const_data_ptr(), cc.const_data_ptr(), grad.mutable_data_ptr(),
+    cuda::backward<Rule>(dt, gc.const_data_ptr(), cc.const_data_ptr(), dc.defined() ? dc.const_data_ptr() : nullptr,
+                         grad.mutable_data_ptr(), dc.defined() ? gdecay.mutable_data_ptr() : nullptr,
                          ws.defined() ? ws.mutable_data_ptr() : nullptr, T, N, lcfg, rcfg, current_stream(cc));
     check_launch();
-    return grad;
+    return {grad, gdecay};
   }
 };
 

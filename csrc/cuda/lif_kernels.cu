@@ -80,9 +80,10 @@ void launch(void (*kernel)(P...), int64_t N, cudaStream_t stream, A... args) {
 // 255-register cap, and with it ptxas squeezed the sm_80 STBP kernels to 32 registers with 4-8 B of spills.
 
 template <Reset R, typename scalar_t, typename acc_t>
-__global__ void lif_forward_kernel(const scalar_t* __restrict__ c, scalar_t* __restrict__ out, int64_t T, int64_t N,
-                                   LifCoef<acc_t> lif) {
-  for (int64_t n = first_neuron(); n < N; n += grid_stride()) lif_forward_neuron<R>(c + n, out + n, T, N, lif);
+__global__ void lif_forward_kernel(const scalar_t* __restrict__ c, const acc_t* __restrict__ decay,
+                                   scalar_t* __restrict__ out, int64_t T, int64_t N, LifCoef<acc_t> lif) {
+  for (int64_t n = first_neuron(); n < N; n += grid_stride())
+    lif_forward_neuron<R>(c + n, out + n, T, N, lif.at(decay, nullptr, n));
 }
 
 template <typename P>
@@ -100,11 +101,13 @@ __device__ __forceinline__ P* column(P* plane, int64_t n) {
 // plane in the workspace (4 B per neuron-step in fp32, written and read back by the same thread; the run re-reads
 // c[k] and X[k] for a few steps, rows this warp touched in the previous iterations: L1/L2 hits).
 template <typename Rule, Reset R, int B, typename scalar_t, typename acc_t>
-__global__ void backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ c, scalar_t* grad,
-                                acc_t* w0, acc_t* w1, int64_t T, int64_t N, LifCoef<acc_t> lif,
+__global__ void backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ c,
+                                const acc_t* __restrict__ decay, scalar_t* grad, acc_t* __restrict__ gdecay, acc_t* w0,
+                                acc_t* w1, int64_t T, int64_t N, LifCoef<acc_t> lif,
                                 typename Rule::template Coef<acc_t> coef) {
   for (int64_t n = first_neuron(); n < N; n += grid_stride())
-    Rule::template neuron<R, B>(c + n, g + n, column(w0, n), column(w1, n), grad + n, T, N, N, lif, coef);
+    Rule::template neuron<R, B>(c + n, g + n, column(w0, n), column(w1, n), grad + n, T, N, N, lif.at(decay, gdecay, n),
+                                coef);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -157,14 +160,15 @@ auto backward_kernel_for(int64_t T) {
 
 }  // namespace
 
-void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& cfg, cudaStream_t stream) {
+void lif_forward(DType dt, const void* c, const void* decay, void* out, int64_t T, int64_t N, const LifConfig& cfg,
+                 cudaStream_t stream) {
   if (N <= 0 || T <= 0) return;
   dispatch(dt, [&](auto s, auto a) {
     using scalar_t = decltype(s);
     using acc_t = decltype(a);
-    with_reset(cfg.soft, [&](auto reset) {
+    with_reset(cfg, [&](auto reset) {
       launch(lif_forward_kernel<decltype(reset)::value, scalar_t, acc_t>, N, stream, static_cast<const scalar_t*>(c),
-             static_cast<scalar_t*>(out), T, N, LifCoef<acc_t>(cfg));
+             static_cast<const acc_t*>(decay), static_cast<scalar_t*>(out), T, N, LifCoef<acc_t>(cfg));
     });
   });
 }
@@ -172,8 +176,8 @@ void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const
 // Workspace pointers as workspace_planes() counted them: none on chip; else plane 0 in the gradient where the rule
 // and the types allow it, the rest from `ws` in order.
 template <typename Rule>
-void backward(DType dt, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N, const LifConfig& lcfg,
-              const typename Rule::Config& rcfg, cudaStream_t stream) {
+void backward(DType dt, const void* g, const void* c, const void* decay, void* grad, void* gdecay, void* ws, int64_t T,
+              int64_t N, const LifConfig& lcfg, const typename Rule::Config& rcfg, cudaStream_t stream) {
   if (N <= 0 || T <= 0) return;
   dispatch(dt, [&](auto s, auto a) {
     using scalar_t = decltype(s);
@@ -186,20 +190,18 @@ void backward(DType dt, const void* g, const void* c, void* grad, void* ws, int6
                                                              : plane<acc_t>(ws, next++, T, N);
       if (Rule::kCudaPlanes > 1) w1 = plane<acc_t>(ws, next, T, N);
     }
-    with_reset<Rule::kSoftReset>(lcfg.soft, [&](auto reset) {
+    with_reset<Rule::kSoftReset>(lcfg, [&](auto reset) {
       launch(backward_kernel_for<Rule, decltype(reset)::value, scalar_t, acc_t>(T), N, stream,
-             static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<scalar_t*>(grad), w0, w1, T,
-             N, LifCoef<acc_t>(lcfg), typename Rule::template Coef<acc_t>(rcfg));
+             static_cast<const scalar_t*>(g), static_cast<const scalar_t*>(c), static_cast<const acc_t*>(decay),
+             static_cast<scalar_t*>(grad), static_cast<acc_t*>(gdecay), w0, w1, T, N, LifCoef<acc_t>(lcfg),
+             typename Rule::template Coef<acc_t>(rcfg));
     });
   });
 }
 
-template void backward<NaRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
-                               const NaConfig&, cudaStream_t);
-template void backward<StbpRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
-                                 const StbpConfig&, cudaStream_t);
-template void backward<TsslRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
-                                 const TsslConfig&, cudaStream_t);
+NA_BACKWARD_INST(, NaRule, NaConfig)
+NA_BACKWARD_INST(, StbpRule, StbpConfig)
+NA_BACKWARD_INST(, TsslRule, TsslConfig)
 
 }  // namespace cuda
 }  // namespace na

@@ -47,21 +47,24 @@ inline int workspace_planes(DType dt, int64_t T) {
   return Rule::kCudaPlanes - (alias && Rule::kGradHoldsPlane0 ? 1 : 0);
 }
 
-// out = PSC a (lif.psc) or spikes s of the LIF forward (core/lif.h: lif_forward_neuron).
-void lif_forward(DType dt, const void* c, void* out, int64_t T, int64_t N, const LifConfig& lif, cudaStream_t stream);
+// out = PSC a (lif.psc), spikes s or the membrane potential (lif.mem) of the LIF forward (core/lif.h:
+// lif_forward_neuron). `decay`: null, or the learnable lam per neuron ([N], compute type; §12).
+void lif_forward(DType dt, const void* c, const void* decay, void* out, int64_t T, int64_t N, const LifConfig& lif,
+                 cudaStream_t stream);
 
 // grad_c of `Rule` (Rule::neuron: for NA the weights, SNS runs and phi fused in one launch). Instantiated in
-// lif_kernels.cu for NaRule, StbpRule and TsslRule.
+// lif_kernels.cu for NaRule, StbpRule and TsslRule. `decay`/`gdecay`: null, or the learnable lam per neuron and
+// where its dL/dlam goes ([N], compute type; §12).
 template <typename Rule>
-void backward(DType dt, const void* grad_out, const void* c, void* grad, void* ws, int64_t T, int64_t N,
-              const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);
+void backward(DType dt, const void* grad_out, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
+              int64_t T, int64_t N, const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);
 
-extern template void backward<NaRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t, const LifConfig&,
-                                      const NaConfig&, cudaStream_t);
-extern template void backward<StbpRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,
-                                        const LifConfig&, const StbpConfig&, cudaStream_t);
-extern template void backward<TsslRule>(DType, const void*, const void*, void*, void*, int64_t, int64_t,
-                                        const LifConfig&, const TsslConfig&, cudaStream_t);
+#define NA_BACKWARD_INST(PREFIX, RULE, CONFIG)                                                                    \
+  PREFIX template void backward<RULE>(DType, const void*, const void*, const void*, void*, void*, void*, int64_t, \
+                                      int64_t, const LifConfig&, const CONFIG&, cudaStream_t);
+NA_BACKWARD_INST(extern, NaRule, NaConfig)
+NA_BACKWARD_INST(extern, StbpRule, StbpConfig)
+NA_BACKWARD_INST(extern, TsslRule, TsslConfig)
 
 }  // namespace cuda
 }  // namespace na

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 from ..rules import SURROGATE_DEFAULT_ALPHA  # noqa: F401  (the STBP rule's defaults; used by stbp.py)
 
-_OUTPUTS = ("psc", "spike")
+_OUTPUTS = ("psc", "spike", "membrane")
+#: snnTorch's resets after the leak (docs/algorithm.md sec. 11): what ``reset_mechanism`` subtracts one step after a
+#: spike is the threshold ("subtract") or nothing ("none").
+_AFTER_LEAK = ("subtract", "none")
 _FIRST_ORDER = ("paper", "taylor")
 
 
@@ -40,33 +43,92 @@ def _to_2d(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class _Core:
     """The recursion's constants in the coordinates it runs in (module docstring): ``lam``, the threshold
     ``thr`` (``threshold - vr`` for a hard reset), ``soft`` (subtract ``thr`` on a spike, else reset to 0),
-    ``strict`` firing, ``tau_s`` and the input scale ``beta``."""
+    ``strict`` firing, ``tau_s`` and the input scale ``beta``. ``after``: snnTorch's reset after the leak
+    (sec. 11), ``sub`` subtracted one step after a spike (``thr`` or 0), or None. ``lam``/``beta`` are tensors
+    ``[N]`` for a learnable decay (sec. 12: ``beta = 1 - lam`` under ``decay_input``)."""
 
-    lam: float
+    lam: Union[float, torch.Tensor]
     thr: float
     soft: bool
     strict: bool
     tau_s: float
-    beta: float
+    beta: Union[float, torch.Tensor]
     tau_m: float
+    after: Optional[str] = None
+    decay_input: bool = False
+
+    @property
+    def sub(self) -> float:
+        """What the after-leak reset subtracts one step after a spike (sec. 11)."""
+        return self.thr if self.after == "subtract" else 0.0
 
 
 def _core(
-    tau_m: float, tau_s: float, threshold: float, strict: bool, v_reset: Optional[float], decay_input: bool
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    strict: bool,
+    v_reset: Optional[float],
+    decay_input: bool,
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
 ) -> _Core:
+    """The constants; ``decay`` (sec. 12): the learnable leak ``lam`` per neuron ``[N]`` (None: ``1 - 1/tau_m``)."""
+    if reset_mechanism is not None and (reset_mechanism not in _AFTER_LEAK or v_reset is not None):
+        raise ValueError(
+            f"reset_mechanism must be None or one of {_AFTER_LEAK} with v_reset=None; got {reset_mechanism!r}"
+        )
     thr = threshold if v_reset is None else threshold - v_reset
-    beta = 1.0 / tau_m if decay_input else 1.0
-    return _Core(1.0 - 1.0 / tau_m, thr, v_reset is None, strict, tau_s, beta, tau_m)
+    lam: Union[float, torch.Tensor] = 1.0 - 1.0 / tau_m
+    beta: Union[float, torch.Tensor] = 1.0 / tau_m if decay_input else 1.0
+    if decay is not None:
+        lam = decay
+        beta = 1.0 - decay if decay_input else 1.0
+    return _Core(lam, thr, v_reset is None, strict, tau_s, beta, tau_m, reset_mechanism, decay_input)
 
 
 def _scaled(x: torch.Tensor, core: _Core) -> torch.Tensor:
     """``beta * x`` (differentiable); ``x`` itself when ``beta = 1`` (the product would be exact anyway)."""
-    return x if core.beta == 1.0 else x * core.beta
+    return x if isinstance(core.beta, float) and core.beta == 1.0 else x * core.beta
 
 
 def _reset(u: torch.Tensor, fired: torch.Tensor, core: _Core) -> torch.Tensor:
-    """Post-spike potential: ``u - thr`` (soft) or 0 (hard, shifted coordinates) where ``fired``, else ``u``."""
+    """Post-spike potential: ``u - thr`` (soft) or 0 (hard, shifted coordinates) where ``fired``, else ``u``;
+    ``u`` itself under a reset after the leak (its subtraction comes with the next step, :func:`_step`)."""
+    if core.after is not None:
+        return u
     return torch.where(fired, u - core.thr, u) if core.soft else torch.where(fired, 0.0, u)
+
+
+def _step(v: torch.Tensor, r: torch.Tensor, x: torch.Tensor, core: _Core) -> tuple:
+    """One step of the recursion from the carried state ``(v, r)``: ``u = lam v + x`` (sec. 2, 9), minus ``r`` under
+    a reset after the leak (sec. 11: ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``, snnTorch's operation order).
+    Returns ``(u, fired, v', r')``; ``r`` stays 0 under the other resets."""
+    u = core.lam * v + x
+    if core.after is not None:
+        u = u - r
+    fired = _fires(u, core.thr, core.strict)
+    if core.after is not None:
+        r = torch.where(fired, core.sub, 0.0).to(x.dtype) if core.sub else torch.zeros_like(u)
+    return u, fired, _reset(u, fired, core), r
+
+
+def _carried_2d(u: torch.Tensor, s: torch.Tensor, core: _Core) -> torch.Tensor:
+    """The state carried into each step, ``v[t-1]`` (0 at ``t = 0``; shifted coordinates; ``u[t-1]`` under a reset
+    after the leak): the direct partial ``du[t]/dlam`` of sec. 12 without the ``decay_input`` term."""
+    prev = _reset(u[:-1], s[:-1] > 0, core)
+    return torch.cat([torch.zeros_like(u[:1]), prev], 0)
+
+
+def _decay_grad_2d(
+    delta: torch.Tensor, x: torch.Tensor, u: torch.Tensor, s: torch.Tensor, core: _Core, c2: torch.Tensor
+):
+    """dL/dlam per neuron (sec. 12): ``sum_t delta[t] (v[t-1] - [decay_input] c[t])``, ``delta = dL/du`` of the rule,
+    ``c2`` the raw input ``[T, N]``."""
+    dudlam = _carried_2d(u, s, core)
+    if core.decay_input:
+        dudlam = dudlam - c2
+    return (delta * dudlam).sum(0)
 
 
 def _check_output(output: str) -> None:
@@ -105,24 +167,31 @@ def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor
     Returns the pre-reset potential ``u`` (shifted coordinates for a hard reset), spikes ``s`` (0/1 in x.dtype)
     and PSC ``a``.
     """
-    lam, kappa, tau_s = core.lam, 1.0 - 1.0 / core.tau_s, core.tau_s
+    kappa, tau_s = 1.0 - 1.0 / core.tau_s, core.tau_s
     u = torch.empty_like(x)
     s = torch.empty_like(x)
     a = torch.empty_like(x)
     v = torch.zeros_like(x[0])  # post-reset potential, v = 0 before t = 0
+    r = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction (sec. 11)
     acc = torch.zeros_like(x[0])  # PSC, a = 0 before t = 0
     for t in range(x.shape[0]):
         # Literally this operation order (multiply, then add; reset via where; PSC update) so that a float64
         # C++ loop doing the same ops without FMA contraction is bit-identical.
-        ut = lam * v + x[t]
-        fired = _fires(ut, core.thr, core.strict)  # H(0) = 1 unless strict (paper sec. 3.2, spec sec. 2)
+        # H(0) = 1 unless strict (paper sec. 3.2, spec sec. 2); eq. 4 (hard reset), the soft one, or after the leak
+        ut, fired, v, r = _step(v, r, x[t], core)
         st = fired.to(x.dtype)
-        v = _reset(ut, fired, core)  # eq. 4 (hard reset) or the soft reset
         acc = kappa * acc + st / tau_s  # eq. 3
         u[t] = ut
         s[t] = st
         a[t] = acc
     return u, s, a
+
+
+def _nonfinite_guard_decay(gd: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """dL/dlam ([N], sec. 12) under sec. 10: NaN for a neuron whose input or incoming gradient has a non-finite
+    value at any step (the leak reaches every step), as the kernels do (``DecayGrad::store``)."""
+    bad = (~x.isfinite()).any(0) | (~g.isfinite()).any(0)
+    return gd.masked_fill(bad.reshape(gd.shape), float("nan"))
 
 
 def _nonfinite_guard(grad: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -13,12 +13,13 @@ from .forward import lif_forward
 # differentiable entry point
 # ----------------------------------------------------------------------------------------------------------------
 class CustomBackward(torch.autograd.Function):
-    """Forward = :func:`lif_forward` of ``neuron`` (a ``LifParams``); backward = ``backward(grad_out, c)``, a rule's
-    reference backward (NA, TSSL-BP). Saves only ``c``."""
+    """Forward = :func:`lif_forward` of ``neuron`` (a ``LifParams``) with the learnable leak ``decay`` (``[N]`` or
+    None, sec. 12); backward = ``backward(grad_out, c, decay)``, a rule's reference backward (NA, TSSL-BP), which
+    returns ``grad_c`` or, with a decay, ``(grad_c, dL/dlam)``. Saves only ``c`` (and ``decay``)."""
 
     @staticmethod
-    def forward(ctx, c: torch.Tensor, neuron, backward) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(c)
+    def forward(ctx, c: torch.Tensor, decay, neuron, backward) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(c, decay)
         ctx.backward_fn = backward
         return lif_forward(
             c,
@@ -27,11 +28,14 @@ class CustomBackward(torch.autograd.Function):
             neuron.threshold,
             neuron.output,
             neuron.strict_threshold,
-            v_reset=neuron.v_reset,
-            decay_input=neuron.decay_input,
+            decay=decay,
+            **neuron.reference_kwargs(),
         )
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        (c,) = ctx.saved_tensors
-        return ctx.backward_fn(grad_out, c), None, None
+        c, decay = ctx.saved_tensors
+        if decay is None:
+            return ctx.backward_fn(grad_out, c, None), None, None, None
+        grad, gdecay = ctx.backward_fn(grad_out, c, decay)
+        return grad, gdecay.to(decay.dtype), None, None

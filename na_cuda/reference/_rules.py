@@ -8,7 +8,7 @@ adding a rule adds its entry to :data:`_BACKWARDS` here."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -20,9 +20,12 @@ from .na import na_backward
 from .stbp import stbp_forward
 from .tssl import tssl_backward
 
+# ``decay`` below: None, or the learnable leak per neuron ``[N]`` (docs/algorithm.md §12); with one, a backward
+# returns ``(grad_c, dL/dlam)``.
 
-def _stbp_forward(rule: STBP, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-    """STBP's differentiable forward (autograd through it is the rule, spec §5)."""
+
+def _stbp_forward(rule: STBP, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """STBP's differentiable forward (autograd through it is the rule, spec §5; ``decay`` a differentiable input)."""
     return stbp_forward(
         c,
         neuron.tau_m,
@@ -33,12 +36,12 @@ def _stbp_forward(rule: STBP, c: torch.Tensor, neuron: LifParams) -> torch.Tenso
         rule.alpha,
         rule.detach_reset,
         neuron.strict_threshold,
-        v_reset=neuron.v_reset,
-        decay_input=neuron.decay_input,
+        decay=decay,
+        **neuron.reference_kwargs(),
     )
 
 
-def _na(rule: NA, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+def _na(rule: NA, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor]) -> Any:
     return na_backward(
         grad_out,
         c,
@@ -50,18 +53,22 @@ def _na(rule: NA, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) ->
         rule.dist_power,
         rule.clip,
         neuron.strict_threshold,
-        v_reset=neuron.v_reset,
-        decay_input=neuron.decay_input,
+        decay=decay,
+        **neuron.reference_kwargs(),
     )
 
 
-def _stbp(rule: STBP, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+def _stbp(rule: STBP, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor]) -> Any:
     x = c.detach().clone().requires_grad_(True)
-    (gx,) = torch.autograd.grad(_stbp_forward(rule, x, neuron), x, grad_out)
-    return gx
+    if decay is None:
+        (gx,) = torch.autograd.grad(_stbp_forward(rule, x, neuron), x, grad_out)
+        return gx
+    d = decay.detach().clone().requires_grad_(True)
+    gx, gd = torch.autograd.grad(_stbp_forward(rule, x, neuron, d), (x, d), grad_out)
+    return gx, gd
 
 
-def _tssl(rule: TSSL, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+def _tssl(rule: TSSL, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor]) -> Any:
     return tssl_backward(
         grad_out,
         c,
@@ -71,30 +78,34 @@ def _tssl(rule: TSSL, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams
         neuron.strict_threshold,
         v_reset=neuron.v_reset,
         decay_input=neuron.decay_input,
+        decay=decay,
     )
 
 
-#: Rule class -> its reference backward ``(rule, grad_out, c, neuron) -> grad_c``.
-_BACKWARDS: dict[type[Rule], Callable[..., torch.Tensor]] = {NA: _na, STBP: _stbp, TSSL: _tssl}
+#: Rule class -> its reference backward ``(rule, grad_out, c, neuron, decay) -> grad_c`` (or ``(grad_c, dL/dlam)``).
+_BACKWARDS: dict[type[Rule], Callable[..., Any]] = {NA: _na, STBP: _stbp, TSSL: _tssl}
 
 
-def rule_backward(rule: Rule, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+def rule_backward(
+    rule: Rule, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
+) -> Any:
     """``grad_c`` of ``rule`` by the reference (NA and TSSL-BP: their reference backward; STBP: autograd through
-    its differentiable forward)."""
+    its differentiable forward); ``(grad_c, dL/dlam [N])`` with a ``decay`` (docs/algorithm.md §12)."""
     backward = _BACKWARDS.get(type(rule))
     if backward is None:
         raise TypeError(
             f"na_cuda.reference: no reference backward for the rule {type(rule).__name__}; add it to "
             "na_cuda/reference/_rules.py"
         )
-    return backward(rule, grad_out, c, neuron)
+    return backward(rule, grad_out, c, neuron, decay)
 
 
-def rule_forward(rule: Rule, c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
-    """Differentiable pure-PyTorch forward of ``neuron`` whose backward is ``rule`` (the ``"torch"`` backend)."""
+def rule_forward(rule: Rule, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Differentiable pure-PyTorch forward of ``neuron`` whose backward is ``rule`` (the ``"torch"`` backend);
+    ``decay`` (``[N]`` or None) is differentiable too."""
     if isinstance(rule, STBP):
-        return _stbp_forward(rule, c, neuron)
-    return CustomBackward.apply(c, neuron, lambda g, x: rule_backward(rule, g, x, neuron))
+        return _stbp_forward(rule, c, neuron, decay)
+    return CustomBackward.apply(c, decay, neuron, lambda g, x, d: rule_backward(rule, g, x, neuron, d))
 
 
 def lif(c: torch.Tensor, **options: Any) -> torch.Tensor:

@@ -23,6 +23,8 @@ def lif_states(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """LIF states over time (paper eq. 1-4, spec sec. 2; options: docs/algorithm.md sec. 9).
 
@@ -38,13 +40,15 @@ def lif_states(
         tau_m, tau_s, threshold: neuron parameters (Python floats).
         strict_threshold: fire on ``u > threshold`` (the released code) instead of ``u >= threshold``.
         v_reset: hard-reset level, or None for a soft reset. decay_input: scale ``c`` by ``1/tau_m``.
+        reset_mechanism: None, or snnTorch's "subtract" / "none" after the leak (sec. 11; v_reset=None).
+        decay: the learnable leak ``lam`` per neuron ``[N]`` in the compute dtype (sec. 12), or None.
 
     Returns:
         ``(u, s, a)``, each of shape ``c.shape`` in the *compute* dtype (float32 for half inputs). ``u`` is
         ``w + vr`` with ``w`` the shifted-coordinate potential (``u`` itself for ``vr = 0``).
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
     u, s, a = _states_2d(_scaled(_to_2d(c, dtype), core), core)
     if v_reset:
         u = u + v_reset
@@ -61,12 +65,25 @@ def lif_forward(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``) or the spikes ``s`` (``"spike"``).
+    """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``), the spikes ``s`` (``"spike"``) or the
+    pre-reset membrane potential ``u`` (``"membrane"``, sec. 11).
 
     Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
     """
     _check_output(output)
-    _, s, a = lif_states(c, tau_m, tau_s, threshold, strict_threshold, v_reset=v_reset, decay_input=decay_input)
-    out = a if output == "psc" else s
+    u, s, a = lif_states(
+        c,
+        tau_m,
+        tau_s,
+        threshold,
+        strict_threshold,
+        v_reset=v_reset,
+        decay_input=decay_input,
+        reset_mechanism=reset_mechanism,
+        decay=decay,
+    )
+    out = a if output == "psc" else (u if output == "membrane" else s)
     return out.to(c.dtype)

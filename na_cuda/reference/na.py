@@ -4,7 +4,7 @@ Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -14,12 +14,14 @@ from ._core import (
     _compute_dtype,
     _Core,
     _core,
+    _decay_grad_2d,
     _fires,
     _nonfinite_guard,
+    _nonfinite_guard_decay,
     _psc_2d,
-    _reset,
     _scaled,
     _states_2d,
+    _step,
     _to_2d,
 )
 
@@ -76,10 +78,13 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
     its states no longer merge with the original's at the next common spike, so every neighbour is simulated to
     the end of the window (the direct form below does that for every reset mode).
 
+    A reset after the leak (sec. 11) starts the neighbour at ``u'[p] = threshold`` in both cases; the next step
+    subtracts nothing after a cancelled spike and ``sub`` after an added one (:func:`_step` carries it).
+
     No early exit is taken here (the spec's early exit is exact, so the result is the same; the direct form is
     the independent check of it).
     """
-    lam, threshold = core.lam, core.thr
+    threshold = core.thr
     T = x.shape[0]
     out = s.unsqueeze(0).repeat(T, 1, 1)  # out[p] starts as a copy of s
     for p in range(T):
@@ -88,11 +93,13 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
         sp[p] = 1.0 - s[p]
         # spec sec. 3.3: v' = threshold if s[p] == 1 else 0 (built in x.dtype: threshold must not pass via float32)
         v = torch.where(fired_p, torch.full_like(x[0], threshold), torch.zeros_like(x[0]))
+        r = torch.zeros_like(x[0])
+        if core.after is not None:  # sec. 11: u'[p] = threshold; the added spike's subtraction comes next step
+            v = torch.full_like(x[0], threshold)
+            r = torch.where(fired_p, 0.0, core.sub).to(x.dtype)
         for t in range(p + 1, T):
-            ut = lam * v + x[t]
-            fired = _fires(ut, threshold, core.strict)
+            _, fired, v, r = _step(v, r, x[t], core)
             sp[t] = fired.to(x.dtype)
-            v = _reset(ut, fired, core)
     return out
 
 
@@ -105,13 +112,14 @@ def sns_neighbour_spikes(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
+    reset_mechanism: Optional[str] = None,
 ) -> torch.Tensor:
     """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``.
 
     ``tau_s`` is unused (kept for a uniform signature). Returned in the compute dtype.
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism)
     x = _scaled(_to_2d(c, dtype), core)
     u, s, _ = _states_2d(x, core)
     sp = _sns_neighbours_2d(u, s, x, core)
@@ -154,6 +162,7 @@ def sns_loss_change(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
+    reset_mechanism: Optional[str] = None,
 ) -> torch.Tensor:
     """``dL_p`` (eq. 13) of the SNS neighbour at every time step ``p``; shape and dtype of ``c``.
 
@@ -161,7 +170,7 @@ def sns_loss_change(
     ``na_backward = beta * dL * phi(threshold - u)``).
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism)
     x = _scaled(_to_2d(c, dtype), core)
     g = _to_2d(grad_out, dtype)
     dL, _ = _sns_loss_change_2d(g, x, core, output, first_order)
@@ -202,7 +211,9 @@ def na_backward(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
-) -> torch.Tensor:
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
+) -> Any:
     """NA backward with SNS (paper sec. 3.4-3.5.1, eq. 13-17; spec sec. 3), the direct way.
 
     For every neuron and every ``p``: simulate the SNS neighbour that flips the firing at ``p`` (spec sec. 3.3),
@@ -223,12 +234,18 @@ def na_backward(
         strict_threshold: fire on ``u > threshold`` (released code) instead of ``u >= threshold``.
 
     Returns:
-        ``grad_c``, shape and dtype of ``c``.
+        ``grad_c``, shape and dtype of ``c``; with a learnable ``decay`` (``[N]``, sec. 12) the pair
+        ``(grad_c, dL/dlam [N])``, ``dL/dlam = sum_t (dL_t phi_t) du[t]/dlam``.
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
-    x = _scaled(_to_2d(c, dtype), core)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
+    c2 = _to_2d(c, dtype)
+    x = _scaled(c2, core)
     g = _to_2d(grad_out, dtype)
     dL, u = _sns_loss_change_2d(g, x, core, output, first_order)
-    grad = _scaled(dL * na_phi(core.thr - u, dist_power, clip, strict_threshold), core)
-    return _nonfinite_guard(grad, x, g).reshape(c.shape).to(c.dtype)
+    delta = dL * na_phi(core.thr - u, dist_power, clip, strict_threshold)  # NA's dL/du (eq. 16/17)
+    grad = _nonfinite_guard(_scaled(delta, core), x, g).reshape(c.shape).to(c.dtype)
+    if decay is None:
+        return grad
+    s = _fires(u, core.thr, core.strict).to(dtype)
+    return grad, _nonfinite_guard_decay(_decay_grad_2d(delta, x, u, s, core, c2), x, g)

@@ -16,6 +16,7 @@ from ._core import (
     _core,
     _fires,
     _nonfinite_guard,
+    _nonfinite_guard_decay,
     _scaled,
     _to_2d,
 )
@@ -106,6 +107,23 @@ class _GuardIn(torch.autograd.Function):
         return _nonfinite_guard(grad, x, g), None
 
 
+class _GuardDecay(torch.autograd.Function):
+    """Identity on the learnable decay ``[N]`` (sec. 12); its backward applies sec. 10 per neuron: NaN where the
+    neuron's input or incoming gradient has a non-finite value at any step (the leak reaches every step)."""
+
+    @staticmethod
+    def forward(ctx, d: torch.Tensor, x: torch.Tensor, state: _GuardState):  # type: ignore[override]
+        ctx.state = state
+        ctx.save_for_backward(x)
+        return d.view_as(d)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        g = ctx.state.g if ctx.state.g is not None else torch.zeros_like(x)
+        return _nonfinite_guard_decay(grad, x, g), None, None
+
+
 def stbp_forward(
     c: torch.Tensor,
     tau_m: float,
@@ -119,6 +137,8 @@ def stbp_forward(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
+    reset_mechanism: Optional[str] = None,
+    decay: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
 
@@ -136,27 +156,40 @@ def stbp_forward(
     signed zero in ``v`` does not change ``lam * v + c[t]`` (except for its own sign when c[t] is a zero), so
     ``u``, ``s`` and ``a`` agree exactly. A ``u = +inf`` (which fires) is reset to 0 before the product, since
     ``inf * 0`` is NaN.
+
+    snnTorch's resets after the leak (``reset_mechanism``, sec. 11): ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``,
+    the spike in it detached or not as above (snnTorch detaches it). ``decay`` (sec. 12): the leak ``lam`` per
+    neuron ``[N]``, a tensor that autograd differentiates like any other (BPTT's exact ``dL/dlam``).
+    ``output="membrane"`` returns ``u`` (``+ v_reset``), whose gradient BPTT defines.
     """
     _check_output(output)
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
-    lam, kappa = core.lam, 1.0 - 1.0 / tau_s
     dtype = _compute_dtype(c.dtype)
     guard = _GuardState()
-    x = _scaled(_GuardIn.apply(_to_2d(c, dtype), guard), core)  # differentiable reshape + cast (+ scale)
+    x2 = _GuardIn.apply(_to_2d(c, dtype), guard)  # differentiable reshape + cast
+    if decay is not None:  # sec. 10 for dL/dlam too: NaN for a neuron with a non-finite c or G anywhere
+        decay = _GuardDecay.apply(decay, x2.detach(), guard)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
+    lam, kappa = core.lam, 1.0 - 1.0 / tau_s
+    x = _scaled(x2, core)  # (+ scale)
     v = torch.zeros_like(x[0])
+    sub = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction sub * s[t-1]
     acc = torch.zeros_like(x[0])
     outs = []
     for t in range(x.shape[0]):
         ut = lam * v + x[t]
+        if core.after is not None:
+            ut = ut - sub
         st = _SurrogateSpike.apply(ut, core.thr, surrogate, surrogate_alpha, strict_threshold)
         sr = st.detach() if detach_reset else st  # the spike as the reset sees it
-        if core.soft:
+        if core.after is not None:
+            v, sub = ut, core.sub * sr
+        elif core.soft:
             v = ut - core.thr * sr
         else:
             # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
             v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
         acc = kappa * acc + st / tau_s
-        outs.append(acc if output == "psc" else st)
+        outs.append(acc if output == "psc" else (ut + (v_reset or 0.0) if output == "membrane" else st))
     return _GuardOut.apply(torch.stack(outs, 0), guard).reshape(c.shape).to(c.dtype)

@@ -4,11 +4,20 @@ Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
-from ._core import _compute_dtype, _core, _nonfinite_guard, _scaled, _states_2d, _to_2d
+from ._core import (
+    _compute_dtype,
+    _core,
+    _decay_grad_2d,
+    _nonfinite_guard,
+    _nonfinite_guard_decay,
+    _scaled,
+    _states_2d,
+    _to_2d,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -24,7 +33,8 @@ def tssl_backward(
     *,
     v_reset: Optional[float] = 0.0,
     decay_input: bool = False,
-) -> torch.Tensor:
+    decay: Optional[torch.Tensor] = None,
+) -> Any:
     """TSSL-BP backward (Zhang & Li 2020; spec sec. 6), a port of the released ``functions/tsslbp.py``.
 
     Defined for a hard reset (TSSL-BP models reset-to-rest): with ``v_reset = vr`` it runs in the shifted
@@ -53,14 +63,16 @@ def tssl_backward(
             "supported, use method='na' or 'stbp' or a float v_reset"
         )
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input)
+    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, None, decay)
     threshold = core.thr
-    x = _scaled(_to_2d(c, dtype), core)
+    c2 = _to_2d(c, dtype)
+    x = _scaled(c2, core)
     G = _to_2d(grad_out, dtype)
     T = x.shape[0]
     u, s, a = _states_2d(x, core)
-    theta_m = 1.0 / tau_m
-    lam = 1.0 - theta_m
+    # 1/tau_m and lam: fixed, or from the learnable decay (sec. 12: 1/tau_m = 1 - lam)
+    lam = core.lam
+    theta_m = 1.0 / tau_m if decay is None else 1.0 - core.lam
     # sig[k] = kappa^k / tau_s, as Python doubles first (then cast once to the compute dtype)
     sig_list, val = [], 1.0 / tau_s
     kappa = 1.0 - 1.0 / tau_s
@@ -89,4 +101,8 @@ def tssl_backward(
         ef = torch.exp(xf)
         ga = ga * (ef / ((1.0 + ef) * (1.0 + ef) * 0.2))
         grad[t] = torch.where(a[t] < th, ga, gt)  # warm-up fallback where the PSC is (nearly) silent
-    return _nonfinite_guard(_scaled(grad, core), x, G).reshape(c.shape).to(c.dtype)
+    out = _nonfinite_guard(_scaled(grad, core), x, G).reshape(c.shape).to(c.dtype)
+    if decay is None:
+        return out
+    # the rule's dL/du times du/dlam (sec. 12)
+    return out, _nonfinite_guard_decay(_decay_grad_2d(grad, x, u, s, core, c2), x, G)

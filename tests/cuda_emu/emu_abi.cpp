@@ -15,8 +15,9 @@ namespace {
 using na::cuda::DType;
 
 // The neuron's arguments in the ops' order (csrc/ops.cpp); v_reset is used when has_v_reset, else soft reset.
+// `after`: 0, or snnTorch's reset after the leak (1 subtract, 2 none); `mem`: the membrane output.
 na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int has_v_reset, double v_reset,
-                         int decay_input, int strict, int psc) {
+                         int decay_input, int strict, int psc, int after, int mem) {
   na::LifConfig cfg{};
   cfg.tau_m = tau_m;
   cfg.tau_s = tau_s;
@@ -26,13 +27,15 @@ na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int has_v
   cfg.decay_input = decay_input != 0;
   cfg.strict = strict != 0;
   cfg.psc = psc != 0;
+  cfg.after = after;
+  cfg.mem = mem != 0;
   return cfg;
 }
 
 #define NA_EMU_NEURON                                                                                       \
   double tau_m, double tau_s, double threshold, int has_v_reset, double v_reset, int decay_input, int strict, \
-      int psc
-#define NA_EMU_LIF lif_config(tau_m, tau_s, threshold, has_v_reset, v_reset, decay_input, strict, psc)
+      int psc, int after, int mem
+#define NA_EMU_LIF lif_config(tau_m, tau_s, threshold, has_v_reset, v_reset, decay_input, strict, psc, after, mem)
 
 }  // namespace
 
@@ -63,25 +66,28 @@ int na_emu_workspace_planes(int rule, int dtype, int64_t T) {
   }
 }
 
-void na_emu_forward(int dtype, const void* c, void* out, int64_t T, int64_t N, NA_EMU_NEURON) {
-  na::cuda::lif_forward(static_cast<DType>(dtype), c, out, T, N, NA_EMU_LIF, nullptr);
+void na_emu_forward(int dtype, const void* c, const void* decay, void* out, int64_t T, int64_t N, NA_EMU_NEURON) {
+  na::cuda::lif_forward(static_cast<DType>(dtype), c, decay, out, T, N, NA_EMU_LIF, nullptr);
 }
 
-void na_emu_na_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
+void na_emu_na_backward(int dtype, const void* g, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
+                        int64_t T, int64_t N,
                         NA_EMU_NEURON, int taylor, int dist_power, double clip) {
   const na::NaConfig na{taylor != 0, dist_power, clip};
-  na::cuda::backward<na::NaRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, na, nullptr);
+  na::cuda::backward<na::NaRule>(static_cast<DType>(dtype), g, c, decay, grad, gdecay, ws, T, N, NA_EMU_LIF, na, nullptr);
 }
 
-void na_emu_stbp_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
+void na_emu_stbp_backward(int dtype, const void* g, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
+                        int64_t T, int64_t N,
                           NA_EMU_NEURON, int surrogate, double alpha, int detach_reset) {
   const na::StbpConfig sg{static_cast<na::Surrogate>(surrogate), alpha, detach_reset != 0};
-  na::cuda::backward<na::StbpRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, sg, nullptr);
+  na::cuda::backward<na::StbpRule>(static_cast<DType>(dtype), g, c, decay, grad, gdecay, ws, T, N, NA_EMU_LIF, sg, nullptr);
 }
 
-void na_emu_tssl_backward(int dtype, const void* g, const void* c, void* grad, void* ws, int64_t T, int64_t N,
+void na_emu_tssl_backward(int dtype, const void* g, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
+                        int64_t T, int64_t N,
                           NA_EMU_NEURON) {
-  na::cuda::backward<na::TsslRule>(static_cast<DType>(dtype), g, c, grad, ws, T, N, NA_EMU_LIF, na::TsslConfig{},
+  na::cuda::backward<na::TsslRule>(static_cast<DType>(dtype), g, c, decay, grad, gdecay, ws, T, N, NA_EMU_LIF, na::TsslConfig{},
                                    nullptr);
 }
 

@@ -130,16 +130,17 @@ struct NaPlanes {
   NA_HD void set_u(int64_t k, V x) { Lanes<V>::store((kResim ? w : wu) + k * wstride, x); }
   NA_HD V x(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
   NA_HD void set_x(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
-  // The original's step k of a run: its spike, and its state after k in vo (after k-1 on entry).
+  // The original's step k of a run: its spike, and its state after k in (vo, ro) (after k-1 on entry).
   template <Reset R>
-  NA_HD typename Lanes<V>::mask orig(int64_t k, V& vo, V xk, V lam, V fire, V thr) const {
+  NA_HD typename Lanes<V>::mask orig(int64_t k, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
     if (kResim) {
       V uo;
-      return lif_step<R>(vo, xk, lam, fire, thr, uo);  // the forward's operations on the forward's values: same bits
+      return lif_step<R>(vo, ro, xk, lam, fire, thr, sub, uo);  // the forward's operations and values: same bits
     }
     const V uk = u(k);
     const auto so = uk >= fire;
     vo = after_spike<R>(so, uk, thr);
+    if (R == Reset::After) ro = Lanes<V>::select(so, sub, Lanes<V>::splat(0));
     return so;
   }
 };
@@ -158,9 +159,9 @@ struct NaRegs {
   NA_HD V x(int64_t k) const { return ux[k]; }
   NA_HD void set_x(int64_t k, V x) { ux[k] = x; }
   template <Reset R>
-  NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V xk, V lam, V fire, V thr) const {
+  NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
     V uo;
-    return lif_step<R>(vo, xk, lam, fire, thr, uo);
+    return lif_step<R>(vo, ro, xk, lam, fire, thr, sub, uo);
   }
 };
 
@@ -174,14 +175,15 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   using M = typename L::mask;
   using I = typename NaLaneTuning<V>::step;
   constexpr bool kFixed = B > 0;
-  constexpr bool kSoft = R == Reset::Soft;
+  constexpr bool kSoft = R != Reset::Hard;  // soft and after-leak resets: states do not merge at a common spike
   constexpr I kExit = NaLaneTuning<V>::kExitEvery;
   static_assert((kExit & (kExit - 1)) == 0, "the exit period must be a power of two");
   const I T = static_cast<I>(T_);
   const I n = kFixed ? B : T;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
-  const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta);
-  V v = zero, u;
+  const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
+  const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = m.beta;
+  const V sub = L::splat(lif.sub);
+  V v = zero, rf = zero, u;
   V last = L::splat(-1);  // time of the original's last spike, -1 if silent
   M bad = zero != zero;   // §10: a non-finite c anywhere, or a non-finite G at a step >= t
   NA_UNROLL
@@ -190,9 +192,10 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     m.fetch(t);
     const V xt = m.in(t);
     bad = bad | nonfinite(xt);
-    last = L::select(lif_step<R>(v, xt, lam, fire, thr, u), L::splat(acc_t(t)), last);
+    last = L::select(lif_step<R>(v, rf, xt, lam, fire, thr, sub, u), L::splat(acc_t(t)), last);
     m.set_u(t, u);
   }
+  DecayGrad<V> dlam(lif);
   V r1 = zero, r2 = zero;
   NA_UNROLL
   for (I t = n - 1; t >= 0; --t) {
@@ -214,6 +217,10 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     const M st = ut >= fire;
     V vo = after_spike<R>(st, ut, thr);  // original state after t
     V vn = L::select(st, thr, zero);     // neighbour state after t (both resets: see the file comment)
+    // Reset::After (§11): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an added
+    // one sub (the original: sub where it fired).
+    V ro = L::select(st, sub, zero), rn = L::select(st, zero, sub);
+    if (R == Reset::After) vn = thr;
     V run = zero;
     M live = zero == zero;
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
@@ -222,14 +229,16 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     for (I k = kFixed ? 0 : t + 1; k < n; ++k) {
       if (kFixed && k <= t) continue;
       if (kFixed && k >= T) break;
+      // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
       M done = (last < L::splat(acc_t(k))) & (vn <= vo);
-      if (kSoft) done = done | (vn == vo);  // equal states: equal futures
+      if (R == Reset::After) done = done & (rn >= ro);
+      if (kSoft) done = done | (R == Reset::After ? (vn == vo) & (rn == ro) : vn == vo);  // equal: equal futures
       live = L::and_not(live, done);
       if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
       const V xk = m.in(k);
       V un;
-      const M so = m.template orig<R>(k, vo, xk, lam, fire, thr);
-      const M sn = lif_step<R>(vn, xk, lam, fire, thr, un);
+      const M so = m.template orig<R>(k, vo, ro, xk, lam, fire, thr, sub);
+      const M sn = lif_step<R>(vn, rn, xk, lam, fire, thr, sub, un);
       if (kSoft) {
         const V xw = m.x(k);
         run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
@@ -238,10 +247,19 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
         live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
       }
     }
+    const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict);  // NA's dL/du[t]
+    if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
+      V v_in = zero;
+      if (t > 0) {
+        const V up = m.u(t - 1);
+        v_in = after_spike<R>(up >= fire, up, thr);
+      }
+      dlam.add(gu, v_in, m.in(t));
+    }
     m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
-    const V gc = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict) * beta;
-    L::store(grad + t * stride, nonfinite_guard(bad, gc));
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
+  dlam.store(lif, beta, bad);
 }
 
 // The rule's traits: its configuration, its workspace, its per-neuron backward (the bindings' loops are written
@@ -266,10 +284,10 @@ struct NaRule {
   static NA_HD void neuron(const S* c, const S* g, acc_t* w0, acc_t* w1, S* grad, int64_t T, int64_t stride,
                            int64_t wstride, const LifCoef<acc_t>& lif, const NaCoef<acc_t>& na) {
     if constexpr (B > 0) {
-      NaRegs<S, V, B> m{c, stride, Lanes<V>::splat(lif.beta), {}, {}};
+      NaRegs<S, V, B> m{c, stride, input_scale_of(lif, decay_of<V>(lif)), {}, {}};
       na_backward_steps<R, B, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     } else {
-      NaPlanes<S, acc_t, V> m{c, w0, w1, stride, wstride, Lanes<V>::splat(lif.beta)};
+      NaPlanes<S, acc_t, V> m{c, w0, w1, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
       na_backward_steps<R, 0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     }
   }

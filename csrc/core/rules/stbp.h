@@ -66,21 +66,26 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 }
 
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
-// grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft).
+// grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft); under
+// Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§11). With
+// the membrane output (lif.mem) G is dL/du[t] itself. With a learnable decay (lif.glam_n) the reverse loop also
+// sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§12): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
 NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                                 const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
   using L = Lanes<V>;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
-  const V inv_tau_s = L::splat(lif.inv_tau_s), beta = L::splat(lif.beta), zero = L::splat(0);
-  V v = zero, u;
+  const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
+  const V inv_tau_s = L::splat(lif.inv_tau_s), beta = input_scale_of(lif, lam), zero = L::splat(0);
+  const V sub = L::splat(lif.sub);
+  V v = zero, r = zero, u;
   auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
     const V xt = L::load(c + t * stride) * beta;
     bad = bad | nonfinite(xt);
-    lif_step<R>(v, xt, lam, fire, thr, u);
+    lif_step<R>(v, r, xt, lam, fire, thr, sub, u);
     L::store(w + t * wstride, u);
   }
+  DecayGrad<V> dlam(lif);
   V ga = zero;       // dL/da[t], accumulated through a[t+1] = kappa a[t] + ...
   V gu_next = zero;  // dL/du[t+1]
   for (int64_t t = T - 1; t >= 0; --t) {
@@ -88,10 +93,12 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     const auto s = ut >= fire;
     const V G = L::load(g + t * stride);
     bad = bad | nonfinite(G);
-    V gs;  // dL/ds[t] through the output
+    V gs = zero, gm = zero;  // dL/ds[t] through the output; dL/du[t] through the membrane output
     if (lif.psc) {
       ga = G + kappa * ga;
       gs = ga * inv_tau_s;
+    } else if (lif.mem) {
+      gm = G;
     } else {
       gs = G;
     }
@@ -100,13 +107,24 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     if (R == Reset::Hard) {
       if (!sg.detach_reset) gs = gs - gv * ut;  // dv/ds = v_reset - u = -w
       gu = gs * stbp_surrogate(ut, thr, sg) + L::select(s, zero, gv);
-    } else {
+    } else if (R == Reset::Soft) {
       if (!sg.detach_reset) gs = gs - gv * thr;  // dv/ds = -threshold
       gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+    } else {
+      if (!sg.detach_reset) gs = gs - gu_next * sub;  // du[t+1]/ds[t] = -sub
+      gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+    }
+    gu = gu + gm;
+    if (dlam.on) {
+      // dL/du[t+1] times v[t] (the state step t+1 was carried into: this step's u after its reset), and this
+      // step's input term; v[-1] = 0 adds nothing for t = 0. No extra load: u[t] is in hand.
+      dlam.add_state(gu_next, after_spike<R>(s, ut, thr));
+      if (lif.decay_input) dlam.add_input(gu, L::load(c + t * stride) * beta);
     }
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
     gu_next = gu;
   }
+  dlam.store(lif, beta, bad);
 }
 
 struct StbpRule {

@@ -10,8 +10,9 @@
 // coordinates of core/lif.h (the released code's v_reset = 0 case, threshold - v_reset), and with decay_input on
 // the scaled input beta c (the membrane update du = beta c[t] - v[t-1] / tau_m). The soft reset is refused by the
 // bindings (no spike-time dependency is cut at a spike there).
-// Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t], wu[t-1] and wa[t]
-// before writing grad[t] (so `grad` may alias `wu`).
+// Learnable decay (§12): 1/tau_m is 1 - lam, and dL/dlam sums the rule's dL/du[t] times v[t-1] - [decay_input]
+// c[t], as for the other rules. Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t],
+// wu[t-1] and wa[t] before writing grad[t] (so `grad` may alias `wu`).
 #pragma once
 
 #include "../lif.h"
@@ -41,9 +42,12 @@ template <typename S, typename acc_t, typename V = acc_t>
 NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S* grad, int64_t T, int64_t stride,
                                 int64_t wstride, const LifCoef<acc_t>& lif) {
   using L = Lanes<V>;
-  const V lam = L::splat(lif.lam), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
-  const V inv_tau_s = L::splat(lif.inv_tau_s), tau_m = L::splat(lif.tau_m), beta = L::splat(lif.beta);
-  const V zero = L::splat(0);
+  const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), kappa = L::splat(lif.kappa);
+  const V inv_tau_s = L::splat(lif.inv_tau_s), beta = input_scale_of(lif, lam);
+  const V zero = L::splat(0), one = L::splat(1);
+  // 1/tau_m of the released formulas: fixed, or 1 - lam for a learnable decay (§12)
+  const bool learn = lif.lam_n != nullptr;
+  const V tau_m = L::splat(lif.tau_m), inv_tau_m = one - lam;
   V v = zero, a = zero, u;
   auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
@@ -55,7 +59,8 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     L::store(wa + t * wstride, a);
   }
   const V warm = L::splat(lif.inv_tau_s * acc_t(0.25));  // 1 / (4 tau_s)
-  const V lo = L::splat(-8), minus_inv_tau_m = L::splat(-acc_t(1) / lif.tau_m);
+  const V lo = L::splat(-8), minus_inv_tau_m = learn ? -inv_tau_m : L::splat(-acc_t(1) / lif.tau_m);
+  DecayGrad<V> dlam(lif);
   V Sg = zero, theta = zero;
   for (int64_t t = T - 1; t >= 0; --t) {
     const V ut = L::load(wu + t * wstride);
@@ -66,7 +71,8 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
       const V up = L::load(wu + (t - 1) * wstride);
       v_prev = L::select(up >= fire, zero, up);
     }
-    const V du = L::load(c + t * stride) * beta - v_prev / tau_m;  // the membrane update
+    const V ct = L::load(c + t * stride);
+    const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
     V pu = L::splat(-1) / du;
     pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
     const V G = L::load(g + t * stride);
@@ -76,8 +82,11 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
     theta = L::select(s, gt, theta * lam);
     const V ga = Sg * tssl_warmup_slope(ut, thr);
-    L::store(grad + t * stride, nonfinite_guard(bad, L::select(at < warm, ga, gt) * beta));
+    const V gu = L::select(at < warm, ga, gt);  // the rule's dL/du[t]
+    if (dlam.on) dlam.add(gu, v_prev, ct * beta);
+    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
+  dlam.store(lif, beta, bad);
 }
 
 struct TsslRule {
