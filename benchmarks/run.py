@@ -64,7 +64,7 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
     gpu = device == "cuda"
     if mode == "full":
         # CPU N = 2^18: every buffer up to T = 30 stays under glibc's 32 MB mmap threshold (no page faults per
-        # allocation, see README); GPU N = 2^22: N*T >= 2^24 from T = 4 (the bandwidth goal's size).
+        # allocation, see docs/benchmarks.md); GPU N = 2^22: N*T >= 2^24 from T = 4 (the bandwidth goal's size).
         plan: dict[str, Any] = dict(
             N=2**22 if gpu else 2**18,
             Ts=[5, 10, 20, 30, 50],

@@ -1,5 +1,5 @@
 // What the bindings take from torch: the LibTorch stable ABI only (torch/csrc/stable, torch/headeronly; see
-// README "Install"). A library built on it calls libtorch through its C shim, so one binary serves every torch from
+// docs/install.md). A library built on it calls libtorch through its C shim, so one binary serves every torch from
 // TORCH_TARGET_VERSION (setup.py: 2.10) on, and every CPython 3 from the limited API's floor.
 //
 // Two pieces of our own on top:

@@ -503,7 +503,7 @@ def _surrogate(m: nn.Module, path: str) -> tuple[str, float]:
     name = type(fn).__name__
     if type(fn).__module__ != "spikingjelly.activation_based.surrogate":
         raise _refuse(path, m, f"surrogate_function {fn!r} is not a spikingjelly surrogate; method='na' uses none")
-    # spikingjelly's derivatives (surrogate.py) against na_cuda's (README, reference.surrogate_grad):
+    # spikingjelly's derivatives (surrogate.py) against na_cuda's (docs/api.md, reference.surrogate_grad):
     #   Sigmoid            alpha sig(alpha x)(1 - sig(alpha x))       = sigmoid,  k = alpha
     #   ATan               (alpha/2) / (1 + (pi/2 alpha x)^2)         = atan,     alpha
     #   Rect               alpha on |x| < 0.5/alpha                    = rect,     width a = 1/alpha

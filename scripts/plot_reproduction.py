@@ -4,7 +4,7 @@ and the 1-epoch table over seeds (mean, min, max).
     python scripts/plot_reproduction.py [--results docs/results/reproduction]
 
 Reads ``<results>/<run>-seed<S>/metrics.json`` (as ``na_cuda.train`` writes it) and writes ``accuracy.png``,
-``summary.json`` and ``summary.md`` (the tables the README quotes) into ``<results>``.
+``summary.json`` and ``summary.md`` (the tables docs/results.md quotes) into ``<results>``.
 """
 
 from __future__ import annotations

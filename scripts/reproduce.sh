@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The multi-epoch reproduction runs behind docs/results/reproduction/ (README, "Reproduction"): the paper's MNIST
+# The multi-epoch reproduction runs behind docs/results/reproduction/ (docs/results.md): the paper's MNIST
 # network at T = 5 with each training rule, and Fashion-MNIST for NA and STBP.
 #
 #   bash scripts/reproduce.sh [GROUP...]

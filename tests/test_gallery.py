@@ -7,7 +7,7 @@ left behind). The zoo's modules import torchvision and h5py (for pretrained weig
 reader, neither used here); neither loads beside the CPU torch of the test venv, so while the zoo is imported
 they get stand-ins (:func:`_zoo_import_stand_ins`) unless the real ones import.
 
-``python tests/test_gallery.py`` prints the table (the README's "Converting a spikingjelly model" section).
+``python tests/test_gallery.py`` prints the table (the "Converting a spikingjelly model" section of docs/convert.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ spikingjelly's `LIFNode(tau, decay_input=False, v_reset=0.0, step_mode="m")` (ST
 implementation on the device), forward+backward on the neuron op's shapes, against na_cuda's NA and STBP with the
 same output (spikes) and surrogate (sigmoid, slope 4), all four timed interleaved per (dtype, T) and compared per
 repeat. First checks that the two neurons agree (forward spikes, and STBP gradients with detach_reset on and off).
-Skipped with a message when spikingjelly is not importable (`pip install spikingjelly`, see README).
+Skipped with a message when spikingjelly is not importable (`pip install spikingjelly`, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def bench_peer(plan: dict, device: str) -> dict:
     except Exception as exc:  # noqa: BLE001
         msg = (
             f"spikingjelly is not importable ({type(exc).__name__}: {exc}); skipped. Install it with "
-            "`pip install --no-deps spikingjelly==2.0.0 loguru` (see README)"
+            "`pip install --no-deps spikingjelly==2.0.0 loguru` (see docs/benchmarks.md)"
         )
         print("  " + msg, flush=True)
         return dict(available=False, message=msg, timed=[])

@@ -35,7 +35,7 @@ struct StbpCoef {
         detach_reset(c.detach_reset) {}
 };
 
-// h(x), x = u - threshold (§5, formulas and sources in the README).
+// h(x), x = u - threshold (§5, formulas and sources in docs/api.md).
 template <typename V, typename acc_t>
 NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
   using L = Lanes<V>;
