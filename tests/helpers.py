@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
 import na_cuda
+
+#: The repository root (the ``tests`` package and the scripts) and the directory the imported ``na_cuda`` comes from
+#: (the same for a source tree; site-packages when the suite runs against an installed wheel,
+#: scripts/installed_tests.sh).
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_PARENT = Path(na_cuda.__file__).resolve().parents[1]
+
+
+def subprocess_pythonpath() -> str:
+    """PYTHONPATH for a test's subprocess: the imported package's directory first (a subprocess imports the same
+    na_cuda as this process, never the source tree's in place of an installed wheel), then the repository root,
+    then the caller's PYTHONPATH."""
+    paths = dict.fromkeys([str(PACKAGE_PARENT), str(ROOT)])
+    return os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])
+
 
 # A CUDA test runs only where a GPU and the CUDA kernels exist; elsewhere it is skipped with the reason.
 _CUDA_REASON = None

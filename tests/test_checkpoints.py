@@ -17,6 +17,7 @@ import pytest
 from na_cuda import train
 from na_cuda._files import FolderLock
 from na_cuda.train import checkpoint, loop
+from tests.helpers import subprocess_pythonpath
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _fake_data import datasets  # noqa: E402
@@ -173,7 +174,7 @@ def test_second_run_on_the_same_out_is_refused(tmp_path, capsys):
 def test_concurrent_cli_runs_on_one_out(tmp_path):
     """Two real processes on one --out: while the first trains, the second stops with the lock message."""
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=subprocess_pythonpath())
     first = subprocess.Popen(
         [sys.executable, RUNNER] + FAST + ["--epochs", "50", "--out", str(out)],
         env=env,
@@ -221,9 +222,7 @@ def test_failed_write_test_stops_before_training(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
 
-    env = dict(
-        os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONDONTWRITEBYTECODE="1"
-    )
+    env = dict(os.environ, PYTHONPATH=subprocess_pythonpath(), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
         [sys.executable, RUNNER] + FAST + ["--epochs", "1", "--out", str(out)],
         env=env,
@@ -249,7 +248,7 @@ def test_ddp_stalled_rank_fails_after_the_timeout(tmp_path):
     seconds instead of torch's default 30 minutes."""
     env = dict(
         os.environ,
-        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        PYTHONPATH=subprocess_pythonpath(),
         OMP_NUM_THREADS="1",
         NA_TEST_STALL_RANK1_S="40",
     )

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_grad, make_input, native_backward, native_forward, needs_native, params, reference_backward
+from helpers import (
+    make_grad,
+    make_input,
+    native_backward,
+    native_forward,
+    needs_native,
+    params,
+    reference_backward,
+    subprocess_pythonpath,
+)
 
 import na_cuda
 from na_cuda import reference
@@ -151,7 +160,7 @@ _RSS_SCRIPT = textwrap.dedent("""
 def test_cpu_scratch_is_bounded_by_the_work(what, limit_mib):
     """[1e6, 1] float32 (3.8 MiB): the scratch used to be planes x T x 64 values per thread (peak RSS +492 MiB
     forward, +1225 MiB NA backward); now planes x T x one pack (8 floats with AVX): +65 and +157 MiB measured."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=subprocess_pythonpath())
     proc = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT, what], env=env, capture_output=True, text=True, timeout=300
     )

@@ -22,6 +22,7 @@ from na_cuda import models, train
 from na_cuda.data import idx, store
 from na_cuda.nn import LIF
 from na_cuda.train import checkpoint, progress
+from tests.helpers import subprocess_pythonpath
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _fake_data import FakeFrames, datasets  # noqa: E402
@@ -45,7 +46,7 @@ PRESET_INPUTS = {
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = subprocess_pythonpath()
     return env
 
 
