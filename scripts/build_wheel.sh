@@ -9,6 +9,7 @@
 set -euo pipefail
 OUT=${1:?usage: scripts/build_wheel.sh OUTDIR}
 PY=${PYTHON:-python}
+[[ "$PY" == */* ]] && PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"  # absolute: the script cds
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
