@@ -134,7 +134,7 @@ def test_leak_one_parameters_get_finite_gradients():
         grads[backend] = torch.autograd.grad(y.sum(), d)[0]
     assert math.isfinite(float(grads["native"])) and math.isclose(float(grads["native"]), float(grads["torch"]))
     x = torch.rand(6, 3, 4)
-    for learn, value in (("beta", dict(decay=1.0)), ("sigmoid", dict(decay=1.0 - 1e-9))):
+    for learn, value in (("beta", dict(decay=1.0)), ("sigmoid", dict(decay=0.5))):
         got = {}
         for backend in ("torch", "native"):
             lif = na_cuda.nn.LIF(learn_decay=learn, decay_input=True, backend=backend, **value)
@@ -164,3 +164,72 @@ def test_nonfinite_decay_makes_that_neurons_gradients_nan(kw, di):
         ):
             assert gc[:, 1].isnan().all() and gd[1].isnan(), (name, lam, gc[:, 1], gd)
             assert gc[:, [0, 2, 3]].isfinite().all() and gd[[0, 2, 3]].isfinite().all(), (name, lam)
+
+
+# -- nn.LIF refuses decay values and shapes it cannot hold, naming the argument ---------------------------------
+BAD_DECAYS = [
+    (dict(learn_decay="sigmoid", decay=0.0), ValueError, r"`decay`.*open interval \(0, 1\)"),
+    (dict(learn_decay="sigmoid", decay=1.0), ValueError, r"`decay`.*open interval \(0, 1\)"),
+    (dict(learn_decay="sigmoid", decay=torch.tensor([0.5, 1.0])), ValueError, r"`decay`.*\(0, 1\)"),
+    (dict(learn_decay="beta", decay=float("nan")), ValueError, "`decay`.*must be finite"),
+    (dict(learn_decay="beta", decay=float("inf")), ValueError, "`decay`.*must be finite"),
+    (dict(decay=float("nan")), ValueError, r"`decay`.*\[0, 1\]"),
+    (dict(decay=-float("inf")), ValueError, r"`decay`.*\[0, 1\]"),
+    (dict(learn_decay="sigmoid", decay=float("nan")), ValueError, r"`decay`.*\[0, 1\]"),
+    (dict(decay=0.5 + 0.1j), TypeError, "`decay` must be a float in"),
+    (dict(learn_decay="beta", decay=torch.tensor(0.5 + 0.1j)), TypeError, "`decay` must be a real tensor"),
+    (dict(decay=torch.tensor(True)), TypeError, "`decay` must be a real tensor"),
+    (dict(decay=True), TypeError, "`decay` must be a float in"),
+    (dict(decay="0.5"), TypeError, "`decay` must be a float in"),
+    (dict(decay=[0.5, "a"]), TypeError, "`decay` must be a float in"),
+    (dict(decay=torch.empty(3, device="meta")), ValueError, "`decay` is on the meta device"),
+    (dict(learn_decay="beta", decay_shape=(-1,)), ValueError, "`decay_shape` must be a tuple of sizes >= 1"),
+    (dict(learn_decay="beta", decay_shape=(4, 0)), ValueError, "`decay_shape` must be a tuple of sizes >= 1"),
+    (dict(learn_decay="beta", decay_shape=(2**40,)), ValueError, "`decay_shape`.*cannot be allocated"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,match", BAD_DECAYS, ids=[str(i) for i in range(len(BAD_DECAYS))])
+def test_lif_refuses_bad_decay(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        na_cuda.nn.LIF(**kw)
+
+
+def test_lif_keeps_valid_edge_decays():
+    assert float(na_cuda.nn.LIF(decay=0.0).decay) == 0.0 and float(na_cuda.nn.LIF(decay=1.0).decay) == 1.0
+    assert float(na_cuda.nn.LIF(learn_decay="beta", decay=1.5).beta) == 1.5  # clamped in the forward, as snnTorch
+    plif = na_cuda.nn.LIF(learn_decay="sigmoid", decay=[0.25, 0.75])
+    assert torch.allclose(plif.decay_values(), torch.tensor([0.25, 0.75]))
+
+
+# -- raw ops: a decay on another device (meta included) is the device error, never a tensor ---------------------
+OPS = {
+    "lif_forward": (),
+    "lif_na": ("paper", 3, 10.0),
+    "lif_stbp": ("rect", 1.0, True),
+    "lif_tssl": (),
+    "na_backward": ("paper", 3, 10.0),
+    "stbp_backward": ("rect", 1.0, True),
+    "tssl_backward": (),
+}
+
+
+@needs_native
+@pytest.mark.parametrize("op", list(OPS))
+def test_raw_ops_refuse_a_meta_decay(op):
+    c = torch.rand(4, 3, dtype=torch.float64)
+    tensors = (c, c) if op.endswith("backward") else (c,)
+    neuron = (5.0, 2.0, 1.0, 0.0, False, False, "psc")
+    decay = torch.empty(3, device="meta", dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="`decay` is on meta but `c` is on cpu"):
+        getattr(torch.ops.na_cuda, op)(*tensors, *neuron, *OPS[op], decay, None)
+
+
+@needs_native
+@pytest.mark.parametrize("op", list(OPS))
+def test_raw_ops_refuse_an_empty_reset_mechanism(op):
+    c = torch.rand(4, 3, dtype=torch.float64)
+    tensors = (c, c) if op.endswith("backward") else (c,)
+    neuron = (5.0, 2.0, 1.0, None, False, False, "spike" if "tssl" not in op else "psc")
+    with pytest.raises(RuntimeError, match="`reset_mechanism` must be None"):
+        getattr(torch.ops.na_cuda, op)(*tensors, *neuron, *OPS[op], None, "")
