@@ -154,17 +154,21 @@ def convert(
     return (out, ctx.report) if return_report else out
 
 
-def _check_rule_options(method: str, rule_options: dict) -> None:
-    """``rule_options`` must be ones that ``method`` uses and that keep the source's forward."""
-    fixed = sorted(set(rule_options) & set(_NEURON_KEYS + (_STBP_KEYS if method == "stbp" else ())))
+def _check_rule_options(
+    method: str, rule_options: dict, who: str = "na_cuda.nn.convert", neuron_keys: tuple[str, ...] = _NEURON_KEYS
+) -> None:
+    """``rule_options`` must be ones that ``method`` uses and that keep the source's forward. ``who``: the function
+    in the messages; ``neuron_keys``: the settings that come from the source neuron (``LIF.from_snntorch`` passes
+    its own)."""
+    fixed = sorted(set(rule_options) & set(neuron_keys + (_STBP_KEYS if method == "stbp" else ())))
     if fixed:
         raise TypeError(
-            f"na_cuda.nn.convert: {', '.join(fixed)} come from each converted neuron, not from `rule_options`; "
+            f"{who}: {', '.join(fixed)} come from each converted neuron, not from `rule_options`; "
             "change them on the source model before converting"
         )
     if "strict_threshold" in rule_options and rule_options["strict_threshold"] is not False:
         raise ValueError(
-            "na_cuda.nn.convert: strict_threshold=True changes the forward: spikingjelly fires on "
+            f"{who}: strict_threshold=True changes the forward: spikingjelly fires on "
             "v >= v_threshold (heaviside(0) = 1), strict_threshold=True only on v > threshold; convert promises "
             "the same forward, so leave strict_threshold out"
         )
@@ -173,11 +177,11 @@ def _check_rule_options(method: str, rule_options: dict) -> None:
         if key in allowed or key == "strict_threshold":
             continue
         if key in _IGNORED_WHY:
-            raise TypeError(f"na_cuda.nn.convert: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
+            raise TypeError(f"{who}: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
         if key in _STBP_KEYS:  # under method="na"
             raise TypeError(
-                f"na_cuda.nn.convert: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
-                "comes from each neuron: its surrogate_function / detach_reset); leave it out"
+                f"{who}: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
+                "comes from each neuron: its surrogate function / detach_reset); leave it out"
             )
         if key in _RULE_OPTIONS["na"]:  # under method="stbp"
             why = (
@@ -186,10 +190,8 @@ def _check_rule_options(method: str, rule_options: dict) -> None:
                 if key == "grad_rescale"
                 else f"`{key}` is an option of method='na', which method='stbp' would ignore"
             )
-            raise TypeError(f"na_cuda.nn.convert: {why}; leave it out or convert with method='na'")
-        raise TypeError(
-            f"na_cuda.nn.convert: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}"
-        )
+            raise TypeError(f"{who}: {why}; leave it out or convert with method='na'")
+        raise TypeError(f"{who}: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}")
 
 
 def _holds_lif(model: nn.Module) -> bool:
