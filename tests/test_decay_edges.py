@@ -233,3 +233,12 @@ def test_raw_ops_refuse_an_empty_reset_mechanism(op):
     neuron = (5.0, 2.0, 1.0, None, False, False, "spike" if "tssl" not in op else "psc")
     with pytest.raises(RuntimeError, match="`reset_mechanism` must be None"):
         getattr(torch.ops.na_cuda, op)(*tensors, *neuron, *OPS[op], None, "")
+
+
+@pytest.mark.parametrize("fullgraph", [False, True])
+def test_compiled_dynamic_wrong_decay_shape_is_our_message(fullgraph):
+    """torch.broadcast_shapes' error under dynamic shapes was dynamo's TorchRuntimeError, without our message."""
+    lif = na_cuda.nn.LIF(learn_decay="beta", decay_shape=(3,), backend="torch")
+    f = torch.compile(lif, dynamic=True, fullgraph=fullgraph)
+    with pytest.raises(ValueError, match=r"`decay` of shape \(3,\) does not broadcast to the input's neuron shape"):
+        f(torch.rand(4, 2, 5))
