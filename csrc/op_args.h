@@ -140,19 +140,24 @@ struct NaOp {
   }
 };
 
+// "rect", "triangle", ...: the names of the surrogate table (core/rules/surrogates.h), for the error message.
+inline std::string surrogate_names() {
+  std::string out;
+  for (int i = 0; i < kNumSurrogates; ++i) out += cat(i ? ", \"" : "\"", kSurrogates[i].name, "\"");
+  return out;
+}
+
 struct StbpOp {
   using Rule = StbpRule;
   static StbpConfig config(const Tensor& c, const LifConfig&, const std::string& surrogate, double alpha,
                            bool detach_reset) {
-    static const char* const kNames[] = {"rect", "triangle", "sigmoid", "atan", "fast_sigmoid"};
     int kind = -1;
-    for (int i = 0; i < 5; ++i)
-      if (surrogate == kNames[i]) kind = i;
-    NA_CHECK(kind >= 0,
-             "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
-             "\"fast_sigmoid\"; got \"",
-             surrogate, "\"");
-    NA_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ", alpha);
+    for (int i = 0; i < kNumSurrogates; ++i)
+      if (surrogate == kSurrogates[i].name) kind = i;
+    NA_CHECK(kind >= 0, "na_cuda: `surrogate` must be one of ", surrogate_names(), "; got \"", surrogate, "\"");
+    const double lo = kSurrogates[kind].alpha_min;
+    NA_CHECK(std::isfinite(alpha) && alpha > lo, "na_cuda: `surrogate_alpha` of \"", surrogate,
+             "\" must be a finite float > ", lo, "; got ", alpha);
     check_fits(c, "surrogate_alpha", alpha);
     check_fits(c, "1/surrogate_alpha**2", 1.0 / (alpha * alpha));
     return StbpConfig{static_cast<Surrogate>(kind), alpha, detach_reset};

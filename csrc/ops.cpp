@@ -4,6 +4,7 @@
 // as opaque nodes with known output shapes. Built on the stable ABI (csrc/binding.h): no Python module init; the
 // library is loaded with torch.ops.load_library (na_cuda/_backend.py), which runs the registrations below.
 #include "binding.h"
+#include "core/rules/surrogates.h"
 
 // The neuron's arguments, the same in every op (csrc/op_args.h: neuron_config). `v_reset`: the hard reset value,
 // None for the soft reset (v = u - threshold on a spike).
@@ -39,3 +40,11 @@ STABLE_TORCH_LIBRARY(na_cuda, m) {
 extern "C" __attribute__((visibility("default"))) const char* na_cuda_build_info(void) {
   return "{\"built_with_torch\": \"" NA_STR(NA_TORCH_VERSION) "\", \"target_torch\": \"" NA_STR(NA_TARGET_TORCH) "\"}";
 }
+
+// The surrogate names of the table (csrc/core/rules/surrogates.h), in enum order, comma-separated: a test compares
+// them with the Python table (na_cuda/surrogates.py).
+#define NA_SURROGATE_NAME(E, name, alpha_min) "," name
+extern "C" __attribute__((visibility("default"))) const char* na_cuda_surrogates(void) {
+  return NA_SURROGATES(NA_SURROGATE_NAME) + 1;  // past the first comma
+}
+#undef NA_SURROGATE_NAME

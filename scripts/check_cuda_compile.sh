@@ -53,7 +53,7 @@ status=0
 for unit in "${UNITS[@]}"; do
   name="$(basename "${unit}" .cu)"
   echo "check_cuda_compile: ${unit} for$(printf ' sm_%s' "${ARCHS[@]}")"
-  if "${NVCC}" -std=c++17 -O3 -fmad=false -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xptxas -v \
+  if "${NVCC}" -std=c++17 -O3 -fmad=false -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xcompiler -Werror=switch -Xptxas -v \
       "${GENCODE[@]}" -c "${ROOT}/${unit}" -o "${OUTDIR}/${name}.o" 2>"${OUTDIR}/${name}.log"; then
     summarise "${OUTDIR}/${name}.log"
     grep -v -e '^ptxas info' -e '^    [0-9]* bytes' "${OUTDIR}/${name}.log" || true
