@@ -32,9 +32,10 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``triangle`` (TET): ``max(0, g - |u - threshold|) / g^2``;
     * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``;
     * ``atan`` (spikingjelly ``surrogate.ATan``): ``(alpha/2) / (1 + (pi/2 * alpha * x)^2)``, ``x = u - threshold``;
-    * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``.
+    * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``;
 
-    ``alpha`` is ``a`` / ``g`` / ``k`` / ``alpha`` / the slope; ``None`` picks :data:`SURROGATE_DEFAULT_ALPHA`.
+    with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
+    :data:`SURROGATE_DEFAULT_ALPHA`.
     """
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
