@@ -7,11 +7,11 @@
 #include "../lif.h"
 
 // X(Enum, "name", alpha_min): the op's surrogate_alpha must be finite and > alpha_min.
-#define NA_SURROGATES(X)                                        \
-  X(Rect, "rect", 0.0)                                          \
-  X(Triangle, "triangle", 0.0)                                  \
-  X(Sigmoid, "sigmoid", 0.0)                                    \
-  X(ATan, "atan", 0.0)                                          \
+#define NA_SURROGATES(X)       \
+  X(Rect, "rect", 0.0)         \
+  X(Triangle, "triangle", 0.0) \
+  X(Sigmoid, "sigmoid", 0.0)   \
+  X(ATan, "atan", 0.0)         \
   X(FastSigmoid, "fast_sigmoid", 0.0)
 
 namespace na {
@@ -41,7 +41,10 @@ struct SurrogateMath;
 
 template <>
 struct SurrogateMath<Surrogate::Rect> {  // 1/a on |x| < a/2
-  static void coef(double a, double* p) { p[0] = 0.5 * a; p[1] = 1.0 / a; }
+  static void coef(double a, double* p) {
+    p[0] = 0.5 * a;
+    p[1] = 1.0 / a;
+  }
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A p1) {
     using L = Lanes<V>;
@@ -52,7 +55,10 @@ struct SurrogateMath<Surrogate::Rect> {  // 1/a on |x| < a/2
 
 template <>
 struct SurrogateMath<Surrogate::Triangle> {  // max(0, g - |x|) / g^2
-  static void coef(double a, double* p) { p[0] = a; p[1] = 1.0 / (a * a); }
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 1.0 / (a * a);
+  }
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A p1) {
     using L = Lanes<V>;
@@ -63,7 +69,10 @@ struct SurrogateMath<Surrogate::Triangle> {  // max(0, g - |x|) / g^2
 
 template <>
 struct SurrogateMath<Surrogate::Sigmoid> {  // k sig (1 - sig), sig = 1 / (1 + exp(-k x))
-  static void coef(double a, double* p) { p[0] = a; p[1] = 0.0; }
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.0;
+  }
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A) {
     using L = Lanes<V>;
@@ -75,7 +84,10 @@ struct SurrogateMath<Surrogate::Sigmoid> {  // k sig (1 - sig), sig = 1 / (1 + e
 
 template <>
 struct SurrogateMath<Surrogate::ATan> {  // (alpha / 2) / (1 + (pi/2 alpha x)^2): spikingjelly surrogate.ATan
-  static void coef(double a, double* p) { p[0] = 1.5707963267948966 * a; p[1] = 0.5 * a; }
+  static void coef(double a, double* p) {
+    p[0] = 1.5707963267948966 * a;
+    p[1] = 0.5 * a;
+  }
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A p1) {
     using L = Lanes<V>;
@@ -86,7 +98,10 @@ struct SurrogateMath<Surrogate::ATan> {  // (alpha / 2) / (1 + (pi/2 alpha x)^2)
 
 template <>
 struct SurrogateMath<Surrogate::FastSigmoid> {  // 1 / (k |x| + 1)^2: snnTorch surrogate.fast_sigmoid
-  static void coef(double a, double* p) { p[0] = a; p[1] = 0.0; }
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.0;
+  }
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A) {
     using L = Lanes<V>;
