@@ -46,6 +46,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("sigmoid", 4.0, spikingjelly="Sigmoid", snntorch="sigmoid", snn_param="slope"),
     Surrogate("atan", 2.0, spikingjelly="ATan", snntorch="atan", snn_param="alpha"),
     Surrogate("fast_sigmoid", 25.0, snntorch="fast_sigmoid", snn_param="slope"),
+    Surrogate("soft_sign", 2.0, spikingjelly="SoftSign"),
 )
 
 #: name -> default ``surrogate_alpha``.

@@ -33,6 +33,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``;
     * ``atan`` (spikingjelly ``surrogate.ATan``): ``(alpha/2) / (1 + (pi/2 * alpha * x)^2)``, ``x = u - threshold``;
     * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``;
+    * ``soft_sign`` (spikingjelly ``SoftSign``): ``1 / (2 alpha (1/alpha + |x|)^2)``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -50,6 +51,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
     if surrogate == "fast_sigmoid":
         return 1.0 / (alpha * x.abs() + 1.0) ** 2
+    if surrogate == "soft_sign":
+        return 1.0 / (2.0 * alpha * (1.0 / alpha + x.abs()) ** 2)
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

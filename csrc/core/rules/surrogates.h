@@ -7,12 +7,13 @@
 #include "../lif.h"
 
 // X(Enum, "name", alpha_min): the op's surrogate_alpha must be finite and > alpha_min.
-#define NA_SURROGATES(X)       \
-  X(Rect, "rect", 0.0)         \
-  X(Triangle, "triangle", 0.0) \
-  X(Sigmoid, "sigmoid", 0.0)   \
-  X(ATan, "atan", 0.0)         \
-  X(FastSigmoid, "fast_sigmoid", 0.0)
+#define NA_SURROGATES(X)              \
+  X(Rect, "rect", 0.0)                \
+  X(Triangle, "triangle", 0.0)        \
+  X(Sigmoid, "sigmoid", 0.0)          \
+  X(ATan, "atan", 0.0)                \
+  X(FastSigmoid, "fast_sigmoid", 0.0) \
+  X(SoftSign, "soft_sign", 0.0)
 
 namespace na {
 
@@ -107,6 +108,20 @@ struct SurrogateMath<Surrogate::FastSigmoid> {  // 1 / (k |x| + 1)^2: snnTorch s
     using L = Lanes<V>;
     const V zero = L::splat(0), one = L::splat(1), d = L::splat(p0) * L::select(x < zero, -x, x) + one;
     return one / (d * d);
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::SoftSign> {  // 1 / (2 a (1/a + |x|)^2): spikingjelly SoftSign
+  static void coef(double a, double* p) {
+    p[0] = 1.0 / a;
+    p[1] = 0.5 / a;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A p1) {
+    using L = Lanes<V>;
+    const V zero = L::splat(0), d = L::splat(p0) + L::select(x < zero, -x, x);
+    return L::splat(p1) / (d * d);
   }
 };
 
