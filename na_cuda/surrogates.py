@@ -47,6 +47,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("atan", 2.0, spikingjelly="ATan", snntorch="atan", snn_param="alpha"),
     Surrogate("fast_sigmoid", 25.0, snntorch="fast_sigmoid", snn_param="slope"),
     Surrogate("soft_sign", 2.0, spikingjelly="SoftSign"),
+    Surrogate("erf", 2.0, spikingjelly="Erf"),
 )
 
 #: name -> default ``surrogate_alpha``.

@@ -34,6 +34,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``atan`` (spikingjelly ``surrogate.ATan``): ``(alpha/2) / (1 + (pi/2 * alpha * x)^2)``, ``x = u - threshold``;
     * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``;
     * ``soft_sign`` (spikingjelly ``SoftSign``): ``1 / (2 alpha (1/alpha + |x|)^2)``;
+    * ``erf`` (spikingjelly ``Erf``): ``alpha / sqrt(pi) * exp(-(alpha x)^2)``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -53,6 +54,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return 1.0 / (alpha * x.abs() + 1.0) ** 2
     if surrogate == "soft_sign":
         return 1.0 / (2.0 * alpha * (1.0 / alpha + x.abs()) ** 2)
+    if surrogate == "erf":
+        return alpha / math.sqrt(math.pi) * torch.exp(-((alpha * x) ** 2))
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

@@ -13,7 +13,8 @@
   X(Sigmoid, "sigmoid", 0.0)          \
   X(ATan, "atan", 0.0)                \
   X(FastSigmoid, "fast_sigmoid", 0.0) \
-  X(SoftSign, "soft_sign", 0.0)
+  X(SoftSign, "soft_sign", 0.0)       \
+  X(Erf, "erf", 0.0)
 
 namespace na {
 
@@ -122,6 +123,20 @@ struct SurrogateMath<Surrogate::SoftSign> {  // 1 / (2 a (1/a + |x|)^2): spiking
     using L = Lanes<V>;
     const V zero = L::splat(0), d = L::splat(p0) + L::select(x < zero, -x, x);
     return L::splat(p1) / (d * d);
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::Erf> {  // a / sqrt(pi) exp(-(a x)^2): spikingjelly Erf
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = a * 0.5641895835477563;  // 1/sqrt(pi)
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A p1) {
+    using L = Lanes<V>;
+    const V y = L::splat(p0) * x;
+    return L::splat(p1) * L::exp(-(y * y));
   }
 };
 
