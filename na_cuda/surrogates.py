@@ -48,6 +48,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("fast_sigmoid", 25.0, snntorch="fast_sigmoid", snn_param="slope"),
     Surrogate("soft_sign", 2.0, spikingjelly="SoftSign"),
     Surrogate("erf", 2.0, spikingjelly="Erf"),
+    Surrogate("piecewise_exp", 1.0, spikingjelly="PiecewiseExp"),
 )
 
 #: name -> default ``surrogate_alpha``.

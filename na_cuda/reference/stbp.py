@@ -35,6 +35,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``;
     * ``soft_sign`` (spikingjelly ``SoftSign``): ``1 / (2 alpha (1/alpha + |x|)^2)``;
     * ``erf`` (spikingjelly ``Erf``): ``alpha / sqrt(pi) * exp(-(alpha x)^2)``;
+    * ``piecewise_exp`` (spikingjelly ``PiecewiseExp``): ``alpha / 2 * exp(-alpha |x|)``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -56,6 +57,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return 1.0 / (2.0 * alpha * (1.0 / alpha + x.abs()) ** 2)
     if surrogate == "erf":
         return alpha / math.sqrt(math.pi) * torch.exp(-((alpha * x) ** 2))
+    if surrogate == "piecewise_exp":
+        return alpha / 2.0 * torch.exp(-alpha * x.abs())
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

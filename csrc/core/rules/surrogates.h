@@ -14,7 +14,8 @@
   X(ATan, "atan", 0.0)                \
   X(FastSigmoid, "fast_sigmoid", 0.0) \
   X(SoftSign, "soft_sign", 0.0)       \
-  X(Erf, "erf", 0.0)
+  X(Erf, "erf", 0.0)                  \
+  X(PiecewiseExp, "piecewise_exp", 0.0)
 
 namespace na {
 
@@ -137,6 +138,20 @@ struct SurrogateMath<Surrogate::Erf> {  // a / sqrt(pi) exp(-(a x)^2): spikingje
     using L = Lanes<V>;
     const V y = L::splat(p0) * x;
     return L::splat(p1) * L::exp(-(y * y));
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::PiecewiseExp> {  // a / 2 exp(-a |x|): spikingjelly PiecewiseExp
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.5 * a;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A p1) {
+    using L = Lanes<V>;
+    const V zero = L::splat(0);
+    return L::splat(p1) * L::exp(-(L::splat(p0) * L::select(x < zero, -x, x)));
   }
 };
 
