@@ -49,6 +49,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("soft_sign", 2.0, spikingjelly="SoftSign"),
     Surrogate("erf", 2.0, spikingjelly="Erf"),
     Surrogate("piecewise_exp", 1.0, spikingjelly="PiecewiseExp"),
+    Surrogate("piecewise_leaky_relu", 1.0, spikingjelly="PiecewiseLeakyReLU", sj_param="w", sj_fixed={"c": 0.01}),
 )
 
 #: name -> default ``surrogate_alpha``.

@@ -36,6 +36,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``soft_sign`` (spikingjelly ``SoftSign``): ``1 / (2 alpha (1/alpha + |x|)^2)``;
     * ``erf`` (spikingjelly ``Erf``): ``alpha / sqrt(pi) * exp(-(alpha x)^2)``;
     * ``piecewise_exp`` (spikingjelly ``PiecewiseExp``): ``alpha / 2 * exp(-alpha |x|)``;
+    * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` where ``|x| < w``, else ``0.01``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -59,6 +60,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return alpha / math.sqrt(math.pi) * torch.exp(-((alpha * x) ** 2))
     if surrogate == "piecewise_exp":
         return alpha / 2.0 * torch.exp(-alpha * x.abs())
+    if surrogate == "piecewise_leaky_relu":
+        return torch.where(x.abs() < alpha, torch.full_like(x, 1.0 / (2.0 * alpha)), torch.full_like(x, 0.01))
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

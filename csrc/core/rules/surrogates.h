@@ -7,15 +7,16 @@
 #include "../lif.h"
 
 // X(Enum, "name", alpha_min): the op's surrogate_alpha must be finite and > alpha_min.
-#define NA_SURROGATES(X)              \
-  X(Rect, "rect", 0.0)                \
-  X(Triangle, "triangle", 0.0)        \
-  X(Sigmoid, "sigmoid", 0.0)          \
-  X(ATan, "atan", 0.0)                \
-  X(FastSigmoid, "fast_sigmoid", 0.0) \
-  X(SoftSign, "soft_sign", 0.0)       \
-  X(Erf, "erf", 0.0)                  \
-  X(PiecewiseExp, "piecewise_exp", 0.0)
+#define NA_SURROGATES(X)                \
+  X(Rect, "rect", 0.0)                  \
+  X(Triangle, "triangle", 0.0)          \
+  X(Sigmoid, "sigmoid", 0.0)            \
+  X(ATan, "atan", 0.0)                  \
+  X(FastSigmoid, "fast_sigmoid", 0.0)   \
+  X(SoftSign, "soft_sign", 0.0)         \
+  X(Erf, "erf", 0.0)                    \
+  X(PiecewiseExp, "piecewise_exp", 0.0) \
+  X(PiecewiseLeakyReLU, "piecewise_leaky_relu", 0.0)
 
 namespace na {
 
@@ -152,6 +153,21 @@ struct SurrogateMath<Surrogate::PiecewiseExp> {  // a / 2 exp(-a |x|): spikingje
     using L = Lanes<V>;
     const V zero = L::splat(0);
     return L::splat(p1) * L::exp(-(L::splat(p0) * L::select(x < zero, -x, x)));
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::PiecewiseLeakyReLU> {  // 1 / (2w) on |x| < w, else c = 0.01: spikingjelly
+                                                       // PiecewiseLeakyReLU(w, c=0.01)
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.5 / a;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A p1) {
+    using L = Lanes<V>;
+    const V w = L::splat(p0);
+    return L::select(x < w, L::select(x > -w, L::splat(p1), L::splat(0.01)), L::splat(0.01));
   }
 };
 
