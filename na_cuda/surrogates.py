@@ -50,6 +50,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("erf", 2.0, spikingjelly="Erf"),
     Surrogate("piecewise_exp", 1.0, spikingjelly="PiecewiseExp"),
     Surrogate("piecewise_leaky_relu", 1.0, spikingjelly="PiecewiseLeakyReLU", sj_param="w", sj_fixed={"c": 0.01}),
+    Surrogate("super_spike", 1.0, spikingjelly="SuperSpike"),
 )
 
 #: name -> default ``surrogate_alpha``.

@@ -37,6 +37,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``erf`` (spikingjelly ``Erf``): ``alpha / sqrt(pi) * exp(-(alpha x)^2)``;
     * ``piecewise_exp`` (spikingjelly ``PiecewiseExp``): ``alpha / 2 * exp(-alpha |x|)``;
     * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` where ``|x| < w``, else ``0.01``;
+    * ``super_spike`` (spikingjelly ``SuperSpike``): ``alpha / (|x| + 1)^2``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -62,6 +63,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return alpha / 2.0 * torch.exp(-alpha * x.abs())
     if surrogate == "piecewise_leaky_relu":
         return torch.where(x.abs() < alpha, torch.full_like(x, 1.0 / (2.0 * alpha)), torch.full_like(x, 0.01))
+    if surrogate == "super_spike":
+        return alpha / (x.abs() + 1.0) ** 2
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

@@ -7,16 +7,17 @@
 #include "../lif.h"
 
 // X(Enum, "name", alpha_min): the op's surrogate_alpha must be finite and > alpha_min.
-#define NA_SURROGATES(X)                \
-  X(Rect, "rect", 0.0)                  \
-  X(Triangle, "triangle", 0.0)          \
-  X(Sigmoid, "sigmoid", 0.0)            \
-  X(ATan, "atan", 0.0)                  \
-  X(FastSigmoid, "fast_sigmoid", 0.0)   \
-  X(SoftSign, "soft_sign", 0.0)         \
-  X(Erf, "erf", 0.0)                    \
-  X(PiecewiseExp, "piecewise_exp", 0.0) \
-  X(PiecewiseLeakyReLU, "piecewise_leaky_relu", 0.0)
+#define NA_SURROGATES(X)                             \
+  X(Rect, "rect", 0.0)                               \
+  X(Triangle, "triangle", 0.0)                       \
+  X(Sigmoid, "sigmoid", 0.0)                         \
+  X(ATan, "atan", 0.0)                               \
+  X(FastSigmoid, "fast_sigmoid", 0.0)                \
+  X(SoftSign, "soft_sign", 0.0)                      \
+  X(Erf, "erf", 0.0)                                 \
+  X(PiecewiseExp, "piecewise_exp", 0.0)              \
+  X(PiecewiseLeakyReLU, "piecewise_leaky_relu", 0.0) \
+  X(SuperSpike, "super_spike", 0.0)
 
 namespace na {
 
@@ -168,6 +169,20 @@ struct SurrogateMath<Surrogate::PiecewiseLeakyReLU> {  // 1 / (2w) on |x| < w, e
     using L = Lanes<V>;
     const V w = L::splat(p0);
     return L::select(x < w, L::select(x > -w, L::splat(p1), L::splat(0.01)), L::splat(0.01));
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::SuperSpike> {  // a / (|x| + 1)^2: spikingjelly SuperSpike
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.0;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A) {
+    using L = Lanes<V>;
+    const V zero = L::splat(0), d = L::select(x < zero, -x, x) + L::splat(1);
+    return L::splat(p0) / (d * d);
   }
 };
 
