@@ -38,6 +38,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``piecewise_exp`` (spikingjelly ``PiecewiseExp``): ``alpha / 2 * exp(-alpha |x|)``;
     * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` where ``|x| < w``, else ``0.01``;
     * ``super_spike`` (spikingjelly ``SuperSpike``): ``alpha / (|x| + 1)^2``;
+    * ``q_pseudo_spike`` (spikingjelly ``QPseudoSpike``, ``q = alpha > 1``): ``(1 + 2 |x| / (q - 1))^-q``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -65,6 +66,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return torch.where(x.abs() < alpha, torch.full_like(x, 1.0 / (2.0 * alpha)), torch.full_like(x, 0.01))
     if surrogate == "super_spike":
         return alpha / (x.abs() + 1.0) ** 2
+    if surrogate == "q_pseudo_spike":
+        return torch.pow(1.0 + 2.0 / (alpha - 1.0) * x.abs(), -alpha)
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

@@ -17,7 +17,8 @@
   X(Erf, "erf", 0.0)                                 \
   X(PiecewiseExp, "piecewise_exp", 0.0)              \
   X(PiecewiseLeakyReLU, "piecewise_leaky_relu", 0.0) \
-  X(SuperSpike, "super_spike", 0.0)
+  X(SuperSpike, "super_spike", 0.0)                  \
+  X(QPseudoSpike, "q_pseudo_spike", 1.0)
 
 namespace na {
 
@@ -183,6 +184,21 @@ struct SurrogateMath<Surrogate::SuperSpike> {  // a / (|x| + 1)^2: spikingjelly 
     using L = Lanes<V>;
     const V zero = L::splat(0), d = L::select(x < zero, -x, x) + L::splat(1);
     return L::splat(p0) / (d * d);
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::QPseudoSpike> {  // (1 + 2 |x| / (q - 1))^-q, q = a > 1, as exp(-q log(...)):
+                                                 // spikingjelly QPseudoSpike
+  static void coef(double a, double* p) {
+    p[0] = 2.0 / (a - 1.0);
+    p[1] = -a;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A p1) {
+    using L = Lanes<V>;
+    const V zero = L::splat(0), b = L::splat(1) + L::splat(p0) * L::select(x < zero, -x, x);
+    return L::exp(L::splat(p1) * L::log(b));
   }
 };
 
