@@ -52,6 +52,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("piecewise_leaky_relu", 1.0, spikingjelly="PiecewiseLeakyReLU", sj_param="w", sj_fixed={"c": 0.01}),
     Surrogate("super_spike", 1.0, spikingjelly="SuperSpike"),
     Surrogate("q_pseudo_spike", 2.0, alpha_min=1.0, spikingjelly="QPseudoSpike"),
+    Surrogate("triangular", 1.0, snntorch="triangular", snn_param="threshold"),
 )
 
 #: name -> default ``surrogate_alpha``.

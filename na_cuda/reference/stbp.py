@@ -39,6 +39,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` where ``|x| < w``, else ``0.01``;
     * ``super_spike`` (spikingjelly ``SuperSpike``): ``alpha / (|x| + 1)^2``;
     * ``q_pseudo_spike`` (spikingjelly ``QPseudoSpike``, ``q = alpha > 1``): ``(1 + 2 |x| / (q - 1))^-q``;
+    * ``triangular`` (snnTorch ``surrogate.triangular(threshold=alpha)``): ``alpha`` where ``x < 0``, ``-alpha`` where ``x >= 0``;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -68,6 +69,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return alpha / (x.abs() + 1.0) ** 2
     if surrogate == "q_pseudo_spike":
         return torch.pow(1.0 + 2.0 / (alpha - 1.0) * x.abs(), -alpha)
+    if surrogate == "triangular":
+        return torch.where(x < 0, torch.full_like(x, alpha), torch.full_like(x, -alpha))
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

@@ -18,7 +18,8 @@
   X(PiecewiseExp, "piecewise_exp", 0.0)              \
   X(PiecewiseLeakyReLU, "piecewise_leaky_relu", 0.0) \
   X(SuperSpike, "super_spike", 0.0)                  \
-  X(QPseudoSpike, "q_pseudo_spike", 1.0)
+  X(QPseudoSpike, "q_pseudo_spike", 1.0)             \
+  X(Triangular, "triangular", 0.0)
 
 namespace na {
 
@@ -199,6 +200,21 @@ struct SurrogateMath<Surrogate::QPseudoSpike> {  // (1 + 2 |x| / (q - 1))^-q, q 
     using L = Lanes<V>;
     const V zero = L::splat(0), b = L::splat(1) + L::splat(p0) * L::select(x < zero, -x, x);
     return L::exp(L::splat(p1) * L::log(b));
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::Triangular> {  // a where x < 0, -a where x >= 0: snnTorch
+                                               // surrogate.triangular(threshold=a)
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.0;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A) {
+    using L = Lanes<V>;
+    const V t = L::splat(p0);
+    return L::select(x < L::splat(0), t, -t);
   }
 };
 
