@@ -53,6 +53,7 @@ TABLE: tuple[Surrogate, ...] = (
     Surrogate("super_spike", 1.0, spikingjelly="SuperSpike"),
     Surrogate("q_pseudo_spike", 2.0, alpha_min=1.0, spikingjelly="QPseudoSpike"),
     Surrogate("triangular", 1.0, snntorch="triangular", snn_param="threshold"),
+    Surrogate("straight_through_estimator", 1.0, snntorch="straight_through_estimator"),
 )
 
 #: name -> default ``surrogate_alpha``.

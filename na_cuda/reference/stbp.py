@@ -40,6 +40,7 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``super_spike`` (spikingjelly ``SuperSpike``): ``alpha / (|x| + 1)^2``;
     * ``q_pseudo_spike`` (spikingjelly ``QPseudoSpike``, ``q = alpha > 1``): ``(1 + 2 |x| / (q - 1))^-q``;
     * ``triangular`` (snnTorch ``surrogate.triangular(threshold=alpha)``): ``alpha`` where ``x < 0``, ``-alpha`` where ``x >= 0``;
+    * ``straight_through_estimator`` (snnTorch ``surrogate.straight_through_estimator()``, ``alpha = 1``): ``alpha`` everywhere;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
@@ -71,6 +72,8 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return torch.pow(1.0 + 2.0 / (alpha - 1.0) * x.abs(), -alpha)
     if surrogate == "triangular":
         return torch.where(x < 0, torch.full_like(x, alpha), torch.full_like(x, -alpha))
+    if surrogate == "straight_through_estimator":
+        return torch.full_like(u, alpha)
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

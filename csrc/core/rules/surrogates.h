@@ -19,7 +19,8 @@
   X(PiecewiseLeakyReLU, "piecewise_leaky_relu", 0.0) \
   X(SuperSpike, "super_spike", 0.0)                  \
   X(QPseudoSpike, "q_pseudo_spike", 1.0)             \
-  X(Triangular, "triangular", 0.0)
+  X(Triangular, "triangular", 0.0)                   \
+  X(StraightThroughEstimator, "straight_through_estimator", 0.0)
 
 namespace na {
 
@@ -215,6 +216,20 @@ struct SurrogateMath<Surrogate::Triangular> {  // a where x < 0, -a where x >= 0
     using L = Lanes<V>;
     const V t = L::splat(p0);
     return L::select(x < L::splat(0), t, -t);
+  }
+};
+
+template <>
+struct SurrogateMath<Surrogate::StraightThroughEstimator> {  // a everywhere: snnTorch
+                                                             // surrogate.straight_through_estimator() (a = 1)
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.0;
+  }
+  template <typename V, typename A>
+  static NA_HD V h(V x, A p0, A) {
+    (void)x;
+    return Lanes<V>::splat(p0);
   }
 };
 
