@@ -36,11 +36,14 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``soft_sign`` (spikingjelly ``SoftSign``): ``1 / (2 alpha (1/alpha + |x|)^2)``;
     * ``erf`` (spikingjelly ``Erf``): ``alpha / sqrt(pi) * exp(-(alpha x)^2)``;
     * ``piecewise_exp`` (spikingjelly ``PiecewiseExp``): ``alpha / 2 * exp(-alpha |x|)``;
-    * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` where ``|x| < w``, else ``0.01``;
+    * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` on ``|x| < w``,
+      else ``0.01``;
     * ``super_spike`` (spikingjelly ``SuperSpike``): ``alpha / (|x| + 1)^2``;
     * ``q_pseudo_spike`` (spikingjelly ``QPseudoSpike``, ``q = alpha > 1``): ``(1 + 2 |x| / (q - 1))^-q``;
-    * ``triangular`` (snnTorch ``surrogate.triangular(threshold=alpha)``): ``alpha`` where ``x < 0``, ``-alpha`` where ``x >= 0``;
-    * ``straight_through_estimator`` (snnTorch ``surrogate.straight_through_estimator()``, ``alpha = 1``): ``alpha`` everywhere;
+    * ``triangular`` (snnTorch ``surrogate.triangular(threshold=alpha)``): ``alpha`` where ``x < 0``, ``-alpha``
+      where ``x >= 0``;
+    * ``straight_through_estimator`` (snnTorch ``surrogate.straight_through_estimator()``, ``alpha = 1``): ``alpha``
+      everywhere;
 
     with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
     :data:`SURROGATE_DEFAULT_ALPHA`.
