@@ -89,16 +89,20 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);
   check_fits(c, "1/tau_s", 1.0 / tau_s);
-  return LifConfig{tau_m,
-                   tau_s,
-                   threshold,
-                   vr,
-                   soft,
-                   decay_input,
-                   strict,
-                   output == "psc",
-                   after.empty() ? 0 : (after == "subtract" ? 1 : 2),
-                   output == "membrane"};
+  LifConfig cfg{};
+  cfg.tau_m = tau_m;
+  cfg.tau_s = tau_s;
+  cfg.threshold = threshold;
+  cfg.v_reset = vr;
+  cfg.reset = soft ? (after.empty()         ? Reset::Soft
+                      : after == "subtract" ? Reset::SubtractAfter
+                                            : Reset::NoneAfter)
+                   : Reset::Hard;
+  cfg.decay_input = decay_input;
+  cfg.strict = strict;
+  cfg.psc = output == "psc";
+  cfg.mem = output == "membrane";
+  return cfg;
 }
 
 // The learnable decay (§12): none, or one lam per neuron ([N], the compute dtype, on c's device).
@@ -168,7 +172,7 @@ struct TsslOp {
   using Rule = TsslRule;
   static TsslConfig config(const Tensor&, const LifConfig& lif) {
     NA_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
-    NA_CHECK(!lif.soft,
+    NA_CHECK(lif.reset == Reset::Hard,
              "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
              "(a hard reset), not None or a reset_mechanism");
     return TsslConfig{};

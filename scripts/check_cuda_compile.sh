@@ -37,8 +37,8 @@ summarise() {
   awk '
     /Compiling entry function/ {
       k = "forward"; if (match($0, /(NaRule|StbpRule|TsslRule)/)) k = substr($0, RSTART, RLENGTH - 4) " backward"
-      r = ($0 ~ /ResetE1E/) ? "soft" : "hard"
-      b = ""; if (match($0, /ResetE[01]ELi[0-9]+E/)) { b = substr($0, RSTART, RLENGTH); sub(/.*Li/, "", b); sub(/E$/, "", b); b = "B=" b }
+      r = ($0 ~ /ResetE1E/) ? "soft" : ($0 ~ /ResetE2E/) ? "after" : "hard"
+      b = ""; if (match($0, /ResetE[012]ELi[0-9]+E/)) { b = substr($0, RSTART, RLENGTH); sub(/.*Li/, "", b); sub(/E$/, "", b); b = "B=" b }
       t = ($0 ~ /E(Li[0-9]+E)?ddE/) ? "float64" : ($0 ~ /E(Li[0-9]+E)?ffE/) ? "float32" \
         : ($0 ~ /BFloat16/) ? "bfloat16" : "float16"
       match($0, /sm_[0-9]+/); arch = substr($0, RSTART, RLENGTH); next }

@@ -40,7 +40,7 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
 // grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft); under
-// Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§11). With
+// the after-leak resets u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§11). With
 // the membrane output (lif.mem) G is dL/du[t] itself. With a learnable decay (lif.glam_n) the reverse loop also
 // sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§12): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
