@@ -14,9 +14,7 @@
 
 #include "binding.h"
 #include "core/lif.h"
-#include "core/rules/na.h"
-#include "core/rules/stbp.h"
-#include "core/rules/tssl.h"
+#include "core/rules/rules.h"
 
 namespace na {
 

@@ -4,7 +4,7 @@
 // as opaque nodes with known output shapes. Built on the stable ABI (csrc/binding.h): no Python module init; the
 // library is loaded with torch.ops.load_library (na_cuda/_backend.py), which runs the registrations below.
 #include "binding.h"
-#include "core/rules/surrogates.h"
+#include "core/rules/rules.h"
 
 // The neuron's arguments, the same in every op (csrc/op_args.h: neuron_config). `v_reset`: the hard reset value,
 // None for the soft reset (v = u - threshold on a spike).
@@ -21,15 +21,11 @@
 // its autograd formula in na_cuda/ops.py) and its backward op `<rule>_backward`.
 STABLE_TORCH_LIBRARY(na_cuda, m) {
   m.def("lif_forward(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
-  m.def("lif_na(Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> Tensor");
-  m.def("lif_stbp(Tensor c, " NA_NEURON ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING
-        ") -> Tensor");
-  m.def("lif_tssl(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
-  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON
-        ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> (Tensor, Tensor)");
-  m.def("stbp_backward(Tensor grad_out, Tensor c, " NA_NEURON
-        ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING ") -> (Tensor, Tensor)");
-  m.def("tssl_backward(Tensor grad_out, Tensor c, " NA_NEURON ", " NA_TRAILING ") -> (Tensor, Tensor)");
+#define NA_RULE_SCHEMAS(name, Type, args)                                          \
+  m.def("lif_" #name "(Tensor c, " NA_NEURON ", " args NA_TRAILING ") -> Tensor"); \
+  m.def(#name "_backward(Tensor grad_out, Tensor c, " NA_NEURON ", " args NA_TRAILING ") -> (Tensor, Tensor)");
+  NA_RULES(NA_RULE_SCHEMAS)
+#undef NA_RULE_SCHEMAS
 }
 
 #define NA_STR2(x) #x
