@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import ctypes
 
 import pytest
@@ -66,7 +67,8 @@ def test_converted_spikingjelly_surrogate_equals_its_peer(name, v_reset, backend
     fn = getattr(sj.surrogate, spec.spikingjelly)(**{spec.sj_param: _param(name)})
     node = sj_neuron.LIFNode(tau=2.5, v_reset=v_reset, surrogate_function=fn, detach_reset=False, step_mode="m")
     model = nn.Sequential(node).double()
-    converted = na_cuda.nn.convert(model, method="stbp", backend=backend)
+    converted = na_cuda.nn.convert(copy.deepcopy(model), method="stbp", backend=backend)
+    assert type(model[0]).__name__ == "LIFNode"
     lif = converted[0]
     assert lif.rule.surrogate == name
     x = _input(16, 40, seed=3) * 3.0  # decay_input: the input is scaled by 1/tau
