@@ -12,7 +12,7 @@ import torch
 
 from .params import OUTPUTS, LifParams, choice, compute_dtype  # noqa: F401  (re-exported)
 from .params import real as _real  # noqa: F401  (used by losses)
-from .rules import FIRST_ORDERS, METHODS, SURROGATE_DEFAULT_ALPHA, SURROGATES, Rule, make_rule  # noqa: F401
+from .rules import FIRST_ORDERS, METHODS, RULES, SURROGATE_DEFAULT_ALPHA, SURROGATES, Rule, make_rule  # noqa: F401
 
 BACKENDS = ("auto", "native", "torch")
 
@@ -35,8 +35,23 @@ def build(
     keywords (``first_order``, ``surrogate``, ...) go to :func:`na_cuda.rules.make_rule`."""
     neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict_threshold, reset_mechanism)
     rule = make_rule(method, **rule_options)
+    _no_ignored_options(rule, rule_options)
     rule.check(neuron)
     return neuron, rule, choice("backend", backend, BACKENDS)
+
+
+def _no_ignored_options(rule: Rule, given: dict[str, Any]) -> None:
+    """Another rule's option set to a value other than its default would be silently ignored by ``rule``
+    (``method="stbp", clip=3.0``): ValueError naming it. Its default (e.g. from ``as_dict``) passes."""
+    own = rule.options()
+    for cls in RULES.values():
+        for key, default in cls().options().items():
+            value = given.get(key)
+            if key not in own and value is not None and value != default:
+                raise ValueError(
+                    f"na_cuda: `{key}` is an option of method={cls.name!r}, which method={rule.name!r} ignores; got "
+                    f"{key}={value!r}: leave it out, or use method={cls.name!r}"
+                )
 
 
 def as_dict(neuron: LifParams, rule: Rule, backend: str) -> dict[str, Any]:
