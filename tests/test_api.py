@@ -38,7 +38,7 @@ from na_cuda import reference
         (dict(output="voltage"), ValueError, "output"),
         (dict(first_order="second"), ValueError, "first_order"),
         (dict(backend="cupy"), ValueError, "backend"),
-        (dict(method="stbp", surrogate="erf"), ValueError, "surrogate"),
+        (dict(method="stbp", surrogate="gauss"), ValueError, "surrogate"),
         (dict(method="stbp", surrogate_alpha=0.0), ValueError, "surrogate_alpha"),
         (dict(method="stbp", surrogate_alpha=-1.0), ValueError, "surrogate_alpha"),
         (dict(method="stbp", detach_reset=1), TypeError, "detach_reset"),
@@ -74,7 +74,7 @@ def test_direct_op_calls_are_checked_in_cpp():
     with pytest.raises(RuntimeError, match="tau_m"):
         torch.ops.na_cuda.lif_na(c, 0.5, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0)
     with pytest.raises(RuntimeError, match="surrogate"):
-        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "erf", 1.0, True)
+        torch.ops.na_cuda.lif_stbp(c, 5.0, 2.0, 1.0, 0.0, False, False, "psc", "gauss", 1.0, True)
     with pytest.raises(RuntimeError, match="output"):
         torch.ops.na_cuda.lif_forward(c, 5.0, 2.0, 1.0, 0.0, False, False, "voltage")
     with pytest.raises(RuntimeError, match="dist_power"):

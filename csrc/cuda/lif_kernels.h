@@ -1,18 +1,8 @@
-// Host launchers of the na_cuda CUDA kernels, on raw pointers. No torch headers and no CUDA half/bf16 types in
-// this interface: the binding (lif_cuda.cu) passes data pointers as void* plus a DType, so it never sees __half /
-// __nv_bfloat16 (torch compiles extension .cu files with -D__CUDA_NO_HALF_CONVERSIONS__ and friends, which make
-// those types unusable with csrc/core's static_casts; the kernel TU handles the storage types itself).
-//
-// Layout: every tensor is [T, N] contiguous, element (t, n) at t * N + n. One thread = one neuron, looping over T.
-// The launchers enqueue on `stream` and return at once: no host synchronisation, no error check (the caller runs
-// C10_CUDA_KERNEL_LAUNCH_CHECK() right after). N == 0 launches nothing.
-//
-// Workspace: the backward kernels keep per-neuron [T] arrays in the compute type, as [T, N] planes (NA: one
-// state plane, and none for T <= NaRule::kOnChipMaxT, where the state stays in registers; STBP: u; TSSL: u and a).
-// Where the storage type is the compute type (float32, float64) and the rule allows it (Rule::kGradHoldsPlane0), a
-// plane lives in the gradient output itself (STBP's u, TSSL's u); `workspace_planes()` says how many planes the caller
-// must allocate. Pass them contiguously as `ws` ([planes, T, N] of float, or double for DType::Float64), or nullptr
-// when the count is 0.
+// Host launchers of the na_cuda CUDA kernels, on raw pointers, with no torch headers and no CUDA half/bf16 types
+// (the binding, lif_cuda.cu, passes void* plus a DType). Tensors are [T, N] contiguous; one thread = one neuron,
+// looping over T. The launchers enqueue on `stream` and return at once (the caller checks the launch); N == 0
+// launches nothing. `workspace_planes()` says how many [T, N] compute-type planes the caller allocates for a
+// backward (passed as `ws`, or nullptr). The workspace layout: docs/kernels.md ("csrc/cuda/lif_kernels.h").
 #pragma once
 
 #include <cstdint>
@@ -20,9 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include "../core/lif.h"
-#include "../core/rules/na.h"
-#include "../core/rules/stbp.h"
-#include "../core/rules/tssl.h"
+#include "../core/rules/rules.h"
 
 namespace na {
 namespace cuda {
@@ -53,18 +41,19 @@ void lif_forward(DType dt, const void* c, const void* decay, void* out, int64_t 
                  cudaStream_t stream);
 
 // grad_c of `Rule` (Rule::neuron: for NA the weights, SNS runs and phi fused in one launch). Instantiated in
-// lif_kernels.cu for NaRule, StbpRule and TsslRule. `decay`/`gdecay`: null, or the learnable lam per neuron and
+// lif_kernels.cu for every rule of NA_RULES. `decay`/`gdecay`: null, or the learnable lam per neuron and
 // where its dL/dlam goes ([N], compute type; §12).
 template <typename Rule>
 void backward(DType dt, const void* grad_out, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
               int64_t T, int64_t N, const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);
 
-#define NA_BACKWARD_INST(PREFIX, RULE, CONFIG)                                                                    \
-  PREFIX template void backward<RULE>(DType, const void*, const void*, const void*, void*, void*, void*, int64_t, \
-                                      int64_t, const LifConfig&, const CONFIG&, cudaStream_t);
-NA_BACKWARD_INST(extern, NaRule, NaConfig)
-NA_BACKWARD_INST(extern, StbpRule, StbpConfig)
-NA_BACKWARD_INST(extern, TsslRule, TsslConfig)
+// One instantiation per rule of the table (core/rules/rules.h): declared here, defined in lif_kernels.cu.
+#define NA_BACKWARD_INST(PREFIX, Type)                                                                         \
+  PREFIX template void backward<Type##Rule>(DType, const void*, const void*, const void*, void*, void*, void*, \
+                                            int64_t, int64_t, const LifConfig&, const Type##Config&, cudaStream_t);
+#define NA_BACKWARD_EXTERN(name, Type, args) NA_BACKWARD_INST(extern, Type)
+NA_RULES(NA_BACKWARD_EXTERN)
+#undef NA_BACKWARD_EXTERN
 
 }  // namespace cuda
 }  // namespace na
