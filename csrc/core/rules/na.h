@@ -105,6 +105,7 @@ struct NaPlanes {
   const S* c;
   acc_t* w;
   acc_t* wu;
+  acc_t* wq;  // Q[k] (hard reset: the run of step k found no spike difference, spec §3.7), 1 or 0
   int64_t stride, wstride;
   V beta;
   // A SIMD pack's `c` is the CPU binding's private block copy of the input (csrc/cpu/lif_cpu.cpp), so the forward
@@ -130,6 +131,10 @@ struct NaPlanes {
   NA_HD void set_u(int64_t k, V x) { Lanes<V>::store((kResim ? w : wu) + k * wstride, x); }
   NA_HD V x(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
   NA_HD void set_x(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
+  NA_HD typename Lanes<V>::mask q(int64_t k) const { return Lanes<V>::load(wq + k * wstride) != Lanes<V>::splat(0); }
+  NA_HD void set_q(int64_t k, typename Lanes<V>::mask b) {
+    Lanes<V>::store(wq + k * wstride, Lanes<V>::select(b, Lanes<V>::splat(1), Lanes<V>::splat(0)));
+  }
   // The original's step k of a run: its spike, and its state after k in (vo, ro) (after k-1 on entry).
   template <Reset R>
   NA_HD typename Lanes<V>::mask orig(int64_t k, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
@@ -145,19 +150,25 @@ struct NaPlanes {
   }
 };
 
-// T <= B: beta c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays; the run re-simulates.
+// T <= B: beta c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays, Q[k] in one bit
+// each; the run re-simulates.
 template <typename S, typename V, int B>
 struct NaRegs {
+  static_assert(B <= 64, "Q[k] is one bit of a 64-bit word");
+  static_assert(NaLaneTuning<V>::kScalar, "the register version serves one neuron per thread");
   const S* c;
   int64_t stride;
   V beta;
   V cin[B], ux[B];
+  uint64_t qbits = 0;
   NA_HD void fetch(int64_t t) { cin[t] = Lanes<V>::load(c + t * stride) * beta; }
   NA_HD V in(int64_t k) const { return cin[k]; }
   NA_HD V u(int64_t k) const { return ux[k]; }
   NA_HD void set_u(int64_t k, V x) { ux[k] = x; }
   NA_HD V x(int64_t k) const { return ux[k]; }
   NA_HD void set_x(int64_t k, V x) { ux[k] = x; }
+  NA_HD bool q(int64_t k) const { return ((qbits >> k) & 1u) != 0; }
+  NA_HD void set_q(int64_t k, bool b) { qbits = b ? (qbits | (uint64_t(1) << k)) : (qbits & ~(uint64_t(1) << k)); }
   template <Reset R>
   NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
     V uo;
@@ -223,6 +234,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     if (R == Reset::After) vn = thr;
     V run = zero;
     M live = zero == zero;
+    M diff = zero != zero;  // hard reset: a spike difference was added (Q[t] = !diff, spec §3.7)
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
     // loop is unrolled (t is one only after).
     NA_UNROLL
@@ -232,9 +244,12 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
       M done = (last < L::splat(acc_t(k))) & (vn <= vo);
       if (R == Reset::After) done = done & (rn >= ro);
-      if (kSoft) done = done | (R == Reset::After ? (vn == vo) & (rn == ro) : vn == vo);  // equal: equal futures
+      // equal states: equal futures (spec §3.7, rule 1)
+      done = done | (R == Reset::After ? (vn == vo) & (rn == ro) : vn == vo);
       live = L::and_not(live, done);
-      if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
+      // Packs test right after the first step as well: that is where the merge rule ends most runs (§3.7).
+      const I j = k - t - 1;
+      if ((j <= 1 || (j & (kExit - 1)) == 0) && !L::any(live)) break;
       const V xk = m.in(k);
       V un;
       const M so = m.template orig<R>(k, vo, ro, xk, lam, fire, thr, sub);
@@ -243,10 +258,19 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
         const V xw = m.x(k);
         run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
       } else {
-        run = run + L::select(L::and_not(live, sn == so), m.x(k), zero);
+        const M d = L::and_not(live, sn == so);
+        run = run + L::select(d, m.x(k), zero);
+        diff = diff | d;
         live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
+        // Merge rule (spec §3.7, rule 2): the neighbour lies between the two trajectories that the run of step k
+        // compared (the original, and k's own neighbour: thr after a spike, 0 after none), whose first spikes
+        // coincide (Q[k]): its first spike is theirs, the original's, and nothing differs after k.
+        const V nk = L::select(so, thr, zero);
+        const M between = ((vn >= vo) & (vn <= nk)) | ((vn <= vo) & (vn >= nk));
+        live = L::and_not(live, between & m.q(k));
       }
     }
+    if constexpr (!kSoft) m.set_q(t, L::and_not(zero == zero, diff));
     const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict);  // NA's dL/du[t]
     if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
       V v_in = zero;
@@ -268,13 +292,13 @@ struct NaRule {
   using Config = NaConfig;
   template <typename acc_t>
   using Coef = NaCoef<acc_t>;
-  // CPU block planes besides c and g: X and u (a pack reads u back, NaLaneTuning).
-  static constexpr int kCpuPlanes = 2;
+  // CPU block planes besides c and g: X, u (a pack reads u back, NaLaneTuning) and Q (spec §3.7).
+  static constexpr int kCpuPlanes = 3;
   // CUDA: T <= kOnChipMaxT keeps the state in registers (NaRegs buckets 8/16/32), else one [T, N] plane of u/X,
-  // which cannot live in the gradient (read at later steps than grad[t] is written).
+  // which cannot live in the gradient (read at later steps than grad[t] is written), and one of Q (spec §3.7).
   static constexpr bool kOnChip = true;
   static constexpr int64_t kOnChipMaxT = 32;
-  static constexpr int kCudaPlanes = 1;
+  static constexpr int kCudaPlanes = 2;
   static constexpr bool kGradHoldsPlane0 = false;
   static constexpr bool kSoftReset = true;
 
@@ -287,7 +311,10 @@ struct NaRule {
       NaRegs<S, V, B> m{c, stride, input_scale_of(lif, decay_of<V>(lif)), {}, {}};
       na_backward_steps<R, B, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     } else {
-      NaPlanes<S, acc_t, V> m{c, w0, w1, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
+      // Q: w1 on a CUDA thread (which keeps no u plane), the plane after w1 on a pack (the CPU block's planes are
+      // contiguous: X, u, Q).
+      acc_t* wq = NaLaneTuning<V>::kResimulate ? w1 : w1 + T * wstride;
+      NaPlanes<S, acc_t, V> m{c, w0, w1, wq, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
       na_backward_steps<R, 0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     }
   }
