@@ -105,7 +105,7 @@ struct NaPlanes {
   const S* c;
   acc_t* w;
   acc_t* wu;
-  acc_t* wq;  // Q[k] (hard reset: the run of step k found no spike difference, spec §3.7), 1 or 0
+  acc_t* wq;  // Q[k] (hard reset: the run of step k found no spike difference, spec §3.7): 1 or 0; CUDA only
   int64_t stride, wstride;
   V beta;
   // A SIMD pack's `c` is the CPU binding's private block copy of the input (csrc/cpu/lif_cpu.cpp), so the forward
@@ -131,9 +131,22 @@ struct NaPlanes {
   NA_HD void set_u(int64_t k, V x) { Lanes<V>::store((kResim ? w : wu) + k * wstride, x); }
   NA_HD V x(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
   NA_HD void set_x(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
-  NA_HD typename Lanes<V>::mask q(int64_t k) const { return Lanes<V>::load(wq + k * wstride) != Lanes<V>::splat(0); }
-  NA_HD void set_q(int64_t k, typename Lanes<V>::mask b) {
-    Lanes<V>::store(wq + k * wstride, Lanes<V>::select(b, Lanes<V>::splat(1), Lanes<V>::splat(0)));
+  // Q[k] where the original fired at k (`so`; the only steps but the first of a run where the rule is tested).
+  // A CUDA thread keeps Q in the plane wq. A pack keeps no plane for it: once step k is done, a spike step's u[k]
+  // is only read for its spike and its reset (to 0), so it is replaced by +inf (Q) or the spike value `fire`
+  // (not Q), both >= fire. (A real u[k] = +inf must not read as Q: hence `fire`, not u[k], for "not Q".)
+  NA_HD typename Lanes<V>::mask q(int64_t k, typename Lanes<V>::mask so) const {
+    using L = Lanes<V>;
+    if (kResim) return L::load(wq + k * wstride) != L::splat(0);
+    return so & (u(k) == L::splat(std::numeric_limits<acc_t>::infinity()));
+  }
+  NA_HD void set_q(int64_t k, typename Lanes<V>::mask st, typename Lanes<V>::mask b, V fire) {
+    using L = Lanes<V>;
+    if (kResim) {
+      L::store(wq + k * wstride, L::select(b, L::splat(1), L::splat(0)));
+    } else {
+      set_u(k, L::select(st, L::select(b, L::splat(std::numeric_limits<acc_t>::infinity()), fire), u(k)));
+    }
   }
   // The original's step k of a run: its spike, and its state after k in (vo, ro) (after k-1 on entry).
   template <Reset R>
@@ -167,8 +180,10 @@ struct NaRegs {
   NA_HD void set_u(int64_t k, V x) { ux[k] = x; }
   NA_HD V x(int64_t k) const { return ux[k]; }
   NA_HD void set_x(int64_t k, V x) { ux[k] = x; }
-  NA_HD bool q(int64_t k) const { return ((qbits >> k) & 1u) != 0; }
-  NA_HD void set_q(int64_t k, bool b) { qbits = b ? (qbits | (uint64_t(1) << k)) : (qbits & ~(uint64_t(1) << k)); }
+  NA_HD bool q(int64_t k, bool) const { return ((qbits >> k) & 1u) != 0; }
+  NA_HD void set_q(int64_t k, bool, bool b, V) {
+    qbits = b ? (qbits | (uint64_t(1) << k)) : (qbits & ~(uint64_t(1) << k));
+  }
   template <Reset R>
   NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
     V uo;
@@ -208,6 +223,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   }
   DecayGrad<V> dlam(lif);
   V r1 = zero, r2 = zero;
+  M q_next = zero != zero;  // Q[t + 1] (spec §3.7), for the first step of the next run
   NA_UNROLL
   for (I t = n - 1; t >= 0; --t) {
     if (kFixed && t >= T) continue;
@@ -267,10 +283,13 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
         // coincide (Q[k]): its first spike is theirs, the original's, and nothing differs after k.
         const V nk = L::select(so, thr, zero);
         const M between = ((vn >= vo) & (vn <= nk)) | ((vn <= vo) & (vn >= nk));
-        live = L::and_not(live, between & m.q(k));
+        live = L::and_not(live, between & (k == t + 1 ? q_next : m.q(k, so)));
       }
     }
-    if constexpr (!kSoft) m.set_q(t, L::and_not(zero == zero, diff));
+    if constexpr (!kSoft) {
+      q_next = L::and_not(zero == zero, diff);
+      m.set_q(t, st, q_next, fire);
+    }
     const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict);  // NA's dL/du[t]
     if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
       V v_in = zero;
@@ -292,8 +311,8 @@ struct NaRule {
   using Config = NaConfig;
   template <typename acc_t>
   using Coef = NaCoef<acc_t>;
-  // CPU block planes besides c and g: X, u (a pack reads u back, NaLaneTuning) and Q (spec §3.7).
-  static constexpr int kCpuPlanes = 3;
+  // CPU block planes besides c and g: X and u (a pack reads u back, NaLaneTuning; it also holds Q, spec §3.7).
+  static constexpr int kCpuPlanes = 2;
   // CUDA: T <= kOnChipMaxT keeps the state in registers (NaRegs buckets 8/16/32), else one [T, N] plane of u/X,
   // which cannot live in the gradient (read at later steps than grad[t] is written), and one of Q (spec §3.7).
   static constexpr bool kOnChip = true;
@@ -311,10 +330,8 @@ struct NaRule {
       NaRegs<S, V, B> m{c, stride, input_scale_of(lif, decay_of<V>(lif)), {}, {}};
       na_backward_steps<R, B, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     } else {
-      // Q: w1 on a CUDA thread (which keeps no u plane), the plane after w1 on a pack (the CPU block's planes are
-      // contiguous: X, u, Q).
-      acc_t* wq = NaLaneTuning<V>::kResimulate ? w1 : w1 + T * wstride;
-      NaPlanes<S, acc_t, V> m{c, w0, w1, wq, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
+      // Q (spec §3.7): w1 on a CUDA thread (which keeps no u plane); a pack keeps it in its u plane w1.
+      NaPlanes<S, acc_t, V> m{c, w0, w1, w1, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
       na_backward_steps<R, 0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     }
   }
