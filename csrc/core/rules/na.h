@@ -228,8 +228,8 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   // (mean inter-spike interval over kMergeIsi steps). Elsewhere their per-step tests cost more than they save
   // (measured on the CPU op: 10-20 % at T = 5 and 20). Both paths are exact, so the choice changes no bit.
   constexpr I kMergeMinT = 48, kMergeIsi = 16;
-  const bool merge = !kSoft && T >= kMergeMinT &&
-                     L::any((spikes > zero) & (spikes * L::splat(acc_t(kMergeIsi)) < L::splat(acc_t(T))));
+  const bool merge =
+      !kSoft && T >= kMergeMinT && L::any((spikes > zero) & (spikes * L::splat(acc_t(kMergeIsi)) < L::splat(acc_t(T))));
   DecayGrad<V> dlam(lif);
   V r1 = zero, r2 = zero;
   M q_next = zero != zero;  // Q[t + 1] (spec §3.7), for the first step of the next run
