@@ -13,6 +13,7 @@ import os
 from typing import Optional
 
 from goals import UNRELIABLE
+from sections import scaling
 from sections.common import METHOD_LABEL, METHODS, find
 from sections.e2e import ITERS_PER_EPOCH, PAPER_FIG7
 
@@ -25,6 +26,9 @@ def write_all(res: dict, out: str) -> None:
     plot_neuron_op(res, os.path.join(out, "neuron_op.png"))
     plot_fig7(res, os.path.join(out, "fig7_epoch_time.png"))
     plot_memory(res, os.path.join(out, "memory.png"))
+    plt = _plt() if res.get("scaling") else None
+    if plt is not None:
+        scaling.plot(res["scaling"], os.path.join(out, "scaling.png"), plt, _tag(res))
 
 
 def _ms(s: Optional[float]) -> str:
@@ -284,6 +288,12 @@ def write_markdown(res: dict, path: str) -> None:
                 f"{r['bytes_per_neuron_step']:.1f} | {r['input_sized_tensors']:.2f} |"
             )
         L.append("\n![memory](memory.png)\n")
+    sc = res.get("scaling")
+    if sc and sc.get("rows"):
+        L.append("## 5. T sweep at two firing rates\n")
+        L.append(f"N = {sc['N']}; {sc['peer']}. {sc['note']}.")
+        L += scaling.table(sc)
+        L.append("\n![scaling](scaling.png)\n")
     with open(path, "w") as f:
         f.write("\n".join(L))
 

@@ -1,6 +1,6 @@
 """The project's benchmark suite: neuron op, spikingjelly peer, end-to-end MNIST training step, saved memory.
 
-    python benchmarks/run.py [--quick] [--device cpu|cuda] [--out DIR] [--sections op,peer,e2e,memory]
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--out DIR] [--sections op,peer,e2e,memory,scaling]
                              [--N N] [--ref-max-s S] [--copy-reference GBPS] [--compile-modes MODES]
     python benchmarks/run.py --save-copy-reference [--quick] [--device cpu|cuda]
 
@@ -22,6 +22,9 @@ they measure):
    paper's figure 7, bytes saved for backward and peak memory; steps/s eager against `torch.compile`
    (`--compile-modes`).
 4. `memory`, sections/memory.py: bytes saved for backward by one LIF layer, in input-sized tensors.
+5. `scaling`, sections/scaling.py (not in the default set: `--sections scaling`): T = 5 ... 500 at a 3 % and a
+   15 % firing rate, NA / STBP / TSSL-BP and spikingjelly's LIFNode, forward+backward and each backward kernel
+   alone (DIR/scaling.png).
 
 --save-copy-reference measures only the copy bandwidth, at the sizes this mode uses, and records it in
 benchmarks/copy_reference.json as this machine's unloaded reference (refused when the machine is loaded).
@@ -50,9 +53,11 @@ from sections.e2e import bench_e2e  # noqa: E402
 from sections.memory import bench_memory  # noqa: E402
 from sections.op import bench_neuron_op  # noqa: E402
 from sections.peer import bench_peer  # noqa: E402
+from sections.scaling import bench_scaling  # noqa: E402
 
-SECTIONS = ("op", "peer", "e2e", "memory")
-TOP_LEVEL_KEYS = ("meta", "config", "reliability", "neuron_op", "peer", "end_to_end", "memory", "goals")
+SECTIONS = ("op", "peer", "e2e", "memory", "scaling")
+DEFAULT_SECTIONS = ("op", "peer", "e2e", "memory")  # the T sweep to 500 takes minutes: asked for by name
+TOP_LEVEL_KEYS = ("meta", "config", "reliability", "neuron_op", "peer", "end_to_end", "memory", "scaling", "goals")
 
 
 def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
@@ -81,6 +86,9 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
             mem_N=2**14,
             mem_Ts=[5, 20],
             check_N=2**12,
+            scaling_N=2**20 if gpu else 2**14,
+            scaling_Ts=[5, 20, 50, 100, 500],
+            scaling_repeats=7,
         )
     else:
         plan = dict(
@@ -99,6 +107,9 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
             mem_N=2**12,
             mem_Ts=[5, 20],
             check_N=2**10,
+            scaling_N=2**14 if gpu else 2**10,
+            scaling_Ts=[5, 20],
+            scaling_repeats=3,
         )
     if args.N is not None:
         plan["N"] = args.N
@@ -106,6 +117,7 @@ def make_plan(mode: str, device: str, args: argparse.Namespace) -> dict:
         plan["ref_max_s"] = args.ref_max_s
     if args.compile_modes is not None:
         plan["e2e_compile"] = [m for m in args.compile_modes.split(",") if m]
+    plan["scaling_rates"] = [0.03, 0.15]
     plan["dtypes"] = ["float32", "bfloat16"] if gpu else ["float32"]
     plan["mode"] = mode
     plan["copy_elements"] = plan["N"] * max(plan["Ts"])
@@ -122,7 +134,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         help="small shapes and few repetitions (CI smoke run, under a minute on 2 CPU cores)",
     )
     ap.add_argument("--out", default="bench_out")
-    ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of op,peer,e2e,memory")
+    ap.add_argument(
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help="comma-separated subset of op,peer,e2e,memory,scaling (default: all but scaling)",
+    )
     ap.add_argument("--N", type=int, default=None, help="neurons of the neuron-op and peer benchmarks")
     ap.add_argument(
         "--ref-max-s",
@@ -240,6 +256,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         ("peer", "peer", lambda: bench_peer(plan, device)),
         ("e2e", "end_to_end", lambda: bench_e2e(plan, device)),
         ("memory", "memory", lambda: bench_memory(plan, device, "peer" in sections)),
+        ("scaling", "scaling", lambda: bench_scaling(plan, device)),
     )
     for short, key, fn in steps:
         if short not in sections:
@@ -255,7 +272,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             res[key]["section_wall_s"] = time.time() - t0
     for d, c in copy.items():  # the same copy again: did the machine change under the run?
         c["end_GBps"] = copy_bandwidth(plan["copy_elements"], device, dtype_of(d))["median"] / 1e9
-    timed = [t for key in ("neuron_op", "peer", "end_to_end", "memory") for t in (res[key] or {}).get("timed", [])]
+    keys = ("neuron_op", "peer", "end_to_end", "memory", "scaling")
+    timed = [t for key in keys for t in (res[key] or {}).get("timed", [])]
     res["reliability"] = reliability.assess(device, probe.finish(os.cpu_count() or 1), copy, timed)
     res["goals"] = evaluate_goals(res, device, res["reliability"]["reliable"])
     res["meta"]["wall_s"] = time.time() - t_start

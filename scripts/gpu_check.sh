@@ -14,6 +14,9 @@
 #   smoke      scripts/gpu_smoke.py --large: every op x dtype on CUDA against the CPU kernels (and how many are
 #              bit-identical), T*N > 2^31
 #   bench      benchmarks/bench_kernels.py --device cuda: N = 2^22, T = 5/10/20/50, fp32 + bf16, copy, targets
+#   scaling    benchmarks/run.py --sections scaling: T = 5 ... 500 at 3 % and 15 % firing, NA / STBP / TSSL-BP and
+#              spikingjelly, forward+backward and each backward kernel alone (warp divergence: the gap between the
+#              rates); scaling.json, scaling.png
 #   compile    the MNIST training step's steps/s eager against torch.compile (default, reduce-overhead = CUDA
 #              graphs), NA and STBP at T = 5 (benchmarks/sections/e2e.py bench_compiled); compile.json
 #   ncu        Nsight Compute metrics of the forward, NA and STBP kernels at T = 20 (DRAM/L2 bytes, instructions,
@@ -27,7 +30,8 @@
 # CUDA, smoke and bench run with --device cpu (small N), ncu and the sanitizers are skipped.
 #
 # Files under $OUT (at most 8; the device runner returns no more): gpu_check.log (every step's full output),
-# summary.txt (one line per step, then the benchmark's targets), bench.json, compile.json, ncu.csv. Status per step: ok,
+# summary.txt (one line per step, then the benchmark's targets), bench.json, scaling.json, scaling.png, compile.json,
+# ncu.csv. Status per step: ok,
 # FAILED, TIMEOUT (a failure), SKIPPED (not run: no time, tool or prerequisite), INCONCLUSIVE (ncu or a sanitizer
 # ran out of time: no verdict, not a failure). Exit status 0 when no step failed.
 set -uo pipefail
@@ -162,6 +166,15 @@ EOF
   )
 }
 
+# The T sweep (benchmarks/sections/scaling.py) into scaling.json and scaling.png; --quick on a CPU dry run.
+scaling_sweep() {
+  local quick=""
+  [[ "${DEVICE}" == cuda ]] || quick="--quick"
+  "${PY}" benchmarks/run.py --device "${DEVICE}" ${quick} --sections scaling --out "${SCRATCH}/scaling" || return
+  cp "${SCRATCH}/scaling/results.json" "${OUT}/scaling.json"
+  cp "${SCRATCH}/scaling/scaling.png" "${OUT}/scaling.png" 2>/dev/null || true
+}
+
 # Nsight Compute: the forward, NA and STBP kernels of one --once run (fp32 and bf16, T = 20, N = 2^22).
 ncu_metrics() {
   local metrics="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum"
@@ -195,7 +208,7 @@ with open(os.environ["SUMMARY"], "a") as f:
 EOF
 }
 
-export -f env_report build import_check ncu_metrics compile_check
+export -f env_report build import_check ncu_metrics compile_check scaling_sweep
 export SCRATCH OUT SUMMARY
 
 step env 60 0 bash -c env_report
@@ -208,6 +221,7 @@ if step build 240 0 bash -c build && step import 45 0 bash -c import_check; then
     step bench 120 0 "${PY}" benchmarks/bench_kernels.py --device cpu --N 4096 --Ts 5,20 --json "${OUT}/bench.json"
     NCU="" SANITIZER=""
   fi
+  step scaling 120 0 bash -c scaling_sweep
   step compile 150 0 bash -c compile_check
   if [[ -n "${NCU}" ]]; then step ncu 90 1 bash -c ncu_metrics; else skip ncu "ncu not found or a CPU dry run"; fi
   if "${PY}" -c "import pytest" 2>/dev/null; then

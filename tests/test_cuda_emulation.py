@@ -106,8 +106,25 @@ def _non_finite(c: torch.Tensor, g: torch.Tensor, seed: int) -> tuple[torch.Tens
     return c, g
 
 
-def _check_backward(emu: _cuda_emu.Emulator, rule: str, T: int, dtype: torch.dtype, non_finite: bool = False) -> None:
-    c, g = _inputs(T, dtype, seed=T)
+def _sparse_inputs(T: int, dtype: torch.dtype, seed: int, dense: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs drawn for about 3 % (or, `dense`, 15 %) firing of the paper's neuron, a third of the neurons with
+    inhibition too: the long neighbour runs that NA's exit rules (docs/algorithm.md §3.7) end early."""
+    g = torch.Generator().manual_seed(seed)
+    level = (0.29 + 0.08 * torch.rand(N, generator=g, dtype=torch.float64)) * (1.9 if dense else 1.0)
+    c = level * torch.rand(T, N, generator=g, dtype=torch.float64)
+    c = c - 0.2 * torch.rand(T, N, generator=g, dtype=torch.float64) * (torch.rand(N, generator=g) < 0.3)
+    return c.to(dtype), torch.randn(T, N, generator=g, dtype=torch.float64).to(dtype)
+
+
+def _check_backward(
+    emu: _cuda_emu.Emulator,
+    rule: str,
+    T: int,
+    dtype: torch.dtype,
+    non_finite: bool = False,
+    inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> None:
+    c, g = _inputs(T, dtype, seed=T) if inputs is None else inputs
     if non_finite:
         c, g = _non_finite(c, g, seed=T)
     for (name, neuron), args in itertools.product(NEURONS.items(), RULES[rule]):
@@ -142,6 +159,14 @@ def test_forward(emu, T, dtype):
 def test_na_backward(emu, T, dtype):
     _needs_half(emu, dtype)
     _check_backward(emu, "na", T, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("dense", [False, True], ids=["3%", "15%"])
+@pytest.mark.parametrize("T", [31, 300])
+def test_na_backward_long_windows(emu, T, dense, dtype):
+    """Sparse and dense firing over long windows (on chip and the workspace path with its Q plane)."""
+    _check_backward(emu, "na", T, dtype, inputs=_sparse_inputs(T, dtype, seed=T + dense, dense=dense))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -202,10 +227,11 @@ def test_non_finite_backward(emu, rule, T, dtype):
 
 
 def test_workspace_planes(emu):
-    """NA keeps its state in registers up to T = 32 (no workspace), one [T, N] plane above; STBP's u and TSSL's
+    """NA keeps its state in registers up to T = 32 (no workspace), two [T, N] planes above (u/X and the merge
+    flags Q of docs/algorithm.md §3.7); STBP's u and TSSL's
     u live in the gradient output where the storage type is the compute type."""
     for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        assert [emu.workspace_planes("na", dt, T) for T in (1, 8, 32, 33, 1000)] == [0, 0, 0, 1, 1]
+        assert [emu.workspace_planes("na", dt, T) for T in (1, 8, 32, 33, 1000)] == [0, 0, 0, 2, 2]
         alias = dt in (torch.float32, torch.float64)
         assert emu.workspace_planes("stbp", dt, 5) == (0 if alias else 1)
         assert emu.workspace_planes("tssl", dt, 5) == (1 if alias else 2)

@@ -74,3 +74,30 @@ def spread_entries(samples: dict[str, list[float]]) -> list[dict]:
         s = summarise(xs)
         out.append(dict(variant=name, n=s["n"], rel_iqr=s["rel_iqr"]))
     return out
+
+
+def rate_level(rate: float, T: int, n: int = 4096) -> float:
+    """The level `a` for which inputs c = a * U[0, 1) make the paper's neuron (tau_m = 5, threshold 1, hard reset
+    to 0, starting at rest) fire at `rate` (spikes per neuron-step) over a window of T steps (short windows need
+    more drive: the first spike takes a few steps from rest), found by bisection on the native forward (n neurons,
+    a fixed seed). Used to draw inputs "for a firing rate" (the scaling section, na_run_lengths.py)."""
+    import na_cuda
+
+    u = torch.rand(T, n, generator=torch.Generator().manual_seed(0))
+    lo, hi = 0.0, 4.0
+    for _ in range(25):
+        mid = (lo + hi) / 2
+        with torch.no_grad():
+            r = na_cuda.lif(u * mid, output="spike", backend="native").mean().item()
+        lo, hi = (mid, hi) if r < rate else (lo, mid)
+    return (lo + hi) / 2
+
+
+def rate_inputs(
+    T: int, N: int, rate: float, seed: int, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs drawn for a firing rate (rate_level) and a standard-normal upstream gradient, [T, N] each."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.rand(T, N, generator=g) * rate_level(rate, T)
+    grad = torch.randn(T, N, generator=g)
+    return c.to(device=device, dtype=dtype), grad.to(device=device, dtype=dtype)

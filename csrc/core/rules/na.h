@@ -66,6 +66,7 @@ struct NaPlanes {
   const S* c;
   acc_t* w;
   acc_t* wu;
+  acc_t* wq;  // Q[k] (hard reset: the run of step k found no spike difference, spec §3.7): 1 or 0; CUDA only
   int64_t stride, wstride;
   V beta;
   // A SIMD pack's `c` is the CPU binding's private block copy of the input (csrc/cpu/lif_cpu.cpp), so the forward
@@ -102,6 +103,23 @@ struct NaPlanes {
   NA_HD void set_u(int64_t k, V x) { Lanes<V>::store((kResim ? w : wu) + k * wstride, x); }
   NA_HD V x(int64_t k) const { return Lanes<V>::load(w + k * wstride); }
   NA_HD void set_x(int64_t k, V x) { Lanes<V>::store(w + k * wstride, x); }
+  // Q[k] where the original fired at k (`so`; the only steps but the first of a run where the rule is tested).
+  // A CUDA thread keeps Q in the plane wq. A pack keeps no plane for it: once step k is done, a spike step's u[k]
+  // is only read for its spike and its reset (to 0), so it is replaced by +inf (Q) or the spike value `fire`
+  // (not Q), both >= fire. (A real u[k] = +inf must not read as Q: hence `fire`, not u[k], for "not Q".)
+  NA_HD typename Lanes<V>::mask q(int64_t k, typename Lanes<V>::mask so) const {
+    using L = Lanes<V>;
+    if (kResim) return L::load(wq + k * wstride) != L::splat(0);
+    return so & (u(k) == L::splat(std::numeric_limits<acc_t>::infinity()));
+  }
+  NA_HD void set_q(int64_t k, typename Lanes<V>::mask st, typename Lanes<V>::mask b, V fire) {
+    using L = Lanes<V>;
+    if (kResim) {
+      L::store(wq + k * wstride, L::select(b, L::splat(1), L::splat(0)));
+    } else {
+      set_u(k, L::select(st, L::select(b, L::splat(std::numeric_limits<acc_t>::infinity()), fire), u(k)));
+    }
+  }
   // The original's step k of a run: its spike, and its state after k in (vo, ro) (after k-1 on entry).
   template <Reset R>
   NA_HD typename Lanes<V>::mask orig(int64_t k, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
@@ -117,13 +135,17 @@ struct NaPlanes {
   }
 };
 
-// T <= B: beta c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays; the run re-simulates.
+// T <= B: beta c[k] (fetched once, in the forward pass) and u[k]/X[k] in per-thread arrays, Q[k] in one bit
+// each; the run re-simulates.
 template <typename S, typename V, int B>
 struct NaRegs {
+  static_assert(B <= 64, "Q[k] is one bit of a 64-bit word");
+  static_assert(NaLaneTuning<V>::kScalar, "the register version serves one neuron per thread");
   const S* c;
   int64_t stride;
   V beta;
   V cin[B], ux[B];
+  uint64_t qbits = 0;
   NA_HD void fetch(int64_t t) { cin[t] = Lanes<V>::load(c + t * stride) * beta; }
   NA_HD V raw(int64_t t) const { return Lanes<V>::load(c + t * stride); }
   NA_HD V in(int64_t k) const { return cin[k]; }
@@ -131,6 +153,10 @@ struct NaRegs {
   NA_HD void set_u(int64_t k, V x) { ux[k] = x; }
   NA_HD V x(int64_t k) const { return ux[k]; }
   NA_HD void set_x(int64_t k, V x) { ux[k] = x; }
+  NA_HD bool q(int64_t k, bool) const { return ((qbits >> k) & 1u) != 0; }
+  NA_HD void set_q(int64_t k, bool, bool b, V) {
+    qbits = b ? (qbits | (uint64_t(1) << k)) : (qbits & ~(uint64_t(1) << k));
+  }
   template <Reset R>
   NA_HD typename Lanes<V>::mask orig(int64_t, V& vo, V& ro, V xk, V lam, V fire, V thr, V sub) const {
     V uo;
@@ -158,6 +184,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V sub = L::splat(lif.sub);
   V v = zero, rf = zero, u;
   V last = L::splat(-1);   // time of the original's last spike, -1 if silent
+  V spikes = zero;         // the original's spike count (hard reset: chooses the merge rules, see below)
   M bad = nonfinite(lam);  // §10: a non-finite lam or c anywhere, or a non-finite G at a step >= t
   NA_UNROLL
   for (I t = 0; t < n; ++t) {
@@ -165,11 +192,20 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     m.fetch(t);
     const V xt = m.in(t);
     bad = bad | nonfinite(xt);
-    last = L::select(lif_step<R>(v, rf, xt, lam, fire, thr, sub, u), L::splat(acc_t(t)), last);
+    const M s = lif_step<R>(v, rf, xt, lam, fire, thr, sub, u);
+    last = L::select(s, L::splat(acc_t(t)), last);
+    if (!kSoft) spikes = spikes + L::select(s, L::splat(acc_t(1)), zero);
     m.set_u(t, u);
   }
+  // The merge rules of spec §3.7 (hard reset) pay where runs are long: long windows with a lane of sparse firing
+  // (mean inter-spike interval over kMergeIsi steps). Elsewhere their per-step tests cost more than they save
+  // (measured on the CPU op: 10-20 % at T = 5 and 20). Both paths are exact, so the choice changes no bit.
+  constexpr I kMergeMinT = 48, kMergeIsi = 16;
+  const bool merge =
+      !kSoft && T >= kMergeMinT && L::any((spikes > zero) & (spikes * L::splat(acc_t(kMergeIsi)) < L::splat(acc_t(T))));
   DecayGrad<V> dlam(lif);
   V r1 = zero, r2 = zero;
+  M q_next = zero != zero;  // Q[t + 1] (spec §3.7), for the first step of the next run
   NA_UNROLL
   for (I t = n - 1; t >= 0; --t) {
     if (kFixed && t >= T) continue;
@@ -196,6 +232,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     if (after_leak(R)) vn = thr;
     V run = zero;
     M live = zero == zero;
+    M diff = zero != zero;  // hard reset: a spike difference was added (Q[t] = !diff, spec §3.7)
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
     // loop is unrolled (t is one only after).
     NA_UNROLL
@@ -205,9 +242,12 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
       M done = (last < L::splat(acc_t(k))) & (vn <= vo);
       if (after_leak(R)) done = done & (rn >= ro);
-      if (kSoft) done = done | (after_leak(R) ? (vn == vo) & (rn == ro) : vn == vo);  // equal: equal futures
+      // equal states: equal futures (spec §3.7, rule 1)
+      if (kSoft || merge) done = done | (after_leak(R) ? (vn == vo) & (rn == ro) : vn == vo);
       live = L::and_not(live, done);
-      if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
+      // Packs test right after the first step as well: that is where the merge rule ends most runs (§3.7).
+      const I j = k - t - 1;
+      if (((j & (kExit - 1)) == 0 || (merge && j == 1)) && !L::any(live)) break;
       const V xk = m.in(k);
       V un;
       const M so = m.template orig<R>(k, vo, ro, xk, lam, fire, thr, sub);
@@ -216,9 +256,23 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
         const V xw = m.x(k);
         run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
       } else {
-        run = run + L::select(L::and_not(live, sn == so), m.x(k), zero);
+        const M d = L::and_not(live, sn == so);
+        run = run + L::select(d, m.x(k), zero);
         live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
+        if (merge) {
+          diff = diff | d;
+          // Merge rule (spec §3.7, rule 2): the neighbour lies between the two trajectories that the run of step k
+          // compared (the original, and k's own neighbour: thr after a spike, 0 after none), whose first spikes
+          // coincide (Q[k]): its first spike is theirs, the original's, and nothing differs after k.
+          const V nk = L::select(so, thr, zero);
+          const M between = ((vn >= vo) & (vn <= nk)) | ((vn <= vo) & (vn >= nk));
+          live = L::and_not(live, between & (k == t + 1 ? q_next : m.q(k, so)));
+        }
       }
+    }
+    if (merge) {
+      q_next = L::and_not(zero == zero, diff);
+      m.set_q(t, st, q_next, fire);
     }
     const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict);  // NA's dL/du[t]
     if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
@@ -241,13 +295,13 @@ struct NaRule {
   using Config = NaConfig;
   template <typename acc_t>
   using Coef = NaCoef<acc_t>;
-  // CPU block planes besides c and g: X and u (a pack reads u back, NaLaneTuning).
+  // CPU block planes besides c and g: X and u (a pack reads u back, NaLaneTuning; it also holds Q, spec §3.7).
   static constexpr int kCpuPlanes = 2;
   // CUDA: T <= kOnChipMaxT keeps the state in registers (NaRegs buckets 8/16/32), else one [T, N] plane of u/X,
-  // which cannot live in the gradient (read at later steps than grad[t] is written).
+  // which cannot live in the gradient (read at later steps than grad[t] is written), and one of Q (spec §3.7).
   static constexpr bool kOnChip = true;
   static constexpr int64_t kOnChipMaxT = 32;
-  static constexpr int kCudaPlanes = 1;
+  static constexpr int kCudaPlanes = 2;
   static constexpr bool kGradHoldsPlane0 = false;
   static constexpr bool kSoftReset = true;
 
@@ -260,7 +314,8 @@ struct NaRule {
       NaRegs<S, V, B> m{c, stride, input_scale_of(lif, decay_of<V>(lif)), {}, {}};
       na_backward_steps<R, B, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     } else {
-      NaPlanes<S, acc_t, V> m{c, w0, w1, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
+      // Q (spec §3.7): w1 on a CUDA thread (which keeps no u plane); a pack keeps it in its u plane w1.
+      NaPlanes<S, acc_t, V> m{c, w0, w1, w1, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
       na_backward_steps<R, 0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     }
   }
