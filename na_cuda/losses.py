@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ._validate import _real
+from .params import real as _real
 
 __all__ = [
     "psc",

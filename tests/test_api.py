@@ -13,7 +13,7 @@ from helpers import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs
 from torch import nn
 
 import na_cuda
-from na_cuda import reference
+from na_cuda import NA, LifParams, reference
 
 
 # --------------------------------------------------------------------------------------------- bad input
@@ -232,7 +232,12 @@ def test_grad_rescale_matches_the_formula(round_decimals):
     torch.testing.assert_close(c2.grad, plain2.grad * scale2)
     m_last = rnd(c2.grad.abs().mean())  # after the output layer's own rescale
     assert not torch.allclose(m_last, rnd(m2))  # the two readings of the released code differ here
-    raw1 = reference.na_backward(c2.grad @ w.T, x, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+    raw1 = reference.na_backward(
+        c2.grad @ w.T,
+        x,
+        LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, output="psc"),
+        NA(first_order="paper", dist_power=3, clip=10.0),
+    )
     m1 = raw1.abs().mean()
     torch.testing.assert_close(c1.grad, raw1 * 1.2 * torch.log(m_last / (m1 + 1e-5) + 1.02))
     # a second pass starts over: the output layer again sets m_last
@@ -262,11 +267,26 @@ def test_opcheck(case):
     """Every op: the rule's forward op (with its registered autograd), its backward op, and lif_forward."""
     neuron, rule, _ = na_cuda._validate.build(**params(**case))
     c = make_input(4, (3, 5), dtype=torch.float32).requires_grad_(True)
-    args = neuron.op_args() + rule.op_args()
-    torch.library.opcheck(getattr(torch.ops.na_cuda, f"lif_{rule.name}").default, (c,) + args)
+    kwargs = {**neuron.options(), **rule.options()}
+    torch.library.opcheck(getattr(torch.ops.na_cuda, f"lif_{rule.name}").default, (c,), kwargs)
     g = make_grad(c.detach())
-    torch.library.opcheck(getattr(torch.ops.na_cuda, f"{rule.name}_backward").default, (g, c.detach()) + args)
-    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),) + neuron.op_args())
+    torch.library.opcheck(getattr(torch.ops.na_cuda, f"{rule.name}_backward").default, (g, c.detach()), kwargs)
+    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),), neuron.options())
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "op", ["lif_forward"] + [f"{p}{r}{s}" for r in na_cuda.RULES for p, s in (("lif_", ""), ("", "_backward"))]
+)
+def test_op_schemas_are_the_objects_fields(op):
+    """Every op's arguments after its tensors are the public keywords of LifParams and its rule, in any order,
+    then ``decay`` and ``reset_mechanism``: the op call is built from the objects by name (na_cuda/ops.py)."""
+    args = [a.name for a in getattr(torch.ops.na_cuda, op).default._schema.arguments]
+    tensors = 2 if op.endswith("_backward") else 1
+    rule = na_cuda.RULES.get(op.removeprefix("lif_").removesuffix("_backward"))
+    fields = set(na_cuda.LifParams.keywords()) | set(rule.keywords() if rule else ())
+    assert set(args[tensors:-2]) == fields - {"reset_mechanism"}
+    assert args[-2:] == ["decay", "reset_mechanism"]
 
 
 @needs_native

@@ -134,7 +134,8 @@ def test_decay_gradient_is_the_rules_du_times_direct_partial(method, reset, di):
     lam = torch.linspace(0.2, 0.9, 60, dtype=torch.float64)
     kw = dict(method=method, decay_input=di, tau_m=3.0, **RESETS[reset])
     _, gc, gd = _run("torch", c, g, lam, **kw)
-    core = _core._core(3.0, 2.0, 1.0, False, kw["v_reset"], di, kw.get("reset_mechanism"), lam)
+    neuron = na_cuda.LifParams(tau_m=3.0, decay_input=di, **RESETS[reset])
+    core = _core._core(neuron, lam)
     x = c * (1 - lam) if di else c
     u, s, _ = _core._states_2d(x, core)
     partial = _core._carried_2d(u, s, core) - (c if di else 0.0)

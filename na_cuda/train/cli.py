@@ -10,7 +10,7 @@ import math
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-from .. import _validate
+from ..rules import METHODS
 from .config import COMPILE_MODES, FIDELITY, PRESETS, ConfigError, TrainConfig, make_config, resume_config
 from .distributed import DDP_TIMEOUT_S
 from .loop import LossHook
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         + ". Any config field: --set FIELD=VALUE (e.g. --set dropout=0.2 --set padding=[1,0]).",
     )
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="network and recipe (default: digits)")
-    p.add_argument("--method", choices=list(_validate.METHODS), default=None, help="training rule (default: na)")
+    p.add_argument("--method", choices=list(METHODS), default=None, help="training rule (default: na)")
     p.add_argument(
         "--fidelity",
         choices=list(FIDELITY),

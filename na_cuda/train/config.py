@@ -14,8 +14,10 @@ from typing import Any, Optional, Union
 import torch
 
 from .. import _validate
+from .._validate import BACKENDS
 from ..models import ARCHITECTURES, parse_architecture
-from ..rules import Rule, make_rule
+from ..params import LifParams
+from ..rules import METHODS, NA, STBP, Rule
 from . import checkpoint
 
 __all__ = [
@@ -54,19 +56,19 @@ class TrainConfig:
     fidelity: str = "paper"
     dataset: str = "digits"
     arch: str = ARCHITECTURES["digits"]
-    # neuron (na_cuda.nn.LIF)
-    method: str = "na"
+    # neuron (na_cuda.nn.LIF): the keywords of na_cuda.lif that a run sets, their defaults from the typed objects
+    method: str = METHODS[0]
     T: int = 5
-    tau_m: float = 5.0
-    tau_s: float = 2.0
-    threshold: float = 1.0
-    first_order: str = "paper"
-    dist_power: int = 3
-    clip: float = 10.0
-    surrogate: str = "rect"
-    surrogate_alpha: Optional[float] = None
-    backend: str = "auto"
-    strict_threshold: bool = False
+    tau_m: float = LifParams.tau_m
+    tau_s: float = LifParams.tau_s
+    threshold: float = LifParams.threshold
+    first_order: str = NA.first_order
+    dist_power: int = NA.dist_power
+    clip: float = NA.clip
+    surrogate: str = STBP.surrogate
+    surrogate_alpha: Optional[float] = STBP.alpha
+    backend: str = BACKENDS[0]
+    strict_threshold: bool = LifParams.strict_threshold
     grad_rescale: bool = True
     rescale_round: Optional[int] = None
     # network (na_cuda.models.build_model)
@@ -273,7 +275,7 @@ def validate_config(cfg: TrainConfig) -> None:
         ("loss", LOSSES),
         ("target", TARGETS),
         ("loss_reduction", REDUCTIONS),
-        ("method", _validate.METHODS),
+        ("method", METHODS),
         ("fidelity", tuple(FIDELITY)),
         ("target_filters", (1, 2)),
     ):
@@ -319,29 +321,14 @@ def validate_config(cfg: TrainConfig) -> None:
 
 def rule_of(cfg: TrainConfig) -> Rule:
     """The training rule object of ``cfg`` (``na_cuda.rules``: NA spec §3, STBP §5, TSSL-BP §6), validated."""
-    return make_rule(
-        cfg.method,
-        first_order=cfg.first_order,
-        dist_power=cfg.dist_power,
-        clip=cfg.clip,
-        surrogate=cfg.surrogate,
-        surrogate_alpha=cfg.surrogate_alpha,
-    )
+    return _validate.build(output="psc", **neuron_options(cfg))[1]
 
 
 def neuron_options(cfg: TrainConfig) -> dict[str, Any]:
-    """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``) for
-    ``cfg``: the neuron's, plus the options of the chosen training rule (the rule object's own)."""
-    rule = rule_of(cfg)
-    return dict(
-        method=rule.name,
-        tau_m=cfg.tau_m,
-        tau_s=cfg.tau_s,
-        threshold=cfg.threshold,
-        strict_threshold=cfg.strict_threshold,
-        backend=cfg.backend,
-        **rule.options(),
-    )
+    """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``): each
+    keyword of ``na_cuda.lif`` that is a config field."""
+    config_fields = {f.name for f in dataclasses.fields(cfg)}
+    return {k: getattr(cfg, k) for k in _validate.keywords() if k in config_fields}
 
 
 def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfig:
