@@ -1,4 +1,4 @@
-# The README's commands, each from a fresh machine (Python 3.9+ with venv; a C++ compiler).
+# The README's commands, each from a fresh machine (Python 3.10+ with venv; a C++ compiler).
 #   make demo    build the package into .venv (CPU torch 2.13.0) and train the digits demo with NA (~1 min)
 #   make test    build the package into .venv and run the test suite
 #   make test-fast  the same without the tests marked slow

@@ -288,9 +288,8 @@ class LIF(nn.Module):
     def step_mode(self, value: str) -> None:
         if value != "m":
             raise ValueError(
-                f"na_cuda: nn.LIF is multi-step only (step_mode='m'); got step_mode={value!r}. A single-step call "
-                "would read the first input dimension as time. Keep the model in multi-step mode "
-                "(spikingjelly's functional.set_step_mode(model, 'm')) and feed [T, B, ...]"
+                f"na_cuda: nn.LIF is multi-step only (a single step would read the batch as time); got "
+                f"step_mode={value!r}; keep the model multi-step (functional.set_step_mode(model, 'm')), input [T, B, ...]"
             )
 
     def reset(self) -> None:

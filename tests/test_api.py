@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import threading
 import warnings
 
 import pytest
@@ -14,6 +15,7 @@ from torch import nn
 
 import na_cuda
 from na_cuda import NA, LifParams, reference
+from na_cuda.nn import LIF, SeqToANN, enable_grad_rescale
 
 
 # --------------------------------------------------------------------------------------------- bad input
@@ -354,3 +356,50 @@ def test_grad_rescale_rejects_bad_rounding():
 def test_strict_threshold_must_be_bool(bad):
     with pytest.raises(TypeError, match="strict_threshold"):
         na_cuda.lif(torch.rand(3, 4), strict_threshold=bad)
+
+
+# -- one GradRescale model used from several threads at once ----------------------------------------------
+def _rescale_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        SeqToANN(torch.nn.Linear(12, 16)),
+        LIF(),
+        SeqToANN(torch.nn.Linear(16, 8)),
+        LIF(),
+        SeqToANN(torch.nn.Linear(8, 4)),
+        LIF(),
+    ).double()
+    enable_grad_rescale(net)
+    return net
+
+
+def _input_grad(net: torch.nn.Module, seed: int) -> torch.Tensor:
+    x = torch.rand(5, 6, 12, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).requires_grad_(True)
+    (net(x) ** 2).sum().backward()
+    return x.grad
+
+
+def test_grad_rescale_from_concurrent_threads_equals_the_serial_run():
+    net = _rescale_net()
+    serial = [_input_grad(net, s) for s in range(40)]
+    net = _rescale_net()
+    got: dict[int, torch.Tensor] = {}
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            barrier.wait()
+            for s in range(k, 40, 4):
+                got[s] = _input_grad(net, s)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    differ = [s for s in range(40) if not torch.equal(got[s], serial[s])]
+    assert differ == [], f"{len(differ)} of 40 input gradients differ from the serial run"
