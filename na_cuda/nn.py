@@ -288,8 +288,8 @@ class LIF(nn.Module):
     def step_mode(self, value: str) -> None:
         if value != "m":
             raise ValueError(
-                f"na_cuda: nn.LIF is multi-step only (a single step would read the batch as time); got "
-                f"step_mode={value!r}; keep the model multi-step (functional.set_step_mode(model, 'm')), input [T, B, ...]"
+                f"na_cuda: nn.LIF is multi-step only (one step would read the batch as time); got step_mode={value!r}; "
+                "keep the model multi-step (functional.set_step_mode(model, 'm')) and feed [T, B, ...]"
             )
 
     def reset(self) -> None:
