@@ -152,7 +152,9 @@ def sns_loss_change(grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, 
     return dL.reshape(c.shape).to(c.dtype)
 
 
-def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0, strict_threshold: bool = False) -> torch.Tensor:
+def na_phi(
+    d: torch.Tensor, dist_power: float = NA.dist_power, clip: float = NA.clip, strict_threshold: bool = False
+) -> torch.Tensor:
     """Distance scaling of the aggregated finite difference (eq. 14/16/17, spec sec. 3.4).
 
     ``phi(d) = clamp(d ** (-k), -b, b)`` with ``k = dist_power``, ``b = clip``, applied to the *signed* SNS
