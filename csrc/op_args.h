@@ -74,7 +74,7 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
   NA_CHECK(output == "psc" || output == "spike" || output == "membrane",
            "na_cuda: `output` must be \"psc\", \"spike\" or \"membrane\"; got \"", output, "\"");
   NA_CHECK(
-      after.empty() || after == "subtract" || after == "none",
+      !reset_mechanism.has_value() || after == "subtract" || after == "none",
       "na_cuda: `reset_mechanism` must be None, \"subtract\" or \"none\" (snnTorch's resets after the leak); got \"",
       after, "\"");
   NA_CHECK(

@@ -15,11 +15,12 @@ from typing import Any, Callable, Optional
 from torch import nn
 
 from .nn import LIF
+from .rules import STBP
 
 #: The converted neuron's own settings: they come from the source neuron, never from ``rule_options``.
 _NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
-#: STBP's settings that come from the source neuron (its surrogate and reset detaching).
-_STBP_KEYS = ("surrogate", "surrogate_alpha", "detach_reset")
+#: STBP's settings, all from the source neuron (its surrogate and reset detaching).
+_STBP_KEYS = tuple(STBP.keywords())
 #: ``rule_options`` each method accepts. The others would be silently ignored by a spike-output neuron, or would
 #: change what the method promises, so they raise (see :func:`_check_rule_options`).
 _RULE_OPTIONS = {"na": ("dist_power", "clip", "backend", "grad_rescale"), "stbp": ("backend",)}
@@ -44,11 +45,15 @@ class ConversionReport:
 
     converted: list[tuple[str, str, nn.Module]] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    #: ``(path, path of its first use)`` for each further use of a neuron the model holds at several paths: the
+    #: same replacement sits at both (converted once, shared parameters stay shared), or it stays at both (skipped).
+    shared: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"na_cuda.nn.convert: converted {len(self.converted)}, skipped {len(self.skipped)}"]
         lines += [f"  converted {path} ({src}) -> {type(new).__name__}" for path, src, new in self.converted]
         lines += [f"  skipped   {path} ({src}): {why}" for path, src, why in self.skipped]
+        lines += [f"  shared    {path}: the same module as {first}" for path, first in self.shared]
         return "\n".join(lines)
 
 
@@ -110,13 +115,23 @@ def convert(
     root = ctx.visit(model, "", type(model).__name__)
     if root is None:
         _convert_children(model, "", ctx, set(), _stepping_container(model, ""))
-    if not ctx.report.converted and not ctx.report.skipped:
+    if not ctx.report.converted and not ctx.report.skipped and not _holds_lif(model):
+        # (a model whose neurons are already na_cuda's converts to itself: convert is idempotent)
         raise ValueError("na_cuda.nn.convert: found no spikingjelly neuron in `model` (nothing to convert)")
     if ctx.report.skipped:
         skipped = "\n".join(f"  {path} ({src}): {why}" for path, src, why in ctx.report.skipped)
         warnings.warn(
             f"na_cuda.nn.convert(strict=False): skipped {len(ctx.report.skipped)} neuron(s) without an exact "
             f"equivalent; they stay as they are:\n{skipped}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if ctx.report.shared:
+        uses = ", ".join(f"{path} (= {first})" for path, first in ctx.report.shared)
+        warnings.warn(
+            f"na_cuda.nn.convert: a neuron used at several places ({uses}) is one na_cuda.nn.LIF at all of them; "
+            "note that spikingjelly carries the neuron's v from one use into the next within a forward (until "
+            "reset_net), while na_cuda.nn.LIF starts every call from rest: the outputs of the later uses can differ",
             UserWarning,
             stacklevel=2,
         )
@@ -128,17 +143,21 @@ def convert(
     return (out, ctx.report) if return_report else out
 
 
-def _check_rule_options(method: str, rule_options: dict) -> None:
-    """``rule_options`` must be ones that ``method`` uses and that keep the source's forward."""
-    fixed = sorted(set(rule_options) & set(_NEURON_KEYS + (_STBP_KEYS if method == "stbp" else ())))
+def _check_rule_options(
+    method: str, rule_options: dict, who: str = "na_cuda.nn.convert", neuron_keys: tuple[str, ...] = _NEURON_KEYS
+) -> None:
+    """``rule_options`` must be ones that ``method`` uses and that keep the source's forward. ``who``: the function
+    in the messages; ``neuron_keys``: the settings that come from the source neuron (``LIF.from_snntorch`` passes
+    its own)."""
+    fixed = sorted(set(rule_options) & set(neuron_keys + (_STBP_KEYS if method == "stbp" else ())))
     if fixed:
         raise TypeError(
-            f"na_cuda.nn.convert: {', '.join(fixed)} come from each converted neuron, not from `rule_options`; "
+            f"{who}: {', '.join(fixed)} come from each converted neuron, not from `rule_options`; "
             "change them on the source model before converting"
         )
     if "strict_threshold" in rule_options and rule_options["strict_threshold"] is not False:
         raise ValueError(
-            "na_cuda.nn.convert: strict_threshold=True changes the forward: spikingjelly fires on "
+            f"{who}: strict_threshold=True changes the forward: spikingjelly fires on "
             "v >= v_threshold (heaviside(0) = 1), strict_threshold=True only on v > threshold; convert promises "
             "the same forward, so leave strict_threshold out"
         )
@@ -147,11 +166,11 @@ def _check_rule_options(method: str, rule_options: dict) -> None:
         if key in allowed or key == "strict_threshold":
             continue
         if key in _IGNORED_WHY:
-            raise TypeError(f"na_cuda.nn.convert: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
+            raise TypeError(f"{who}: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
         if key in _STBP_KEYS:  # under method="na"
             raise TypeError(
-                f"na_cuda.nn.convert: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
-                "comes from each neuron: its surrogate_function / detach_reset); leave it out"
+                f"{who}: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
+                "comes from each neuron: its surrogate function / detach_reset); leave it out"
             )
         if key in _RULE_OPTIONS["na"]:  # under method="stbp"
             why = (
@@ -160,10 +179,19 @@ def _check_rule_options(method: str, rule_options: dict) -> None:
                 if key == "grad_rescale"
                 else f"`{key}` is an option of method='na', which method='stbp' would ignore"
             )
-            raise TypeError(f"na_cuda.nn.convert: {why}; leave it out or convert with method='na'")
-        raise TypeError(
-            f"na_cuda.nn.convert: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}"
-        )
+            raise TypeError(f"{who}: {why}; leave it out or convert with method='na'")
+        raise TypeError(f"{who}: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}")
+
+
+def _holds_lif(model: nn.Module) -> bool:
+    """``model`` is or contains an ``na_cuda.nn.LIF`` (e.g. it was converted before)."""
+    return any(isinstance(m, LIF) for m in model.modules())
+
+
+def _children(parent: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every ``(name, child)`` of ``parent``, a module held under two names twice (``named_children`` yields a
+    module once, which left the second use of a shared neuron unconverted)."""
+    return [(name, child) for name, child in parent._modules.items() if child is not None]
 
 
 def _forget_reset_cache(model: nn.Module) -> None:
@@ -190,7 +218,7 @@ def _convert_children(
 ) -> None:
     """Convert below ``parent``; ``inside``: the spikingjelly container (other than the two unwrapped ones) that
     calls the modules below step by step, if any."""
-    for name, child in list(parent.named_children()):
+    for name, child in _children(parent):
         path = f"{prefix}.{name}" if prefix else name
         new = ctx.visit(child, path, path, inside)
         if new is not None:
@@ -220,6 +248,7 @@ class _Context:
         self.method, self.rule_options, self.strict = method, rule_options, strict
         self.report = ConversionReport()
         self.done: dict[int, Optional[nn.Module]] = {}
+        self.first_path: dict[int, str] = {}  # where each neuron or container was met first (the report's `shared`)
 
     def lif(self, m: nn.Module, path: str, **neuron: Any) -> LIF:
         """The ``na_cuda.nn.LIF`` with the neuron settings ``neuron`` (``tau_m``, ``threshold``, ``v_reset``,
@@ -239,7 +268,7 @@ class _Context:
         """The replacement of ``module`` (None: keep it, and look inside). ``shown``: the path in messages;
         ``inside``: see :func:`_convert_children`."""
         if id(module) in self.done:
-            return self.done[id(module)]
+            return self._again(module, shown)
         kind = _kind(module)
         if kind == "container":
             new = _unwrap_container(module, path, self, inside)
@@ -248,7 +277,13 @@ class _Context:
         else:
             return None
         self.done[id(module)] = new
+        self.first_path[id(module)] = shown
         return new
+
+    def _again(self, module: nn.Module, shown: str) -> Optional[nn.Module]:
+        """A module met before at another path: the same replacement (recorded in the report's ``shared``)."""
+        self.report.shared.append((shown, self.first_path[id(module)]))
+        return self.done[id(module)]
 
     def neuron(
         self, m: nn.Module, path: str, shown: str, container: Optional[nn.Module], inside: Optional[str] = None
@@ -256,7 +291,7 @@ class _Context:
         """The LIF replacing the neuron ``m`` (after the checks every neuron shares); under ``strict=False`` None
         for one without an equivalent (recorded as skipped)."""
         if id(m) in self.done:
-            return self.done[id(m)]
+            return self._again(m, shown)
         new: Optional[nn.Module] = None
         try:
             if type(m).__module__.startswith("snntorch"):
@@ -277,6 +312,7 @@ class _Context:
                 raise ValueError(str(e)) from e.__cause__
             self.report.skipped.append((shown, type(m).__name__, str(e).split(": ", 2)[-1]))
         self.done[id(m)] = new
+        self.first_path[id(m)] = shown
         return new
 
 
@@ -328,6 +364,13 @@ def _parametric_lif_node(m: nn.Module, path: str, ctx: _Context) -> nn.Module:
 
     src: torch.Tensor = getattr(m, "w")  # noqa: B009  (an nn.Parameter; mypy types module attributes loosely)
     w = src.detach()
+    if w.is_meta:
+        raise _refuse(
+            path,
+            m,
+            "its w is on the meta device (no value to copy); materialise the model first (model.to_empty(device="
+            "'cpu') and load its state dict), then convert",
+        )
     if w.numel() != 1:
         raise _refuse(path, m, f"its w has shape {tuple(w.shape)}; PLIF's w is one number per layer")
     k = float(torch.sigmoid(w))  # 1/tau
@@ -455,7 +498,7 @@ def _unwrap_container(c: nn.Module, path: str, ctx: _Context, inside: Optional[s
     prefix = f"{path}." if path else ""
     parts: list[nn.Module] = []
     run: list[nn.Module] = []
-    for name, child in c.named_children():
+    for name, child in _children(c):
         if not _is_spikingjelly_neuron(child):
             run.append(child)
             continue

@@ -73,11 +73,10 @@ def per_neuron_decay(decay: Any, c: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"na_cuda: `decay` must be a floating-point torch.Tensor or None; got {type(decay).__name__}")
     if decay.device != c.device:
         raise ValueError(f"na_cuda: `decay` is on {decay.device} but the input is on {c.device}; move it there")
-    try:
-        full = torch.broadcast_shapes(decay.shape, c.shape[1:])
-    except RuntimeError:
-        full = None
-    if full != c.shape[1:]:
+    # Size by size rather than torch.broadcast_shapes, whose error under torch.compile(dynamic=True) is dynamo's
+    # TorchRuntimeError without this message.
+    shape, want = tuple(decay.shape), tuple(c.shape[1:])
+    if len(shape) > len(want) or any(d != 1 and d != n for d, n in zip(reversed(shape), reversed(want))):
         raise ValueError(
             f"na_cuda: `decay` of shape {tuple(decay.shape)} does not broadcast to the input's neuron shape "
             f"{tuple(c.shape[1:])} (c.shape[1:]); use a scalar (one per layer) or a per-neuron shape such as "

@@ -204,19 +204,32 @@ class LIF(nn.Module):
             )
         if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
             raise TypeError(f"na_cuda: `decay_shape` must be a tuple of ints, e.g. () or (128,); got {shape!r}")
+        if any(n < 1 for n in shape):
+            raise ValueError(f"na_cuda: `decay_shape` must be a tuple of sizes >= 1, e.g. () or (128,); got {shape}")
         if decay is None:
             if learn is None:
                 if shape != ():
                     raise ValueError("na_cuda: `decay_shape` needs learn_decay='sigmoid' or 'beta' (or a `decay`)")
                 return
-            lam = torch.full(shape, self.neuron.lam, dtype=torch.get_default_dtype())
+            try:
+                lam = torch.full(shape, self.neuron.lam, dtype=torch.get_default_dtype())
+            except RuntimeError:  # e.g. (2**40,): the allocator's refusal, which does not name the argument
+                raise ValueError(
+                    f"na_cuda: `decay_shape` {shape} ({math.prod(shape)} values) cannot be allocated; it is the "
+                    "decay's shape: () one per layer, or a shape broadcasting to the input's [B, ...]"
+                ) from None
         else:
-            keep = isinstance(decay, torch.Tensor) and decay.dtype.is_floating_point  # its values exactly
-            lam = torch.as_tensor(decay, dtype=None if keep else torch.get_default_dtype()).detach().clone()
+            lam = _decay_tensor(decay)
             if shape not in ((), tuple(lam.shape)):
                 raise ValueError(f"na_cuda: `decay_shape` {shape} differs from the shape of `decay` {tuple(lam.shape)}")
-            if learn != "beta" and not bool(((lam >= 0) & (lam <= 1)).all()):  # a beta parameter is clamped
-                raise ValueError("na_cuda: `decay` (the leak lam = 1 - 1/tau_m) must lie in [0, 1]")
+            if learn == "beta":  # a beta parameter is clamped to [0, 1] in the forward: any finite value
+                if not bool(lam.isfinite().all()):
+                    raise ValueError(
+                        "na_cuda: `decay` (snnTorch's beta, clamped to [0, 1] in the forward) must be finite; got "
+                        f"{_some(lam)}"
+                    )
+            elif not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
+                raise ValueError(f"na_cuda: `decay` (the leak lam = 1 - 1/tau_m) must lie in [0, 1]; got {_some(lam)}")
         if learn == "sigmoid":
             tau = self.neuron.tau_m
             if decay is None and not 1.0 < tau < math.inf:
@@ -227,6 +240,11 @@ class LIF(nn.Module):
                 w = torch.full(shape, -math.log(tau - 1.0), dtype=torch.get_default_dtype())
             else:
                 w = torch.log((1.0 - lam) / lam)  # 1 - lam = sigmoid(w)
+                if not bool(w.isfinite().all()):  # lam = 0 or 1 (or so close that the quotient overflows)
+                    raise ValueError(
+                        "na_cuda: `decay` with learn_decay='sigmoid' (PLIF, lam = 1 - sigmoid(w)) must lie in the open "
+                        f"interval (0, 1): lam = 0 or 1 is w = +-inf; got {_some(lam)}"
+                    )
             self.w = nn.Parameter(w)
         elif learn == "beta":
             self.beta = nn.Parameter(lam)
@@ -294,6 +312,34 @@ class LIF(nn.Module):
 
     def reset(self) -> None:
         """No-op: every call starts from rest, so there is no state (``functional.reset_net`` may call it)."""
+
+
+def _decay_tensor(decay: Any) -> torch.Tensor:
+    """``nn.LIF``'s ``decay`` as a detached real tensor with real values (a float tensor keeps its dtype, anything
+    else gets the default dtype); TypeError/ValueError naming ``decay`` for what is not one."""
+    if isinstance(decay, torch.Tensor):
+        if decay.is_complex() or decay.dtype == torch.bool:
+            raise TypeError(f"na_cuda: `decay` must be a real tensor of leaks in [0, 1]; got dtype {decay.dtype}")
+        if decay.is_meta:
+            raise ValueError(
+                "na_cuda: `decay` is on the meta device (no values to check or copy); pass a CPU or CUDA tensor, "
+                "or leave `decay` out and load the values into the module's parameter later"
+            )
+        keep = decay.dtype.is_floating_point  # its values exactly
+        return decay.detach().to(None if keep else torch.get_default_dtype()).clone()
+    why = "a float in [0, 1] or a tensor of them (one per layer, or of the decay_shape)"
+    if isinstance(decay, (bool, str, bytes, complex)):
+        raise TypeError(f"na_cuda: `decay` must be {why}; got {type(decay).__name__} {decay!r}")
+    try:
+        lam = torch.as_tensor(decay, dtype=torch.get_default_dtype())
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"na_cuda: `decay` must be {why}; got {decay!r} ({e})") from None
+    return lam.clone()
+
+
+def _some(lam: torch.Tensor) -> str:
+    """A short view of the decay's values for an error message."""
+    return str(lam.item()) if lam.numel() == 1 else f"values {lam.flatten()[:8].tolist()}"
 
 
 #: nn.LIF warns (once) about a 2-dim input with more time steps than this: typical windows are 4-32 steps.

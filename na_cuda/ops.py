@@ -71,6 +71,12 @@ def _check_args(rule: Optional[str], c: torch.Tensor, values: dict[str, Any]) ->
             lambda: f"na_cuda: `decay` must have shape [N] = [{n}] (one lam per neuron of c); got {list(decay.shape)}",
         )
         torch._check(decay.dtype == want, lambda: f"na_cuda: `decay` must have dtype {want}; got {decay.dtype}")
+        # A meta decay beside a real c dispatches here too (the Meta key wins): without this check the op returned
+        # an uninitialised tensor on c's device instead of the kernels' device error.
+        torch._check(
+            decay.device == c.device,
+            lambda: f"na_cuda: `decay` is on {decay.device} but `c` is on {c.device}; move them to the same device",
+        )
 
 
 def _fake_forward_of(rule: Optional[str]) -> Callable[..., torch.Tensor]:

@@ -165,7 +165,8 @@ def make_rule(method: Any, **options: Any) -> Rule:
     """The rule object of the keyword API: ``method`` picks the class, which takes the keywords it owns.
 
     Every rule is built from its keywords, so each keyword is validated, used or not (a typo in ``surrogate`` is an
-    error under ``method="na"`` too): a configuration is either valid for every rule or rejected.
+    error under ``method="na"`` too), and another rule's keyword away from its default is refused (it would be
+    ignored): a configuration is either valid for every rule or rejected.
     """
     cls = RULES[choice("method", method, METHODS)]
     unknown = sorted(set(options) - set(rule_keywords()))
@@ -174,4 +175,14 @@ def make_rule(method: Any, **options: Any) -> Rule:
             f"na_cuda: unknown keyword(s) {', '.join(unknown)}; the rules take {', '.join(rule_keywords())}"
         )
     built = [rule.from_keywords(options) for rule in RULES.values()]
-    return next(r for r in built if type(r) is cls)
+    chosen = next(r for r in built if type(r) is cls)
+    own = chosen.options()
+    for other in RULES.values():  # another rule's option away from its default would be silently ignored
+        for key, default in other().options().items():
+            value = options.get(key)
+            if key not in own and value is not None and value != default:
+                raise ValueError(
+                    f"na_cuda: `{key}` is an option of method={other.name!r}, which method={chosen.name!r} ignores; "
+                    f"got {key}={value!r}: leave it out, or use method={other.name!r}"
+                )
+    return chosen

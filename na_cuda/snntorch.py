@@ -32,6 +32,20 @@ from torch import nn
 SURROGATES = {"atan": ("atan", "alpha"), "fast_sigmoid": ("fast_sigmoid", "slope"), "sigmoid": ("sigmoid", "slope")}
 
 
+#: The LIF's settings that come from the Leaky (or are fixed by its semantics): never from ``rule_options``.
+_SOURCE_KEYS = (
+    "tau_m",
+    "threshold",
+    "v_reset",
+    "decay_input",
+    "strict_threshold",
+    "reset_mechanism",
+    "learn_decay",
+    "decay",
+    "decay_shape",
+)
+
+
 def _refuse(why: str) -> ValueError:
     return ValueError(f"na_cuda.nn.LIF.from_snntorch: {why}")
 
@@ -91,7 +105,9 @@ def from_snntorch(
 
     Mapped: ``beta`` (a float or tensor, one per layer or per neuron; learnable with ``learn_beta=True``: the LIF
     gets a parameter ``beta`` with its values, ``learn_decay="beta"``), ``threshold``, ``reset_mechanism``
-    (``"subtract"``, ``"zero"``, ``"none"``), ``spike_grad``. ``rule_options``: the rule's keywords and ``backend``.
+    (``"subtract"``, ``"zero"``, ``"none"``), ``spike_grad``. ``rule_options`` as ``convert`` takes them:
+    ``method="na"``: ``dist_power``, ``clip``, ``backend``, ``grad_rescale``; ``method="stbp"``: ``backend``; the
+    neuron's settings (they come from ``leaky``) and options without effect raise.
 
     Raises ``ValueError`` for what has no exact equivalent (a learnable or per-neuron threshold, inhibition,
     state quantisation, ``reset_delay=False``, graded spikes, a surrogate without a counterpart under STBP) and
@@ -107,8 +123,18 @@ def from_snntorch(
         )
     if method not in ("stbp", "na"):
         raise _refuse(f"`method` must be 'stbp' (snnTorch's gradient) or 'na'; got {method!r}")
+    if output not in ("spike", "membrane"):
+        raise _refuse(f"`output` must be 'spike' (snnTorch's spk) or 'membrane' (its mem); got {output!r}")
+    from .convert import _check_rule_options  # (na_cuda.convert imports na_cuda.nn, which imports this module)
+
+    _check_rule_options(method, rule_options, "na_cuda.nn.LIF.from_snntorch", _SOURCE_KEYS)
     lk = cast(Any, leaky)  # snnTorch's attributes (beta, threshold, reset_mechanism, ...)
     _check_supported(lk)
+    if getattr(lk, "init_hidden", False) and getattr(lk, "output", False):
+        raise _refuse(
+            "init_hidden=True with output=True returns (spk, mem) per step, na_cuda.nn.LIF one tensor; build one "
+            "LIF with output='spike' and one with output='membrane', or build the Leaky with output=False"
+        )
     beta = lk.beta.detach()
     learn = isinstance(lk.beta, nn.Parameter) and lk.beta.requires_grad
     kwargs: dict[str, Any] = dict(threshold=float(lk.threshold), strict_threshold=True, output=output, method=method)

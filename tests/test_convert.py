@@ -134,7 +134,8 @@ def test_converted_to_na_trains_on_random_data():
 def test_conversion_keeps_sharing_structure_and_mode():
     shared = sj_neuron.IFNode(step_mode="m")
     model = nn.ModuleDict({"a": nn.Sequential(nn.Identity(), shared), "b": shared}).eval()
-    out = convert(model)
+    with pytest.warns(UserWarning, match=r"used at several places \(b \(= a.1\)\)"):
+        out = convert(model)
     assert out is model and out["b"] is out["a"][1] and isinstance(out["b"], LIF)
     assert not out["b"].training
     root = convert(sj_neuron.LIFNode(tau=4.0, v_reset=None, step_mode="m"), method="stbp")
@@ -526,3 +527,42 @@ def test_snntorch_zero_reset_equivalent_is_exact():
     (ours * w).sum().backward()
     assert torch.equal(ours, ref.double()) and 0.05 < ref.mean() < 0.6
     torch.testing.assert_close(x.grad, grad_ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["LIFNode", "ParametricLIFNode"])
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_neuron_used_twice_becomes_one_lif_at_both_places(kind, strict):
+    """named_children() yields a module once: the second use of a shared neuron was left unconverted."""
+    n = getattr(sj_neuron, kind)(step_mode="m")
+    model = nn.Sequential(n, nn.Identity(), n, nn.Sequential(n))
+    with pytest.warns(UserWarning, match=r"used at several places \(2 \(= 0\), 3.0 \(= 0\)\).*carries the neuron's v"):
+        out, report = convert(model, strict=strict, return_report=True)
+    assert isinstance(out[0], LIF) and out[2] is out[0] and out[3][0] is out[0]
+    assert [path for path, _, _ in report.converted] == ["0"]
+    assert report.shared == [("2", "0"), ("3.0", "0")]
+    assert "shared    2: the same module as 0" in str(report)
+    assert len(list(out.parameters())) == (1 if kind == "ParametricLIFNode" else 0)  # one w, still shared
+    s = getattr(sj_neuron, kind)(step_mode="s")
+    inside = sj_layer.MultiStepContainer(s, nn.Identity(), s)
+    with pytest.warns(UserWarning, match="used at several places"):
+        out, report = convert(nn.Sequential(inside), return_report=True)
+    assert not any(_is_sj(m) for m in out.modules()) and report.shared == [("0.2", "0.0")]
+
+
+def _is_sj(m: nn.Module) -> bool:
+    return type(m).__module__.startswith("spikingjelly.activation_based.neuron")
+
+
+def test_convert_is_idempotent():
+    model = convert(_cnn(lambda: sj_neuron.LIFNode(step_mode="m")))
+    again, report = convert(model, return_report=True)
+    assert again is model and report.converted == [] and report.skipped == []
+    lif = LIF()
+    assert convert(lif) is lif
+
+
+def test_meta_plif_names_the_module_and_the_fix():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(2, 2), sj_neuron.ParametricLIFNode(step_mode="m"))
+    with pytest.raises(ValueError, match=r"cannot convert 1 .*w is on the meta device.*to_empty"):
+        convert(model)

@@ -277,6 +277,13 @@ def test_tssl_shifted_coordinates_and_soft_reset_error():
         (dict(v_reset=None, threshold=-1.0), ValueError, "threshold"),
         (dict(decay_input=1), TypeError, "decay_input"),
         (dict(method="stbp", surrogate="erf"), ValueError, "surrogate"),
+        # another rule's option away from its default would be ignored
+        (dict(method="stbp", clip=3.0), ValueError, "`clip` is an option of method='na', which method='stbp' ignores"),
+        (dict(method="stbp", first_order="taylor"), ValueError, "`first_order` is an option of method='na'"),
+        (dict(method="tssl", dist_power=1), ValueError, "`dist_power` is an option of method='na'"),
+        (dict(method="na", surrogate="atan"), ValueError, "`surrogate` is an option of method='stbp'"),
+        (dict(method="na", surrogate_alpha=2.0), ValueError, "`surrogate_alpha` is an option of method='stbp'"),
+        (dict(method="tssl", detach_reset=False), ValueError, "`detach_reset` is an option of method='stbp'"),
     ],
 )
 def test_option_validation(kw, exc, match):
@@ -284,6 +291,14 @@ def test_option_validation(kw, exc, match):
         na_cuda.lif(torch.zeros(3, 2), **kw)
     with pytest.raises(exc, match=match):
         na_cuda.nn.LIF(**kw)
+
+
+def test_other_rules_options_at_their_defaults_pass():
+    """``lif.params`` (every keyword, the other rules' at their defaults) builds the same module again."""
+    for method in ("na", "stbp", "tssl"):
+        lif = na_cuda.nn.LIF(method=method)
+        assert na_cuda.nn.LIF(**lif.params).params == lif.params
+    assert na_cuda.nn.LIF(method="na", surrogate_alpha=None, clip=10).rule == NA()
 
 
 def test_rule_objects_and_params():

@@ -176,6 +176,7 @@ def test_from_snntorch_mapping_and_na():
         (lambda: snn.Leaky(beta=0.9, spike_grad=snn_surrogate.triangular()), "no na_cuda equivalent under"),
         (lambda: snn.Leaky(beta=0.9, surrogate_disable=True), "surrogate_disable"),
         (lambda: snn.Synaptic(alpha=0.9, beta=0.8), "expected an snntorch.Leaky"),
+        (lambda: snn.Leaky(beta=0.9, init_hidden=True, output=True), r"init_hidden=True with output=True.*\(spk, mem"),
     ],
 )
 def test_from_snntorch_refuses_with_the_reason(make, match):
@@ -188,3 +189,30 @@ def test_from_snntorch_na_takes_any_surrogate_and_membrane_is_stbp_only():
     assert na_cuda.nn.LIF.from_snntorch(src, method="na").rule.name == "na"
     with pytest.raises(ValueError, match='output="membrane" is refused by method="na"'):
         na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9), method="na", output="membrane")
+
+
+@pytest.mark.parametrize(
+    "method,options,exc,match",
+    [
+        ("stbp", dict(threshold=2.0), TypeError, "threshold come from each converted neuron"),
+        ("stbp", dict(strict_threshold=False), TypeError, "strict_threshold come from"),
+        ("na", dict(reset_mechanism="zero"), TypeError, "reset_mechanism come from"),
+        ("stbp", dict(decay=0.5), TypeError, "decay come from"),
+        ("stbp", dict(learn_decay="beta"), TypeError, "learn_decay come from"),
+        ("stbp", dict(surrogate="atan"), TypeError, "surrogate come from"),
+        ("stbp", dict(clip=3.0), TypeError, "`clip` is an option of method='na'"),
+        ("stbp", dict(grad_rescale=None), TypeError, "grad_rescale is NA's"),
+        ("na", dict(surrogate="atan"), TypeError, "`surrogate` is STBP's"),
+        ("na", dict(tau_s=3.0), TypeError, "tau_s is the PSC time constant"),
+        ("na", dict(first_order="taylor"), TypeError, "first_order only changes"),
+        ("na", dict(dist_powr=1), TypeError, "unknown rule option `dist_powr`"),
+        ("stbp", dict(output="psc"), ValueError, "`output` must be 'spike'"),
+    ],
+)
+def test_from_snntorch_refuses_options_that_break_equivalence_or_are_ignored(method, options, exc, match):
+    """The Leaky's own settings come from it, other rules' options would be ignored: refused as convert does."""
+    with pytest.raises(exc, match=match):
+        na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9), method=method, **options)
+    assert na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9), method="na", clip=3.0, dist_power=1).rule.clip == 3.0
+    lif = na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9, init_hidden=True), backend="torch")  # spk only: equal
+    assert lif.backend == "torch" and lif.neuron.output == "spike"

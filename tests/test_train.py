@@ -402,6 +402,16 @@ def test_mistyped_data_dir_is_reported_and_not_created(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_mistyped_data_dir_with_digits_exits_2(tmp_path, capsys):
+    """digits reads no files, but a --data-dir that does not exist is the same error (it trained and exited 0)."""
+    typo, out = tmp_path / "nonexistent", tmp_path / "run"
+    rc = train.main(["--preset", "digits", "--data-dir", str(typo), "--out", str(out), "--epochs", "1"])
+    line = _one_error_line(capsys.readouterr().err, "--data-dir: ")
+    assert rc == 2
+    assert f"{typo} does not exist; the digits dataset ships with scikit-learn" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_data_after_failed_download(tmp_path, capsys, monkeypatch):
     """An existing but empty --data-dir, every mirror refusing: the useful sentence first, then the mirrors tried;
     exit 1; the data folder stays empty and --out is not created."""

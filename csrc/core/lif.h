@@ -146,31 +146,27 @@ NA_HD V nonfinite_guard(typename Lanes<V>::mask bad, V value) {
 }
 
 // dL/dlam of one neuron (§12): sum over t of dL/du[t] times du[t]/dlam = v[t-1] - [decay_input] c[t]. `add` is
-// called in the rule's reverse loop; `store` writes the sum where LifCoef::glam_n points (nothing if null). The
-// input term is accumulated on the scaled input x = beta c that every rule has at hand (NA's CPU packs scale their
-// copy of c in place) and divided by beta = 1 - lam once at the end: sum g c = (sum g x) / beta. (lam = 1 with
-// decay_input has no input at all, beta = 0; that term is then NaN.)
+// called in the rule's reverse loop with the raw input c[t] (not beta c[t]: lam = 1 with decay_input scales the
+// input by beta = 0, and sum g c must stay the finite value it is, not (sum g beta c) / beta = 0/0); `store` writes
+// the sum where LifCoef::glam_n points (nothing if null).
 template <typename V>
 struct DecayGrad {
-  V acc, accx;
+  V acc;
   bool on, scaled;
   template <typename acc_t>
   NA_HD explicit DecayGrad(const LifCoef<acc_t>& k)
-      : acc(Lanes<V>::splat(0)), accx(Lanes<V>::splat(0)), on(k.glam_n != nullptr), scaled(k.decay_input) {}
-  // gu = dL/du[t], v_in = the state carried into step t, x = the scaled input beta c[t].
-  NA_HD void add(V gu, V v_in, V x) {
-    add_state(gu, v_in);
-    add_input(gu, x);
-  }
+      : acc(Lanes<V>::splat(0)), on(k.glam_n != nullptr), scaled(k.decay_input) {}
+  // gu = dL/du[t], v_in = the state carried into step t, c = the raw input c[t].
+  NA_HD void add(V gu, V v_in, V c) { acc = acc + gu * (scaled ? v_in - c : v_in); }
   NA_HD void add_state(V gu, V v_in) { acc = acc + gu * v_in; }
-  NA_HD void add_input(V gu, V x) {
-    if (scaled) accx = accx + gu * x;
+  NA_HD void add_input(V gu, V c) {
+    if (scaled) acc = acc - gu * c;
   }
-  // `bad`: the neuron's §10 mask after the reverse loop (a non-finite c or G anywhere: lam reaches every step),
+  // `bad`: the neuron's §10 mask after the reverse loop (a non-finite c, G or lam anywhere: lam reaches every step),
   // which makes dL/dlam NaN as it makes grad_c.
   template <typename acc_t>
-  NA_HD void store(const LifCoef<acc_t>& k, V beta, typename Lanes<V>::mask bad) const {
-    if (on) Lanes<V>::store(k.glam_n, nonfinite_guard(bad, scaled ? acc - accx / beta : acc));
+  NA_HD void store(const LifCoef<acc_t>& k, typename Lanes<V>::mask bad) const {
+    if (on) Lanes<V>::store(k.glam_n, nonfinite_guard(bad, acc));
   }
 };
 

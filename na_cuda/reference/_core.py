@@ -175,17 +175,26 @@ def _states_2d(x: torch.Tensor, core: _Core) -> tuple[torch.Tensor, torch.Tensor
     return u, s, a
 
 
-def _nonfinite_guard_decay(gd: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """dL/dlam ([N], sec. 12) under sec. 10: NaN for a neuron whose input or incoming gradient has a non-finite
-    value at any step (the leak reaches every step), as the kernels do (``DecayGrad::store``)."""
-    bad = (~x.isfinite()).any(0) | (~g.isfinite()).any(0)
+def _bad_decay(lam: Optional[torch.Tensor]) -> Union[bool, torch.Tensor]:
+    """Per neuron: a non-finite learnable leak (sec. 10: it reaches every step, like a non-finite input)."""
+    return False if lam is None else ~lam.detach().isfinite()
+
+
+def _nonfinite_guard_decay(
+    gd: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lam: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """dL/dlam ([N], sec. 12) under sec. 10: NaN for a neuron whose leak, input or incoming gradient has a
+    non-finite value at any step (the leak reaches every step), as the kernels do (``DecayGrad::store``)."""
+    bad = (~x.isfinite()).any(0) | (~g.isfinite()).any(0) | _bad_decay(lam)
     return gd.masked_fill(bad.reshape(gd.shape), float("nan"))
 
 
-def _nonfinite_guard(grad: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def _nonfinite_guard(
+    grad: torch.Tensor, x: torch.Tensor, g: torch.Tensor, lam: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """A backward's ``grad_c`` ([T, N]) under spec sec. 10: NaN at step ``t`` of neuron ``n`` where ``x[:, n]``
-    (the input) has a non-finite value anywhere or ``g[t:, n]`` (the incoming gradient) has one, ``grad``
-    elsewhere. What the kernels do (csrc/core/lif.h ``nonfinite_guard``)."""
+    (the input) or the learnable leak ``lam[n]`` has a non-finite value anywhere or ``g[t:, n]`` (the incoming
+    gradient) has one, ``grad`` elsewhere. What the kernels do (csrc/core/lif.h ``nonfinite_guard``)."""
     bad_g = (~g.isfinite()).flip(0).cumsum(0, dtype=torch.int32).flip(0) > 0  # any non-finite at a step >= t
-    bad = bad_g | (~x.isfinite()).any(0, keepdim=True)
+    bad = bad_g | (~x.isfinite()).any(0, keepdim=True) | _bad_decay(lam)
     return grad.masked_fill(bad, float("nan"))

@@ -210,8 +210,8 @@ def na_backward(
     g = _to_2d(grad_out, dtype)
     dL, u = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order)
     delta = dL * na_phi(core.thr - u, rule.dist_power, rule.clip, core.strict)  # NA's dL/du (eq. 16/17)
-    grad = _nonfinite_guard(_scaled(delta, core), x, g).reshape(c.shape).to(c.dtype)
+    grad = _nonfinite_guard(_scaled(delta, core), x, g, decay).reshape(c.shape).to(c.dtype)
     if decay is None:
         return grad
     s = _fires(u, core.thr, core.strict).to(dtype)
-    return grad, _nonfinite_guard_decay(_decay_grad_2d(delta, x, u, s, core, c2), x, g)
+    return grad, _nonfinite_guard_decay(_decay_grad_2d(delta, x, u, s, core, c2), x, g, decay)

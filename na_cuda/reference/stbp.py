@@ -71,9 +71,11 @@ class _SurrogateSpike(torch.autograd.Function):
 
 
 class _GuardState:
-    """What the two guards of one :func:`stbp_forward` call share: the incoming gradient ``g`` ([T, N])."""
+    """What the guards of one :func:`stbp_forward` call share: the incoming gradient ``g`` ([T, N]) and the
+    learnable leak ``lam`` ([N], detached; None without one)."""
 
     g: Optional[torch.Tensor] = None
+    lam: Optional[torch.Tensor] = None
 
 
 class _GuardOut(torch.autograd.Function):
@@ -104,7 +106,7 @@ class _GuardIn(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
         g = ctx.state.g if ctx.state.g is not None else torch.zeros_like(grad)
-        return _nonfinite_guard(grad, x, g), None
+        return _nonfinite_guard(grad, x, g, ctx.state.lam), None
 
 
 class _GuardDecay(torch.autograd.Function):
@@ -121,7 +123,7 @@ class _GuardDecay(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
         g = ctx.state.g if ctx.state.g is not None else torch.zeros_like(x)
-        return _nonfinite_guard_decay(grad, x, g), None, None
+        return _nonfinite_guard_decay(grad, x, g, ctx.state.lam), None, None
 
 
 def stbp_forward(
@@ -152,7 +154,8 @@ def stbp_forward(
     dtype = _compute_dtype(c.dtype)
     guard = _GuardState()
     x2 = _GuardIn.apply(_to_2d(c, dtype), guard)  # differentiable reshape + cast
-    if decay is not None:  # sec. 10 for dL/dlam too: NaN for a neuron with a non-finite c or G anywhere
+    if decay is not None:  # sec. 10 for dL/dlam too: NaN for a neuron with a non-finite lam, c or G anywhere
+        guard.lam = decay.detach()
         decay = _GuardDecay.apply(decay, x2.detach(), guard)
     core = _core(neuron, decay)
     lam, kappa, tau_s, output = core.lam, 1.0 - 1.0 / core.tau_s, core.tau_s, neuron.output

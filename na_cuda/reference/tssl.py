@@ -94,8 +94,8 @@ def tssl_backward(
         ef = torch.exp(xf)
         ga = ga * (ef / ((1.0 + ef) * (1.0 + ef) * 0.2))
         grad[t] = torch.where(a[t] < th, ga, gt)  # warm-up fallback where the PSC is (nearly) silent
-    out = _nonfinite_guard(_scaled(grad, core), x, G).reshape(c.shape).to(c.dtype)
+    out = _nonfinite_guard(_scaled(grad, core), x, G, decay).reshape(c.shape).to(c.dtype)
     if decay is None:
         return out
     # the rule's dL/du times du/dlam (sec. 12)
-    return out, _nonfinite_guard_decay(_decay_grad_2d(grad, x, u, s, core, c2), x, G)
+    return out, _nonfinite_guard_decay(_decay_grad_2d(grad, x, u, s, core, c2), x, G, decay)

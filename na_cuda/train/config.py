@@ -17,7 +17,7 @@ from .. import _validate
 from .._validate import BACKENDS
 from ..models import ARCHITECTURES, parse_architecture
 from ..params import LifParams
-from ..rules import METHODS, NA, STBP, Rule
+from ..rules import METHODS, NA, RULES, STBP, Rule
 from . import checkpoint
 
 __all__ = [
@@ -326,9 +326,10 @@ def rule_of(cfg: TrainConfig) -> Rule:
 
 def neuron_options(cfg: TrainConfig) -> dict[str, Any]:
     """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``): each
-    keyword of ``na_cuda.lif`` that is a config field."""
-    config_fields = {f.name for f in dataclasses.fields(cfg)}
-    return {k: getattr(cfg, k) for k in _validate.keywords() if k in config_fields}
+    keyword of the neuron and of the chosen rule that is a config field."""
+    rule = RULES.get(cfg.method)  # the chosen rule's keywords only: another rule's would be refused (ignored)
+    wanted = {**LifParams.keywords(), "method": None, "backend": None, **(rule.keywords() if rule else {})}
+    return {k: getattr(cfg, k) for k in wanted if hasattr(cfg, k)}
 
 
 def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfig:

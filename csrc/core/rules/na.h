@@ -112,10 +112,22 @@ struct NaPlanes {
   // loop; measured: the multiply there cost the CPU op ~10 % at T = 20). A CUDA thread reads the input tensor
   // itself and scales at every read. Both compute the same product, so the bits agree.
   static constexpr bool kScaleInPlace = !NaLaneTuning<V>::kScalar;
+  // The raw c[t] that a pack's in-place scaling overwrites is kept in w[t] (free on a pack until X[t] replaces it
+  // after the reverse step t, see NaLaneTuning) for the learnable decay's input term (§12, DecayGrad).
   NA_HD void fetch(int64_t t) {
     if constexpr (kScaleInPlace) {
       S* p = const_cast<S*>(c) + t * stride;  // the binding's own scratch (see above), never the caller's tensor
-      Lanes<V>::store(p, Lanes<V>::load(p) * beta);
+      const V x = Lanes<V>::load(p);
+      Lanes<V>::store(w + t * wstride, x);
+      Lanes<V>::store(p, x * beta);
+    }
+  }
+  // The raw input c[t] (§12); on a pack valid until set_x(t).
+  NA_HD V raw(int64_t t) const {
+    if constexpr (kScaleInPlace) {
+      return Lanes<V>::load(w + t * wstride);
+    } else {
+      return Lanes<V>::load(c + t * stride);
     }
   }
   NA_HD V in(int64_t k) const {
@@ -153,6 +165,7 @@ struct NaRegs {
   V beta;
   V cin[B], ux[B];
   NA_HD void fetch(int64_t t) { cin[t] = Lanes<V>::load(c + t * stride) * beta; }
+  NA_HD V raw(int64_t t) const { return Lanes<V>::load(c + t * stride); }
   NA_HD V in(int64_t k) const { return cin[k]; }
   NA_HD V u(int64_t k) const { return ux[k]; }
   NA_HD void set_u(int64_t k, V x) { ux[k] = x; }
@@ -184,8 +197,8 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = m.beta;
   const V sub = L::splat(lif.sub);
   V v = zero, rf = zero, u;
-  V last = L::splat(-1);  // time of the original's last spike, -1 if silent
-  M bad = zero != zero;   // §10: a non-finite c anywhere, or a non-finite G at a step >= t
+  V last = L::splat(-1);   // time of the original's last spike, -1 if silent
+  M bad = nonfinite(lam);  // §10: a non-finite lam or c anywhere, or a non-finite G at a step >= t
   NA_UNROLL
   for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
@@ -254,12 +267,12 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
         const V up = m.u(t - 1);
         v_in = after_spike<R>(up >= fire, up, thr);
       }
-      dlam.add(gu, v_in, m.in(t));
+      dlam.add(gu, v_in, m.raw(t));
     }
     m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
-  dlam.store(lif, beta, bad);
+  dlam.store(lif, bad);
 }
 
 // The rule's traits: its configuration, its workspace, its per-neuron backward (the bindings' loops are written

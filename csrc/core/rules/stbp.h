@@ -78,7 +78,7 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
   const V inv_tau_s = L::splat(lif.inv_tau_s), beta = input_scale_of(lif, lam), zero = L::splat(0);
   const V sub = L::splat(lif.sub);
   V v = zero, r = zero, u;
-  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
+  auto bad = nonfinite(lam);  // §10: a non-finite lam or c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
     const V xt = L::load(c + t * stride) * beta;
     bad = bad | nonfinite(xt);
@@ -119,12 +119,12 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
       // dL/du[t+1] times v[t] (the state step t+1 was carried into: this step's u after its reset), and this
       // step's input term; v[-1] = 0 adds nothing for t = 0. No extra load: u[t] is in hand.
       dlam.add_state(gu_next, after_spike<R>(s, ut, thr));
-      if (lif.decay_input) dlam.add_input(gu, L::load(c + t * stride) * beta);
+      if (lif.decay_input) dlam.add_input(gu, L::load(c + t * stride));
     }
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
     gu_next = gu;
   }
-  dlam.store(lif, beta, bad);
+  dlam.store(lif, bad);
 }
 
 struct StbpRule {

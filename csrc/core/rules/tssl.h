@@ -49,7 +49,7 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
   const bool learn = lif.lam_n != nullptr;
   const V tau_m = L::splat(lif.tau_m), inv_tau_m = one - lam;
   V v = zero, a = zero, u;
-  auto bad = zero != zero;  // §10: a non-finite c anywhere, or a G at a step >= t
+  auto bad = nonfinite(lam);  // §10: a non-finite lam or c anywhere, or a G at a step >= t
   for (int64_t t = 0; t < T; ++t) {
     const V xt = L::load(c + t * stride) * beta;
     bad = bad | nonfinite(xt);
@@ -83,10 +83,10 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     theta = L::select(s, gt, theta * lam);
     const V ga = Sg * tssl_warmup_slope(ut, thr);
     const V gu = L::select(at < warm, ga, gt);  // the rule's dL/du[t]
-    if (dlam.on) dlam.add(gu, v_prev, ct * beta);
+    if (dlam.on) dlam.add(gu, v_prev, ct);
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
-  dlam.store(lif, beta, bad);
+  dlam.store(lif, bad);
 }
 
 struct TsslRule {
