@@ -10,17 +10,10 @@ import random
 
 import pytest
 import torch
-from helpers import make_grad, make_input, needs_native
+from helpers import RESETS, make_grad, make_input, needs_native
 
 import na_cuda
 
-RESETS = {
-    "hard": dict(v_reset=0.0),
-    "hard-0.3": dict(v_reset=-0.3),
-    "soft": dict(v_reset=None),
-    "subtract": dict(v_reset=None, reset_mechanism="subtract"),
-    "none": dict(v_reset=None, reset_mechanism="none"),
-}
 RULES = {
     "na": dict(method="na"),
     "na-taylor-k1": dict(method="na", first_order="taylor", dist_power=1, clip=3.0),

@@ -15,18 +15,11 @@ import math
 
 import pytest
 import torch
-from helpers import make_grad, make_input, needs_native
+from helpers import RESETS, make_grad, make_input, needs_native
 
 import na_cuda
 from na_cuda.reference import _core
 
-RESETS = {
-    "hard": dict(v_reset=0.0),
-    "hard-0.3": dict(v_reset=-0.3),
-    "soft": dict(v_reset=None),
-    "subtract": dict(v_reset=None, reset_mechanism="subtract"),
-    "none": dict(v_reset=None, reset_mechanism="none"),
-}
 CASES = [
     (method, reset, di, out)
     for method, reset, di, out in itertools.product(

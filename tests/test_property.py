@@ -65,31 +65,11 @@ def test_forward_is_bit_equal(problem, output):
     x = c.to(dtype)
     got = _native_forward(x, p)
     assert got.dtype == dtype and got.shape == x.shape
-    want = reference.lif_forward(
-        x,
-        LifParams(
-            tau_m=p["tau_m"],
-            tau_s=p["tau_s"],
-            threshold=p["threshold"],
-            output=output,
-            strict_threshold=p["strict_threshold"],
-        ),
-    )
+    neuron = LifParams.from_keywords(p)
+    want = reference.lif_forward(x, neuron)
     assert torch.equal(got, want)
     # The STBP reference forward is the same forward (with a differentiable reset).
-    assert torch.equal(
-        reference.stbp_forward(
-            x,
-            LifParams(
-                tau_m=p["tau_m"],
-                tau_s=p["tau_s"],
-                threshold=p["threshold"],
-                output=output,
-                strict_threshold=p["strict_threshold"],
-            ),
-        ),
-        want,
-    )
+    assert torch.equal(reference.stbp_forward(x, neuron), want)
 
 
 CASES = [
