@@ -1,18 +1,8 @@
 """snnTorch's ``Leaky`` as an ``na_cuda.nn.LIF``: :func:`from_snntorch` (``na_cuda.nn.LIF.from_snntorch``).
 
-snnTorch 1.0's ``Leaky`` (``snntorch/_neurons/leaky.py``) computes, per call (one time step), with
-``beta = leaky.beta.clamp(0, 1)``, ``thr = leaky.threshold`` and ``s[t-1] = H(mem[t-1] - thr)`` (``H(0) = 0``)::
-
-    "subtract": mem[t] = beta mem[t-1] + x[t] - thr s[t-1]      the threshold subtracted after the leak
-    "zero":     mem[t] = beta (1 - s[t-1]) mem[t-1] + x[t]      reset to 0, then the leak
-    "none":     mem[t] = beta mem[t-1] + x[t]
-    spk[t] = H(mem[t] - thr)
-
-with the reset ``s[t-1]`` detached from autograd and ``dspk/dmem`` replaced by its ``spike_grad``. Over a window
-that is ``na_cuda.lif`` with ``reset_mechanism="subtract"`` / ``v_reset=0.0`` / ``reset_mechanism="none"``
-(docs/algorithm.md §11), ``strict_threshold=True``, ``detach_reset=True``, the leak given as ``decay=beta`` (so
-``lam`` is snnTorch's own number, not ``1 - 1/tau_m`` rounded), and ``mem`` as ``output="membrane"``. Nothing is
-mapped approximately: a setting with no exact equivalent raises, saying why.
+Over a window a ``Leaky`` is ``na_cuda.lif`` with its ``reset_mechanism`` (docs/algorithm.md §11),
+``strict_threshold=True``, ``detach_reset=True`` and its ``beta`` as ``decay``; nothing is mapped approximately
+(docs/convert.md, "How a Leaky maps").
 """
 
 from __future__ import annotations
@@ -22,6 +12,8 @@ import math
 from typing import Any, cast
 
 from torch import nn
+
+from ._conversion_options import _check_rule_options
 
 #: snnTorch surrogate factory -> (na_cuda surrogate, the factory's parameter name). Their derivatives, x = mem - thr:
 #:   atan(alpha)         alpha / 2 / (1 + (pi/2 alpha x)^2)           = "atan", alpha
@@ -125,8 +117,6 @@ def from_snntorch(
         raise _refuse(f"`method` must be 'stbp' (snnTorch's gradient) or 'na'; got {method!r}")
     if output not in ("spike", "membrane"):
         raise _refuse(f"`output` must be 'spike' (snnTorch's spk) or 'membrane' (its mem); got {output!r}")
-    from .convert import _check_rule_options  # (na_cuda.convert imports na_cuda.nn, which imports this module)
-
     _check_rule_options(method, rule_options, "na_cuda.nn.LIF.from_snntorch", _SOURCE_KEYS)
     lk = cast(Any, leaky)  # snnTorch's attributes (beta, threshold, reset_mechanism, ...)
     _check_supported(lk)

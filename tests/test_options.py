@@ -1,16 +1,10 @@
 """The neuron options (docs/algorithm.md §9): hard reset to ``v_reset``, soft reset, ``decay_input``, the IF neuron
 (``tau_m = inf``), ``tau_m = 1``, and the atan / fast_sigmoid surrogates.
 
-Checked against independent derivations written here or in ``na_cuda.literal`` in the *unshifted* form of the
-semantics (``u = lam (v - vr) + vr + beta c``), while the reference runs hard resets in shifted coordinates:
-
-* forward: hand-computed cases, and the reference's spikes == the literal ``f`` (float64);
-* NA: the reference's direct SNS backward == the literal paper pipeline (Algorithm 1/2, eq. 15), every option;
-* STBP: the reference == autograd through a scalar-formula forward (spikingjelly's update and reset, spike_d);
-* surrogates == their formulas (spikingjelly ``surrogate.ATan``, snnTorch ``surrogate.fast_sigmoid``);
-* the native CPU op == the reference (forward bit-equal, backward <= 1e-12 relative in float64) where the kernels
-  implement the setting, and validation of every option.
-"""
+Checked against derivations in the *unshifted* form (``u = lam (v - vr) + vr + beta c``), here or in
+``na_cuda.literal``: hand-computed forwards; NA's direct SNS backward == the literal paper pipeline; STBP ==
+autograd through a scalar-formula forward; the surrogates == their formulas; the native CPU op == the reference
+(forward bit-equal, backward <= 1e-12 relative in float64); and the validation of every option."""
 
 from __future__ import annotations
 

@@ -1,15 +1,9 @@
-"""Tests of the pure-PyTorch reference (``na_cuda/reference/``), the oracle of the kernel tests.
-
-What is checked here, against independent derivations (spec = docs/algorithm.md):
-
-* forward: hand-computed cases, H(0) = 1 at exact ties, shapes / dtypes / non-contiguous inputs;
-* (a) NA backward (direct SNS form) == the literal paper pipeline (Algorithm 1, Algorithm 2, MP-distance,
-  unit vectors, eq. 15 with ``torch.linalg.pinv``), float64, max abs error < 1e-9;
-* (b) ``first_order="taylor"`` == the true loss change of a loss linear in the output;
-* the spec's efficient ``W`` form and early-exit claim, phi(0) = -b;
-* STBP: autograd of ``stbp_forward`` == hand-unrolled BPTT; its forward == ``lif_forward`` bit for bit;
-* TSSL-BP: == a literal scalar computation of the released code on a hand-made 3-step case.
-"""
+"""Tests of the pure-PyTorch reference (``na_cuda/reference/``), the oracle of the kernel tests (spec =
+docs/algorithm.md): hand-computed forwards, H(0) = 1 at ties, shapes, dtypes and non-contiguous inputs; (a) NA's
+direct SNS backward == the literal paper pipeline (Algorithm 1/2, eq. 15), float64, < 1e-9; (b)
+``first_order="taylor"`` == the true loss change of a linear loss; the spec's ``W`` form and early exit, phi(0) =
+-b; STBP == hand-unrolled BPTT, its forward == ``lif_forward`` bit for bit; TSSL-BP == a literal scalar computation
+of the released code on a hand-made 3-step case."""
 
 from __future__ import annotations
 
