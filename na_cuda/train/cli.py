@@ -11,7 +11,7 @@ import sys
 from typing import Any, Callable, Optional, Sequence
 
 from ..rules import METHODS
-from .config import COMPILE_MODES, FIDELITY, PRESETS, ConfigError, TrainConfig, make_config, resume_config
+from .config import COMPILE_MODES, FIDELITY, PRESETS, ConfigError, TrainConfig, lif_keywords, make_config, resume_config
 from .distributed import DDP_TIMEOUT_S
 from .loop import LossHook
 from .recipe import DataError
@@ -164,8 +164,9 @@ def main(
         key = key.strip()
         if not sep or not key:
             parser.error(f"argument --set: expected FIELD=VALUE; got {item!r}")
-        if key not in names:
-            parser.error(f"argument --set: unknown field {key!r}; fields: {', '.join(sorted(names))}")
+        if key not in names and key not in lif_keywords():
+            known = ", ".join(sorted(names | set(lif_keywords())))
+            parser.error(f"argument --set: unknown field {key!r}; fields: {known}")
         explicit[key] = _parse_value(text.strip())
     for name, value in (
         ("method", args.method),

@@ -69,6 +69,8 @@ class TrainConfig:
     surrogate_alpha: Optional[float] = STBP.alpha
     backend: str = BACKENDS[0]
     strict_threshold: bool = LifParams.strict_threshold
+    #: the other keywords of na_cuda.lif (``--set v_reset=null``, ``--set detach_reset=false``, ...), by keyword
+    lif_options: dict = field(default_factory=dict)
     grad_rescale: bool = True
     rescale_round: Optional[int] = None
     # network (na_cuda.models.build_model)
@@ -195,8 +197,16 @@ def flag(name: str) -> str:
     return _FLAGS.get(name, f"--set {name}")
 
 
+def lif_keywords() -> tuple[str, ...]:
+    """The keywords of ``na_cuda.lif`` a run may set that are not config fields of their own (they go to
+    ``lif_options``): derived from the neuron's and the rules' fields; ``output`` is the recipe's ("psc")."""
+    own = {f.name for f in dataclasses.fields(TrainConfig)}
+    return tuple(k for k in _validate.keywords() if k not in own and k != "output")
+
+
 def make_config(preset: str = "digits", **overrides: Any) -> TrainConfig:
-    """The preset's config with ``overrides`` applied, validated (``ConfigError`` naming the field)."""
+    """The preset's config with ``overrides`` applied, validated (``ConfigError`` naming the field); a keyword of
+    ``na_cuda.lif`` without a field of its own goes to ``lif_options``."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -206,9 +216,12 @@ def make_config(preset: str = "digits", **overrides: Any) -> TrainConfig:
         raise ConfigError(f"--fidelity: must be one of {', '.join(FIDELITY)}; got {fidelity!r}")
     values.update(FIDELITY[fidelity], fidelity=fidelity)
     for key, value in overrides.items():
-        if key not in names:
+        if key in lif_keywords():
+            values["lif_options"] = {**values.get("lif_options", {}), key: copy.deepcopy(value)}
+        elif key not in names:
             raise ConfigError(f"{flag(key)}: unknown config field {key!r}; fields: {', '.join(sorted(names))}")
-        values[key] = copy.deepcopy(value)
+        else:
+            values[key] = copy.deepcopy(value)
     cfg = TrainConfig(**values)
     validate_config(cfg)
     return cfg
@@ -300,6 +313,8 @@ def validate_config(cfg: TrainConfig) -> None:
         )
     if cfg.out is not None and not cfg.out.strip():
         raise bad("out", "a folder path (use --out . for the current folder)")
+    if not isinstance(cfg.lif_options, dict) or not set(cfg.lif_options) <= set(lif_keywords()):
+        raise bad("lif_options", f"a dict of keywords of na_cuda.lif ({', '.join(lif_keywords())})")
     try:
         # In the model's dtype too: a value valid as a double can round to 0 or inf in float32, which would fail at
         # the first forward, after --out/config.json was written (na_cuda.params.values_fit_dtype).
@@ -327,9 +342,10 @@ def rule_of(cfg: TrainConfig) -> Rule:
 def neuron_options(cfg: TrainConfig) -> dict[str, Any]:
     """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``): each
     keyword of the neuron and of the chosen rule that is a config field."""
-    rule = RULES.get(cfg.method)  # the chosen rule's keywords only: another rule's would be refused (ignored)
+    rule = RULES.get(cfg.method)  # the chosen rule's fields only: another rule's would be refused (ignored)
     wanted = {**LifParams.keywords(), "method": None, "backend": None, **(rule.keywords() if rule else {})}
-    return {k: getattr(cfg, k) for k in wanted if hasattr(cfg, k)}
+    options = {k: getattr(cfg, k) for k in wanted if hasattr(cfg, k)}
+    return {**options, **cfg.lif_options}
 
 
 def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfig:
@@ -343,11 +359,12 @@ def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfi
     except checkpoint.CheckpointError as exc:
         raise ConfigError(f"--resume: {exc}") from None
     for key, value in explicit.items():
+        saved = values.get("lif_options", {}).get(key) if key in lif_keywords() else values.get(key)
         if key in RESUMABLE_CHANGES:
             values[key] = value
-        elif value != values.get(key):
+        elif value != saved:
             raise ConfigError(
-                f"{flag(key)}: {value!r} differs from the checkpoint's {values.get(key)!r}; --resume "
+                f"{flag(key)}: {value!r} differs from the checkpoint's {saved!r}; --resume "
                 f"continues the saved run (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
     values["out"] = str(out)
