@@ -20,7 +20,12 @@ BACKENDS = ("auto", "native", "torch")
 def keywords() -> dict[str, Any]:
     """Every keyword of ``na_cuda.lif`` with its default: the neuron's fields, ``method``, every rule's fields,
     ``backend``."""
-    return {**LifParams.keywords(), "method": METHODS[0], **rule_keywords(), "backend": BACKENDS[0]}
+    return dict(_KEYWORDS)
+
+
+_NEURON_KEYWORDS = LifParams.keywords()
+_RULE_KEYWORDS = rule_keywords()
+_KEYWORDS = {**_NEURON_KEYWORDS, "method": METHODS[0], **_RULE_KEYWORDS, "backend": BACKENDS[0]}
 
 
 def build(
@@ -28,15 +33,17 @@ def build(
 ) -> tuple[LifParams, Rule, str]:
     """``(LifParams, rule object, backend)`` of the keyword API, all validated. ``neuron`` / ``rule`` pass the
     typed objects instead of their keywords (mixing an object with its own keywords is a TypeError)."""
-    unknown = sorted(set(options) - set(keywords()))
+    unknown = [k for k in options if k not in _KEYWORDS]
     if unknown:
         raise TypeError(f"na_cuda: unknown keyword(s) {', '.join(unknown)}; see help(na_cuda.lif) for the keywords")
     backend = choice("backend", options.pop("backend", BACKENDS[0]), BACKENDS)
-    neuron = _given("neuron", neuron, LifParams, set(LifParams.keywords()) & set(options))
     if neuron is None:
         neuron = LifParams.from_keywords(options)
+    else:
+        neuron = _given("neuron", neuron, LifParams, [k for k in options if k in _NEURON_KEYWORDS])
     method = options.pop("method", None)
-    rule = _given("rule", rule, Rule, set(rule_keywords()) & set(options))
+    if rule is not None:
+        rule = _given("rule", rule, Rule, [k for k in options if k in _RULE_KEYWORDS])
     if rule is None:
         rule = make_rule(METHODS[0] if method is None else method, **_rule_options(options))
     elif method is not None and method != rule.name:
@@ -46,14 +53,11 @@ def build(
 
 
 def _rule_options(options: dict[str, Any]) -> dict[str, Any]:
-    keys = rule_keywords()
-    return {k: v for k, v in options.items() if k in keys}
+    return {k: v for k, v in options.items() if k in _RULE_KEYWORDS}
 
 
-def _given(name: str, obj: Any, cls: type, clash: set[str]) -> Any:
-    """``obj`` (None, or an instance of ``cls`` passed as ``name=``), refused next to keywords it would ignore."""
-    if obj is None:
-        return None
+def _given(name: str, obj: Any, cls: type, clash: list[str]) -> Any:
+    """``obj`` (an instance of ``cls`` passed as ``name=``), refused next to keywords it would ignore."""
     if not isinstance(obj, cls):
         raise TypeError(f"na_cuda: `{name}` must be a na_cuda.{cls.__name__} or None; got {type(obj).__name__}")
     if clash:

@@ -126,29 +126,34 @@ def _check_backward(grad_out: torch.Tensor, c: torch.Tensor) -> None:
 
 
 def _setup_context_of(rule: str) -> Callable[[Any, tuple, torch.Tensor], None]:
-    """Saves ``c`` and ``decay``; the other arguments travel by name to the backward op."""
+    """Saves ``c`` and ``decay``; the other arguments go to the backward op as they came."""
+
+    defaults = tuple(_arguments(f"lif_{rule}", 1).values())
+    at = tuple(_arguments(f"lif_{rule}", 1)).index("decay")
 
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        values = _bind(f"lif_{rule}", inputs[1:], 1)
-        ctx.save_for_backward(inputs[0], values.pop("decay"))
-        ctx.values = values
+        args = inputs[1:] + defaults[len(inputs) - 1 :]  # trailing defaults may be left out of a call
+        ctx.save_for_backward(inputs[0], args[at])
+        ctx.args = args
         ctx.n_inputs = len(inputs)
 
     return setup_context
 
 
 def _backward_of(rule: str) -> Callable[[Any, torch.Tensor], tuple]:
-    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, **args, decay=decay)``; gradients for
-    ``c`` and the learnable ``decay`` (computed in the same kernel pass), none for the other arguments."""
+    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, *args)`` with the forward's arguments;
+    gradients for ``c`` and the learnable ``decay`` (computed in the same kernel pass), none for the others."""
     op = getattr(torch.ops.na_cuda, f"{rule}_backward")
-    names = tuple(_bind(f"lif_{rule}", (), 1))  # schema order of the arguments after c
+    names = tuple(_arguments(f"lif_{rule}", 1))  # schema order of the arguments after c
+    at = names.index("decay")
 
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
         c, decay = ctx.saved_tensors
-        grad_c, grad_decay = op(grad, c, **ctx.values, decay=decay)
-        grads = {name: None for name in names}
-        grads["decay"] = grad_decay if decay is not None else None
-        return ((grad_c,) + tuple(grads.values()))[: ctx.n_inputs]
+        args = ctx.args[:at] + (decay,) + ctx.args[at + 1 :]
+        grad_c, grad_decay = op(grad, c, *args)
+        grads = [None] * len(names)
+        grads[at] = grad_decay if decay is not None else None
+        return ((grad_c,) + tuple(grads))[: ctx.n_inputs]
 
     return backward
 

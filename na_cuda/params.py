@@ -67,6 +67,10 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
 _K = TypeVar("_K", bound="KeywordFields")
 
 
+def _values(obj: Any, table: tuple[tuple[str, str, Any], ...]) -> tuple:
+    return tuple([getattr(obj, name) for name, _, _ in table])
+
+
 class KeywordFields:
     """The keyword API of a frozen dataclass: each init field is a keyword of ``na_cuda.lif`` / ``nn.LIF``, with the
     field's default. ``KEYWORDS`` renames a field where the flat keyword namespace needs a longer name."""
@@ -102,6 +106,11 @@ class KeywordFields:
     def options(self) -> dict[str, Any]:
         """Public keyword -> this object's (normalised) value."""
         return {k: getattr(self, name) for name, k, _ in self._table()}
+
+    def op_args(self) -> tuple:
+        """The field values in order: the object's arguments of every op (``csrc/ops.cpp``; tests/test_api.py
+        checks each schema against the fields)."""
+        return _values(self, self._table())
 
 
 class Reset(enum.Enum):
@@ -149,7 +158,7 @@ class Reset(enum.Enum):
         return Reset.parse(v_reset, mechanism)[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LifParams(KeywordFields):
     """The LIF neuron (paper eq. 1-4, spec §2; options: docs/algorithm.md §9, §11). Validated on construction.
 
@@ -173,15 +182,18 @@ class LifParams(KeywordFields):
     ``decay_input``), plus snnTorch's ``Leaky`` resets.
     """
 
+    # In the order of the ops' arguments (csrc/ops.cpp), so that op_args() is the field values.
     tau_m: float = 5.0
     tau_s: float = 2.0
     threshold: float = 1.0
     v_reset: Optional[float] = 0.0
     decay_input: bool = False
-    output: str = "psc"
     strict_threshold: bool = False
+    output: str = "psc"
     reset_mechanism: Optional[str] = None
     reset: Reset = field(init=False, repr=False, compare=False)
+    #: fields the ops take last, after the rule's arguments and ``decay`` (added to the schemas later)
+    OP_TRAILING: ClassVar[tuple[str, ...]] = ("reset_mechanism",)
 
     def __post_init__(self) -> None:
         reset, v_reset = Reset.parse(self.v_reset, self.reset_mechanism)
@@ -214,6 +226,14 @@ class LifParams(KeywordFields):
         object.__setattr__(self, "tau_s", tau_s)
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "v_reset", v_reset)
+
+    def op_args(self) -> tuple:
+        """The fields the ops take after their tensors, in order (``OP_TRAILING`` come last: :meth:`op_trailing`)."""
+        return _values(self, _LIF_HEAD)
+
+    def op_trailing(self) -> tuple:
+        """The fields the ops take after ``decay``."""
+        return _values(self, _LIF_TAIL)
 
     @classmethod
     def from_op(cls, values: dict[str, Any]) -> LifParams:
@@ -257,4 +277,5 @@ class LifParams(KeywordFields):
         return ", ".join(parts + [f"output={self.output!r}"])
 
 
-LifParams._table()  # computed at import, never while torch.compile traces
+_LIF_HEAD = tuple(f for f in LifParams._table() if f[0] not in LifParams.OP_TRAILING)  # computed at import
+_LIF_TAIL = tuple(f for f in LifParams._table() if f[0] in LifParams.OP_TRAILING)

@@ -50,11 +50,12 @@ class Rule(KeywordFields):
         return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
 
     # ``decay``: None, or the learnable leak lam per neuron ``[N]`` in the compute dtype (docs/algorithm.md §12).
-    # The ops' argument names are the public keywords (csrc/ops.cpp; tests/test_api.py checks the schemas).
+    # The ops' arguments are the neuron's fields, the rule's, decay, then LifParams.OP_TRAILING, named and ordered
+    # like the fields (csrc/ops.cpp; tests/test_api.py checks every schema).
     def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
         op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
-        return op(c, **neuron.options(), **self.options(), decay=decay)
+        return op(c, *neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
 
     def native_backward(
         self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
@@ -62,7 +63,7 @@ class Rule(KeywordFields):
         """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly: ``grad_c``, or
         ``(grad_c, dL/dlam [N])`` with a ``decay``."""
         op = getattr(torch.ops.na_cuda, f"{self.name}_backward")
-        grad, gdecay = op(grad_out, c, **neuron.options(), **self.options(), decay=decay)
+        grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
         return grad if decay is None else (grad, gdecay)
 
 
@@ -149,16 +150,24 @@ class TSSL(Rule):
 #: ``method`` name -> rule class.
 RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (NA, STBP, TSSL)}
 METHODS = tuple(RULES)
-for _rule in RULES.values():
-    _rule._table()  # computed at import, never while torch.compile traces
 
 
 def rule_keywords() -> dict[str, Any]:
     """Every rule's keywords with their defaults (the rule part of ``na_cuda.lif``'s keyword API)."""
+    return dict(_RULE_KEYWORDS)
+
+
+def _all_rule_keywords() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for cls in RULES.values():
         out.update(cls.keywords())
     return out
+
+
+#: computed once at import (a call of the keyword API reads them; torch.compile traces the lookups)
+_RULE_KEYWORDS = _all_rule_keywords()
+_OWNER = {k: cls for cls in RULES.values() for k in cls.keywords()}
+_DEFAULT_OPTIONS = {k: v for cls in RULES.values() for k, v in cls().options().items()}
 
 
 def make_rule(method: Any, **options: Any) -> Rule:
@@ -169,18 +178,18 @@ def make_rule(method: Any, **options: Any) -> Rule:
     ignored): a configuration is either valid for every rule or rejected.
     """
     cls = RULES[choice("method", method, METHODS)]
-    unknown = sorted(set(options) - set(rule_keywords()))
+    unknown = [k for k in options if k not in _RULE_KEYWORDS]
     if unknown:
-        raise TypeError(
-            f"na_cuda: unknown keyword(s) {', '.join(unknown)}; the rules take {', '.join(rule_keywords())}"
-        )
-    built = [rule.from_keywords(options) for rule in RULES.values()]
-    chosen = next(r for r in built if type(r) is cls)
-    own = chosen.options()
-    for other in RULES.values():  # another rule's option away from its default would be silently ignored
-        for key, default in other().options().items():
-            value = options.get(key)
-            if key not in own and value is not None and value != default:
+        raise TypeError(f"na_cuda: unknown keyword(s) {', '.join(unknown)}; the rules take {', '.join(_RULE_KEYWORDS)}")
+    others: dict[type[Rule], dict[str, Any]] = {}
+    for key, value in options.items():
+        if _OWNER[key] is not cls:
+            others.setdefault(_OWNER[key], {})[key] = value
+    chosen = cls.from_keywords(options)
+    for other, given in others.items():
+        other.from_keywords(given)  # validated, used or not
+        for key, value in given.items():  # away from its default it would be silently ignored
+            if value is not None and value != _DEFAULT_OPTIONS[key]:
                 raise ValueError(
                     f"na_cuda: `{key}` is an option of method={other.name!r}, which method={chosen.name!r} ignores; "
                     f"got {key}={value!r}: leave it out, or use method={other.name!r}"

@@ -281,14 +281,15 @@ def test_opcheck(case):
     "op", ["lif_forward"] + [f"{p}{r}{s}" for r in na_cuda.RULES for p, s in (("lif_", ""), ("", "_backward"))]
 )
 def test_op_schemas_are_the_objects_fields(op):
-    """Every op's arguments after its tensors are the public keywords of LifParams and its rule, in any order,
-    then ``decay`` and ``reset_mechanism``: the op call is built from the objects by name (na_cuda/ops.py)."""
+    """Every op's arguments after its tensors are the fields of LifParams and of its rule, named like the keywords
+    and in field order, then ``decay`` and ``LifParams.OP_TRAILING``: the op call is built from the objects."""
     args = [a.name for a in getattr(torch.ops.na_cuda, op).default._schema.arguments]
     tensors = 2 if op.endswith("_backward") else 1
     rule = na_cuda.RULES.get(op.removeprefix("lif_").removesuffix("_backward"))
     fields = set(na_cuda.LifParams.keywords()) | set(rule.keywords() if rule else ())
-    assert set(args[tensors:-2]) == fields - {"reset_mechanism"}
-    assert args[-2:] == ["decay", "reset_mechanism"]
+    head = [k for k in na_cuda.LifParams.keywords() if k not in na_cuda.LifParams.OP_TRAILING]
+    assert args[tensors:] == head + list(rule.keywords() if rule else ()) + ["decay", *na_cuda.LifParams.OP_TRAILING]
+    assert set(args[tensors:]) == fields | {"decay"}
 
 
 @needs_native

@@ -298,7 +298,7 @@ def test_other_rules_options_at_their_defaults_pass():
 def test_rule_objects_and_params():
     lif = na_cuda.nn.LIF(tau_m=INF, v_reset=None, method="stbp", surrogate="atan")
     assert lif.neuron == LifParams(tau_m=INF, v_reset=None)
-    assert lif.rule == STBP("atan", 2.0, True)
+    assert lif.rule == STBP(surrogate="atan", alpha=2.0, detach_reset=True)
     assert lif.params["surrogate_alpha"] == 2.0 and lif.params["v_reset"] is None
     assert "v_reset=None" in repr(lif) and "surrogate='atan'" in repr(lif)
     assert "v_reset" not in repr(na_cuda.nn.LIF())  # the paper's neuron prints as before
