@@ -93,8 +93,9 @@ def _cuda_home() -> str | None:
 
 def _cxx_flags() -> list[str]:
     """-ffp-contract=off keeps a*b+c as two IEEE operations, so float64 results equal the reference bit for bit and
-    the AVX2 and baseline kernels equal each other; -fvisibility=hidden exports only the extern "C" build facts."""
-    return ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wno-psabi"]
+    the AVX2 and baseline kernels equal each other; -fvisibility=hidden exports only the extern "C" build facts;
+    -Werror=switch makes a switch over an enum without a case for one of its values (a surrogate, a reset) an error."""
+    return ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wno-psabi", "-Werror=switch"]
 
 
 def _common(macros: list[tuple[str, str | None]]) -> dict:
@@ -144,7 +145,7 @@ def _cuda_extension():
     # -fmad=false: no contraction of a*b+c into an FMA, as the CPU build's -ffp-contract=off, so a spike (u vs the
     # threshold) and every fp32/fp64 value without exp() equal the CPU op's bit for bit. Its cost on a GPU is
     # unmeasured (issue 9: a switch only if it costs more than 5 %); NVCC_FLAGS=-fmad=true overrides it.
-    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo", "-Xcompiler", "-fvisibility=hidden"]
+    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo", "-Xcompiler", "-fvisibility=hidden", "-Xcompiler", "-Werror=switch"]
     nvcc += shlex.split(os.environ.get("NVCC_FLAGS", ""))
     macros = [("USE_CUDA", "1"), ("NA_CUDA_VERSION", torch.version.cuda or "unknown"), ("NA_CUDA_ARCHS", archs)]
     print(f"na_cuda: building the CUDA library ({reason}; archs {archs})")

@@ -14,9 +14,7 @@
 
 #include "binding.h"
 #include "core/lif.h"
-#include "core/rules/na.h"
-#include "core/rules/stbp.h"
-#include "core/rules/tssl.h"
+#include "core/rules/rules.h"
 
 namespace na {
 
@@ -89,16 +87,20 @@ inline LifConfig neuron_config(const Tensor& c, double tau_m, double tau_s, doub
   if (decay_input) check_fits(c, "1/tau_m", 1.0 / tau_m);
   check_fits(c, "tau_s", tau_s);
   check_fits(c, "1/tau_s", 1.0 / tau_s);
-  return LifConfig{tau_m,
-                   tau_s,
-                   threshold,
-                   vr,
-                   soft,
-                   decay_input,
-                   strict,
-                   output == "psc",
-                   after.empty() ? 0 : (after == "subtract" ? 1 : 2),
-                   output == "membrane"};
+  LifConfig cfg{};
+  cfg.tau_m = tau_m;
+  cfg.tau_s = tau_s;
+  cfg.threshold = threshold;
+  cfg.v_reset = vr;
+  cfg.reset = soft ? (after.empty()         ? Reset::Soft
+                      : after == "subtract" ? Reset::SubtractAfter
+                                            : Reset::NoneAfter)
+                   : Reset::Hard;
+  cfg.decay_input = decay_input;
+  cfg.strict = strict;
+  cfg.psc = output == "psc";
+  cfg.mem = output == "membrane";
+  return cfg;
 }
 
 // The learnable decay (§12): none, or one lam per neuron ([N], the compute dtype, on c's device).
@@ -140,19 +142,24 @@ struct NaOp {
   }
 };
 
+// "rect", "triangle", ...: the names of the surrogate table (core/rules/surrogates.h), for the error message.
+inline std::string surrogate_names() {
+  std::string out;
+  for (int i = 0; i < kNumSurrogates; ++i) out += cat(i ? ", \"" : "\"", kSurrogates[i].name, "\"");
+  return out;
+}
+
 struct StbpOp {
   using Rule = StbpRule;
   static StbpConfig config(const Tensor& c, const LifConfig&, const std::string& surrogate, double alpha,
                            bool detach_reset) {
-    static const char* const kNames[] = {"rect", "triangle", "sigmoid", "atan", "fast_sigmoid"};
     int kind = -1;
-    for (int i = 0; i < 5; ++i)
-      if (surrogate == kNames[i]) kind = i;
-    NA_CHECK(kind >= 0,
-             "na_cuda: `surrogate` must be \"rect\", \"triangle\", \"sigmoid\", \"atan\" or "
-             "\"fast_sigmoid\"; got \"",
-             surrogate, "\"");
-    NA_CHECK(std::isfinite(alpha) && alpha > 0.0, "na_cuda: `surrogate_alpha` must be a finite float > 0; got ", alpha);
+    for (int i = 0; i < kNumSurrogates; ++i)
+      if (surrogate == kSurrogates[i].name) kind = i;
+    NA_CHECK(kind >= 0, "na_cuda: `surrogate` must be one of ", surrogate_names(), "; got \"", surrogate, "\"");
+    const double lo = kSurrogates[kind].alpha_min;
+    NA_CHECK(std::isfinite(alpha) && alpha > lo, "na_cuda: `surrogate_alpha` of \"", surrogate,
+             "\" must be a finite float > ", lo, "; got ", alpha);
     check_fits(c, "surrogate_alpha", alpha);
     check_fits(c, "1/surrogate_alpha**2", 1.0 / (alpha * alpha));
     return StbpConfig{static_cast<Surrogate>(kind), alpha, detach_reset};
@@ -163,7 +170,7 @@ struct TsslOp {
   using Rule = TsslRule;
   static TsslConfig config(const Tensor&, const LifConfig& lif) {
     NA_CHECK(lif.psc, "na_cuda: method \"tssl\" (TSSL-BP) is defined on PSCs; use output=\"psc\"");
-    NA_CHECK(!lif.soft,
+    NA_CHECK(lif.reset == Reset::Hard,
              "na_cuda: method \"tssl\" (TSSL-BP) is defined for a reset to rest; use v_reset=<float> "
              "(a hard reset), not None or a reset_mechanism");
     return TsslConfig{};

@@ -53,16 +53,24 @@ std::tuple<Tensor, Tensor> rule_backward_op(Tensor grad_out, Tensor c, NA_NEURON
 #undef NA_TRAILING_PARAMS
 #undef NA_NEURON_ARGS
 
+// The op functions of rule `Op` for `Backend`, with the rule's arguments as Op::config declares them (after
+// the input and the neuron), taken by value.
+template <typename Backend, typename Op, typename F = decltype(&Op::config)>
+struct RuleOps;
+template <typename Backend, typename Op, typename R, typename... A>
+struct RuleOps<Backend, Op, R (*)(const Tensor&, const LifConfig&, A...)> {
+  static constexpr auto forward = &lif_rule_op<Backend, Op, std::decay_t<A>...>;
+  static constexpr auto backward = &rule_backward_op<Backend, Op, std::decay_t<A>...>;
+};
+
 template <typename Backend>
 void register_ops(torch::stable::detail::StableLibrary& m) {
-  using str = std::string;
   m.impl("lif_forward", NA_BOX((lif_forward_op<Backend>)));
-  m.impl("lif_na", NA_BOX((lif_rule_op<Backend, NaOp, str, int64_t, double>)));
-  m.impl("lif_stbp", NA_BOX((lif_rule_op<Backend, StbpOp, str, double, bool>)));
-  m.impl("lif_tssl", NA_BOX((lif_rule_op<Backend, TsslOp>)));
-  m.impl("na_backward", NA_BOX((rule_backward_op<Backend, NaOp, str, int64_t, double>)));
-  m.impl("stbp_backward", NA_BOX((rule_backward_op<Backend, StbpOp, str, double, bool>)));
-  m.impl("tssl_backward", NA_BOX((rule_backward_op<Backend, TsslOp>)));
+#define NA_RULE_IMPLS(name, Type, args)                                \
+  m.impl("lif_" #name, NA_BOX((RuleOps<Backend, Type##Op>::forward))); \
+  m.impl(#name "_backward", NA_BOX((RuleOps<Backend, Type##Op>::backward)));
+  NA_RULES(NA_RULE_IMPLS)
+#undef NA_RULE_IMPLS
 }
 
 }  // namespace na

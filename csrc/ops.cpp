@@ -4,6 +4,7 @@
 // as opaque nodes with known output shapes. Built on the stable ABI (csrc/binding.h): no Python module init; the
 // library is loaded with torch.ops.load_library (na_cuda/_backend.py), which runs the registrations below.
 #include "binding.h"
+#include "core/rules/rules.h"
 
 // The neuron's arguments, the same in every op (csrc/op_args.h: neuron_config). `v_reset`: the hard reset value,
 // None for the soft reset (v = u - threshold on a spike).
@@ -20,15 +21,11 @@
 // its autograd formula in na_cuda/ops.py) and its backward op `<rule>_backward`.
 STABLE_TORCH_LIBRARY(na_cuda, m) {
   m.def("lif_forward(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
-  m.def("lif_na(Tensor c, " NA_NEURON ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> Tensor");
-  m.def("lif_stbp(Tensor c, " NA_NEURON ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING
-        ") -> Tensor");
-  m.def("lif_tssl(Tensor c, " NA_NEURON ", " NA_TRAILING ") -> Tensor");
-  m.def("na_backward(Tensor grad_out, Tensor c, " NA_NEURON
-        ", str first_order, int dist_power, float clip, " NA_TRAILING ") -> (Tensor, Tensor)");
-  m.def("stbp_backward(Tensor grad_out, Tensor c, " NA_NEURON
-        ", str surrogate, float surrogate_alpha, bool detach_reset, " NA_TRAILING ") -> (Tensor, Tensor)");
-  m.def("tssl_backward(Tensor grad_out, Tensor c, " NA_NEURON ", " NA_TRAILING ") -> (Tensor, Tensor)");
+#define NA_RULE_SCHEMAS(name, Type, args)                                          \
+  m.def("lif_" #name "(Tensor c, " NA_NEURON ", " args NA_TRAILING ") -> Tensor"); \
+  m.def(#name "_backward(Tensor grad_out, Tensor c, " NA_NEURON ", " args NA_TRAILING ") -> (Tensor, Tensor)");
+  NA_RULES(NA_RULE_SCHEMAS)
+#undef NA_RULE_SCHEMAS
 }
 
 #define NA_STR2(x) #x
@@ -39,3 +36,11 @@ STABLE_TORCH_LIBRARY(na_cuda, m) {
 extern "C" __attribute__((visibility("default"))) const char* na_cuda_build_info(void) {
   return "{\"built_with_torch\": \"" NA_STR(NA_TORCH_VERSION) "\", \"target_torch\": \"" NA_STR(NA_TARGET_TORCH) "\"}";
 }
+
+// The surrogate names of the table (csrc/core/rules/surrogates.h), in enum order, comma-separated: a test compares
+// them with the Python table (na_cuda/surrogates.py).
+#define NA_SURROGATE_NAME(E, name, alpha_min) "," name
+extern "C" __attribute__((visibility("default"))) const char* na_cuda_surrogates(void) {
+  return NA_SURROGATES(NA_SURROGATE_NAME) + 1;  // past the first comma
+}
+#undef NA_SURROGATE_NAME

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 from torch import nn
 
+from . import surrogates
 from ._conversion_options import _check_rule_options
 from .nn import LIF
 
@@ -480,17 +481,8 @@ def _surrogate(m: nn.Module, path: str) -> tuple[str, float]:
     name = type(fn).__name__
     if type(fn).__module__ != "spikingjelly.activation_based.surrogate":
         raise _refuse(path, m, f"surrogate_function {fn!r} is not a spikingjelly surrogate; method='na' uses none")
-    # spikingjelly's derivatives (surrogate.py) against na_cuda's (docs/api.md, reference.surrogate_grad):
-    #   Sigmoid            alpha sig(alpha x)(1 - sig(alpha x))       = sigmoid,  k = alpha
-    #   ATan               (alpha/2) / (1 + (pi/2 alpha x)^2)         = atan,     alpha
-    #   Rect               alpha on |x| < 0.5/alpha                    = rect,     width a = 1/alpha
-    #   PiecewiseQuadratic max(0, alpha - alpha^2 |x|)                 = triangle, g = 1/alpha
-    mapping: dict[str, Callable[[float], tuple[str, float]]] = {
-        "Sigmoid": lambda a: ("sigmoid", a),
-        "ATan": lambda a: ("atan", a),
-        "Rect": lambda a: ("rect", 1.0 / a),
-        "PiecewiseQuadratic": lambda a: ("triangle", 1.0 / a),
-    }
+    # the spikingjelly class of each na_cuda surrogate, and how its parameter maps (na_cuda/surrogates.py)
+    mapping = {s.spikingjelly: s for s in surrogates.TABLE if s.spikingjelly is not None}
     if name not in mapping:
         raise _refuse(
             path,
@@ -498,10 +490,14 @@ def _surrogate(m: nn.Module, path: str) -> tuple[str, float]:
             f"surrogate {name} has no na_cuda equivalent under method='stbp' (equivalents: "
             f"{', '.join(mapping)}); method='na' converts any surrogate",
         )
-    alpha = getattr(fn, "alpha", None)
+    spec = mapping[name]
+    for key, want in spec.sj_fixed.items():
+        if getattr(fn, key, None) != want:
+            raise _refuse(path, m, f"surrogate {name} has {key}={getattr(fn, key, None)!r}; only {key}={want} maps")
+    alpha = getattr(fn, spec.sj_param, None)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise _refuse(path, m, f"surrogate {name} has alpha={alpha!r}; only a fixed Python number maps")
-    return mapping[name](float(alpha))
+        raise _refuse(path, m, f"surrogate {name} has {spec.sj_param}={alpha!r}; only a fixed Python number maps")
+    return spec.name, spec.sj_alpha(float(alpha))
 
 
 def _snntorch_refusal(m: nn.Module, path: str) -> _Refusal:

@@ -13,18 +13,9 @@ from typing import Any, ClassVar, Optional
 import torch
 
 from .params import KeywordFields, LifParams, Reset, choice, flag, real, values_fit_dtype
+from .surrogates import SURROGATE_DEFAULT_ALPHA, SURROGATES, check_alpha
 
 FIRST_ORDERS = ("paper", "taylor")
-#: Default width/steepness of each STBP surrogate (spec §5): rect width ``a``, triangle half-width ``g``, sigmoid
-#: steepness ``k``, atan ``alpha`` (spikingjelly ``surrogate.ATan``), fast_sigmoid slope (snnTorch).
-SURROGATE_DEFAULT_ALPHA: dict[str, float] = {
-    "rect": 1.0,
-    "triangle": 1.0,
-    "sigmoid": 4.0,
-    "atan": 2.0,
-    "fast_sigmoid": 25.0,
-}
-SURROGATES = tuple(SURROGATE_DEFAULT_ALPHA)
 
 
 @dataclass(frozen=True)
@@ -119,8 +110,7 @@ class STBP(Rule):
     def __post_init__(self) -> None:
         choice("surrogate", self.surrogate, SURROGATES)
         alpha = real("surrogate_alpha", SURROGATE_DEFAULT_ALPHA[self.surrogate] if self.alpha is None else self.alpha)
-        if alpha <= 0.0:
-            raise ValueError(f"na_cuda: `surrogate_alpha` must be > 0; got {alpha}")
+        check_alpha(self.surrogate, alpha)
         object.__setattr__(self, "alpha", alpha)
         flag("detach_reset", self.detach_reset, "True: the reset does not carry gradient")
 

@@ -13,15 +13,13 @@ from typing import Any, cast
 
 from torch import nn
 
+from . import surrogates
 from ._conversion_options import _check_rule_options
 
-#: snnTorch surrogate factory -> (na_cuda surrogate, the factory's parameter name). Their derivatives, x = mem - thr:
-#:   atan(alpha)         alpha / 2 / (1 + (pi/2 alpha x)^2)           = "atan", alpha
-#:   fast_sigmoid(slope) 1 / (slope |x| + 1)^2                        = "fast_sigmoid", slope
-#:   sigmoid(slope)      slope e^(-slope x) / (e^(-slope x) + 1)^2    = "sigmoid", k = slope (k sig(kx)(1 - sig(kx)))
-#: The others have no na_cuda counterpart: straight_through_estimator (1 everywhere), triangular (+-threshold by
-#: the sign of x), spike_rate_escape, SSO and LSO (stochastic), SFS (cut below B), heaviside (the spike itself).
-SURROGATES = {"atan": ("atan", "alpha"), "fast_sigmoid": ("fast_sigmoid", "slope"), "sigmoid": ("sigmoid", "slope")}
+#: snnTorch surrogate factory -> (na_cuda surrogate, the factory's parameter name or None), from the table
+#: na_cuda/surrogates.py. The others have no na_cuda counterpart: spike_rate_escape, SSO and LSO (stochastic), SFS
+#: (cut below B), heaviside (the spike itself).
+SURROGATES = {s.snntorch: (s.name, s.snn_param) for s in surrogates.TABLE if s.snntorch is not None}
 
 
 #: The LIF's settings that come from the Leaky (or are fixed by its semantics): never from ``rule_options``.
@@ -57,6 +55,8 @@ def _surrogate(leaky: Any) -> tuple[str, float]:
             f"(equivalents: snntorch.surrogate.{', '.join(SURROGATES)}); method='na' uses none"
         )
     name, param = SURROGATES[factory]
+    if param is None:  # a factory without a parameter: the surrogate's default
+        return name, surrogates.SURROGATE_DEFAULT_ALPHA[name]
     value = inspect.getclosurevars(fn).nonlocals.get(param)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _refuse(f"spike_grad {factory}({param}={value!r}): only a fixed Python number maps")

@@ -37,8 +37,8 @@ summarise() {
   awk '
     /Compiling entry function/ {
       k = "forward"; if (match($0, /(NaRule|StbpRule|TsslRule)/)) k = substr($0, RSTART, RLENGTH - 4) " backward"
-      r = ($0 ~ /ResetE1E/) ? "soft" : "hard"
-      b = ""; if (match($0, /ResetE[01]ELi[0-9]+E/)) { b = substr($0, RSTART, RLENGTH); sub(/.*Li/, "", b); sub(/E$/, "", b); b = "B=" b }
+      r = ($0 ~ /ResetE1E/) ? "soft" : ($0 ~ /ResetE2E/) ? "after" : "hard"
+      b = ""; if (match($0, /ResetE[012]ELi[0-9]+E/)) { b = substr($0, RSTART, RLENGTH); sub(/.*Li/, "", b); sub(/E$/, "", b); b = "B=" b }
       t = ($0 ~ /E(Li[0-9]+E)?ddE/) ? "float64" : ($0 ~ /E(Li[0-9]+E)?ffE/) ? "float32" \
         : ($0 ~ /BFloat16/) ? "bfloat16" : "float16"
       match($0, /sm_[0-9]+/); arch = substr($0, RSTART, RLENGTH); next }
@@ -53,7 +53,7 @@ status=0
 for unit in "${UNITS[@]}"; do
   name="$(basename "${unit}" .cu)"
   echo "check_cuda_compile: ${unit} for$(printf ' sm_%s' "${ARCHS[@]}")"
-  if "${NVCC}" -std=c++17 -O3 -fmad=false -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xptxas -v \
+  if "${NVCC}" -std=c++17 -O3 -fmad=false -lineinfo "${TORCH_LIKE[@]}" -Werror all-warnings -Xcompiler -Wall -Xcompiler -Werror=switch -Xptxas -v \
       "${GENCODE[@]}" -c "${ROOT}/${unit}" -o "${OUTDIR}/${name}.o" 2>"${OUTDIR}/${name}.log"; then
     summarise "${OUTDIR}/${name}.log"
     grep -v -e '^ptxas info' -e '^    [0-9]* bytes' "${OUTDIR}/${name}.log" || true

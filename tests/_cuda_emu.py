@@ -20,6 +20,8 @@ from typing import Any, Optional
 
 import torch
 
+from na_cuda import surrogates
+
 ROOT = Path(__file__).resolve().parents[1]
 EMU = ROOT / "tests" / "cuda_emu"
 # The flags torch's CUDAExtension compiles .cu files with, plus the CPU build's -ffp-contract=off (setup.py), so
@@ -39,7 +41,7 @@ FLAGS = [
 ]
 DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
 RULES = {"na": 0, "stbp": 1, "tssl": 2}
-SURROGATES = {"rect": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "fast_sigmoid": 4}
+SURROGATES = {name: i for i, name in enumerate(surrogates.SURROGATES)}  # the C++ enum order
 FIRST_ORDERS = {"paper": 0, "taylor": 1}
 _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 # tau_m, tau_s, threshold, has_v_reset, v_reset, decay_input, strict, psc, after (0 / 1 subtract / 2 none), membrane

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import na_cuda
+from na_cuda.surrogates import SURROGATES
 
 #: The repository root (the ``tests`` package and the scripts) and the directory the imported ``na_cuda`` comes from
 #: (the same for a source tree; site-packages when the suite runs against an installed wheel,
@@ -113,6 +114,7 @@ _NEURON_OPTIONS = (
     dict(tau_m=1.0, v_reset=None),
 )
 
+_FIRST_SURROGATES = ("rect", "triangle", "sigmoid", "atan", "fast_sigmoid")
 # Every backward configuration the native kernels implement.
 METHOD_CASES = (
     [
@@ -124,8 +126,15 @@ METHOD_CASES = (
     + [
         dict(method="stbp", output=o, surrogate=s, detach_reset=d)
         for o in ("psc", "spike")
-        for s in ("rect", "triangle", "sigmoid", "atan", "fast_sigmoid")
+        for s in _FIRST_SURROGATES
         for d in (True, False)
+    ]
+    # every other surrogate of the table (na_cuda/surrogates.py), under a hard and a soft reset
+    + [
+        dict(method="stbp", output=o, surrogate=s, detach_reset=d, v_reset=r)
+        for s in SURROGATES
+        if s not in _FIRST_SURROGATES
+        for o, d, r in (("spike", False, 0.0), ("psc", True, None))
     ]
     + [dict(method="tssl", output="psc")]
     # the neuron options (docs/algorithm.md §9) under every rule: hard reset to v_reset != 0, soft reset, decay_input,

@@ -165,15 +165,15 @@ def _advice_cases():
             set_attr("store_v_seq", False),
         ),
         (
-            one(lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.SoftSign())),
+            one(lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.NonzeroSignLogAbs())),
             "stbp",
-            "surrogate SoftSign has no na_cuda equivalent under method='stbp'.*method='na' converts any",
+            "surrogate NonzeroSignLogAbs has no na_cuda equivalent under method='stbp'.*method='na' converts any",
             "na",
         ),
         (
-            one(lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.PiecewiseLeakyReLU())),
+            one(lambda: sj_neuron.LIFNode(step_mode="m", surrogate_function=sj_surrogate.PiecewiseLeakyReLU(c=0.1))),
             "stbp",
-            r"surrogate PiecewiseLeakyReLU has no na_cuda equivalent under method='stbp' \(equivalents: Sigmoid",
+            r"surrogate PiecewiseLeakyReLU has c=0.1; only c=0.01 maps",
             "na",
         ),
         (

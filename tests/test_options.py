@@ -270,7 +270,7 @@ def test_tssl_shifted_coordinates_and_soft_reset_error():
         (dict(v_reset=INF), ValueError, "v_reset"),
         (dict(v_reset=None, threshold=-1.0), ValueError, "threshold"),
         (dict(decay_input=1), TypeError, "decay_input"),
-        (dict(method="stbp", surrogate="erf"), ValueError, "surrogate"),
+        (dict(method="stbp", surrogate="gauss"), ValueError, "surrogate"),
         # another rule's option away from its default would be ignored
         (dict(method="stbp", clip=3.0), ValueError, "`clip` is an option of method='na', which method='stbp' ignores"),
         (dict(method="stbp", first_order="taylor"), ValueError, "`first_order` is an option of method='na'"),

@@ -170,7 +170,7 @@ def test_from_snntorch_mapping_and_na():
         (lambda: snn.Leaky(beta=0.9, inhibition=True), "inhibition"),
         (lambda: snn.Leaky(beta=0.9, reset_delay=False), "reset_delay"),
         (lambda: snn.Leaky(beta=0.9, graded_spikes_factor=2.0), "graded"),
-        (lambda: snn.Leaky(beta=0.9, spike_grad=snn_surrogate.triangular()), "no na_cuda equivalent under"),
+        (lambda: snn.Leaky(beta=0.9, spike_grad=snn_surrogate.spike_rate_escape()), "no na_cuda equivalent under"),
         (lambda: snn.Leaky(beta=0.9, surrogate_disable=True), "surrogate_disable"),
         (lambda: snn.Synaptic(alpha=0.9, beta=0.8), "expected an snntorch.Leaky"),
         (lambda: snn.Leaky(beta=0.9, init_hidden=True, output=True), r"init_hidden=True with output=True.*\(spk, mem"),
@@ -182,7 +182,7 @@ def test_from_snntorch_refuses_with_the_reason(make, match):
 
 
 def test_from_snntorch_na_takes_any_surrogate_and_membrane_is_stbp_only():
-    src = snn.Leaky(beta=0.9, spike_grad=snn_surrogate.triangular())
+    src = snn.Leaky(beta=0.9, spike_grad=snn_surrogate.spike_rate_escape())
     assert na_cuda.nn.LIF.from_snntorch(src, method="na").rule.name == "na"
     with pytest.raises(ValueError, match='output="membrane" is refused by method="na"'):
         na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9), method="na", output="membrane")

@@ -38,9 +38,12 @@
 namespace na {
 NA_ISA_BEGIN
 
-// expf/exp exist with these names in host C and in CUDA device code; std::exp is not usable on the device.
+// expf/exp and logf/log exist with these names in host C and in CUDA device code; std::exp is not usable on the
+// device.
 NA_HD float na_exp(float x) { return expf(x); }
 NA_HD double na_exp(double x) { return exp(x); }
+NA_HD float na_log(float x) { return logf(x); }
+NA_HD double na_log(double x) { return log(x); }
 
 template <typename V>
 struct Lanes {
@@ -51,6 +54,7 @@ struct Lanes {
   static NA_HD bool any(mask m) { return m; }
   static NA_HD mask and_not(mask a, mask b) { return a && !b; }
   static NA_HD V exp(V x) { return na_exp(x); }
+  static NA_HD V log(V x) { return na_log(x); }
   template <typename S>
   static NA_HD V load(const S* p) {
     return static_cast<V>(*p);

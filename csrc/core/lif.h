@@ -10,8 +10,8 @@
 // paper's neuron (reset to 0) with threshold' = threshold - vr, so one set of loops serves every vr, vr = 0 is the
 // paper's arithmetic to the bit, and every rule sees the shift only through LifCoef::thr. The outputs (spikes, PSC)
 // and the gradients do not depend on the coordinates. The soft reset (v_reset = None, spikingjelly's
-// v = u - threshold on a spike) is a second reset policy, a template parameter of every loop (Reset). The third,
-// Reset::After (snnTorch's reset_mechanism "subtract" / "none", §11), subtracts the threshold (or nothing) one
+// v = u - threshold on a spike) is a second reset policy, a template parameter of every loop (Reset). The
+// after-leak resets (snnTorch's reset_mechanism "subtract" / "none", §11) subtract the threshold (or nothing) one
 // step late, after the leak: u[t] = lam u[t-1] + x[t] - sub s[t-1]. Its carried state is the pair (v, r) =
 // (u[t-1], sub s[t-1]), so lif_step takes r as well (unused, and optimised away, under the other two).
 //
@@ -27,26 +27,31 @@
 
 namespace na {
 
+// The reset (§9, §11), parsed once in the binding (csrc/op_args.h: v_reset and reset_mechanism): to v_reset
+// (Hard), v = u - threshold on a spike (Soft), or snnTorch's threshold (SubtractAfter) / nothing (NoneAfter)
+// subtracted one step later, after the leak. It is also the loops' template parameter: NoneAfter runs the
+// SubtractAfter loops with nothing to subtract (LifCoef::sub = 0), so after_leak(R) is what they test.
+enum class Reset : int { Hard = 0, Soft = 1, SubtractAfter = 2, NoneAfter = 3 };
+
 // Plain data passed from the bindings to the kernels (host side: doubles; LifCoef converts once per launch).
 struct LifConfig {
   double tau_m;      // >= 1 or +inf (the IF neuron): leak lam = 1 - 1/tau_m
   double tau_s;      // >= 1: PSC decay kappa = 1 - 1/tau_s
   double threshold;  // the firing threshold
-  double v_reset;    // hard reset value (ignored when soft); threshold > v_reset
-  bool soft;         // soft reset: v = u - threshold on a spike, v starts at 0
+  double v_reset;    // the reset value under Reset::Hard (ignored otherwise); threshold > v_reset
+  Reset reset;
   bool decay_input;  // u = lam v + c / tau_m (spikingjelly's decay_input=True) instead of lam v + c
   bool strict;       // fire on u > threshold (the released code's `mem > threshold`) instead of u >= threshold
   bool psc;          // output = PSC a (true) or spikes s / the membrane potential (false)
-  int after = 0;     // 0: the reset of v_reset/soft; 1: subtract the threshold after the leak; 2: no reset (§11)
   bool mem = false;  // output = the membrane potential u (pre-reset, unshifted coordinates), STBP only
 };
-
-enum class Reset : int { Hard = 0, Soft = 1, After = 2 };
 
 }  // namespace na
 
 namespace na {
 NA_ISA_BEGIN
+
+NA_HD constexpr bool after_leak(Reset r) { return r == Reset::SubtractAfter || r == Reset::NoneAfter; }
 
 // `thr` is the threshold in the kernels' coordinates (threshold - v_reset under a hard reset, see the file
 // comment): the MP-distance d = thr - u, the state a cancelled spike leaves, the soft reset's step. `fire` is the
@@ -55,7 +60,7 @@ NA_ISA_BEGIN
 // input (1, or 1/tau_m under decay_input; x * 1 is exact, so the default keeps the paper's bits) and, by the chain
 // rule, every gradient w.r.t. c.
 //
-// `sub` is what Reset::After subtracts one step after a spike (thr, or 0 for "none"); `vr` the shift added back
+// `sub` is what an after-leak reset subtracts one step after a spike (thr, or 0 for "none"); `vr` the shift added back
 // to u for the membrane output.
 template <typename acc_t>
 struct LifCoef {
@@ -67,12 +72,12 @@ struct LifCoef {
       : lam(static_cast<acc_t>(1.0 - 1.0 / c.tau_m)),
         kappa(static_cast<acc_t>(1.0 - 1.0 / c.tau_s)),
         inv_tau_s(static_cast<acc_t>(1.0 / c.tau_s)),
-        thr(static_cast<acc_t>(c.soft ? c.threshold : c.threshold - c.v_reset)),
+        thr(static_cast<acc_t>(c.reset == Reset::Hard ? c.threshold - c.v_reset : c.threshold)),
         fire(c.strict ? std::nextafter(thr, std::numeric_limits<acc_t>::infinity()) : thr),
         tau_m(static_cast<acc_t>(c.tau_m)),
         beta(static_cast<acc_t>(c.decay_input ? 1.0 / c.tau_m : 1.0)),
-        sub(static_cast<acc_t>(c.after == 1 ? c.threshold : 0.0)),
-        vr(static_cast<acc_t>(c.soft ? 0.0 : c.v_reset)),
+        sub(static_cast<acc_t>(c.reset == Reset::SubtractAfter ? c.threshold : 0.0)),
+        vr(static_cast<acc_t>(c.reset == Reset::Hard ? c.v_reset : 0.0)),
         strict(c.strict),
         psc(c.psc),
         mem(c.mem),
@@ -98,33 +103,33 @@ NA_HD V input_scale_of(const LifCoef<acc_t>& k, V lam) {
 
 // The state after step t's spike test: the reset (eq. 4; hard: to 0 in the shifted coordinates; soft: minus the
 // threshold) where s fired, u itself where it did not.
-// Reset::After keeps u itself (its subtraction comes one step later, through r).
+// An after-leak reset keeps u itself (its subtraction comes one step later, through r).
 template <Reset R, typename V>
 NA_HD V after_spike(typename Lanes<V>::mask s, V u, V thr) {
   using L = Lanes<V>;
   if (R == Reset::Hard) return L::select(s, L::splat(0), u);
-  if (R == Reset::After) return u;
+  if (after_leak(R)) return u;
   return L::select(s, u - thr, u);
 }
 
 // One step (eq. 1-2, §2): `v` is the post-reset potential carried between steps, `x` the scaled input beta c[t];
-// returns the spike and writes the pre-reset potential u (the one compared with the threshold). Reset::After
+// returns the spike and writes the pre-reset potential u (the one compared with the threshold). An after-leak reset
 // (§11): u = (lam v + x) - r, snnTorch's operation order, and r = sub where s fired (else 0) for the next step.
 template <Reset R, typename V>
 NA_HD typename Lanes<V>::mask lif_step(V& v, V& r, V x, V lam, V fire, V thr, V sub, V& u) {
   using L = Lanes<V>;
   u = lam * v + x;
-  if (R == Reset::After) u = u - r;
+  if (after_leak(R)) u = u - r;
   const typename L::mask s = u >= fire;
   v = after_spike<R>(s, u, thr);
-  if (R == Reset::After) r = L::select(s, sub, L::splat(0));
+  if (after_leak(R)) r = L::select(s, sub, L::splat(0));
   return s;
 }
 
 // The same for the resets without r (Hard, Soft).
 template <Reset R, typename V>
 NA_HD typename Lanes<V>::mask lif_step(V& v, V x, V lam, V fire, V thr, V& u) {
-  static_assert(R != Reset::After, "Reset::After carries r: use the overload that takes it");
+  static_assert(!after_leak(R), "an after-leak reset carries r: use the overload that takes it");
   V r = Lanes<V>::splat(0);
   return lif_step<R>(v, r, x, lam, fire, thr, r, u);
 }
@@ -185,20 +190,20 @@ NA_HD void lif_forward_neuron(const S* c, S* out, int64_t T, int64_t stride, con
   }
 }
 
-// Calls f(std::integral_constant<Reset, R>{}) for the reset policy of `cfg` (host side): the one runtime branch per
-// launch that turns the reset into a compile-time parameter of the loops. `Rule::kSoftReset = false` (a rule
-// defined for a reset to rest only, refused by the bindings before any launch) makes no soft or after-leak
-// instantiation.
+// Calls f(std::integral_constant<Reset, R>{}) for the reset of `cfg` (host side): the one runtime branch per launch
+// that turns the reset into a compile-time parameter of the loops. `Rule::kSoftReset = false` (a rule defined for a
+// reset to rest only, refused by the bindings before any launch) makes only the Hard instantiation.
 template <bool kSoftToo = true, typename F>
 inline void with_reset(const LifConfig& cfg, const F& f) {
   if constexpr (kSoftToo) {
-    if (cfg.after != 0) {
-      f(std::integral_constant<Reset, Reset::After>{});
-      return;
-    }
-    if (cfg.soft) {
-      f(std::integral_constant<Reset, Reset::Soft>{});
-      return;
+    switch (cfg.reset) {
+      case Reset::Hard:
+        return f(std::integral_constant<Reset, Reset::Hard>{});
+      case Reset::Soft:
+        return f(std::integral_constant<Reset, Reset::Soft>{});
+      case Reset::SubtractAfter:
+      case Reset::NoneAfter:  // the same loops, LifCoef::sub = 0
+        return f(std::integral_constant<Reset, Reset::SubtractAfter>{});
     }
   }
   f(std::integral_constant<Reset, Reset::Hard>{});

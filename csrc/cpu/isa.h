@@ -12,9 +12,7 @@
 #include <cstdint>
 
 #include "../core/lif.h"
-#include "../core/rules/na.h"
-#include "../core/rules/stbp.h"
-#include "../core/rules/tssl.h"
+#include "../core/rules/rules.h"
 
 namespace na {
 namespace cpu {
@@ -29,9 +27,9 @@ using BackwardFn = void (*)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const 
 template <typename acc_t>
 struct BlockKernels {
   void (*forward)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&, const acc_t* lam);
-  BackwardFn<acc_t, NaConfig> na;
-  BackwardFn<acc_t, StbpConfig> stbp;
-  BackwardFn<acc_t, TsslConfig> tssl;
+#define NA_RULE_FIELD(name, Type, args) BackwardFn<acc_t, Type##Config> name;
+  NA_RULES(NA_RULE_FIELD)  // one backward per rule
+#undef NA_RULE_FIELD
 };
 
 struct IsaKernels {

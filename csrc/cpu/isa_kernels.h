@@ -5,9 +5,7 @@
 #pragma once
 
 #include "../core/lif.h"
-#include "../core/rules/na.h"
-#include "../core/rules/stbp.h"
-#include "../core/rules/tssl.h"
+#include "../core/rules/rules.h"
 #include "isa.h"
 #include "lanes_cpu.h"
 
@@ -48,8 +46,9 @@ template <typename acc_t>
 constexpr BlockKernels<acc_t> block_kernels() {
   static_assert(kBlock % Lanes<typename PackOf<acc_t>::type>::kLanes == 0, "kBlock must hold whole packs");
   static_assert(kMaxLanes % Lanes<typename PackOf<acc_t>::type>::kLanes == 0, "rows are padded to kMaxLanes");
-  return {&forward_block<acc_t>, &backward_block<NaRule, acc_t>, &backward_block<StbpRule, acc_t>,
-          &backward_block<TsslRule, acc_t>};
+#define NA_RULE_BLOCK(name, Type, args) &backward_block<Type##Rule, acc_t>,
+  return {&forward_block<acc_t>, NA_RULES(NA_RULE_BLOCK)};
+#undef NA_RULE_BLOCK
 }
 
 NA_ISA_END

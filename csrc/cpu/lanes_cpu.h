@@ -43,6 +43,11 @@ struct PackLanes {
     for (int64_t i = 0; i < kLanes; ++i) r[i] = na_exp(x[i]);
     return r;
   }
+  static V log(V x) {
+    V r;
+    for (int64_t i = 0; i < kLanes; ++i) r[i] = na_log(x[i]);
+    return r;
+  }
   // Packs are only loaded from / stored to the kernels' own compute-type block buffers.
   static V load(const A* p) {
     V v;

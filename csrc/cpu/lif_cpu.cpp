@@ -120,18 +120,14 @@ const BlockKernels<acc_t>& kernels_for() {
   }
 }
 
-template <typename acc_t>
-BackwardFn<acc_t, NaConfig> rule_kernel(const BlockKernels<acc_t>& k, const NaConfig&) {
-  return k.na;
-}
-template <typename acc_t>
-BackwardFn<acc_t, StbpConfig> rule_kernel(const BlockKernels<acc_t>& k, const StbpConfig&) {
-  return k.stbp;
-}
-template <typename acc_t>
-BackwardFn<acc_t, TsslConfig> rule_kernel(const BlockKernels<acc_t>& k, const TsslConfig&) {
-  return k.tssl;
-}
+// The block kernel of the rule whose configuration is passed, from the table.
+#define NA_RULE_KERNEL(name, Type, args)                                                           \
+  template <typename acc_t>                                                                        \
+  BackwardFn<acc_t, Type##Config> rule_kernel(const BlockKernels<acc_t>& k, const Type##Config&) { \
+    return k.name;                                                                                 \
+  }
+NA_RULES(NA_RULE_KERNEL)
+#undef NA_RULE_KERNEL
 
 }  // namespace
 

@@ -199,9 +199,9 @@ void backward(DType dt, const void* g, const void* c, const void* decay, void* g
   });
 }
 
-NA_BACKWARD_INST(, NaRule, NaConfig)
-NA_BACKWARD_INST(, StbpRule, StbpConfig)
-NA_BACKWARD_INST(, TsslRule, TsslConfig)
+#define NA_BACKWARD_DEFINE(name, Type, args) NA_BACKWARD_INST(, Type)
+NA_RULES(NA_BACKWARD_DEFINE)
+#undef NA_BACKWARD_DEFINE
 
 }  // namespace cuda
 }  // namespace na

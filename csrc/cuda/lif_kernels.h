@@ -20,9 +20,7 @@
 #include <cuda_runtime_api.h>
 
 #include "../core/lif.h"
-#include "../core/rules/na.h"
-#include "../core/rules/stbp.h"
-#include "../core/rules/tssl.h"
+#include "../core/rules/rules.h"
 
 namespace na {
 namespace cuda {
@@ -53,18 +51,19 @@ void lif_forward(DType dt, const void* c, const void* decay, void* out, int64_t 
                  cudaStream_t stream);
 
 // grad_c of `Rule` (Rule::neuron: for NA the weights, SNS runs and phi fused in one launch). Instantiated in
-// lif_kernels.cu for NaRule, StbpRule and TsslRule. `decay`/`gdecay`: null, or the learnable lam per neuron and
+// lif_kernels.cu for every rule of NA_RULES. `decay`/`gdecay`: null, or the learnable lam per neuron and
 // where its dL/dlam goes ([N], compute type; §12).
 template <typename Rule>
 void backward(DType dt, const void* grad_out, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
               int64_t T, int64_t N, const LifConfig& lif, const typename Rule::Config& cfg, cudaStream_t stream);
 
-#define NA_BACKWARD_INST(PREFIX, RULE, CONFIG)                                                                    \
-  PREFIX template void backward<RULE>(DType, const void*, const void*, const void*, void*, void*, void*, int64_t, \
-                                      int64_t, const LifConfig&, const CONFIG&, cudaStream_t);
-NA_BACKWARD_INST(extern, NaRule, NaConfig)
-NA_BACKWARD_INST(extern, StbpRule, StbpConfig)
-NA_BACKWARD_INST(extern, TsslRule, TsslConfig)
+// One instantiation per rule of the table (core/rules/rules.h): declared here, defined in lif_kernels.cu.
+#define NA_BACKWARD_INST(PREFIX, Type)                                                                         \
+  PREFIX template void backward<Type##Rule>(DType, const void*, const void*, const void*, void*, void*, void*, \
+                                            int64_t, int64_t, const LifConfig&, const Type##Config&, cudaStream_t);
+#define NA_BACKWARD_EXTERN(name, Type, args) NA_BACKWARD_INST(extern, Type)
+NA_RULES(NA_BACKWARD_EXTERN)
+#undef NA_BACKWARD_EXTERN
 
 }  // namespace cuda
 }  // namespace na

@@ -32,9 +32,21 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
     * ``triangle`` (TET): ``max(0, g - |u - threshold|) / g^2``;
     * ``sigmoid``: ``k * sig * (1 - sig)``, ``sig = sigmoid(k (u - threshold))``;
     * ``atan`` (spikingjelly ``surrogate.ATan``): ``(alpha/2) / (1 + (pi/2 * alpha * x)^2)``, ``x = u - threshold``;
-    * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``.
+    * ``fast_sigmoid`` (snnTorch ``surrogate.fast_sigmoid``, slope ``alpha``): ``1 / (alpha |x| + 1)^2``;
+    * ``soft_sign`` (spikingjelly ``SoftSign``): ``1 / (2 alpha (1/alpha + |x|)^2)``;
+    * ``erf`` (spikingjelly ``Erf``): ``alpha / sqrt(pi) * exp(-(alpha x)^2)``;
+    * ``piecewise_exp`` (spikingjelly ``PiecewiseExp``): ``alpha / 2 * exp(-alpha |x|)``;
+    * ``piecewise_leaky_relu`` (spikingjelly ``PiecewiseLeakyReLU(w=alpha, c=0.01)``): ``1/(2w)`` on ``|x| < w``,
+      else ``0.01``;
+    * ``super_spike`` (spikingjelly ``SuperSpike``): ``alpha / (|x| + 1)^2``;
+    * ``q_pseudo_spike`` (spikingjelly ``QPseudoSpike``, ``q = alpha > 1``): ``(1 + 2 |x| / (q - 1))^-q``;
+    * ``triangular`` (snnTorch ``surrogate.triangular(threshold=alpha)``): ``alpha`` where ``x < 0``, ``-alpha``
+      where ``x >= 0``;
+    * ``straight_through_estimator`` (snnTorch ``surrogate.straight_through_estimator()``, ``alpha = 1``): ``alpha``
+      everywhere;
 
-    ``alpha`` is ``a`` / ``g`` / ``k`` / ``alpha`` / the slope; ``None`` picks :data:`SURROGATE_DEFAULT_ALPHA`.
+    with ``x = u - threshold``; ``alpha`` is the parameter each line names, ``None`` picks
+    :data:`SURROGATE_DEFAULT_ALPHA`.
     """
     if surrogate not in SURROGATE_DEFAULT_ALPHA:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
@@ -49,6 +61,22 @@ def surrogate_grad(u: torch.Tensor, threshold: float, surrogate: str, alpha: Opt
         return (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
     if surrogate == "fast_sigmoid":
         return 1.0 / (alpha * x.abs() + 1.0) ** 2
+    if surrogate == "soft_sign":
+        return 1.0 / (2.0 * alpha * (1.0 / alpha + x.abs()) ** 2)
+    if surrogate == "erf":
+        return alpha / math.sqrt(math.pi) * torch.exp(-((alpha * x) ** 2))
+    if surrogate == "piecewise_exp":
+        return alpha / 2.0 * torch.exp(-alpha * x.abs())
+    if surrogate == "piecewise_leaky_relu":
+        return torch.where(x.abs() < alpha, torch.full_like(x, 1.0 / (2.0 * alpha)), torch.full_like(x, 0.01))
+    if surrogate == "super_spike":
+        return alpha / (x.abs() + 1.0) ** 2
+    if surrogate == "q_pseudo_spike":
+        return torch.pow(1.0 + 2.0 / (alpha - 1.0) * x.abs(), -alpha)
+    if surrogate == "triangular":
+        return torch.where(x < 0, torch.full_like(x, alpha), torch.full_like(x, -alpha))
+    if surrogate == "straight_through_estimator":
+        return torch.full_like(u, alpha)
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1.0 - sig)
 

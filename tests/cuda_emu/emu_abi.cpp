@@ -23,11 +23,13 @@ na::LifConfig lif_config(double tau_m, double tau_s, double threshold, int has_v
   cfg.tau_s = tau_s;
   cfg.threshold = threshold;
   cfg.v_reset = has_v_reset ? v_reset : 0.0;
-  cfg.soft = has_v_reset == 0;
+  cfg.reset = has_v_reset ? na::Reset::Hard
+              : after == 1 ? na::Reset::SubtractAfter
+              : after == 2 ? na::Reset::NoneAfter
+                           : na::Reset::Soft;
   cfg.decay_input = decay_input != 0;
   cfg.strict = strict != 0;
   cfg.psc = psc != 0;
-  cfg.after = after;
   cfg.mem = mem != 0;
   return cfg;
 }

@@ -152,7 +152,7 @@ struct NaPlanes {
     const V uk = u(k);
     const auto so = uk >= fire;
     vo = after_spike<R>(so, uk, thr);
-    if (R == Reset::After) ro = Lanes<V>::select(so, sub, Lanes<V>::splat(0));
+    if (after_leak(R)) ro = Lanes<V>::select(so, sub, Lanes<V>::splat(0));
     return so;
   }
 };
@@ -230,10 +230,10 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     const M st = ut >= fire;
     V vo = after_spike<R>(st, ut, thr);  // original state after t
     V vn = L::select(st, thr, zero);     // neighbour state after t (both resets: see the file comment)
-    // Reset::After (§11): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an added
+    // the after-leak resets (§11): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an added
     // one sub (the original: sub where it fired).
     V ro = L::select(st, sub, zero), rn = L::select(st, zero, sub);
-    if (R == Reset::After) vn = thr;
+    if (after_leak(R)) vn = thr;
     V run = zero;
     M live = zero == zero;
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
@@ -244,8 +244,8 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       if (kFixed && k >= T) break;
       // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
       M done = (last < L::splat(acc_t(k))) & (vn <= vo);
-      if (R == Reset::After) done = done & (rn >= ro);
-      if (kSoft) done = done | (R == Reset::After ? (vn == vo) & (rn == ro) : vn == vo);  // equal: equal futures
+      if (after_leak(R)) done = done & (rn >= ro);
+      if (kSoft) done = done | (after_leak(R) ? (vn == vo) & (rn == ro) : vn == vo);  // equal: equal futures
       live = L::and_not(live, done);
       if (((k - t - 1) & (kExit - 1)) == 0 && !L::any(live)) break;
       const V xk = m.in(k);

@@ -4,14 +4,13 @@
 #pragma once
 
 #include "../lif.h"
+#include "surrogates.h"
 
 namespace na {
 
-enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2, ATan = 3, FastSigmoid = 4 };
-
 struct StbpConfig {
   Surrogate surrogate;
-  double alpha;       // rect width a, triangle gamma, sigmoid slope k, atan alpha, fast_sigmoid slope
+  double alpha;       // the surrogate's width/slope (csrc/core/rules/surrogates.h)
   bool detach_reset;  // treat the spike in the reset as a constant (spikingjelly's spike_d)
 };
 
@@ -23,51 +22,25 @@ NA_ISA_BEGIN
 template <typename acc_t>
 struct StbpCoef {
   Surrogate kind;
-  acc_t alpha, inv_alpha, half_alpha, inv_alpha_sq, pi_half_alpha;
+  acc_t p0, p1;  // the surrogate's constants (SurrogateMath<kind>::coef)
   bool detach_reset;
-  explicit StbpCoef(const StbpConfig& c)
-      : kind(c.surrogate),
-        alpha(static_cast<acc_t>(c.alpha)),
-        inv_alpha(static_cast<acc_t>(1.0 / c.alpha)),
-        half_alpha(static_cast<acc_t>(0.5 * c.alpha)),
-        inv_alpha_sq(static_cast<acc_t>(1.0 / (c.alpha * c.alpha))),
-        pi_half_alpha(static_cast<acc_t>(1.5707963267948966 * c.alpha)),
-        detach_reset(c.detach_reset) {}
+  explicit StbpCoef(const StbpConfig& c) : kind(c.surrogate), detach_reset(c.detach_reset) {
+    double p[2] = {0.0, 0.0};
+    surrogate_coef(c.surrogate, c.alpha, p);
+    p0 = static_cast<acc_t>(p[0]);
+    p1 = static_cast<acc_t>(p[1]);
+  }
 };
 
-// h(x), x = u - threshold (§5, formulas and sources in docs/api.md).
+// h(u - thr) (§5).
 template <typename V, typename acc_t>
 NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
-  using L = Lanes<V>;
-  const V x = u - thr, zero = L::splat(0), one = L::splat(1);
-  switch (s.kind) {
-    case Surrogate::Rect: {  // 1/a on |x| < a/2
-      const V h = L::splat(s.half_alpha);
-      return L::select(x < h, L::select(x > -h, L::splat(s.inv_alpha), zero), zero);
-    }
-    case Surrogate::Triangle: {  // max(0, g - |x|) / g^2
-      const V m = L::splat(s.alpha) - L::select(x < zero, -x, x);
-      return L::select(m > zero, m * L::splat(s.inv_alpha_sq), zero);
-    }
-    case Surrogate::ATan: {  // (alpha / 2) / (1 + (pi/2 alpha x)^2): spikingjelly surrogate.ATan
-      const V y = L::splat(s.pi_half_alpha) * x;
-      return L::splat(s.half_alpha) / (one + y * y);
-    }
-    case Surrogate::FastSigmoid: {  // 1 / (k |x| + 1)^2: snnTorch surrogate.fast_sigmoid
-      const V d = L::splat(s.alpha) * L::select(x < zero, -x, x) + one;
-      return one / (d * d);
-    }
-    default: {  // sigmoid: k sig (1 - sig) with sig = 1 / (1 + exp(-k x))
-      const V k = L::splat(s.alpha);
-      const V sig = one / (one + L::exp(-(k * x)));
-      return k * sig * (one - sig);
-    }
-  }
+  return surrogate_h(s.kind, u - thr, s.p0, s.p1);
 }
 
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
 // grad[t] (so `grad` may alias `w`). v[t] = u[t] (1 - s[t]) (hard, shifted) or u[t] - thr s[t] (soft); under
-// Reset::After u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§11). With
+// the after-leak resets u[t+1] = lam u[t] + x - sub s[t], so du[t+1]/du[t] = lam and du[t+1]/ds[t] = -sub (§11). With
 // the membrane output (lif.mem) G is dL/du[t] itself. With a learnable decay (lif.glam_n) the reverse loop also
 // sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§12): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
 template <Reset R, typename S, typename acc_t, typename V = acc_t>
