@@ -108,7 +108,7 @@ class KeywordFields:
         return {k: getattr(self, name) for name, k, _ in self._table()}
 
     def op_args(self) -> tuple:
-        """The field values in order: the object's arguments of every op (``csrc/ops.cpp``; tests/test_api.py
+        """The field values in order: the object's arguments of every op (``csrc/ops.cpp``; tests/test_op_schemas.py
         checks each schema against the fields)."""
         return _values(self, self._table())
 

@@ -42,7 +42,7 @@ class Rule(KeywordFields):
 
     # ``decay``: None, or the learnable leak lam per neuron ``[N]`` in the compute dtype (docs/algorithm.md §12).
     # The ops' arguments are the neuron's fields, the rule's, decay, then LifParams.OP_TRAILING, named and ordered
-    # like the fields (csrc/ops.cpp; tests/test_api.py checks every schema).
+    # like the fields (csrc/ops.cpp; tests/test_op_schemas.py checks every schema).
     def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
         op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
