@@ -1,4 +1,5 @@
-"""Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling."""
+"""Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling.
+See docs/api.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Shared pieces of the reference: dtypes, the [T, N] view, the neuron's coefficients, the forward recursion.
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 

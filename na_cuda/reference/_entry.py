@@ -1,6 +1,6 @@
 """The custom-backward wrapper of the reference (a rule's backward on the reference forward).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
 Part of ``na_cuda.reference`` (see its docstring for the conventions). The reference depends on the rule and
 neuron objects (``na_cuda.rules``, ``na_cuda.params``), never the reverse: a rule class holds no reference code, and
-adding a rule adds its entry to :data:`_BACKWARDS` here."""
+adding a rule adds its entry to :data:`_BACKWARDS` here. See docs/algorithm.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The LIF forward (eq. 1-4, spec sec. 2; neuron options sec. 9).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """NA backward with simple neighbourhood selection, the direct way (eq. 7, 13-17, spec sec. 3).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 

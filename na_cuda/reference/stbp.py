@@ -1,6 +1,6 @@
 """STBP: the forward in differentiable ops with a surrogate spike derivative (spec sec. 5).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """TSSL-BP backward (spec sec. 6), following the released code.
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 

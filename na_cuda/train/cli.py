@@ -1,5 +1,5 @@
 """The command line of ``python -m na_cuda.train``: the parser, its argument types (public: the experiments'
-CLIs use them too) and :func:`main`."""
+CLIs use them too) and :func:`main`. See docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The training configuration: :class:`TrainConfig`, the paper's presets, what ``--fidelity`` sets, and the
 validation of every field (``ConfigError`` naming the CLI flag). Also :func:`neuron_options`, the one place that
-turns a config into the neuron's arguments, and :func:`resume_config` (the config saved in a checkpoint)."""
+turns a config into the neuron's arguments, and :func:`resume_config` (the config saved in a checkpoint).
+See docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Recording spike trains and accumulating transfer statistics (ranks by MP-dist and Hamming).
 
-Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring)."""
+Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring). See docs/results.md."""
 
 from __future__ import annotations
 
