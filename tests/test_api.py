@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import math
 import threading
@@ -388,3 +389,50 @@ def test_grad_rescale_from_concurrent_threads_equals_the_serial_run():
     assert not errors, errors
     differ = [s for s in range(40) if not torch.equal(got[s], serial[s])]
     assert differ == [], f"{len(differ)} of 40 input gradients differ from the serial run"
+
+
+# -- the typed objects next to the keywords ------------------------------------------------------------------------
+def test_objects_and_keywords_build_the_same_layer():
+    """``nn.LIF(neuron=..., rule=...)`` is the keyword form; the keywords and their defaults are the fields'."""
+    by_objects = na_cuda.nn.LIF(
+        neuron=LifParams(tau_m=3.0, v_reset=None), rule=na_cuda.STBP(surrogate="atan", alpha=2.0), backend="torch"
+    )
+    by_keywords = na_cuda.nn.LIF(
+        tau_m=3.0, v_reset=None, method="stbp", surrogate="atan", surrogate_alpha=2.0, backend="torch"
+    )
+    assert by_objects.neuron == by_keywords.neuron and by_objects.rule == by_keywords.rule
+    assert by_objects.params == by_keywords.params
+    c = make_input(6, (2, 4))
+    assert torch.equal(by_objects(c), by_keywords(c))
+    assert torch.equal(
+        na_cuda.lif(c, neuron=LifParams(tau_m=3.0), rule=NA(clip=4.0)), na_cuda.lif(c, tau_m=3.0, clip=4.0)
+    )
+    sig = inspect.signature(na_cuda.lif).parameters
+    assert {k: sig[k].default for k in LifParams.keywords()} == LifParams.keywords()
+    assert sig["clip"].default == NA.clip and sig["surrogate_alpha"].default is None and sig["method"].default == "na"
+
+
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(neuron=LifParams(), tau_m=3.0), TypeError, "either neuron= or its keywords"),
+        (dict(rule=NA(), clip=3.0), TypeError, "either rule= or its keywords"),
+        (dict(rule=NA(), method="stbp"), TypeError, "contradicts"),
+        (dict(neuron=dict(tau_m=3.0)), TypeError, "`neuron` must be a na_cuda.LifParams"),
+        (dict(rule="na"), TypeError, "`rule` must be a na_cuda.Rule"),
+        (dict(tau=3.0), TypeError, "unknown keyword"),
+        (dict(alpha=2.0, method="stbp"), TypeError, "unknown keyword"),
+    ],
+)
+def test_objects_next_to_their_keywords_are_refused(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        na_cuda.nn.LIF(**kw)
+    with pytest.raises(exc, match=match):
+        na_cuda.lif(torch.rand(3, 2), **kw)
+
+
+def test_reference_takes_the_objects():
+    with pytest.raises(TypeError, match="must be a na_cuda.LifParams"):
+        reference.lif_forward(torch.rand(3, 2), 5.0)
+    c = make_input(5, (3,), dtype=torch.float64)
+    assert torch.equal(reference.lif_forward(c, LifParams()), na_cuda.lif(c, backend="torch"))
