@@ -15,6 +15,7 @@ from torch import nn
 
 from . import surrogates
 from ._conversion_options import _check_rule_options
+from .params import LifParams
 
 #: snnTorch surrogate factory -> (na_cuda surrogate, the factory's parameter name or None), from the table
 #: na_cuda/surrogates.py. The others have no na_cuda counterpart: spike_rate_escape, SSO and LSO (stochastic), SFS
@@ -22,14 +23,9 @@ from ._conversion_options import _check_rule_options
 SURROGATES = {s.snntorch: (s.name, s.snn_param) for s in surrogates.TABLE if s.snntorch is not None}
 
 
-#: The LIF's settings that come from the Leaky (or are fixed by its semantics): never from ``rule_options``.
-_SOURCE_KEYS = (
-    "tau_m",
-    "threshold",
-    "v_reset",
-    "decay_input",
-    "strict_threshold",
-    "reset_mechanism",
+#: The LIF's settings that come from the Leaky (or are fixed by its semantics): never from ``rule_options``. Every
+#: neuron field but ``tau_s`` (no effect on spikes or membrane) and ``output`` (an argument of its own).
+_SOURCE_KEYS = tuple(k for k in LifParams.keywords() if k not in ("tau_s", "output")) + (
     "learn_decay",
     "decay",
     "decay_shape",
