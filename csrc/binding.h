@@ -1,14 +1,8 @@
-// What the bindings take from torch: the LibTorch stable ABI only (torch/csrc/stable, torch/headeronly; see
-// docs/install.md). A library built on it calls libtorch through its C shim, so one binary serves every torch from
-// TORCH_TARGET_VERSION (setup.py: 2.10) on, and every CPython 3 from the limited API's floor.
-//
-// Two pieces of our own on top:
-//  - NA_CHECK: throws std::runtime_error with our message alone (the shim hands it to Python as a RuntimeError).
-//    STD_TORCH_CHECK would prefix the C++ function, file and line to every user-facing message.
-//  - NA_BOX: the boxed kernel the stable library registers. torch's TORCH_BOX unboxes a `str` argument with
-//    ToImpl<std::string>, which in the torch 2.13 headers allocates a std::string per call and never frees it
-//    (fixed in 2.14). Our unboxing of strings copies the characters and frees the handle, so a library built
-//    against any torch >= 2.10 leaks nothing (tests/test_stable_abi.py calls an op 10^6 times and checks RSS).
+// What the bindings take from torch: the LibTorch stable ABI only (torch/csrc/stable, torch/headeronly;
+// docs/install.md), so one binary serves every torch from TORCH_TARGET_VERSION (setup.py: 2.10) on. Two pieces of
+// our own on top: NA_CHECK (throws our message alone, a RuntimeError in Python, without torch's C++ prefix) and
+// NA_BOX (the boxed kernel: unboxes `str` arguments without the torch 2.13 headers' leak; tests/test_stable_abi.py).
+// Why: docs/kernels.md ("csrc/binding.h").
 #pragma once
 
 #include <torch/csrc/stable/library.h>

@@ -144,8 +144,7 @@ def test_na_cuda_has_no_import_cycle():
 
 
 def test_the_bottom_floor_imports_nothing_above_it():
-    """params, surrogates and rules import nothing else of the package; the reference depends on them, not the
-    reverse."""
+    """params, surrogates and rules import nothing else of the package; the reference depends on them."""
     graph = import_graph(PACKAGE)
     assert graph["na_cuda._backend"] == set()  # the compiled libraries are loaded by path, not imported
     assert graph["na_cuda.params"] == set()

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import ctypes
 
 import pytest
@@ -24,22 +25,6 @@ from na_cuda import surrogates
 from na_cuda._backend import _NATIVE
 
 BACKENDS = ["torch", pytest.param("native", marks=needs_native)]
-# A non-default parameter for each peer, exact in float32 (the peers round some products to float32).
-PARAM = {
-    "rect": 1.25,
-    "triangle": 0.8,
-    "sigmoid": 5.0,
-    "atan": 3.0,
-    "fast_sigmoid": 10.0,
-    "soft_sign": 1.5,
-    "erf": 1.5,
-    "piecewise_exp": 2.0,
-    "piecewise_leaky_relu": 0.75,
-    "super_spike": 1.5,
-    "q_pseudo_spike": 3.0,
-    "triangular": 0.5,
-    "straight_through_estimator": None,
-}
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -59,8 +44,11 @@ def test_the_cpp_table_lists_the_python_names_in_order():
     assert tuple(fn().decode().split(",")) == surrogates.SURROGATES
 
 
-def test_every_surrogate_has_a_parameter_here():
-    assert set(PARAM) == set(surrogates.SURROGATES)
+def _param(name: str) -> float:
+    """The peer's parameter for twice the default alpha (a power-of-two scaling: the products snnTorch rounds to
+    float32 stay exact)."""
+    spec = surrogates.BY_NAME[name]
+    return spec.alpha * 2.0 if spec.sj_alpha(2.0) == 2.0 else 1.0 / (spec.alpha * 2.0)
 
 
 SJ = [s.name for s in surrogates.TABLE if s.spikingjelly]
@@ -76,10 +64,11 @@ def test_converted_spikingjelly_surrogate_equals_its_peer(name, v_reset, backend
     from spikingjelly.activation_based import neuron as sj_neuron
 
     spec = surrogates.BY_NAME[name]
-    fn = getattr(sj.surrogate, spec.spikingjelly)(**{spec.sj_param: PARAM[name]})
+    fn = getattr(sj.surrogate, spec.spikingjelly)(**{spec.sj_param: _param(name)})
     node = sj_neuron.LIFNode(tau=2.5, v_reset=v_reset, surrogate_function=fn, detach_reset=False, step_mode="m")
     model = nn.Sequential(node).double()
-    converted = na_cuda.nn.convert(model, method="stbp", backend=backend)
+    converted = na_cuda.nn.convert(copy.deepcopy(model), method="stbp", backend=backend)
+    assert type(model[0]).__name__ == "LIFNode"
     lif = converted[0]
     assert lif.rule.surrogate == name
     x = _input(16, 40, seed=3) * 3.0  # decay_input: the input is scaled by 1/tau
@@ -104,7 +93,7 @@ def test_from_snntorch_surrogate_equals_its_peer(name, mech, backend):
 
     spec = surrogates.BY_NAME[name]
     factory = getattr(snn_surrogate, spec.snntorch)
-    sg = factory(**{spec.snn_param: PARAM[name]}) if spec.snn_param else factory()
+    sg = factory(**{spec.snn_param: _param(name)}) if spec.snn_param else factory()
     leaky = snn.Leaky(beta=0.85, threshold=0.8, reset_mechanism=mech, spike_grad=sg).double()
     lif = na_cuda.nn.LIF.from_snntorch(leaky, method="stbp", backend=backend).double()
     assert lif.rule.surrogate == name

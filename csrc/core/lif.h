@@ -1,24 +1,8 @@
-// The LIF neuron of every rule: its configuration and its dynamics (eq. 1-4, §2; the neuron options of §9).
-//
-// Layout: a neuron's T values live at ptr[t * stride], t = 0..T-1 (time-first [T, N] storage, stride = N).
-// All indexing is int64. `S` is the storage type (half/bf16/float/double); `acc_t` the compute type (float for
-// half/bf16/float, double for double). Equation numbers refer to the NA paper (Yang et al., ICML 2021); section
-// numbers (§) to docs/algorithm.md.
-//
-// Coordinates. With a hard reset to v_reset = vr the kernels run the neuron in the shifted state w = v - vr:
-// u - vr = lam (v - vr) + beta c, a spike when w >= threshold - vr, and the reset lands on w = 0. That is the
-// paper's neuron (reset to 0) with threshold' = threshold - vr, so one set of loops serves every vr, vr = 0 is the
-// paper's arithmetic to the bit, and every rule sees the shift only through LifCoef::thr. The outputs (spikes, PSC)
-// and the gradients do not depend on the coordinates. The soft reset (v_reset = None, spikingjelly's
-// v = u - threshold on a spike) is a second reset policy, a template parameter of every loop (Reset). The
-// after-leak resets (snnTorch's reset_mechanism "subtract" / "none", §11) subtract the threshold (or nothing) one
-// step late, after the leak: u[t] = lam u[t-1] + x[t] - sub s[t-1]. Its carried state is the pair (v, r) =
-// (u[t-1], sub s[t-1]), so lif_step takes r as well (unused, and optimised away, under the other two).
-//
-// Learnable decay (§12): LifCoef::lam_n points at this neuron's (or pack's) own lam when the op got a decay tensor
-// (then beta = 1 - lam under decay_input), and LifCoef::glam_n at where its dL/dlam goes; both are null otherwise,
-// so the fixed-tau loops keep their arithmetic. Every rule accumulates sum_t dL/du[t] du[t]/dlam with
-// du[t]/dlam = v[t-1] - [decay_input] c[t] (the state carried into step t) in its reverse loop.
+// The LIF neuron of every rule: its configuration, the reset (one enum), one step and the forward (eq. 1-4, §2;
+// the neuron options of §9, §11; the learnable decay of §12). A neuron's T values live at ptr[t * stride]; `S` is
+// the storage type, `acc_t` the compute type (float, or double for double). A hard reset runs in the shifted
+// coordinates w = v - v_reset, so every rule sees v_reset only through LifCoef::thr. Design notes:
+// docs/kernels.md ("csrc/core/lif.h").
 #pragma once
 
 #include <type_traits>

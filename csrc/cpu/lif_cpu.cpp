@@ -1,14 +1,8 @@
-// CPU implementations of the na_cuda ops. Neurons are processed in blocks of up to kBlock: a block's [T, nb] slice
-// is gathered into contiguous compute-type buffers (so a time step is one contiguous row, whatever N is: with
-// the global stride N a power of two, per-neuron strided loops thrash the cache sets), the block kernels of the
-// running instruction set compute on them (csrc/cpu/isa.h), and the results are scattered back. Blocks are
-// distributed over torch's intra-op threads (torch::stable::parallel_for). A thread's scratch is `planes` x T x w
-// values with w = its neuron count rounded up to kMaxLanes, at most kBlock: bounded by the work, so a tall narrow
-// input ([1e6, 1]) does not allocate 64 neurons' worth of planes for its one neuron.
-//
-// Runtime CPU dispatch: the library holds the kernels for AVX2 and for the baseline; the best one this CPU runs is
-// chosen when the library loads, NA_CUDA_CPU_ISA=baseline forces the baseline (read by na_cuda/_backend.py, which
-// calls na_cuda_set_cpu_isa), and na_cuda_cpu_isa() says which one runs.
+// CPU implementations of the na_cuda ops: neurons in blocks of up to kBlock, each block's [T, nb] slice gathered
+// into contiguous compute-type planes, the block kernels of the running instruction set (csrc/cpu/isa.h) run on
+// them, the results scattered back; blocks go to torch's intra-op threads. The instruction set (AVX2 or the
+// baseline) is picked when the library loads; NA_CUDA_CPU_ISA=baseline forces the baseline. Why blocks, and the
+// scratch bound: docs/kernels.md ("csrc/cpu/lif_cpu.cpp").
 #include <algorithm>
 #include <atomic>
 #include <cstring>

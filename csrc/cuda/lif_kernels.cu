@@ -43,9 +43,8 @@ static_assert(std::is_trivially_copyable<Half>::value && std::is_trivially_copya
 // Launch shape. 256 threads per block (8 warps: enough to hide latency per SM, small enough that the partial last
 // block wastes little). The grid covers N with one neuron per thread up to kMaxBlocks * 256 = 2^28 neurons, and a
 // grid-stride loop takes the rest. One thread per neuron as long as possible balances best (the NA inner loop
-// length varies per neuron), and 2^28 threads are ~1000x what an H100 keeps resident (~270k), so past the cap the
-// extra loop trips cost nothing; the cap keeps the block count well inside gridDim.x's 2^31 - 1 limit and an
-// unsigned, whatever N is.
+// length varies per neuron); 2^28 threads are ~1000x what a GPU keeps resident, and the cap keeps the block count
+// inside gridDim.x and an unsigned, whatever N is.
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = int64_t(1) << 20;
@@ -76,8 +75,8 @@ void launch(void (*kernel)(P...), int64_t N, cudaStream_t stream, A... args) {
 // ---------------------------------------------------------------------------------------------------------
 // Kernels. `c` and `g` are read-only and never alias anything, hence __restrict__; the workspace planes and
 // `grad` may alias each other (float32/float64), so they are plain pointers.
-// No __launch_bounds__(256): its only guarantee (a 256-thread block always fits) already holds at the default
-// 255-register cap, and with it ptxas squeezed the sm_80 STBP kernels to 32 registers with 4-8 B of spills.
+// No __launch_bounds__(256): its only guarantee already holds at the default 255-register cap, and with it ptxas
+// spilled the sm_80 STBP kernels (docs/benchmarks.md, "Kernel design measurements").
 
 template <Reset R, typename scalar_t, typename acc_t>
 __global__ void lif_forward_kernel(const scalar_t* __restrict__ c, const acc_t* __restrict__ decay,

@@ -1,18 +1,8 @@
-// Host launchers of the na_cuda CUDA kernels, on raw pointers. No torch headers and no CUDA half/bf16 types in
-// this interface: the binding (lif_cuda.cu) passes data pointers as void* plus a DType, so it never sees __half /
-// __nv_bfloat16 (torch compiles extension .cu files with -D__CUDA_NO_HALF_CONVERSIONS__ and friends, which make
-// those types unusable with csrc/core's static_casts; the kernel TU handles the storage types itself).
-//
-// Layout: every tensor is [T, N] contiguous, element (t, n) at t * N + n. One thread = one neuron, looping over T.
-// The launchers enqueue on `stream` and return at once: no host synchronisation, no error check (the caller runs
-// C10_CUDA_KERNEL_LAUNCH_CHECK() right after). N == 0 launches nothing.
-//
-// Workspace: the backward kernels keep per-neuron [T] arrays in the compute type, as [T, N] planes (NA: one
-// state plane, and none for T <= NaRule::kOnChipMaxT, where the state stays in registers; STBP: u; TSSL: u and a).
-// Where the storage type is the compute type (float32, float64) and the rule allows it (Rule::kGradHoldsPlane0), a
-// plane lives in the gradient output itself (STBP's u, TSSL's u); `workspace_planes()` says how many planes the caller
-// must allocate. Pass them contiguously as `ws` ([planes, T, N] of float, or double for DType::Float64), or nullptr
-// when the count is 0.
+// Host launchers of the na_cuda CUDA kernels, on raw pointers, with no torch headers and no CUDA half/bf16 types
+// (the binding, lif_cuda.cu, passes void* plus a DType). Tensors are [T, N] contiguous; one thread = one neuron,
+// looping over T. The launchers enqueue on `stream` and return at once (the caller checks the launch); N == 0
+// launches nothing. `workspace_planes()` says how many [T, N] compute-type planes the caller allocates for a
+// backward (passed as `ws`, or nullptr). The workspace layout: docs/kernels.md ("csrc/cuda/lif_kernels.h").
 #pragma once
 
 #include <cstdint>

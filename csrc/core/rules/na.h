@@ -1,42 +1,8 @@
 // NA backward with SNS (§3, eq. 13, 16, 17) of one neuron, written once for the CPU packs and the CUDA threads,
-// and the rule's traits (NaRule) that the bindings' loops are written against.
-//
-// Same conventions as core/lif.h (layout ptr[t * stride], Lanes<V>, storage type S, compute type acc_t, the
-// shifted coordinates of a hard reset; element offsets in int64; time steps counted as NaLaneTuning says).
-//
-// Hard reset: dynamic programming over the SNS neighbour's first reset. The loss change of the neighbour p is
-// dL_p = sum_t W[t] ds_p[t] (§3.2, efficient form) with W = G for spike output and W = r(X)/tau_s,
-// r(X)[t] = X[t] + kappa r(X)[t+1], for PSC output (X = e = r(G), "paper", or X = G, "taylor"). A neighbour
-// trajectory that resets (fires) at step k has state 0 afterwards, exactly like any trajectory that resets at k,
-// so its remaining loss change is F[k] := the change of a trajectory restarted from state 0 after k (F[k] = 0
-// where the original also fires at k: the states coincide, the early exit of §3.3). Walking t down from T-1, one
-// run per step serves both cases of SNS (§3.3), each run only until the neighbour's first spike:
-//  - s[t] = 0 (the flip adds a spike, state 0 after t): F[t] = run from 0, dL_t = W[t] + F[t];
-//  - s[t] = 1 (the flip cancels it, state = threshold after t): dL_t = -W[t] + run from threshold.
-// A run's step k changes the loss only where the neighbour's spike differs from the original's: by -W[k] where
-// the original fires (and the neighbour does not), by W[k] + F[k] where the neighbour fires (and the original
-// does not; the run ends there, F[k] holds the rest). Both depend on k alone, so one value per step is stored:
-// X[k] = s[k] ? -W[k] : W[k] + F[k], added when the spikes differ.
-//
-// Soft reset (§9): a reset subtracts the threshold, so the state after it depends on u and two trajectories
-// that both fire do not coincide: there is no F to reuse. The neighbour (same start as above: threshold after a
-// cancelled spike, 0 after an added one, since an added spike fires at u = threshold) is re-simulated until an
-// exact exit (states equal, or: the original never fires again and the neighbour is not above it), and X[k] =
-// W[k] is added with the sign of sn[k] - so[k] at every differing step. O(T^2) per neuron at worst, as the
-// literal Algorithm 1.
-//
-// On a CUDA thread the run re-simulates the original next to the neighbour (same operations as the forward, so the
-// same bits) instead of reading u[k] back. The exit once the original never fires again and the neighbour's
-// potential is not above it is exact under both resets (neither fires again; rounding is monotone). Worst case
-// O(T^2) (a neighbour that never fires), typically O(T x inter-spike interval) under a hard reset; the result
-// equals the literal re-simulation up to summation order.
-//
-// State per step k: the scaled input beta c[k] and one value, which holds u[k] until the reverse pass has
-// handled step k and X[k] after (a run from t reads X[k] for k > t only, and u[t] is read once, just before X[t]
-// replaces it; SIMD packs keep u in a plane of its own, see NaLaneTuning). Where it lives is the `Mem` policy:
-// NaPlanes (c from the input, the rest in [T] workspace planes: any T) or NaRegs (per-thread arrays: T <= a
-// compile-time bucket B; the loops are then fully unrolled on the GPU, so every array index is a constant and
-// the arrays live in registers).
+// and the rule's traits (NaRule) that the bindings' loops are written against. Conventions of core/lif.h. Hard
+// reset: dynamic programming over the neighbour's first reset (one value X[k] per step); soft and after-leak
+// resets: the neighbour is re-simulated until an exact exit. Where the state lives is the `Mem` policy (NaPlanes:
+// any T; NaRegs: registers, T <= a bucket). The derivation and the exits: docs/kernels.md ("csrc/core/rules/na.h").
 #pragma once
 
 #include <type_traits>
@@ -79,16 +45,11 @@ NA_HD V na_phi(V d, int k, acc_t b_, bool strict) {
   return L::select(d == zero, strict ? b : -b, r);
 }
 
-// How the run loop is tuned per kind of lane. A CUDA thread (one neuron, mask = bool) tests the data-dependent
-// exit at every step, since leaving early is all it gains, and counts steps in 32 bits (cheaper on the GPU; the
-// bindings reject T >= 2^31); a SIMD pack (the CPU) tests at the first step (silent packs leave at once) and
-// then every 8th, which measured on the CPU is 10-25 % faster than every step (the test is mostly mispredicted
-// there), and counts in 64 bits (measured: 32-bit counters cost the CPU run loop 46 % more instructions and 7-28 %
-// more time, sign-extending every address). A CUDA thread's run re-simulates the original (no state to read
-// back: registers, or a plane less of traffic); a pack reads u[k] from a second plane instead (measured on the
-// CPU op, single thread, N = 2^15: re-simulating was 15-18 % slower at T = 20 and 50, reading back equals the
-// three-plane version). Lanes that are done are masked by `live`, and the re-simulated u[k] has the forward's
-// bits, so none of these choices changes a bit of the result.
+// How the run loop is tuned per kind of lane. A CUDA thread tests the data-dependent exit at every step and counts
+// steps in 32 bits (the bindings reject T >= 2^31); a SIMD pack tests at the first step and then every 8th
+// (10-25 % faster on the CPU) and counts in 64 bits (32-bit counters cost 7-28 %). A CUDA thread's run
+// re-simulates the original; a pack reads u[k] from a second plane (re-simulating was 15-18 % slower there).
+// None of these choices changes a bit of the result. Measurements: docs/benchmarks.md, "Kernel design measurements".
 template <typename V>
 struct NaLaneTuning {
   static constexpr bool kScalar = std::is_same<typename Lanes<V>::mask, bool>::value;
@@ -108,9 +69,8 @@ struct NaPlanes {
   int64_t stride, wstride;
   V beta;
   // A SIMD pack's `c` is the CPU binding's private block copy of the input (csrc/cpu/lif_cpu.cpp), so the forward
-  // pass replaces c[t] by beta c[t] in place and the run loop reads it without the multiply (a run step is the hot
-  // loop; measured: the multiply there cost the CPU op ~10 % at T = 20). A CUDA thread reads the input tensor
-  // itself and scales at every read. Both compute the same product, so the bits agree.
+  // pass replaces c[t] by beta c[t] in place and the run loop reads it without the multiply (~10 % of the CPU op
+  // at T = 20). A CUDA thread reads the input tensor itself and scales at every read. The bits agree.
   static constexpr bool kScaleInPlace = !NaLaneTuning<V>::kScalar;
   // The raw c[t] that a pack's in-place scaling overwrites is kept in w[t] (free on a pack until X[t] replaces it
   // after the reverse step t, see NaLaneTuning) for the learnable decay's input term (§12, DecayGrad).

@@ -47,6 +47,14 @@ NA_ISA_BEGIN
 template <Surrogate K>
 struct SurrogateMath;
 
+// The coef of a surrogate whose only constant is alpha itself.
+struct AlphaOnly {
+  static void coef(double a, double* p) {
+    p[0] = a;
+    p[1] = 0.0;
+  }
+};
+
 template <>
 struct SurrogateMath<Surrogate::Rect> {  // 1/a on |x| < a/2
   static void coef(double a, double* p) {
@@ -76,11 +84,7 @@ struct SurrogateMath<Surrogate::Triangle> {  // max(0, g - |x|) / g^2
 };
 
 template <>
-struct SurrogateMath<Surrogate::Sigmoid> {  // k sig (1 - sig), sig = 1 / (1 + exp(-k x))
-  static void coef(double a, double* p) {
-    p[0] = a;
-    p[1] = 0.0;
-  }
+struct SurrogateMath<Surrogate::Sigmoid> : AlphaOnly {  // k sig (1 - sig), sig = 1 / (1 + exp(-k x))
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A) {
     using L = Lanes<V>;
@@ -105,11 +109,7 @@ struct SurrogateMath<Surrogate::ATan> {  // (alpha / 2) / (1 + (pi/2 alpha x)^2)
 };
 
 template <>
-struct SurrogateMath<Surrogate::FastSigmoid> {  // 1 / (k |x| + 1)^2: snnTorch surrogate.fast_sigmoid
-  static void coef(double a, double* p) {
-    p[0] = a;
-    p[1] = 0.0;
-  }
+struct SurrogateMath<Surrogate::FastSigmoid> : AlphaOnly {  // 1 / (k |x| + 1)^2: snnTorch surrogate.fast_sigmoid
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A) {
     using L = Lanes<V>;
@@ -176,11 +176,7 @@ struct SurrogateMath<Surrogate::PiecewiseLeakyReLU> {  // 1 / (2w) on |x| < w, e
 };
 
 template <>
-struct SurrogateMath<Surrogate::SuperSpike> {  // a / (|x| + 1)^2: spikingjelly SuperSpike
-  static void coef(double a, double* p) {
-    p[0] = a;
-    p[1] = 0.0;
-  }
+struct SurrogateMath<Surrogate::SuperSpike> : AlphaOnly {  // a / (|x| + 1)^2: spikingjelly SuperSpike
   template <typename V, typename A>
   static NA_HD V h(V x, A p0, A) {
     using L = Lanes<V>;

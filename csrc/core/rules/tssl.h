@@ -1,18 +1,8 @@
-// TSSL-BP backward (§6), the released functions/tsslbp.py per neuron, and the rule's traits (TsslRule).
-//
-// Two deliberate differences in *form* from the released code: its O(T^2) sums sum_k sig[k] G[t+k] with
-// sig[k] = kappa^k / tau_s are one reverse filter S[t] = G[t] / tau_s + kappa S[t+1] (same value, another
-// summation order), and the forward is ours (u >= thr, or u > thr under strict firing as in the released code).
-// As in the head of the released code (commits c1c030c and ca5da51: `partial_u = torch.clamp(-1/delta_u[..., t],
-// -8, 0) * out`), d t_spike / d u = clamp(-1/du, -8, 0) is gated by the spike s[t]: a step without a spike has no
-// spike time to move.
-// Neuron options (§9): TSSL-BP is defined for a reset to rest; with v_reset != 0 its formulas run in the shifted
-// coordinates of core/lif.h (the released code's v_reset = 0 case, threshold - v_reset), and with decay_input on
-// the scaled input beta c (the membrane update du = beta c[t] - v[t-1] / tau_m). The soft reset is refused by the
-// bindings (no spike-time dependency is cut at a spike there).
-// Learnable decay (§12): 1/tau_m is 1 - lam, and dL/dlam sums the rule's dL/du[t] times v[t-1] - [decay_input]
-// c[t], as for the other rules. Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 runs in reverse and reads wu[t],
-// wu[t-1] and wa[t] before writing grad[t] (so `grad` may alias `wu`).
+// TSSL-BP backward (§6), the released functions/tsslbp.py per neuron, and the rule's traits (TsslRule). Same value
+// as the released code in another form (one reverse filter for its O(T^2) sums; its spike-gated
+// d t_spike / d u = clamp(-1/du, -8, 0)); defined for a reset to rest (the soft reset is refused by the bindings).
+// Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 reads wu[t], wu[t-1], wa[t] before writing grad[t] (so `grad`
+// may alias `wu`). The differences from the released code and the neuron options: docs/kernels.md.
 #pragma once
 
 #include "../lif.h"
