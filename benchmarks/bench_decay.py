@@ -14,6 +14,7 @@ import argparse
 import json
 import statistics
 import time
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ def measure(method: str, T: int, n: int, repeats: int, inner: int) -> dict:
     g = torch.Generator().manual_seed(0)
     c = torch.rand(T, n, generator=g) * 1.2
     grad = torch.randn(T, n, generator=g)
-    kw = dict(method=method, output="psc" if method == "tssl" else "spike")
+    kw: dict[str, Any] = dict(method=method, output="psc" if method == "tssl" else "spike")
     neuron, rule, _ = _validate.build(**kw)
     decay = torch.full((n,), 0.8)
 

@@ -3,7 +3,7 @@
 y = na_cuda.lif(c)                       # c: [T, ...] synaptic input -> y: [T, ...] PSC (or spikes)
 na_cuda.nn.LIF(), na_cuda.nn.SeqToANN(...)
 na_cuda.LifParams(...), na_cuda.NA(...) / STBP(...) / TSSL()   # the typed neuron and rule objects
-na_cuda.backends()                       # what was compiled, and what backend="auto" picks
+na_cuda.backends()                       # what was compiled, and what backend="auto" picks See docs/api.md.
 """
 
 from __future__ import annotations

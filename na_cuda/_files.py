@@ -3,7 +3,7 @@ and an exclusive lock on a folder.
 
 A temporary file of ``DIR/NAME`` is ``DIR/.NAME.<pid>.<8 hex>.<suffix>`` (suffix ``tmp`` for training outputs,
 ``part`` for downloads): the pid says whether its writer still runs, so :func:`remove_stale_temps` removes only the
-files of processes that are gone (a SIGKILL skips every cleanup handler).
+files of processes that are gone (a SIGKILL skips every cleanup handler). See docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
 """Drop-in conversion of an existing SNN's neurons to ``na_cuda.nn.LIF`` (``na_cuda.nn.convert``).
 
-spikingjelly 2.0's multi-step ``LIFNode`` / ``IFNode`` compute, per step (its ``neuron/lif.py``)::
-
-    H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau     (decay_input=True)
-    H[t] = V[t-1] - (V[t-1] - V_reset) / tau + X[t]       (decay_input=False; IFNode: H[t] = V[t-1] + X[t])
-    S[t] = heaviside(H[t] - v_threshold)                  (heaviside(0) = 1)
-    V[t] = V_reset on a spike (v_reset a float), or H[t] - v_threshold (v_reset=None, soft reset)
-
-which is ``na_cuda.lif`` with ``tau_m=tau`` (``inf`` for IFNode), ``threshold=v_threshold``, the same
-``v_reset`` and ``decay_input``, ``output="spike"``; under STBP also the same surrogate and ``detach_reset``.
-``ParametricLIFNode`` is the same with ``1/tau = sigmoid(w)`` learnable: ``nn.LIF(learn_decay="sigmoid")``.
-Nothing is mapped approximately: a setting with no exact equivalent raises, naming the module and the setting.
-
-One mapper per spikingjelly neuron type (:func:`_mappers`, a table type -> function): a mapper reads the source
-neuron and builds its replacement through :meth:`_Context.lif`; the checks every neuron shares (step mode, hooks,
-``store_v_seq``, overridden dynamics, ...) run before it. Adding a neuron type is one function and one table entry.
+spikingjelly's ``LIFNode`` / ``IFNode`` / ``ParametricLIFNode`` are ``na_cuda.lif`` with the same tau, threshold,
+reset and ``decay_input`` (docs/convert.md, "How a neuron maps"); nothing is mapped approximately. One mapper per
+neuron type (:func:`_mappers`); the checks every neuron shares run before it.
 """
 
 from __future__ import annotations
@@ -27,8 +15,8 @@ from typing import Any, Callable, Optional
 from torch import nn
 
 from . import surrogates
+from ._conversion_options import _check_rule_options
 from .nn import LIF
-from .snntorch import _check_rule_options
 
 #: Methods a subclass may define without changing the neuron's forward (everything the mapper reads is state).
 _HARMLESS_OVERRIDES = frozenset({"__init__", "extra_repr", "__repr__", "__str__"})

@@ -1,4 +1,4 @@
-"""The LIF neuron op: `na_cuda.lif`."""
+"""The LIF neuron op: `na_cuda.lif` (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -11,26 +11,14 @@ from .params import LifParams, compute_dtype
 from .rules import Rule
 
 
+@_validate.with_keywords
 def lif(
     c: torch.Tensor,
     *,
-    tau_m: float = 5.0,
-    tau_s: float = 2.0,
-    threshold: float = 1.0,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    output: str = "psc",
-    method: str = "na",
-    first_order: str = "paper",
-    dist_power: int = 3,
-    clip: float = 10.0,
-    surrogate: str = "rect",
-    surrogate_alpha: Optional[float] = None,
-    detach_reset: bool = True,
-    backend: str = "auto",
-    strict_threshold: bool = False,
-    reset_mechanism: Optional[str] = None,
+    neuron: Optional[LifParams] = None,
+    rule: Optional[Rule] = None,
     decay: Optional[torch.Tensor] = None,
+    **options: Any,
 ) -> torch.Tensor:
     r"""Multi-step LIF neuron, time first: ``c [T, ...] -> out [T, ...]``.
 
@@ -68,26 +56,13 @@ def lif(
     device (error if not compiled),
     ``"torch"`` = the pure-PyTorch reference, ``"auto"`` = native when
     it can, else the reference with a one-time warning. float16/bfloat16 are computed in float32.
+
+    The keywords (``inspect.signature(na_cuda.lif)`` lists them with their defaults) are the fields of
+    ``na_cuda.LifParams`` and of the rule classes (``STBP.alpha`` is the keyword ``surrogate_alpha``); pass
+    ``neuron=LifParams(...)`` and/or ``rule=NA(...)/STBP(...)/TSSL()`` instead of them.
     """
     _validate.input_tensor(c)
-    neuron, rule, backend = _validate.build(
-        tau_m=tau_m,
-        tau_s=tau_s,
-        threshold=threshold,
-        v_reset=v_reset,
-        decay_input=decay_input,
-        output=output,
-        method=method,
-        first_order=first_order,
-        dist_power=dist_power,
-        clip=clip,
-        surrogate=surrogate,
-        surrogate_alpha=surrogate_alpha,
-        detach_reset=detach_reset,
-        backend=backend,
-        strict_threshold=strict_threshold,
-        reset_mechanism=reset_mechanism,
-    )
+    neuron, rule, backend = _validate.build(neuron=neuron, rule=rule, **options)
     return apply(c, neuron, rule, backend, decay)
 
 

@@ -1,21 +1,9 @@
 """Losses, desired spike trains and the prediction rule used by the NA, TSSL-BP and TET papers (spec §7).
 
-Every loss takes time-first outputs ``[T, B, classes]`` and integer class labels ``[B]``::
-
-    psc(s, tau_s)                                   first-order synaptic kernel along dim 0 (NA eq. 2-3)
-    van_rossum(out_psc, target_spikes, tau_s)       NA eq. 5, kernel / Van Rossum loss
-    na_desired_spikes(labels, C, T)                 released NA code's target: all-ones train for the label neuron
-    tssl_desired_spikes(labels, C, T)               TSSL-BP's target: (0, 1, 1, 1, 1) repeated for the label neuron
-    spike_count(outputs, labels, desired, undesired) TSSL-BP ``loss_count`` with its one-sided dead zones
-    tet(outputs, labels, lamb, phi)                 TET eq. 9 + eq. 12 regulariser, combined as eq. 13
-    sdt(outputs, labels)                            TET paper eq. 7 (standard direct training)
-    spike_count_predictions(outputs)                argmax over classes of the time-summed outputs
-
-All losses are differentiable w.r.t. their first argument. Host syncs: none, except the label range check of
-the functions that take labels: one ``aminmax`` read back to the host per call (free on a CPU tensor). Pass
-``check_labels=False`` where the labels were checked once already (``na_cuda.train`` checks a dataset's labels when
-it loads it), so that a training step never waits on the host. Under ``torch.compile`` the check becomes a device-side
-assert (``torch._assert_async``), so the loss compiles without a graph break.
+``psc``, ``van_rossum`` (NA eq. 5), ``na_desired_spikes``, ``tssl_desired_spikes``, ``spike_count`` (TSSL-BP),
+``tet``, ``sdt`` (TET) and ``spike_count_predictions``; outputs are time first ``[T, B, classes]``, labels
+``[B]``. The only host sync is the label check (``check_labels=False`` skips it). docs/training.md, "Losses
+(na_cuda.losses) in detail".
 """
 
 from __future__ import annotations
@@ -25,7 +13,7 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ._validate import _real
+from .params import real as _real
 
 __all__ = [
     "psc",

@@ -1,38 +1,10 @@
 """Spiking CNNs of the NA paper, built from an architecture string (spec §8).
 
-Architecture strings use the paper's notation, tokens separated by ``-``::
-
-    15C5      convolution, 15 output channels, 5x5 kernel, bias-free, followed by a LIF neuron
-    P2        2x2 sum pooling (stride 2) of the PSCs, scaled by ``pool_scale`` (1.1), no neuron after it
-    300       fully connected layer with 300 outputs, bias-free, followed by a LIF neuron
-    D0.2      dropout (p = 0.2) with one mask per sample shared by all time steps (optional; see ``dropout``)
-
-The last token must be a fully connected layer: the output layer (one neuron per class). Every LIF layer
-outputs PSCs (``output="psc"``): the next layer integrates PSCs, and the network's output is the output layer's
-PSC train ``[T, B, classes]``, as in the released code (``functions/na.py`` ``NA.forward`` returns
-``syns_posts`` for every layer, including the output layer). Predictions are
-``na_cuda.losses.spike_count_predictions(outputs)``: the argmax over classes of the time-summed output PSCs,
-the released rule (``main.py`` lines 107-108 and 166-167 sum the network output, i.e. PSCs, over time).
-
-Choices taken from the authors' released code
-(``superrrpotato/Backpropagated-Neighborhood-Aggregation-for-Accurate-Training-of-Spiking-Neural-Networks``):
-
-- Pooling (``layers/pooling.py`` line 32 and 68): a fixed conv whose weights are all ``theta = 1.1`` with stride
-  = kernel, i.e. ``1.1 * sum`` over each 2x2 window; it has no neuron (``forward_pass`` returns the pooled PSCs).
-- Padding (``Networks/*.yaml``): MNIST 0 for both 5x5 convs; N-MNIST 1 for the first 5x5 conv and 0 for the
-  second (34 -> 32 -> 16 -> 12 -> 6, ``n_inputs: 2304``); CIFAR-10 1 for every 3x3 conv (32 -> 32 -> 16 -> 8,
-  ``n_inputs: 16384`` for AlexNet, 32768 for CifarNet). ``padding`` takes one int for all convs or one per conv.
-- Initialisation: conv layers keep PyTorch's default ``kaiming_uniform_(a=sqrt(5))`` (``layers/conv.py`` line 75:
-  the explicit call is commented out, so ``nn.Conv3d``'s default init applies), multiplied by the layer's
-  ``weight_scale`` (line 76; 1 for MNIST/N-MNIST, 5 for the CIFAR-10 convs in ``Networks/CIFAR10.yaml``);
-  linear layers ``kaiming_normal_`` (``layers/linear.py`` line 41), ``weight_scale`` 1. The appendix (A.2.3)
-  names the same initialisers: kaiming uniform for conv, kaiming normal for linear.
-- Dropout (``layers/dropout.py``, ``Networks/CIFAR10.yaml``): CIFAR-10 uses p = 0.2 after every hidden layer
-  (after its pooling when one follows), i.e. before every weight layer except the first. The released layer
-  applies ``dropout3d`` to a reshaped tensor, which shares the mask over time (and, as a side effect of the
-  reshape, over the width); here the mask is per sample and feature element, shared over time.
-- Weights are clamped to [-4, 4] after each optimiser step (``layers/conv.py`` line 100-103,
-  ``layers/linear.py`` line 70-73): ``SpikingNet.clamp_weights_``.
+Tokens separated by ``-``: ``15C5`` (conv, 15 channels, 5x5, then a LIF), ``P2`` (2x2 sum pooling scaled by
+``pool_scale``), ``300`` (fully connected, then a LIF), ``D0.2`` (dropout shared over time); the last token is the
+output layer. Every LIF outputs PSCs; predictions are the argmax of the time-summed output PSCs. The choices taken
+from the authors' released code (pooling, padding, initialisation, dropout, weight clamp): docs/training.md,
+"Networks (na_cuda.models)".
 """
 
 from __future__ import annotations

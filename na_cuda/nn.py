@@ -1,4 +1,5 @@
-"""Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling."""
+"""Modules: the multi-step LIF neuron, the [T, B] folding wrapper, and NA's layer-wise gradient rescaling.
+See docs/api.md."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from torch import nn
 
 from . import _validate, functional
-from .rules import NA
+from .params import LifParams
+from .rules import NA, Rule
 
 #: Parametrisations of a learnable decay (docs/algorithm.md §12): "sigmoid" is spikingjelly's PLIF
 #: (``1/tau_m = sigmoid(w)``, so ``lam = 1 - sigmoid(w)``), "beta" is snnTorch's ``learn_beta`` (``lam = beta``,
@@ -78,19 +80,6 @@ class GradRescale:
 
     def __repr__(self) -> str:
         return f"GradRescale(round_decimals={self.round_decimals})"
-
-    # The creating thread's state, under the names the tests and users inspect.
-    @property
-    def _calls(self) -> torch.Tensor:
-        return self._main.calls
-
-    @property
-    def _last_index(self) -> torch.Tensor:
-        return self._main.last_index
-
-    @property
-    def _m_last(self) -> torch.Tensor:
-        return self._main.m_last
 
     def _passes(self) -> _PassState:
         """The per-pass state of the calling thread. Under torch.compile it is the creating thread's (dynamo
@@ -181,50 +170,24 @@ class LIF(nn.Module):
 
     Input is time first, ``[T, B, ...]``. A 2-dim input with more than 64 rows is most likely ``[B, N]`` and
     warns once per module; feed ``[B, T, ...]`` data as ``x.transpose(0, 1)``.
+
+    The neuron and rule keywords are those of ``na_cuda.lif`` (the fields of ``LifParams`` and the rule classes);
+    ``LIF(neuron=LifParams(...), rule=STBP(surrogate="atan", alpha=2.0))`` passes the objects instead.
     """
 
     def __init__(
         self,
-        tau_m: float = 5.0,
-        tau_s: float = 2.0,
-        threshold: float = 1.0,
-        output: str = "psc",
-        method: str = "na",
-        first_order: str = "paper",
-        dist_power: int = 3,
-        clip: float = 10.0,
-        surrogate: str = "rect",
-        surrogate_alpha: Optional[float] = None,
-        detach_reset: bool = True,
-        backend: str = "auto",
+        *,
+        neuron: Optional[LifParams] = None,
+        rule: Optional[Rule] = None,
         grad_rescale: Optional[GradRescale] = None,
-        strict_threshold: bool = False,
-        v_reset: Optional[float] = 0.0,
-        decay_input: bool = False,
-        reset_mechanism: Optional[str] = None,
         learn_decay: Optional[str] = None,
         decay_shape: tuple[int, ...] = (),
         decay: Union[float, torch.Tensor, None] = None,
+        **options: Any,
     ) -> None:
         super().__init__()
-        self.neuron, self.rule, self.backend = _validate.build(
-            tau_m=tau_m,
-            tau_s=tau_s,
-            threshold=threshold,
-            v_reset=v_reset,
-            decay_input=decay_input,
-            output=output,
-            method=method,
-            first_order=first_order,
-            dist_power=dist_power,
-            clip=clip,
-            surrogate=surrogate,
-            surrogate_alpha=surrogate_alpha,
-            detach_reset=detach_reset,
-            backend=backend,
-            strict_threshold=strict_threshold,
-            reset_mechanism=reset_mechanism,
-        )
+        self.neuron, self.rule, self.backend = _validate.build(neuron=neuron, rule=rule, **options)
         self.learn_decay = learn_decay
         self._init_decay(learn_decay, decay_shape, decay)
         if grad_rescale is not None and not isinstance(grad_rescale, GradRescale):
@@ -344,9 +307,8 @@ class LIF(nn.Module):
     def step_mode(self, value: str) -> None:
         if value != "m":
             raise ValueError(
-                f"na_cuda: nn.LIF is multi-step only (step_mode='m'); got step_mode={value!r}. A single-step call "
-                "would read the first input dimension as time. Keep the model in multi-step mode "
-                "(spikingjelly's functional.set_step_mode(model, 'm')) and feed [T, B, ...]"
+                f"na_cuda: nn.LIF is multi-step only (one step would read the batch as time); got step_mode={value!r}; "
+                "keep the model multi-step (functional.set_step_mode(model, 'm')) and feed [T, B, ...]"
             )
 
     def reset(self) -> None:

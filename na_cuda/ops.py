@@ -1,25 +1,15 @@
-"""Autograd and fake (meta) registrations of the compiled ops (schemas live in csrc/ops.cpp).
+"""Autograd and fake (meta) registrations of the compiled ops; the schemas live in csrc/ops.cpp.
 
-Every op takes the neuron's arguments (``tau_m, tau_s, threshold, v_reset, decay_input, strict_threshold,
-output``) after its tensors, then the rule's, then two trailing optional ones: ``decay`` (None, or the learnable
-leak per neuron ``[N]`` in the compute dtype, docs/algorithm.md §12) and ``reset_mechanism`` (None, or snnTorch's
-"subtract"/"none", §11). The backward ops return ``(grad_c, dL/dlam)``, the second empty without a decay.
-``na_cuda::lif_forward`` is the neuron alone (no gradient: an input that
-requires grad raises, naming the rule ops); ``na_cuda::lif_<rule>``
-(``lif_na``, ``lif_stbp``, ``lif_tssl``) is the same forward plus that rule's arguments, and its autograd formula
-calls ``na_cuda::<rule>_backward`` with the same arguments: NA (docs/algorithm.md §3), STBP (§5), TSSL-BP (§6).
-The registration below is one loop over the rule objects of na_cuda/rules.py. Only the input ``c`` is saved
-for backward: the kernels recompute u and s, so the saved memory per neuron-step is the input.
-
-The fake kernels check what the C++ bindings check (csrc/op_args.h), the tensors and the scalar arguments: with a
-meta or fake tensor among the arguments the dispatcher calls them instead of a kernel, so their checks are the only
-ones on that path (torch.compile traces with fake tensors: a bad argument fails at compile time).
-Double backward (a grad of a grad made with ``create_graph=True``) is not implemented by the kernels: the backward
-ops' own backward raises a RuntimeError naming the fix (``backend="torch"``) instead of a silent zero.
+``lif_forward`` is the neuron alone (no gradient); ``lif_<rule>`` is the same forward whose autograd formula calls
+``<rule>_backward``. An op's arguments after its tensors are named like the public keywords (the fields of
+``LifParams`` and of the rule, then ``decay`` and ``reset_mechanism``), so every function here binds them by name
+and rebuilds the typed objects: the fake kernels check what the bindings check (csrc/op_args.h) with the same
+Python classes as the public API. Only ``c`` is saved for backward. See docs/development.md, "Layout".
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 import torch
@@ -30,19 +20,20 @@ from .rules import RULES
 
 #: The rules with a compiled op pair ``lif_<name>`` / ``<name>_backward``: every rule object's name.
 RULE_OPS = tuple(RULES)
-#: The neuron's op arguments (LifParams.op_args), before each rule's (Rule.op_args) and the trailing optional two.
-_NEURON_ARGS = 7
 
 
-def _n_args(rule: Optional[str]) -> int:
-    """The op's arguments before the trailing ``decay, reset_mechanism``: the neuron's and the rule's."""
-    return _NEURON_ARGS + (0 if rule is None else len(RULES[rule]().op_args()))
+@functools.cache
+def _arguments(op_name: str, tensors: int) -> dict[str, Any]:
+    """Name -> default (None where it has none) of an op's arguments after its ``tensors`` leading tensors."""
+    schema = getattr(torch.ops.na_cuda, op_name).default._schema
+    return {a.name: a.default_value for a in schema.arguments[tensors:]}
 
 
-def _trailing(rule: Optional[str], args: tuple) -> tuple:
-    """``(decay, reset_mechanism)`` of an op call's arguments after its tensors (None where left at the default)."""
-    rest = tuple(args[_n_args(rule) :]) + (None, None)
-    return rest[0], rest[1]
+def _bind(op_name: str, args: tuple, tensors: int) -> dict[str, Any]:
+    """An op call's arguments after its tensors by schema name (trailing defaults filled in)."""
+    values = dict(_arguments(op_name, tensors))
+    values.update(zip(values, args))
+    return values
 
 
 def _check_input(x: torch.Tensor, name: str) -> None:
@@ -55,30 +46,23 @@ def _check_input(x: torch.Tensor, name: str) -> None:
     )
 
 
-def _check_args(rule: Optional[str], c: torch.Tensor, args: tuple) -> None:
-    """The op's scalar arguments, checked as the C++ bindings check them (csrc/op_args.h), by the Python classes
-    that the public API validates with (``LifParams``, the rule of ``rule``, its ``check`` and the compute dtype
-    fit). ValueError/TypeError become the RuntimeError the native op raises. Symbolic scalars (torch.compile with
-    unspecialised floats) are left to the kernel's checks at run time."""
-    if any(isinstance(a, (torch.SymInt, torch.SymFloat, torch.SymBool)) for a in args):
+def _check_args(rule: Optional[str], c: torch.Tensor, values: dict[str, Any]) -> None:
+    """The op's scalar arguments (``values``, by name), checked as the bindings check them (csrc/op_args.h) by the
+    classes the public API validates with: ValueError/TypeError become the RuntimeError the native op raises.
+    Symbolic scalars (torch.compile with unspecialised floats) are left to the kernel's checks at run time."""
+    if any(isinstance(a, (torch.SymInt, torch.SymFloat, torch.SymBool)) for a in values.values()):
         return
-    tau_m, tau_s, threshold, v_reset, decay_input, strict, output = args[:_NEURON_ARGS]
-    decay, mechanism = _trailing(rule, args)
     try:
-        if mechanism is not None and (mechanism not in ("subtract", "none") or v_reset is not None):
-            raise ValueError(
-                f'na_cuda: `reset_mechanism` must be None, "subtract" or "none" with v_reset=None; got '
-                f"{mechanism!r} with v_reset={v_reset!r}"
-            )
-        neuron = LifParams(tau_m, tau_s, threshold, v_reset, decay_input, output, strict, mechanism)
+        neuron = LifParams.from_op(values)
         if rule is None:
             neuron.fit_dtype(c.dtype)
         else:
-            r = RULES[rule](*args[_NEURON_ARGS : _n_args(rule)])  # the rule's op arguments are its fields, in order
+            r = RULES[rule].from_keywords(values)
             r.check(neuron)
             r.fit_dtype(neuron, c.dtype)
     except (TypeError, ValueError) as exc:
         raise RuntimeError(str(exc)) from None
+    decay = values["decay"]
     if decay is not None:
         n = c.numel() // c.shape[0]
         want = torch.float64 if c.dtype == torch.float64 else torch.float32
@@ -98,9 +82,11 @@ def _check_args(rule: Optional[str], c: torch.Tensor, args: tuple) -> None:
 def _fake_forward_of(rule: Optional[str]) -> Callable[..., torch.Tensor]:
     """The fake kernel of ``lif_<rule>`` (``lif_forward`` for None)."""
 
+    name = "lif_forward" if rule is None else f"lif_{rule}"
+
     def fake(c: torch.Tensor, *args: Any) -> torch.Tensor:
         _check_input(c, "c")
-        _check_args(rule, c, args)
+        _check_args(rule, c, _bind(name, args, 1))
         return c.new_empty(c.shape)  # the kernels return a fresh contiguous tensor whatever the input strides
 
     return fake
@@ -111,8 +97,9 @@ def _fake_backward_of(rule: str) -> Callable[..., tuple]:
 
     def fake(grad_out: torch.Tensor, c: torch.Tensor, *args: Any) -> tuple:
         _check_backward(grad_out, c)
-        _check_args(rule, c, args)
-        decay = _trailing(rule, args)[0]
+        values = _bind(f"{rule}_backward", args, 2)
+        _check_args(rule, c, values)
+        decay = values["decay"]
         return c.new_empty(c.shape), (decay.new_empty(decay.shape) if decay is not None else c.new_empty((0,)))
 
     return fake
@@ -139,29 +126,34 @@ def _check_backward(grad_out: torch.Tensor, c: torch.Tensor) -> None:
 
 
 def _setup_context_of(rule: str) -> Callable[[Any, tuple, torch.Tensor], None]:
-    """Saves ``c`` and the trailing ``decay`` (either trailing argument may be left at its default None)."""
-    n = _n_args(rule)
+    """Saves ``c`` and ``decay``; the other arguments go to the backward op as they came."""
+
+    defaults = tuple(_arguments(f"lif_{rule}", 1).values())
+    at = tuple(_arguments(f"lif_{rule}", 1)).index("decay")
 
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        decay, mechanism = _trailing(rule, inputs[1:])
-        ctx.save_for_backward(inputs[0], decay)
-        ctx.args = inputs[1 : 1 + n]
-        ctx.reset_mechanism = mechanism
+        args = inputs[1:] + defaults[len(inputs) - 1 :]  # trailing defaults may be left out of a call
+        ctx.save_for_backward(inputs[0], args[at])
+        ctx.args = args
         ctx.n_inputs = len(inputs)
 
     return setup_context
 
 
 def _backward_of(rule: str) -> Callable[[Any, torch.Tensor], tuple]:
-    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, *args, decay, reset_mechanism)``;
-    gradients for ``c`` and the learnable ``decay`` (computed in the same kernel pass), none for the args."""
+    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, *args)`` with the forward's arguments;
+    gradients for ``c`` and the learnable ``decay`` (computed in the same kernel pass), none for the others."""
     op = getattr(torch.ops.na_cuda, f"{rule}_backward")
+    names = tuple(_arguments(f"lif_{rule}", 1))  # schema order of the arguments after c
+    at = names.index("decay")
 
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
         c, decay = ctx.saved_tensors
-        grad_c, grad_decay = op(grad, c, *ctx.args, decay, ctx.reset_mechanism)
-        grads = (grad_c,) + (None,) * len(ctx.args) + (grad_decay if decay is not None else None, None)
-        return grads[: ctx.n_inputs]
+        args = ctx.args[:at] + (decay,) + ctx.args[at + 1 :]
+        grad_c, grad_decay = op(grad, c, *args)
+        grads = [None] * len(names)
+        grads[at] = grad_decay if decay is not None else None
+        return ((grad_c,) + tuple(grads))[: ctx.n_inputs]
 
     return backward
 

@@ -1,20 +1,20 @@
-"""The neuron's typed parameters: :class:`LifParams` (spec §2, with the neuron options of docs/algorithm.md §9).
+"""The neuron's typed parameters: :class:`LifParams` (spec §2, options docs/algorithm.md §9, §11) and :class:`Reset`.
 
-One frozen object carries what the forward needs; the training rule is a separate object (``na_cuda.rules``).
-Validation lives here, so ``na_cuda.lif``, ``na_cuda.nn.LIF`` and the training config share one set of checks.
+Each field, its default and its check are written here once; the keyword API (``na_cuda.lif``, ``nn.LIF``, the
+training config) is derived from the fields (:class:`KeywordFields`). See docs/development.md, "Add a neuron option".
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Optional, TypeVar
 
 import torch
 
 OUTPUTS = ("psc", "spike", "membrane")
-#: snnTorch's ``reset_mechanism`` values (docs/algorithm.md §11). "zero" is the hard reset ``v_reset=0.0``;
-#: "subtract" and "none" subtract the threshold (or nothing) one step after a spike, after the leak.
+#: snnTorch's ``reset_mechanism`` values (docs/algorithm.md §11); "zero" is stored as the hard reset ``v_reset=0.0``.
 RESET_MECHANISMS = ("subtract", "zero", "none")
 
 
@@ -64,9 +64,103 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
             )
 
 
-@dataclass(frozen=True)
-class LifParams:
-    """The LIF neuron (paper eq. 1-4, spec §2; options: docs/algorithm.md §9). Validated on construction.
+_K = TypeVar("_K", bound="KeywordFields")
+
+
+def _values(obj: Any, table: tuple[tuple[str, str, Any], ...]) -> tuple:
+    return tuple([getattr(obj, name) for name, _, _ in table])
+
+
+class KeywordFields:
+    """The keyword API of a frozen dataclass: each init field is a keyword of ``na_cuda.lif`` / ``nn.LIF``, with the
+    field's default. ``KEYWORDS`` renames a field where the flat keyword namespace needs a longer name."""
+
+    #: field name -> public keyword, where they differ
+    KEYWORDS: ClassVar[dict[str, str]] = {}
+    _KEYWORD_TABLE: ClassVar[tuple[tuple[str, str, Any], ...]]
+
+    @classmethod
+    def _table(cls) -> tuple[tuple[str, str, Any], ...]:
+        """``(field, keyword, default)`` of each init field, computed once per class (torch.compile traces the
+        lookup of the cached tuple, not ``dataclasses.fields``)."""
+        table = cls.__dict__.get("_KEYWORD_TABLE")
+        if table is None:
+            table = tuple(
+                (f.name, cls.KEYWORDS.get(f.name, f.name), f.default)
+                for f in fields(cls)  # type: ignore[arg-type]
+                if f.init
+            )
+            cls._KEYWORD_TABLE = table
+        return table
+
+    @classmethod
+    def keywords(cls) -> dict[str, Any]:
+        """Public keyword -> default, in field order."""
+        return {k: default for _, k, default in cls._table()}
+
+    @classmethod
+    def from_keywords(cls: type[_K], options: dict[str, Any]) -> _K:
+        """The object from the keywords of ``options`` that it owns (the others are left for the caller)."""
+        return cls(**{name: options[k] for name, k, _ in cls._table() if k in options})
+
+    def options(self) -> dict[str, Any]:
+        """Public keyword -> this object's (normalised) value."""
+        return {k: getattr(self, name) for name, k, _ in self._table()}
+
+    def op_args(self) -> tuple:
+        """The field values in order: the object's arguments of every op (``csrc/ops.cpp``; tests/test_op_schemas.py
+        checks each schema against the fields)."""
+        return _values(self, self._table())
+
+
+class Reset(enum.Enum):
+    """The reset after a spike (docs/algorithm.md §9, §11), parsed once from ``v_reset`` and ``reset_mechanism``."""
+
+    HARD = "hard"  # v = v_reset (a float)
+    SOFT = "soft"  # v = u - threshold (v_reset=None)
+    SUBTRACT = "subtract"  # snnTorch: the threshold subtracted one step later, after the leak
+    NONE = "none"  # snnTorch: no reset at all
+
+    @property
+    def after_leak(self) -> bool:
+        """snnTorch's resets after the leak (§11): the op's ``reset_mechanism`` argument."""
+        return self in (Reset.SUBTRACT, Reset.NONE)
+
+    @staticmethod
+    def parse(v_reset: Optional[float], mechanism: Optional[str]) -> tuple[Reset, Optional[float]]:
+        """``(reset, v_reset)`` of the public keywords; ``v_reset`` normalised (None under a reset after the leak)."""
+        if mechanism is None:
+            return (Reset.SOFT if v_reset is None else Reset.HARD), v_reset
+        choice("reset_mechanism", mechanism, RESET_MECHANISMS)
+        if mechanism == "zero":
+            if v_reset is None or v_reset != 0.0:
+                raise ValueError(
+                    f"na_cuda: reset_mechanism='zero' is the hard reset to 0; got v_reset={v_reset!r} (leave v_reset "
+                    "at 0.0)"
+                )
+            return Reset.HARD, v_reset
+        if v_reset is not None and v_reset != 0.0:
+            raise ValueError(
+                f"na_cuda: reset_mechanism={mechanism!r} has no reset value; got v_reset={v_reset!r} (pass "
+                "v_reset=None or leave it at 0.0)"
+            )
+        return Reset(mechanism), None
+
+    @staticmethod
+    def parse_op(v_reset: Optional[float], mechanism: Optional[str]) -> Reset:
+        """The reset of an op call, whose ``reset_mechanism`` is None or an after-leak one with ``v_reset=None``
+        (as ``csrc/op_args.h`` checks it)."""
+        if mechanism is not None and (mechanism not in ("subtract", "none") or v_reset is not None):
+            raise ValueError(
+                f'na_cuda: `reset_mechanism` of an op must be None, "subtract" or "none" with v_reset=None; got '
+                f"{mechanism!r} with v_reset={v_reset!r}"
+            )
+        return Reset.parse(v_reset, mechanism)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifParams(KeywordFields):
+    """The LIF neuron (paper eq. 1-4, spec §2; options: docs/algorithm.md §9, §11). Validated on construction.
 
     Per neuron, ``lam = 1 - 1/tau_m`` (``tau_m = inf``: ``lam = 1``, the IF neuron; ``tau_m = 1``: no memory) and
     ``beta = 1/tau_m`` if ``decay_input`` else 1:
@@ -83,38 +177,28 @@ class LifParams:
       the pre-reset membrane potential ``u`` ("membrane", STBP only); ``strict_threshold`` fires on
       ``u > threshold`` (the authors' released code, snnTorch).
 
-    These are spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics (``decay_input`` as its ``decay_input``), plus
-    snnTorch's ``Leaky`` resets.
+    :attr:`reset` is the one encoding of the reset (:class:`Reset`), parsed from ``v_reset`` and
+    ``reset_mechanism``. These are spikingjelly 2.0 ``LIFNode``/``IFNode`` semantics (``decay_input`` as its
+    ``decay_input``), plus snnTorch's ``Leaky`` resets.
     """
 
+    # In the order of the ops' arguments (csrc/ops.cpp), so that op_args() is the field values.
     tau_m: float = 5.0
     tau_s: float = 2.0
     threshold: float = 1.0
     v_reset: Optional[float] = 0.0
     decay_input: bool = False
-    output: str = "psc"
     strict_threshold: bool = False
+    output: str = "psc"
     reset_mechanism: Optional[str] = None
+    reset: Reset = field(init=False, repr=False, compare=False)
+    #: fields the ops take last, after the rule's arguments and ``decay`` (added to the schemas later)
+    OP_TRAILING: ClassVar[tuple[str, ...]] = ("reset_mechanism",)
 
     def __post_init__(self) -> None:
-        mech = self.reset_mechanism
-        if mech is not None:
-            choice("reset_mechanism", mech, RESET_MECHANISMS)
-            if mech == "zero":
-                if self.v_reset is None or self.v_reset != 0.0:
-                    raise ValueError(
-                        f"na_cuda: reset_mechanism='zero' is the hard reset to 0; got v_reset={self.v_reset!r} "
-                        "(leave v_reset at 0.0)"
-                    )
-                mech = None
-            elif self.v_reset is not None and self.v_reset != 0.0:
-                raise ValueError(
-                    f"na_cuda: reset_mechanism={mech!r} subtracts after the leak and has no reset value; got "
-                    f"v_reset={self.v_reset!r} (pass v_reset=None or leave it at 0.0)"
-                )
-            else:
-                object.__setattr__(self, "v_reset", None)
-            object.__setattr__(self, "reset_mechanism", mech)
+        reset, v_reset = Reset.parse(self.v_reset, self.reset_mechanism)
+        object.__setattr__(self, "reset", reset)
+        object.__setattr__(self, "reset_mechanism", reset.value if reset.after_leak else None)
         tau_m = real("tau_m", self.tau_m, allow_inf=True)
         if not tau_m >= 1.0:
             raise ValueError(f"na_cuda: `tau_m` must be >= 1 (the leak is 1 - 1/tau_m; inf = IF neuron); got {tau_m}")
@@ -122,19 +206,19 @@ class LifParams:
         if tau_s < 1.0:
             raise ValueError(f"na_cuda: `tau_s` must be >= 1 (the PSC decay is 1 - 1/tau_s); got {tau_s}")
         threshold = real("threshold", self.threshold)
-        v_reset = None if self.v_reset is None else real("v_reset", self.v_reset)
+        v_reset = None if v_reset is None else real("v_reset", v_reset)
         if v_reset is None and threshold <= 0.0:
             raise ValueError(f"na_cuda: `threshold` must be > 0; got {threshold}")
         if v_reset is not None and threshold <= v_reset:
             raise ValueError(
-                f"na_cuda: `threshold` must be > v_reset (a reset must land below the threshold); got "
-                f"threshold={threshold}, v_reset={v_reset}" + ("" if v_reset else "; use threshold > 0")
+                f"na_cuda: `threshold` must be > v_reset; got threshold={threshold}, v_reset={v_reset}"
+                + ("" if v_reset else "; use threshold > 0")
             )
         flag("decay_input", self.decay_input, "True: the input is scaled by 1/tau_m, spikingjelly's decay_input")
         if self.decay_input and tau_m == math.inf:
             raise ValueError(
-                "na_cuda: `decay_input=True` with `tau_m=inf` scales the input by 1/tau_m = 0; use "
-                "decay_input=False for the IF neuron"
+                "na_cuda: `decay_input=True` with `tau_m=inf` scales the input by 1/tau_m = 0; use decay_input=False "
+                "for the IF neuron"
             )
         flag("strict_threshold", self.strict_threshold, "True: fire on u > threshold")
         choice("output", self.output, OUTPUTS)
@@ -142,6 +226,20 @@ class LifParams:
         object.__setattr__(self, "tau_s", tau_s)
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "v_reset", v_reset)
+
+    def op_args(self) -> tuple:
+        """The fields the ops take after their tensors, in order (``OP_TRAILING`` come last: :meth:`op_trailing`)."""
+        return _values(self, _LIF_HEAD)
+
+    def op_trailing(self) -> tuple:
+        """The fields the ops take after ``decay``."""
+        return _values(self, _LIF_TAIL)
+
+    @classmethod
+    def from_op(cls, values: dict[str, Any]) -> LifParams:
+        """The neuron of an op call's arguments by name (``csrc/ops.cpp``), checked as the binding checks them."""
+        Reset.parse_op(values["v_reset"], values["reset_mechanism"])
+        return cls.from_keywords(values)
 
     @property
     def lam(self) -> float:
@@ -154,36 +252,10 @@ class LifParams:
         return 1.0 / self.tau_m if self.decay_input else 1.0
 
     @property
-    def soft(self) -> bool:
-        """Soft reset (``v_reset=None``): subtract the threshold on a spike."""
-        return self.v_reset is None
-
-    @property
     def shifted_threshold(self) -> float:
         """The threshold in the coordinates the recursion runs in (docs/algorithm.md §9): ``threshold - v_reset``
-        for a hard reset (``w = v - v_reset`` resets to 0), ``threshold`` for a soft one. Exact for ``v_reset = 0``."""
+        for a hard reset (``w = v - v_reset`` resets to 0), ``threshold`` otherwise. Exact for ``v_reset = 0``."""
         return self.threshold if self.v_reset is None else self.threshold - self.v_reset
-
-    def op_args(self) -> tuple:
-        """The neuron's arguments of every op, in schema order (csrc/ops.cpp): ``tau_m, tau_s, threshold, v_reset,
-        decay_input, strict_threshold, output`` (``reset_mechanism`` is a trailing keyword of the ops: see
-        ``Rule.native``)."""
-        return (
-            self.tau_m,
-            self.tau_s,
-            self.threshold,
-            self.v_reset,
-            self.decay_input,
-            self.strict_threshold,
-            self.output,
-        )
-
-    def reference_kwargs(self) -> dict[str, Any]:
-        """The neuron options as the keywords of the ``na_cuda.reference`` functions."""
-        kw: dict[str, Any] = dict(v_reset=self.v_reset, decay_input=self.decay_input)
-        if self.reset_mechanism is not None:
-            kw["reset_mechanism"] = self.reset_mechanism
-        return kw
 
     def fit_dtype(self, dtype: torch.dtype) -> None:
         """The parameters must be representable in the compute dtype of ``dtype`` input (see values_fit_dtype)."""
@@ -198,14 +270,12 @@ class LifParams:
         values_fit_dtype(values, dtype)
 
     def extra_repr(self) -> str:
-        """Keyword form of the parameters that differ from the paper's neuron, plus tau_m/tau_s/threshold."""
-        s = f"tau_m={self.tau_m}, tau_s={self.tau_s}, threshold={self.threshold}"
-        if self.v_reset != 0.0:
-            s += f", v_reset={self.v_reset}"
-        if self.decay_input:
-            s += ", decay_input=True"
-        if self.strict_threshold:
-            s += ", strict_threshold=True"
-        if self.reset_mechanism is not None:
-            s += f", reset_mechanism={self.reset_mechanism!r}"
-        return s + f", output={self.output!r}"
+        """``tau_m, tau_s, threshold``, then each other field that differs from its default, then ``output``."""
+        values, defaults, first = self.options(), self.keywords(), ("tau_m", "tau_s", "threshold")
+        parts = [f"{k}={values[k]}" for k in first]
+        parts += [f"{k}={v!r}" for k, v in values.items() if k not in first + ("output",) and v != defaults[k]]
+        return ", ".join(parts + [f"output={self.output!r}"])
+
+
+_LIF_HEAD = tuple(f for f in LifParams._table() if f[0] not in LifParams.OP_TRAILING)  # computed at import
+_LIF_TAIL = tuple(f for f in LifParams._table() if f[0] in LifParams.OP_TRAILING)

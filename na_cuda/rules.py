@@ -1,35 +1,30 @@
-"""The training rules as objects: :class:`NA` (spec §3), :class:`STBP` (spec §5), :class:`TSSL` (spec §6).
+"""The training rules as typed objects: :class:`NA` (spec §3), :class:`STBP` (spec §5), :class:`TSSL` (spec §6).
 
-A rule owns what is specific to it: its arguments and their validation, the neuron settings it is defined for
-(:meth:`Rule.check`), the dtype fit of its coefficients, its repr and its native op call. :data:`RULES` maps the
-``method`` names of the keyword API to the classes; adding a rule adds one class here (plus its kernel header, its
-reference in ``na_cuda.reference`` and tests), with no ``if method == ...`` anywhere else.
-
-This module and ``na_cuda.params`` are the bottom floor: they import nothing else of the package. The reference
-(``na_cuda.reference``, which maps each rule class to its pure-PyTorch backward) depends on them, never the reverse.
+A rule owns its fields (the keywords of ``na_cuda.lif``, their defaults and checks), the neurons it is defined for
+(:meth:`Rule.check`), the dtype fit of its coefficients and its op call. :data:`RULES` is the one list of rules.
+This module and ``na_cuda.params`` import nothing else of the package; see docs/development.md, "Add a rule".
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
 import torch
 
-from .params import LifParams, choice, flag, real, values_fit_dtype
+from .params import KeywordFields, LifParams, Reset, choice, flag, real, values_fit_dtype
 from .surrogates import SURROGATE_DEFAULT_ALPHA, SURROGATES, check_alpha
 
 FIRST_ORDERS = ("paper", "taylor")
 
 
 @dataclass(frozen=True)
-class Rule(ABC):
-    """Base of the rule objects. Subclasses are frozen dataclasses whose fields are the rule's arguments."""
+class Rule(KeywordFields):
+    """Base of the rule objects: frozen dataclasses whose fields are the rule's arguments (and its op's)."""
 
     name: ClassVar[str]
 
-    def check(self, neuron: LifParams) -> None:  # noqa: B027  (a default, deliberately empty: no restriction)
+    def check(self, neuron: LifParams) -> None:
         """Raise ValueError if the rule is not defined for ``neuron``'s settings (default: every neuron)."""
 
     def fit_values(self) -> list[tuple[str, float]]:
@@ -41,22 +36,17 @@ class Rule(ABC):
         neuron.fit_dtype(dtype)
         values_fit_dtype(self.fit_values(), dtype)
 
-    def options(self) -> dict[str, Any]:
-        """The rule's arguments by name (the keywords of ``na_cuda.lif``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
     def extra_repr(self) -> str:
         """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr."""
         return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
 
-    # -- backends (the reference backward of each rule: na_cuda.reference.rule_backward) --------------------------
-    # ``decay``: None, or the learnable leak lam per neuron, ``[N]`` in the compute dtype (docs/algorithm.md §12);
-    # its gradient is the rule's dL/du times the direct partial du/dlam, computed inside the backward. The ops take
-    # it and ``reset_mechanism`` (§11) as their two trailing arguments.
+    # ``decay``: None, or the learnable leak lam per neuron ``[N]`` in the compute dtype (docs/algorithm.md §12).
+    # The ops' arguments are the neuron's fields, the rule's, decay, then LifParams.OP_TRAILING, named and ordered
+    # like the fields (csrc/ops.cpp; tests/test_op_schemas.py checks every schema).
     def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
         op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
-        return op(c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
+        return op(c, *neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
 
     def native_backward(
         self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
@@ -64,12 +54,8 @@ class Rule(ABC):
         """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly: ``grad_c``, or
         ``(grad_c, dL/dlam [N])`` with a ``decay``."""
         op = getattr(torch.ops.na_cuda, f"{self.name}_backward")
-        grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, neuron.reset_mechanism)
+        grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
         return grad if decay is None else (grad, gdecay)
-
-    @abstractmethod
-    def op_args(self) -> tuple:
-        """The rule's arguments of its ops, after the neuron's (``LifParams.op_args``; csrc/ops.cpp)."""
 
 
 @dataclass(frozen=True)
@@ -103,13 +89,9 @@ class NA(Rule):
     def check(self, neuron: LifParams) -> None:
         if neuron.output == "membrane":
             raise ValueError(
-                'na_cuda: output="membrane" is refused by method="na": NA measures the loss change of its '
-                "neighbours on their spike trains, and a loss on the membrane potential has no such neighbourhood; "
-                'use method="stbp" (BPTT defines that gradient) or output="spike"/"psc"'
+                'na_cuda: output="membrane" is refused by method="na" (NA aggregates over spike trains, not '
+                'potentials); use method="stbp" or output="spike"/"psc"'
             )
-
-    def op_args(self) -> tuple:
-        return (self.first_order, self.dist_power, self.clip)
 
 
 @dataclass(frozen=True)
@@ -122,6 +104,8 @@ class STBP(Rule):
     alpha: Optional[float] = None
     detach_reset: bool = True
     name: ClassVar[str] = "stbp"
+    #: the keyword API and the op name the field ``alpha`` ``surrogate_alpha`` (next to the other rules' keywords)
+    KEYWORDS: ClassVar[dict[str, str]] = {"alpha": "surrogate_alpha"}
 
     def __post_init__(self) -> None:
         choice("surrogate", self.surrogate, SURROGATES)
@@ -130,17 +114,11 @@ class STBP(Rule):
         object.__setattr__(self, "alpha", alpha)
         flag("detach_reset", self.detach_reset, "True: the reset does not carry gradient")
 
-    def options(self) -> dict[str, Any]:
-        return {"surrogate": self.surrogate, "surrogate_alpha": self.alpha, "detach_reset": self.detach_reset}
-
     def fit_values(self) -> list[tuple[str, float]]:
         a = float(self.alpha)  # type: ignore[arg-type]  # set to a float by __post_init__
         # 1/a/a, not 1/(a*a): a*a underflows to 0.0 for a < 1.5e-154, and 1.0/0.0 is a ZeroDivisionError in
         # Python, where the quotient's overflow to inf is what the range check reports.
         return [("surrogate_alpha", a), ("1/surrogate_alpha", 1.0 / a), ("1/surrogate_alpha**2", 1.0 / a / a)]
-
-    def op_args(self) -> tuple:
-        return (self.surrogate, self.alpha, self.detach_reset)
 
 
 @dataclass(frozen=True)
@@ -152,15 +130,11 @@ class TSSL(Rule):
     def check(self, neuron: LifParams) -> None:
         if neuron.output != "psc":
             raise ValueError('na_cuda: method="tssl" (TSSL-BP) is defined on PSCs; use output="psc"')
-        if neuron.v_reset is None:
+        if neuron.reset is not Reset.HARD:
             raise ValueError(
-                'na_cuda: method="tssl" (TSSL-BP) is defined for a reset to rest; v_reset=None (soft '
-                "reset) and reset_mechanism='subtract'/'none' (no reset to rest) are not supported: use a float "
-                'v_reset, or method="na" / "stbp"'
+                f'na_cuda: method="tssl" (TSSL-BP) needs a reset to rest; got v_reset=None (the {neuron.reset.value} '
+                'reset); use a float v_reset, or method="na" / "stbp"'
             )
-
-    def op_args(self) -> tuple:
-        return ()
 
 
 #: ``method`` name -> rule class.
@@ -168,21 +142,46 @@ RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (NA, STBP, TSSL)}
 METHODS = tuple(RULES)
 
 
-def make_rule(
-    method: Any,
-    *,
-    first_order: Any = "paper",
-    dist_power: Any = 3,
-    clip: Any = 10.0,
-    surrogate: Any = "rect",
-    surrogate_alpha: Any = None,
-    detach_reset: Any = True,
-) -> Rule:
-    """The rule object of the keyword API: ``method`` picks the class, which takes the keywords it uses.
+def rule_keywords() -> dict[str, Any]:
+    """Every rule's keywords with their defaults (the rule part of ``na_cuda.lif``'s keyword API)."""
+    return dict(_RULE_KEYWORDS)
 
-    Every keyword is validated, used or not (a typo in ``surrogate`` is an error under ``method="na"`` too), so a
-    configuration is either valid for every rule or rejected.
+
+def _all_rule_keywords() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cls in RULES.values():
+        out.update(cls.keywords())
+    return out
+
+
+#: computed once at import (a call of the keyword API reads them; torch.compile traces the lookups)
+_RULE_KEYWORDS = _all_rule_keywords()
+_OWNER = {k: cls for cls in RULES.values() for k in cls.keywords()}
+_DEFAULT_OPTIONS = {k: v for cls in RULES.values() for k, v in cls().options().items()}
+
+
+def make_rule(method: Any, **options: Any) -> Rule:
+    """The rule object of the keyword API: ``method`` picks the class, which takes the keywords it owns.
+
+    Every rule is built from its keywords, so each keyword is validated, used or not (a typo in ``surrogate`` is an
+    error under ``method="na"`` too), and another rule's keyword away from its default is refused (it would be
+    ignored): a configuration is either valid for every rule or rejected.
     """
     cls = RULES[choice("method", method, METHODS)]
-    candidates = (NA(first_order, dist_power, clip), STBP(surrogate, surrogate_alpha, detach_reset), TSSL())
-    return next(r for r in candidates if isinstance(r, cls))
+    unknown = [k for k in options if k not in _RULE_KEYWORDS]
+    if unknown:
+        raise TypeError(f"na_cuda: unknown keyword(s) {', '.join(unknown)}; the rules take {', '.join(_RULE_KEYWORDS)}")
+    others: dict[type[Rule], dict[str, Any]] = {}
+    for key, value in options.items():
+        if _OWNER[key] is not cls:
+            others.setdefault(_OWNER[key], {})[key] = value
+    chosen = cls.from_keywords(options)
+    for other, given in others.items():
+        other.from_keywords(given)  # validated, used or not
+        for key, value in given.items():  # away from its default it would be silently ignored
+            if value is not None and value != _DEFAULT_OPTIONS[key]:
+                raise ValueError(
+                    f"na_cuda: `{key}` is an option of method={other.name!r}, which method={chosen.name!r} ignores; "
+                    f"got {key}={value!r}: leave it out, or use method={other.name!r}"
+                )
+    return chosen

@@ -1,18 +1,8 @@
 """snnTorch's ``Leaky`` as an ``na_cuda.nn.LIF``: :func:`from_snntorch` (``na_cuda.nn.LIF.from_snntorch``).
 
-snnTorch 1.0's ``Leaky`` (``snntorch/_neurons/leaky.py``) computes, per call (one time step), with
-``beta = leaky.beta.clamp(0, 1)``, ``thr = leaky.threshold`` and ``s[t-1] = H(mem[t-1] - thr)`` (``H(0) = 0``)::
-
-    "subtract": mem[t] = beta mem[t-1] + x[t] - thr s[t-1]      the threshold subtracted after the leak
-    "zero":     mem[t] = beta (1 - s[t-1]) mem[t-1] + x[t]      reset to 0, then the leak
-    "none":     mem[t] = beta mem[t-1] + x[t]
-    spk[t] = H(mem[t] - thr)
-
-with the reset ``s[t-1]`` detached from autograd and ``dspk/dmem`` replaced by its ``spike_grad``. Over a window
-that is ``na_cuda.lif`` with ``reset_mechanism="subtract"`` / ``v_reset=0.0`` / ``reset_mechanism="none"``
-(docs/algorithm.md §11), ``strict_threshold=True``, ``detach_reset=True``, the leak given as ``decay=beta`` (so
-``lam`` is snnTorch's own number, not ``1 - 1/tau_m`` rounded), and ``mem`` as ``output="membrane"``. Nothing is
-mapped approximately: a setting with no exact equivalent raises, saying why.
+Over a window a ``Leaky`` is ``na_cuda.lif`` with its ``reset_mechanism`` (docs/algorithm.md §11),
+``strict_threshold=True``, ``detach_reset=True`` and its ``beta`` as ``decay``; nothing is mapped approximately
+(docs/convert.md, "How a Leaky maps").
 """
 
 from __future__ import annotations
@@ -24,6 +14,8 @@ from typing import Any, cast
 from torch import nn
 
 from . import surrogates
+from ._conversion_options import _check_rule_options
+from .params import LifParams
 
 #: snnTorch surrogate factory -> (na_cuda surrogate, the factory's parameter name or None), from the table
 #: na_cuda/surrogates.py. The others have no na_cuda counterpart: spike_rate_escape, SSO and LSO (stochastic), SFS
@@ -31,70 +23,9 @@ from . import surrogates
 SURROGATES = {s.snntorch: (s.name, s.snn_param) for s in surrogates.TABLE if s.snntorch is not None}
 
 
-#: The converted neuron's own settings: they come from the source neuron, never from ``rule_options``.
-_NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
-#: STBP's settings that come from the source neuron (its surrogate and reset detaching).
-_STBP_KEYS = ("surrogate", "surrogate_alpha", "detach_reset")
-#: ``rule_options`` each method accepts. The others would be silently ignored by a spike-output neuron, or would
-#: change what the method promises, so they raise (see :func:`_check_rule_options`).
-_RULE_OPTIONS = {"na": ("dist_power", "clip", "backend", "grad_rescale"), "stbp": ("backend",)}
-#: Keywords of ``na_cuda.nn.LIF`` that are accepted by it but have no effect on a converted (spike-output) neuron,
-#: or that belong to the other method: why each one is refused.
-_IGNORED_WHY = {
-    "tau_s": "tau_s is the PSC time constant and converted neurons output spikes (output='spike'), so it has no effect",
-    "first_order": "first_order only changes NA's gradient of a PSC output; converted neurons output spikes, so "
-    "it has no effect",
-}
-
-
-def _check_rule_options(
-    method: str, rule_options: dict, who: str = "na_cuda.nn.convert", neuron_keys: tuple[str, ...] = _NEURON_KEYS
-) -> None:
-    """``rule_options`` must be ones that ``method`` uses and that keep the source's forward. ``who``: the function
-    in the messages; ``neuron_keys``: the settings that come from the source neuron (``LIF.from_snntorch`` passes
-    its own)."""
-    fixed = sorted(set(rule_options) & set(neuron_keys + (_STBP_KEYS if method == "stbp" else ())))
-    if fixed:
-        raise TypeError(
-            f"{who}: {', '.join(fixed)} come from each converted neuron, not from `rule_options`; "
-            "change them on the source model before converting"
-        )
-    if "strict_threshold" in rule_options and rule_options["strict_threshold"] is not False:
-        raise ValueError(
-            f"{who}: strict_threshold=True changes the forward: spikingjelly fires on "
-            "v >= v_threshold (heaviside(0) = 1), strict_threshold=True only on v > threshold; convert promises "
-            "the same forward, so leave strict_threshold out"
-        )
-    allowed = _RULE_OPTIONS[method]
-    for key in rule_options:
-        if key in allowed or key == "strict_threshold":
-            continue
-        if key in _IGNORED_WHY:
-            raise TypeError(f"{who}: `{key}` is not accepted: {_IGNORED_WHY[key]}; leave it out")
-        if key in _STBP_KEYS:  # under method="na"
-            raise TypeError(
-                f"{who}: `{key}` is STBP's, which method='na' would ignore (and under method='stbp' it "
-                "comes from each neuron: its surrogate function / detach_reset); leave it out"
-            )
-        if key in _RULE_OPTIONS["na"]:  # under method="stbp"
-            why = (
-                "grad_rescale is NA's layer-wise gradient rescaling; under method='stbp' the converted model keeps "
-                "the source's own gradient"
-                if key == "grad_rescale"
-                else f"`{key}` is an option of method='na', which method='stbp' would ignore"
-            )
-            raise TypeError(f"{who}: {why}; leave it out or convert with method='na'")
-        raise TypeError(f"{who}: unknown rule option `{key}`; method={method!r} takes {', '.join(allowed)}")
-
-
-#: The LIF's settings that come from the Leaky (or are fixed by its semantics): never from ``rule_options``.
-_SOURCE_KEYS = (
-    "tau_m",
-    "threshold",
-    "v_reset",
-    "decay_input",
-    "strict_threshold",
-    "reset_mechanism",
+#: The LIF's settings that come from the Leaky (or are fixed by its semantics): never from ``rule_options``. Every
+#: neuron field but ``tau_s`` (no effect on spikes or membrane) and ``output`` (an argument of its own).
+_SOURCE_KEYS = tuple(k for k in LifParams.keywords() if k not in ("tau_s", "output")) + (
     "learn_decay",
     "decay",
     "decay_shape",

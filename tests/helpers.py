@@ -160,3 +160,13 @@ METHOD_CASES = (
 
 def case_id(case: dict) -> str:
     return "-".join(str(v) for v in case.values())
+
+
+#: The resets of docs/algorithm.md §9 and §11 as keywords of ``na_cuda.lif``.
+RESETS = {
+    "hard": dict(v_reset=0.0),
+    "hard-0.3": dict(v_reset=-0.3),
+    "soft": dict(v_reset=None),
+    "subtract": dict(v_reset=None, reset_mechanism="subtract"),
+    "none": dict(v_reset=None, reset_mechanism="none"),
+}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import math
+import threading
 import warnings
 
 import pytest
@@ -13,7 +15,8 @@ from helpers import DEVICES, METHOD_CASES, case_id, make_grad, make_input, needs
 from torch import nn
 
 import na_cuda
-from na_cuda import reference
+from na_cuda import NA, LifParams, reference
+from na_cuda.nn import LIF, SeqToANN, enable_grad_rescale
 
 
 # --------------------------------------------------------------------------------------------- bad input
@@ -232,7 +235,12 @@ def test_grad_rescale_matches_the_formula(round_decimals):
     torch.testing.assert_close(c2.grad, plain2.grad * scale2)
     m_last = rnd(c2.grad.abs().mean())  # after the output layer's own rescale
     assert not torch.allclose(m_last, rnd(m2))  # the two readings of the released code differ here
-    raw1 = reference.na_backward(c2.grad @ w.T, x, 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+    raw1 = reference.na_backward(
+        c2.grad @ w.T,
+        x,
+        LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, output="psc"),
+        NA(first_order="paper", dist_power=3, clip=10.0),
+    )
     m1 = raw1.abs().mean()
     torch.testing.assert_close(c1.grad, raw1 * 1.2 * torch.log(m_last / (m1 + 1e-5) + 1.02))
     # a second pass starts over: the output layer again sets m_last
@@ -262,11 +270,11 @@ def test_opcheck(case):
     """Every op: the rule's forward op (with its registered autograd), its backward op, and lif_forward."""
     neuron, rule, _ = na_cuda._validate.build(**params(**case))
     c = make_input(4, (3, 5), dtype=torch.float32).requires_grad_(True)
-    args = neuron.op_args() + rule.op_args()
-    torch.library.opcheck(getattr(torch.ops.na_cuda, f"lif_{rule.name}").default, (c,) + args)
+    kwargs = {**neuron.options(), **rule.options()}
+    torch.library.opcheck(getattr(torch.ops.na_cuda, f"lif_{rule.name}").default, (c,), kwargs)
     g = make_grad(c.detach())
-    torch.library.opcheck(getattr(torch.ops.na_cuda, f"{rule.name}_backward").default, (g, c.detach()) + args)
-    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),) + neuron.op_args())
+    torch.library.opcheck(getattr(torch.ops.na_cuda, f"{rule.name}_backward").default, (g, c.detach()), kwargs)
+    torch.library.opcheck(torch.ops.na_cuda.lif_forward.default, (c.detach(),), neuron.options())
 
 
 @needs_native
@@ -334,3 +342,97 @@ def test_grad_rescale_rejects_bad_rounding():
 def test_strict_threshold_must_be_bool(bad):
     with pytest.raises(TypeError, match="strict_threshold"):
         na_cuda.lif(torch.rand(3, 4), strict_threshold=bad)
+
+
+# -- one GradRescale model used from several threads at once ----------------------------------------------
+def _rescale_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        SeqToANN(torch.nn.Linear(12, 16)),
+        LIF(),
+        SeqToANN(torch.nn.Linear(16, 8)),
+        LIF(),
+        SeqToANN(torch.nn.Linear(8, 4)),
+        LIF(),
+    ).double()
+    enable_grad_rescale(net)
+    return net
+
+
+def _input_grad(net: torch.nn.Module, seed: int) -> torch.Tensor:
+    x = torch.rand(5, 6, 12, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).requires_grad_(True)
+    (net(x) ** 2).sum().backward()
+    return x.grad
+
+
+def test_grad_rescale_from_concurrent_threads_equals_the_serial_run():
+    net = _rescale_net()
+    serial = [_input_grad(net, s) for s in range(40)]
+    net = _rescale_net()
+    got: dict[int, torch.Tensor] = {}
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            barrier.wait()
+            for s in range(k, 40, 4):
+                got[s] = _input_grad(net, s)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    differ = [s for s in range(40) if not torch.equal(got[s], serial[s])]
+    assert differ == [], f"{len(differ)} of 40 input gradients differ from the serial run"
+
+
+# -- the typed objects next to the keywords ------------------------------------------------------------------------
+def test_objects_and_keywords_build_the_same_layer():
+    """``nn.LIF(neuron=..., rule=...)`` is the keyword form; the keywords and their defaults are the fields'."""
+    by_objects = na_cuda.nn.LIF(
+        neuron=LifParams(tau_m=3.0, v_reset=None), rule=na_cuda.STBP(surrogate="atan", alpha=2.0), backend="torch"
+    )
+    by_keywords = na_cuda.nn.LIF(
+        tau_m=3.0, v_reset=None, method="stbp", surrogate="atan", surrogate_alpha=2.0, backend="torch"
+    )
+    assert by_objects.neuron == by_keywords.neuron and by_objects.rule == by_keywords.rule
+    assert by_objects.params == by_keywords.params
+    c = make_input(6, (2, 4))
+    assert torch.equal(by_objects(c), by_keywords(c))
+    assert torch.equal(
+        na_cuda.lif(c, neuron=LifParams(tau_m=3.0), rule=NA(clip=4.0)), na_cuda.lif(c, tau_m=3.0, clip=4.0)
+    )
+    sig = inspect.signature(na_cuda.lif).parameters
+    assert {k: sig[k].default for k in LifParams.keywords()} == LifParams.keywords()
+    assert sig["clip"].default == NA.clip and sig["surrogate_alpha"].default is None and sig["method"].default == "na"
+
+
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(neuron=LifParams(), tau_m=3.0), TypeError, "either neuron= or its keywords"),
+        (dict(rule=NA(), clip=3.0), TypeError, "either rule= or its keywords"),
+        (dict(rule=NA(), method="stbp"), TypeError, "contradicts"),
+        (dict(neuron=dict(tau_m=3.0)), TypeError, "`neuron` must be a na_cuda.LifParams"),
+        (dict(rule="na"), TypeError, "`rule` must be a na_cuda.Rule"),
+        (dict(tau=3.0), TypeError, "unknown keyword"),
+        (dict(alpha=2.0, method="stbp"), TypeError, "unknown keyword"),
+    ],
+)
+def test_objects_next_to_their_keywords_are_refused(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        na_cuda.nn.LIF(**kw)
+    with pytest.raises(exc, match=match):
+        na_cuda.lif(torch.rand(3, 2), **kw)
+
+
+def test_reference_takes_the_objects():
+    with pytest.raises(TypeError, match="must be a na_cuda.LifParams"):
+        reference.lif_forward(torch.rand(3, 2), 5.0)
+    c = make_input(5, (3,), dtype=torch.float64)
+    assert torch.equal(reference.lif_forward(c, LifParams()), na_cuda.lif(c, backend="torch"))

@@ -1,17 +1,11 @@
 """The CUDA kernels, run on the host (tests/_cuda_emu.py), equal the native CPU op bit for bit.
 
-csrc/cuda/lif_kernels.cu is compiled with the host C++ compiler against a small shim (tests/cuda_emu/shim) and
-its launchers run the grid as a loop, so every kernel and launch decision (grid size, grid-stride loop, NA's
-on-chip buckets T <= 8/16/32 and its workspace path above, the workspace planes) executes without a GPU. Both
-backends share the per-neuron code (csrc/core) and the CPU build and the emulation
-contract no a*b+c (-ffp-contract=off; the CUDA build uses -fmad=false for the same reason), so the results must
-be identical, not close. What this cannot show: the GPU's own expf (STBP sigmoid, TSSL warm-up: a few ulp from
-glibc's) and anything about speed; scripts/gpu_check.sh covers those on a GPU.
-
-Outputs and workspaces start as NaN with a NaN guard past their end: a read before a write, or a write out of
-bounds, fails the comparison or the guard check. N = 600 is two full blocks of 256 threads and a partial one;
-a grid capped at 1 block makes every thread take three neurons through the grid-stride loop.
-"""
+csrc/cuda/lif_kernels.cu is compiled with the host C++ compiler against a shim (tests/cuda_emu/shim) whose
+launchers run the grid as a loop, so every kernel and launch decision runs without a GPU; both builds contract no
+a*b+c, so the results are identical, not close (docs/development.md, "Tests"). Not shown here: the GPU's own expf
+and speed (scripts/gpu_check.sh). Outputs and workspaces start as NaN with a guard past their end; N = 600 is two
+full blocks of 256 and a partial one, and a grid capped at one block sends every thread through the grid-stride
+loop."""
 
 from __future__ import annotations
 

@@ -10,17 +10,10 @@ import random
 
 import pytest
 import torch
-from helpers import make_grad, make_input, needs_native
+from helpers import RESETS, make_grad, make_input, needs_native
 
 import na_cuda
 
-RESETS = {
-    "hard": dict(v_reset=0.0),
-    "hard-0.3": dict(v_reset=-0.3),
-    "soft": dict(v_reset=None),
-    "subtract": dict(v_reset=None, reset_mechanism="subtract"),
-    "none": dict(v_reset=None, reset_mechanism="none"),
-}
 RULES = {
     "na": dict(method="na"),
     "na-taylor-k1": dict(method="na", first_order="taylor", dist_power=1, clip=3.0),
@@ -114,7 +107,7 @@ DTYPE_TOL = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 1e-5, to
 def test_leak_one_with_decay_input_has_the_references_finite_gradient(kw, dtype):
     c = make_input(9, (7,), seed=5, scale=1.5, dtype=dtype)
     g = make_grad(c)
-    decay = torch.tensor([1.0, 1.0, 0.6, 1.0, 0.0, 1.0, 0.9], dtype=na_cuda._validate.compute_dtype(dtype))
+    decay = torch.tensor([1.0, 1.0, 0.6, 1.0, 0.0, 1.0, 0.9], dtype=na_cuda.params.compute_dtype(dtype))
     out = {b: _run(b, c, g, decay, decay_input=True, **kw) for b in ("torch", "native")}
     gd_ref, gd_nat = out["torch"][2], out["native"][2]
     assert gd_nat.isfinite().all(), gd_nat

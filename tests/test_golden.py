@@ -1,16 +1,9 @@
 """na_cuda against golden values recorded from the authors' released code (``tests/golden/``, issue 11 item 2).
 
-The numbers come from ``scripts/released_golden.py`` run on the released NA code and the released TSSL-BP code
-(commits and file hashes in ``tests/golden/released_golden.json``); these tests need only the committed files.
-Every backend that is available is checked: the pure-PyTorch reference (``backend="torch"``), the compiled CPU
-kernels and, where a GPU is present, CUDA (both backends).
-
-Tolerances are relative to the largest golden value of the compared array. float64: 1e-12 everywhere.
-float32: the released code and na_cuda round differently (e.g. ``mem += -mem/tau_m + c`` against
-``(1 - 1/tau_m) * v + c``, conv summation order), so the errors are those of float32 arithmetic: 1e-5 for one
-neuron layer and the three-layer stack, 2e-5 for the MNIST network step (the released code's own float32 and
-float64 runs differ by 4e-6 there). TF32 is switched off for the CUDA runs.
-"""
+The numbers come from ``scripts/released_golden.py`` on the released NA and TSSL-BP code (commits and hashes in
+``tests/golden/released_golden.json``); every available backend is checked. Tolerances, relative to the largest
+golden value: float64 1e-12; float32 1e-5 (one layer, three layers) and 2e-5 (the MNIST step), the float32
+rounding of two operation orders (docs/results.md, "Fidelity to the released code"). TF32 is off on CUDA."""
 
 from __future__ import annotations
 

@@ -85,8 +85,8 @@ def test_compiled_grad_rescale_trains_with_one_graph(backend, round_decimals):
             tol = 0.0 if backend == "aot_eager" else 1e-12
             for ge, gc in zip(grads_e, grads_c):
                 torch.testing.assert_close(gc, ge, rtol=tol, atol=tol)
-            torch.testing.assert_close(compiled_state._m_last, state._m_last, rtol=tol, atol=tol)
-            assert compiled_state._calls.item() == state._calls.item() == 3 * (step + 1)
+            torch.testing.assert_close(compiled_state._main.m_last, state._main.m_last, rtol=tol, atol=tol)
+            assert compiled_state._main.calls.item() == state._main.calls.item() == 3 * (step + 1)
             opt_e.step()
             opt_c.step()
     assert len(graphs) == 1, f"{len(graphs)} graphs compiled for {steps} training steps"
@@ -100,4 +100,4 @@ def test_grad_rescale_state_follows_the_input_device_and_dtype():
     assert (i1.item(), i2.item()) == (1, 2) and i1.dtype == torch.int64
     if torch.cuda.is_available():
         i3 = state._next_index(torch.device("cuda", 0))
-        assert i3.device.type == "cuda" and i3.item() == 3 and state._m_last.device.type == "cuda"
+        assert i3.device.type == "cuda" and i3.item() == 3 and state._main.m_last.device.type == "cuda"

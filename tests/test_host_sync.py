@@ -1,16 +1,10 @@
 """A training step never waits on the host (issue 18 part 2): the steps between two log points of
 ``na_cuda.train`` read nothing back from the device, and the network + loss compile as one graph.
 
-What counts as a host sync here: every data-dependent read of a tensor's values, recorded by a ``TorchDispatchMode``
-(``aten._local_scalar_dense``, which ``.item()``, ``int()``, ``float()`` and ``bool()`` of a tensor go through; the
-ops whose output shape depends on the values, e.g. ``nonzero``, ``masked_select``, boolean indexing; ``is_nonzero``,
-``equal``; a device-to-host copy), plus ``Tensor.tolist()`` and ``Tensor.numpy()``, which read a CPU tensor's
-memory without dispatching an op. On the CPU every tensor is a host tensor, so two reads that touch only tensors
-that stay on the host in a GPU run too are allowed, by where they happen: AdamW's step counters
-(``torch.optim`` ``_get_value``: they are CPU tensors unless ``capturable=True``) and the range check of the batch
-positions (``na_cuda.data.dataset.as_index``: the permutation is drawn on the CPU). With a GPU the test also runs
-on CUDA, where every read of a CUDA tensor counts, allowed place or not.
-"""
+A host sync is any data-dependent read of a tensor's values (``aten._local_scalar_dense``, value-dependent shapes,
+``is_nonzero``, ``equal``, a device-to-host copy, ``tolist``, ``numpy``), recorded by a ``TorchDispatchMode``. On
+the CPU two reads of tensors that stay on the host in a GPU run too are allowed where they happen: AdamW's step
+counters and the batch positions' range check. With a GPU every read of a CUDA tensor counts."""
 
 from __future__ import annotations
 

@@ -180,3 +180,22 @@ def test_public_aliases_still_work():
 
     assert convert is convert_module.convert is na_cuda.nn.convert
     assert na_cuda.reference.SURROGATE_DEFAULT_ALPHA is na_cuda.rules.SURROGATE_DEFAULT_ALPHA
+
+
+CORE = ("na_cuda.ops", "na_cuda.functional", "na_cuda.nn", "na_cuda.convert", "na_cuda.reference")
+APPLICATIONS = ("na_cuda.train", "na_cuda.data", "na_cuda.experiments")
+
+
+def test_the_core_never_imports_the_applications():
+    """The op, the modules, the converter and the reference stand without the training CLI, the datasets and the
+    experiments (which import the core, never the reverse); lazy imports count, transitively."""
+    graph = import_graph(PACKAGE)
+    for root in CORE:
+        seen, todo = set(), [m for m in graph if m == root or m.startswith(root + ".")]
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo += graph.get(m, ())
+        bad = sorted(m for m in seen if m.startswith(APPLICATIONS))
+        assert bad == [], f"{root} imports {bad}"

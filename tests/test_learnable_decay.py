@@ -15,18 +15,11 @@ import math
 
 import pytest
 import torch
-from helpers import make_grad, make_input, needs_native
+from helpers import RESETS, make_grad, make_input, needs_native
 
 import na_cuda
 from na_cuda.reference import _core
 
-RESETS = {
-    "hard": dict(v_reset=0.0),
-    "hard-0.3": dict(v_reset=-0.3),
-    "soft": dict(v_reset=None),
-    "subtract": dict(v_reset=None, reset_mechanism="subtract"),
-    "none": dict(v_reset=None, reset_mechanism="none"),
-}
 CASES = [
     (method, reset, di, out)
     for method, reset, di, out in itertools.product(
@@ -134,7 +127,8 @@ def test_decay_gradient_is_the_rules_du_times_direct_partial(method, reset, di):
     lam = torch.linspace(0.2, 0.9, 60, dtype=torch.float64)
     kw = dict(method=method, decay_input=di, tau_m=3.0, **RESETS[reset])
     _, gc, gd = _run("torch", c, g, lam, **kw)
-    core = _core._core(3.0, 2.0, 1.0, False, kw["v_reset"], di, kw.get("reset_mechanism"), lam)
+    neuron = na_cuda.LifParams(tau_m=3.0, decay_input=di, **RESETS[reset])
+    core = _core._core(neuron, lam)
     x = c * (1 - lam) if di else c
     u, s, _ = _core._states_2d(x, core)
     partial = _core._carried_2d(u, s, core) - (c if di else 0.0)

@@ -375,3 +375,20 @@ def test_cross_entropy_gradients_match_hand_formula():
                 smm = math.exp(zm[c]) / sum(math.exp(v) for v in zm)
                 assert float(g_tet[t, b, c]) == pytest.approx((sm - oh) / 4, abs=1e-14)
                 assert float(g_sdt[t, b, c]) == pytest.approx((smm - oh) / 4, abs=1e-14)
+
+
+# -- loss arguments that passed without a word ----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_van_rossum_refuses_an_integer_target(dtype):
+    out = torch.rand(5, 2, 3)
+    with pytest.raises(TypeError, match="target_spikes.*floating"):
+        losses.van_rossum(out, torch.ones(5, 2, 3, dtype=dtype), 2.0)
+
+
+@pytest.mark.parametrize("lamb", [0.0, 0.05, 1.0])
+def test_tet_on_nan_outputs_is_nan(lamb):
+    """Decided: no check (a host sync per step); the NaN propagates to the loss, never a finite number."""
+    out = torch.rand(5, 2, 3)
+    out[2, 1, 0] = float("nan")
+    assert torch.isnan(losses.tet(out, torch.tensor([0, 2]), lamb=lamb))
+    assert torch.isnan(losses.sdt(out, torch.tensor([0, 2])))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from na_cuda import reference
+from na_cuda import LifParams, reference
 from na_cuda.data import idx
 from na_cuda.experiments import mp_dist as md
 
@@ -37,7 +37,7 @@ def test_codes_follow_the_paper():
 
 def test_spikes_from_psc_match_the_forward():
     c = _inputs(200, 10, 0).T.contiguous()
-    u, s, a = reference.lif_states(c.float(), TAU_M, TAU_S, THR)
+    u, s, a = reference.lif_states(c.float(), LifParams(tau_m=TAU_M, tau_s=TAU_S, threshold=THR))
     assert torch.equal(md.spikes_from_psc(a, TAU_S), s.to(torch.int64))
 
 
@@ -73,7 +73,7 @@ def test_key_neighbour_distance_is_the_least_perturbation():
     c = _inputs(K, T, 2)
     d2, bad = md.key_neighbour_sq_distances(c, table, TAU_M, THR)
     assert bad == 0 and d2.shape == (K, 2**T)
-    u, s, _ = reference.lif_states(c.T, TAU_M, TAU_S, THR)
+    u, s, _ = reference.lif_states(c.T, LifParams(tau_m=TAU_M, tau_s=TAU_S, threshold=THR))
     own = md.pattern_codes(s)
     rows = torch.arange(K)
     assert torch.allclose(d2[rows, own], torch.zeros(K, dtype=torch.float64), atol=1e-20)
@@ -83,10 +83,10 @@ def test_key_neighbour_distance_is_the_least_perturbation():
     g = torch.Generator().manual_seed(3)
     for scale in (0.05, 0.3, 1.0):
         eps = torch.randn(K, T, generator=g, dtype=torch.float64) * scale
-        _, s_eps, _ = reference.lif_states((c + eps).T, TAU_M, TAU_S, THR)
+        _, s_eps, _ = reference.lif_states((c + eps).T, LifParams(tau_m=TAU_M, tau_s=TAU_S, threshold=THR))
         reached = md.pattern_codes(s_eps)
         assert bool((d2[rows, reached] <= (eps * eps).sum(1) * (1 + 1e-9) + 1e-12).all())
-    sns = reference.sns_neighbour_spikes(c.T, TAU_M, TAU_S, THR)
+    sns = reference.sns_neighbour_spikes(c.T, LifParams(tau_m=TAU_M, tau_s=TAU_S, threshold=THR))
     for p in range(T):
         code = md.pattern_codes(sns[p])
         assert bool((d2[rows, code] <= (THR - u[p]) ** 2 * (1 + 1e-9) + 1e-12).all())

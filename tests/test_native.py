@@ -23,7 +23,7 @@ from helpers import (
     reference_backward,
 )
 
-from na_cuda import reference
+from na_cuda import NA, LifParams, reference
 
 pytestmark = needs_native
 
@@ -46,7 +46,9 @@ def test_forward_float64_equal(device, T, output):
     c = make_input(T, (8, 16), device=device)
     p = params(output=output)
     y = _native_forward(c, p)
-    ref = reference.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], output)
+    ref = reference.lif_forward(
+        c, LifParams(tau_m=p["tau_m"], tau_s=p["tau_s"], threshold=p["threshold"], output=output)
+    )
     if device == "cpu":
         assert torch.equal(y, ref)
     else:
@@ -88,7 +90,12 @@ def test_low_precision_matches_reference(device, dtype, rel, case):
     c64, g64 = c.double(), g.double()
     strict = p["strict_threshold"]
     s_lp = torch.ops.na_cuda.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], 0.0, False, strict, "spike")
-    s_64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], "spike", strict)
+    s_64 = reference.lif_forward(
+        c64,
+        LifParams(
+            tau_m=p["tau_m"], tau_s=p["tau_s"], threshold=p["threshold"], output="spike", strict_threshold=strict
+        ),
+    )
     agree = (s_lp.double() == s_64).all(dim=0)
     assert agree.double().mean() >= 0.95
     got = native_backward(p["method"], g, c, p)
@@ -96,7 +103,12 @@ def test_low_precision_matches_reference(device, dtype, rel, case):
     want = reference_backward(p["method"], g64, c64, p)
     _assert_close_rel(got[:, agree], want[:, agree], rel)
     y = _native_forward(c, p)
-    y64 = reference.lif_forward(c64, p["tau_m"], p["tau_s"], p["threshold"], p["output"], strict)
+    y64 = reference.lif_forward(
+        c64,
+        LifParams(
+            tau_m=p["tau_m"], tau_s=p["tau_s"], threshold=p["threshold"], output=p["output"], strict_threshold=strict
+        ),
+    )
     _assert_close_rel(y[:, agree], y64[:, agree], rel)
 
 
@@ -143,10 +155,15 @@ def test_large_batch_beyond_2_pow_24(device):
     y_tail = _native_forward(c[:, tail], p)
     gc_tail = native_backward("na", grad[:, tail], c[:, tail], p)
     assert torch.equal(y[:, tail], y_tail) and torch.equal(gc[:, tail], gc_tail)
-    want = reference.na_backward(grad[:, tail].double(), c[:, tail].double(), 5.0, 2.0, 1.0, "psc", "paper", 3, 10.0)
+    want = reference.na_backward(
+        grad[:, tail].double(),
+        c[:, tail].double(),
+        LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, output="psc"),
+        NA(first_order="paper", dist_power=3, clip=10.0),
+    )
     # Compared where the kernel's own spikes (the ones its gradient used) equal the float64 reference's.
     s32 = _native_forward(c[:, tail], dict(p, output="spike"))
-    s64 = reference.lif_forward(c[:, tail].double(), 5.0, 2.0, 1.0, "spike")
+    s64 = reference.lif_forward(c[:, tail].double(), LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, output="spike"))
     agree = (s32.double() == s64).all(dim=0)
     _assert_close_rel(gc_tail[:, agree], want[:, agree], 2e-5)
 

@@ -24,7 +24,7 @@ from helpers import (
 )
 
 import na_cuda
-from na_cuda import reference
+from na_cuda import STBP, LifParams, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKWARD_ARGS = {
@@ -91,9 +91,15 @@ def test_reference_stbp_resets_an_infinite_potential():
     c = torch.tensor([[float("inf")], [0.5], [1.0]])
     for dtype in (torch.float16, torch.float32, torch.float64):
         for detach_reset in (True, False):
-            s = reference.stbp_forward(c.to(dtype), 5.0, 2.0, 1.0, "spike", detach_reset=detach_reset)
+            s = reference.stbp_forward(
+                c.to(dtype),
+                LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, output="spike"),
+                STBP(detach_reset=detach_reset),
+            )
             assert s.flatten().tolist() == [1.0, 0.0, 1.0]
-            assert torch.equal(s, reference.lif_forward(c.to(dtype), 5.0, 2.0, 1.0, "spike"))
+            assert torch.equal(
+                s, reference.lif_forward(c.to(dtype), LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, output="spike"))
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
@@ -178,7 +184,12 @@ def test_narrow_blocks_match_the_reference(n, method):
     c = make_input(7, (n,), seed=n)
     g = make_grad(c)
     y = native_forward(c, p)
-    assert torch.equal(y, reference.lif_forward(c, p["tau_m"], p["tau_s"], p["threshold"], p["output"]))
+    assert torch.equal(
+        y,
+        reference.lif_forward(
+            c, LifParams(tau_m=p["tau_m"], tau_s=p["tau_s"], threshold=p["threshold"], output=p["output"])
+        ),
+    )
     torch.testing.assert_close(
         native_backward(method, g, c, p), reference_backward(method, g, c, p), rtol=1e-12, atol=1e-12
     )

@@ -1,16 +1,10 @@
 """The neuron options (docs/algorithm.md §9): hard reset to ``v_reset``, soft reset, ``decay_input``, the IF neuron
 (``tau_m = inf``), ``tau_m = 1``, and the atan / fast_sigmoid surrogates.
 
-Checked against independent derivations written here or in ``na_cuda.literal`` in the *unshifted* form of the
-semantics (``u = lam (v - vr) + vr + beta c``), while the reference runs hard resets in shifted coordinates:
-
-* forward: hand-computed cases, and the reference's spikes == the literal ``f`` (float64);
-* NA: the reference's direct SNS backward == the literal paper pipeline (Algorithm 1/2, eq. 15), every option;
-* STBP: the reference == autograd through a scalar-formula forward (spikingjelly's update and reset, spike_d);
-* surrogates == their formulas (spikingjelly ``surrogate.ATan``, snnTorch ``surrogate.fast_sigmoid``);
-* the native CPU op == the reference (forward bit-equal, backward <= 1e-12 relative in float64) where the kernels
-  implement the setting, and validation of every option.
-"""
+Checked against derivations in the *unshifted* form (``u = lam (v - vr) + vr + beta c``), here or in
+``na_cuda.literal``: hand-computed forwards; NA's direct SNS backward == the literal paper pipeline; STBP ==
+autograd through a scalar-formula forward; the surrogates == their formulas; the native CPU op == the reference
+(forward bit-equal, backward <= 1e-12 relative in float64); and the validation of every option."""
 
 from __future__ import annotations
 
@@ -70,22 +64,22 @@ def test_forward_hand_computed_options():
     c = torch.tensor([0.6, 0.6, 1.0, 0.2], dtype=F64)
     # soft reset, tau_m = 5 (lam 0.8): u = 0.6, 1.08 (fires, v = 0.08), 0.064 + 1 = 1.064 (fires, v = 0.064),
     # 0.0512 + 0.2 = 0.2512
-    u, s, _ = R.lif_states(c, 5.0, 2.0, 1.0, v_reset=None)
+    u, s, _ = R.lif_states(c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, v_reset=None))
     assert s.tolist() == [0.0, 1.0, 1.0, 0.0]
     assert u.tolist() == pytest.approx([0.6, 1.08, 1.064, 0.2512], abs=1e-15)
     # hard reset to 0.5: v starts at 0.5; u = 0.8 * 0 + 0.5 + 0.6 = 1.1 (fires), 1.1, 1.5, 0.7
-    u, s, _ = R.lif_states(c, 5.0, 2.0, 1.0, v_reset=0.5)
+    u, s, _ = R.lif_states(c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, v_reset=0.5))
     assert s.tolist() == [1.0, 1.0, 1.0, 0.0]
     assert u.tolist() == pytest.approx([1.1, 1.1, 1.5, 0.7], abs=1e-15)
     # decay_input, tau_m = 2 (lam 0.5, beta 0.5): u = 0.3, 0.45, 0.725, 0.4625
-    u, s, _ = R.lif_states(c, 2.0, 2.0, 0.7, decay_input=True)
+    u, s, _ = R.lif_states(c, LifParams(tau_m=2.0, tau_s=2.0, threshold=0.7, decay_input=True))
     assert s.tolist() == [0.0, 0.0, 1.0, 0.0]
     assert u.tolist() == pytest.approx([0.3, 0.45, 0.725, 0.1], abs=1e-15)
     # IF neuron: no leak, u = 0.6, 1.2 (fires), 1.0 (fires), 0.2
-    u, s, _ = R.lif_states(c, INF, 2.0, 1.0)
+    u, s, _ = R.lif_states(c, LifParams(tau_m=INF, tau_s=2.0, threshold=1.0))
     assert s.tolist() == [0.0, 1.0, 1.0, 0.0] and u.tolist() == pytest.approx([0.6, 1.2, 1.0, 0.2], abs=1e-15)
     # tau_m = 1: no memory, u = c
-    u, _, _ = R.lif_states(c, 1.0, 2.0, 1.0)
+    u, _, _ = R.lif_states(c, LifParams(tau_m=1.0, tau_s=2.0, threshold=1.0))
     assert torch.equal(u, c)
 
 
@@ -94,7 +88,7 @@ def test_forward_hand_computed_options():
 def test_forward_equals_literal_f(n, strict):
     tau_m, thr, vr, decay = n
     c, _ = _inputs(24, n, seed=5)
-    u, s, _ = R.lif_states(c, tau_m, 2.0, thr, strict, **_kw(n))
+    u, s, _ = R.lif_states(c, LifParams(tau_m=tau_m, tau_s=2.0, threshold=thr, strict_threshold=strict, **_kw(n)))
     neuron = L.Neuron(1.0 - 1.0 / tau_m, thr, vr, 1.0 / tau_m if decay else 1.0, strict)
     x = c.reshape(24, -1)
     for j in range(x.shape[1]):
@@ -106,11 +100,14 @@ def test_forward_equals_literal_f(n, strict):
 
 def test_default_options_are_the_paper_bit_for_bit():
     c = make_input(20, (50,))
-    for a, b in zip(R.lif_states(c, 5.0, 2.0, 1.0), R.lif_states(c, 5.0, 2.0, 1.0, v_reset=0.0, decay_input=False)):
+    for a, b in zip(
+        R.lif_states(c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0)),
+        R.lif_states(c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, v_reset=0.0, decay_input=False)),
+    ):
         assert torch.equal(a, b)
     # tau_m = 4 with decay_input and input 4c is the paper's neuron on c (4 * (1/4) is exact)
-    sa = R.lif_forward(c, 4.0, 2.0, 1.0, "spike")
-    sb = R.lif_forward(4 * c, 4.0, 2.0, 1.0, "spike", decay_input=True)
+    sa = R.lif_forward(c, LifParams(tau_m=4.0, tau_s=2.0, threshold=1.0, output="spike"))
+    sb = R.lif_forward(4 * c, LifParams(tau_m=4.0, tau_s=2.0, threshold=1.0, output="spike", decay_input=True))
     assert torch.equal(sa, sb)
 
 
@@ -125,7 +122,12 @@ def test_na_matches_literal_pipeline(n, output, first_order, strict):
     worst, scale = 0.0, 0.0
     for T in (1, 6, 14):
         c, g = _inputs(T, n, seed=11 * T)
-        fast = R.na_backward(g, c, tau_m, 2.0, thr, output, first_order, 3, 10.0, strict, **_kw(n))
+        fast = R.na_backward(
+            g,
+            c,
+            LifParams(tau_m=tau_m, tau_s=2.0, threshold=thr, output=output, strict_threshold=strict, **_kw(n)),
+            NA(first_order=first_order, dist_power=3, clip=10.0),
+        )
         lit = L.literal_na_gradient(
             c, g, tau_m, 2.0, thr, output, first_order, 3, 10.0, strict_threshold=strict, **_kw(n)
         )
@@ -140,8 +142,8 @@ def test_soft_reset_na_neighbour_runs_to_the_end():
     """With a soft reset, a flip at p changes every later potential (no merge at the next common spike): the
     neighbour's spikes differ from a hard-reset-style early exit."""
     c = torch.tensor([1.2, 0.5, 0.9, 0.3, 0.3, 0.95], dtype=F64)[:, None]
-    sp = R.sns_neighbour_spikes(c, INF, 2.0, 1.0, v_reset=None)[:, :, 0]
-    s = R.lif_forward(c, INF, 2.0, 1.0, "spike", v_reset=None)[:, 0]
+    sp = R.sns_neighbour_spikes(c, LifParams(tau_m=INF, tau_s=2.0, threshold=1.0, v_reset=None))[:, :, 0]
+    s = R.lif_forward(c, LifParams(tau_m=INF, tau_s=2.0, threshold=1.0, output="spike", v_reset=None))[:, 0]
     # IF soft reset: u = 1.2 (fires, v 0.2), 0.7, 1.6 (fires, v 0.6), 0.9, 1.2 (fires, v .2), 1.15 (fires)
     assert s.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
     # cancel the spike at 0: v = 1 -> 1.5 (fires, .5), 1.4 (fires, .4), .7, 1.0 (fires, 0), .95 : differs at t = 5
@@ -202,7 +204,11 @@ def test_stbp_matches_formula_autograd(n, surrogate, detach, output):
     c, g = _inputs(12, n, seed=3)
     alpha = R.SURROGATE_DEFAULT_ALPHA[surrogate]
     x1 = c.clone().requires_grad_(True)
-    y1 = R.stbp_forward(x1, tau_m, 2.0, thr, output, surrogate, None, detach, **_kw(n))
+    y1 = R.stbp_forward(
+        x1,
+        LifParams(tau_m=tau_m, tau_s=2.0, threshold=thr, output=output, **_kw(n)),
+        STBP(surrogate=surrogate, alpha=None, detach_reset=detach),
+    )
     (g1,) = torch.autograd.grad(y1, x1, g)
     x2 = c.clone().requires_grad_(True)
     y2 = _formula_stbp(x2, tau_m, thr, vr, decay, _h_formula(surrogate, alpha), detach, output)
@@ -236,14 +242,16 @@ def test_tssl_shifted_coordinates_and_soft_reset_error():
     c = make_input(10, (20,))
     g = make_grad(c)
     # v_reset = vr with threshold thr + vr is the paper neuron with threshold thr in shifted coordinates
-    a = R.tssl_backward(g, c, 5.0, 2.0, 1.0)
-    b = R.tssl_backward(g, c, 5.0, 2.0, 1.25, v_reset=0.25)
+    a = R.tssl_backward(g, c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0))
+    b = R.tssl_backward(g, c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.25, v_reset=0.25))
     torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14)
     # decay_input: the gradient w.r.t. c carries beta = 1/tau_m
-    d = R.tssl_backward(g, 4.0 * c, 4.0, 2.0, 1.0, decay_input=True)
-    torch.testing.assert_close(d, R.tssl_backward(g, c, 4.0, 2.0, 1.0) / 4.0, rtol=1e-13, atol=1e-14)
+    d = R.tssl_backward(g, 4.0 * c, LifParams(tau_m=4.0, tau_s=2.0, threshold=1.0, decay_input=True))
+    torch.testing.assert_close(
+        d, R.tssl_backward(g, c, LifParams(tau_m=4.0, tau_s=2.0, threshold=1.0)) / 4.0, rtol=1e-13, atol=1e-14
+    )
     with pytest.raises(ValueError, match="reset to rest"):
-        R.tssl_backward(g, c, 5.0, 2.0, 1.0, v_reset=None)
+        R.tssl_backward(g, c, LifParams(tau_m=5.0, tau_s=2.0, threshold=1.0, v_reset=None))
     with pytest.raises(ValueError, match="v_reset=None"):
         na_cuda.lif(c, method="tssl", v_reset=None)
 
@@ -290,7 +298,7 @@ def test_other_rules_options_at_their_defaults_pass():
 def test_rule_objects_and_params():
     lif = na_cuda.nn.LIF(tau_m=INF, v_reset=None, method="stbp", surrogate="atan")
     assert lif.neuron == LifParams(tau_m=INF, v_reset=None)
-    assert lif.rule == STBP("atan", 2.0, True)
+    assert lif.rule == STBP(surrogate="atan", alpha=2.0, detach_reset=True)
     assert lif.params["surrogate_alpha"] == 2.0 and lif.params["v_reset"] is None
     assert "v_reset=None" in repr(lif) and "surrogate='atan'" in repr(lif)
     assert "v_reset" not in repr(na_cuda.nn.LIF())  # the paper's neuron prints as before

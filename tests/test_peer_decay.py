@@ -1,15 +1,12 @@
-"""Learnable time constants and snnTorch against their sources (issue 17 items 1 and 2).
+"""Learnable time constants and snnTorch against their sources (issue 17 items 1 and 2; docs/convert.md).
 
-- spikingjelly 2.0's ``ParametricLIFNode`` (PLIF): ``na_cuda.nn.convert``'s LIF gives the same spikes and, under STBP,
-  the same input and ``w`` gradients in float64 (1e-12 relative), for decay_input x hard/soft reset x detach_reset;
-- snnTorch 1.0's ``Leaky`` loop: ``LIF.from_snntorch`` gives the same spikes and membrane traces and, under STBP,
-  the same input and ``beta`` gradients, for reset_mechanism subtract/zero/none x fixed/learnable x scalar/per-neuron
-  beta x the surrogates atan, fast_sigmoid, sigmoid. float64, 1e-10 relative, with an upstream gradient that float32
-  holds exactly (snnTorch's spikes are float32, ``(x > 0).float()``, so autograd rounds dL/dspk to float32), except
-  snnTorch's sigmoid surrogate, whose backward rounds ``grad * slope`` to float32 as well: 1e-6 there.
+- spikingjelly 2.0's ``ParametricLIFNode``: the converted LIF gives the same spikes and, under STBP, the same input
+  and ``w`` gradients in float64 (1e-12 relative), for decay_input x hard/soft reset x detach_reset;
+- snnTorch 1.0's ``Leaky`` loop: ``LIF.from_snntorch`` gives the same spikes and membranes and, under STBP, the same
+  input and ``beta`` gradients (float64, 1e-10 relative; 1e-6 for snnTorch's sigmoid, which rounds to float32) for
+  every reset_mechanism, fixed/learnable, scalar/per-neuron beta and surrogate.
 
-Both peers are optional (``make test`` installs them with ``--no-deps``); the tests skip without them.
-"""
+Both peers are optional (``make test`` installs them with ``--no-deps``); the tests skip without them."""
 
 from __future__ import annotations
 

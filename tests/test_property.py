@@ -19,7 +19,7 @@ from helpers import native_backward, native_forward, needs_native, params, refer
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from na_cuda import reference  # noqa: E402
+from na_cuda import LifParams, reference  # noqa: E402
 
 pytestmark = needs_native
 
@@ -65,17 +65,11 @@ def test_forward_is_bit_equal(problem, output):
     x = c.to(dtype)
     got = _native_forward(x, p)
     assert got.dtype == dtype and got.shape == x.shape
-    want = reference.lif_forward(
-        x, p["tau_m"], p["tau_s"], p["threshold"], output, strict_threshold=p["strict_threshold"]
-    )
+    neuron = LifParams.from_keywords(p)
+    want = reference.lif_forward(x, neuron)
     assert torch.equal(got, want)
     # The STBP reference forward is the same forward (with a differentiable reset).
-    assert torch.equal(
-        reference.stbp_forward(
-            x, p["tau_m"], p["tau_s"], p["threshold"], output, strict_threshold=p["strict_threshold"]
-        ),
-        want,
-    )
+    assert torch.equal(reference.stbp_forward(x, neuron), want)
 
 
 CASES = [

@@ -97,6 +97,20 @@ def test_preset_builds_and_runs_forward(preset):
     assert torch.isfinite(out).all() and out.min() >= 0
 
 
+def test_set_takes_every_keyword_of_lif():
+    """A neuron or rule keyword without a config field of its own (derived from LifParams and the rule classes)
+    goes to ``lif_options`` and reaches every LIF; another rule's keyword is refused."""
+    cfg = train.make_config("digits", method="stbp", v_reset=None, detach_reset=False, surrogate="atan")
+    assert cfg.lif_options == {"v_reset": None, "detach_reset": False}
+    lifs = [m for m in train.model_from_config(cfg, (1, 8, 8)).modules() if isinstance(m, LIF)]
+    assert lifs and all(m.neuron.v_reset is None and m.rule.detach_reset is False for m in lifs)
+    assert all(m.rule.surrogate == "atan" for m in lifs)
+    with pytest.raises(train.ConfigError, match="detach_reset"):
+        train.make_config("digits", method="na", detach_reset=False)
+    with pytest.raises(train.ConfigError, match="output"):
+        train.make_config("digits", output="spike")
+
+
 def test_fidelity_released_sets_the_released_recipe():
     paper = train.make_config("mnist")
     assert (paper.fidelity, paper.strict_threshold, paper.clip, paper.target_filters, paper.rescale_round) == (

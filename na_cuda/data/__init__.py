@@ -1,19 +1,11 @@
-"""Datasets, augmentation and input encoding for training like the paper.
+"""Datasets, augmentation and input encoding for training like the paper (docs/training.md, "Data").
 
-    from na_cuda import data
-    ds = data.load("mnist", train=True)            # or "fashion-mnist", "cifar10", "nmnist" (T=, fraction=), "digits"
-    x, y = ds.batch(torch.randperm(len(ds))[:64], "cuda")   # images [B, C, H, W] in [0, 1]; frames [T, B, 2, 34, 34]
-    x = data.augmentation("mnist")(x, torch.Generator("cuda").manual_seed(0))
+    ds = data.load("mnist", train=True)            # or "fashion-mnist", "cifar10", "nmnist", "digits"
+    x, y = ds.batch(torch.randperm(len(ds))[:64], "cuda")
     x = data.encode_static(data.normalize(x, "mnist"), T=5, tau_s=4.0)  # [T, B, C, H, W]
 
-Files are looked up with :func:`find_root` (``data_dir``, else ``$NA_CUDA_DATA``, else ``~/.cache/na_cuda``; directly
-or in a ``<name>`` subfolder) and downloaded with SHA-256 verification where a canonical source exists.
-
-Modules: ``idx`` (MNIST/Fashion-MNIST IDX files), ``cifar`` (CIFAR-10 python batches), ``nmnist`` (N-MNIST events and
-binning), ``digits`` (scikit-learn's 8x8 digits), ``store`` (lookup, download, checksums), ``dataset`` (the
-Dataset objects), ``augment`` (on-device augmentation), ``encode`` (normalisation, static-image encoding),
-``names`` (the dataset name registry, a leaf), ``layout`` (which files mark a dataset's folder), ``catalog``
-(``load``).
+Modules: ``idx``, ``cifar``, ``nmnist``, ``digits`` (readers), ``store`` (lookup, download), ``dataset``,
+``augment``, ``encode``, ``names`` (the name registry, a leaf), ``layout``, ``catalog`` (``load``).
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """Data augmentation on the training device, vectorised over the batch (no torchvision, no per-sample Python).
 
-Every op takes a float batch ``x`` [B, C, H, W] and a ``torch.Generator`` on ``x``'s device, draws one random value
-(or pair) per sample from it, and returns a new tensor; the same generator state gives the same result. The classes
-(``RandomCrop(padding=4)``, ...) are callables ``aug(x, generator)`` with a readable repr; :func:`augmentation` returns
-the pipeline of a dataset.
-
-What ``augmentation(name)`` applies (the released NA code's torchvision pipelines, with the contract's choices):
-
-* mnist, fashion-mnist: RandomCrop(28, padding=4), RandomRotation(15)
-* cifar10: RandomCrop(32, padding=4), ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
-  RandomHorizontalFlip(0.5)
-* digits: RandomCrop(8, padding=1)
-* nmnist: none (identity)
+Every op is ``aug(x, generator)`` on a float batch ``[B, C, H, W]``, one draw per sample from the generator;
+:func:`augmentation` returns a dataset's pipeline (docs/training.md, "Augmentation (na_cuda.data.augment)").
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Loading a dataset by name: :func:`load`: find (or download) a dataset's files and build its :class:`Dataset`."""
+"""Loading a dataset by name: :func:`load`: find (or download) a dataset's files and build its :class:`Dataset`.
+See docs/training.md."""
 
 from __future__ import annotations
 

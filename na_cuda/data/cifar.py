@@ -5,7 +5,7 @@ with bytes keys: ``b"data"`` a uint8 array ``[N, 3072]`` whose rows hold the 102
 a 32x32 image in row-major order; ``b"labels"`` a list of N ints in 0..9 (also ``b"batch_label"``, ``b"filenames"``).
 
 The files are pickles; they are read with an unpickler that only builds numpy arrays and plain containers, so a
-tampered file cannot run code.
+tampered file cannot run code. See docs/training.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A :class:`Dataset` holds a whole split in memory in a compact form (uint8 images; events for N-MNIST) and hands out
 batches by index: ``x, y = ds.batch(index, device)``. There is no DataLoader and no worker process: indexing a
 uint8 tensor and one host-to-device copy per batch is cheaper than per-sample Python code, and augmentation runs on
-the device afterwards (``na_cuda.data.augmentation``).
+the device afterwards (``na_cuda.data.augmentation``). See docs/training.md.
 """
 
 from __future__ import annotations

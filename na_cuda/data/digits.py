@@ -5,7 +5,7 @@ download: a small real dataset for quick runs and CI.
 
 Split (fixed, deterministic, no random numbers): within each class, taken in the dataset's order, every fifth image
 (the 5th, 10th, ... of that class) is a test image, the others are training images. That is a stratified 80/20 split:
-1,442 train / 355 test images.
+1,442 train / 355 test images. See docs/training.md.
 """
 
 from __future__ import annotations

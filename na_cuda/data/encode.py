@@ -1,4 +1,5 @@
-"""Input preprocessing of a batch: per-dataset normalisation and the static-image encoding of the released NA code."""
+"""Input preprocessing of a batch: per-dataset normalisation and the static-image encoding of the released NA code.
+See docs/training.md."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 An IDX file is a 4-byte magic number ``00 00 <type> <ndim>``, ``ndim`` big-endian uint32 dimension sizes, then the
 data in C order, big-endian. MNIST and Fashion-MNIST use type 0x08 (uint8): images are 3-D ``[N, 28, 28]`` (magic
 0x00000803 = 2051), labels are 1-D ``[N]`` (magic 0x00000801 = 2049). Whether a file is gzip-compressed is read from
-its first two bytes (1f 8b), not from its name.
+its first two bytes (1f 8b), not from its name. See docs/training.md.
 """
 
 from __future__ import annotations

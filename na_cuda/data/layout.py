@@ -1,6 +1,6 @@
 """Which files each dataset keeps in its folder: the marker that a folder holds a dataset (used by
 ``store.find_root``) and the files a split still lacks (used by ``catalog.load``). Depends only on the format
-modules ``idx`` and ``cifar``."""
+modules ``idx`` and ``cifar``. See docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The dataset name registry: the canonical names, their aliases and display titles (a leaf module: it imports
-nothing of ``na_cuda.data``, so the lookup in ``store`` and the loaders in ``catalog`` can both use it)."""
+nothing of ``na_cuda.data``, so the lookup in ``store`` and the loaders in ``catalog`` can both use it).
+See docs/training.md."""
 
 from __future__ import annotations
 

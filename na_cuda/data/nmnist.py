@@ -1,35 +1,9 @@
 """N-MNIST (Orchard et al. 2015): event recordings of MNIST digits, binned into frames on the fly.
 
-Files: ``Train/<digit>/<id>.bin`` (60,000) and ``Test/<digit>/<id>.bin`` (10,000), as in Orchard's Train.zip and
-Test.zip. Each file is a list of 40-bit (5-byte) events, as read by Orchard's ``Read_Ndataset.m``::
-
-    byte 0: x address (0..33)        byte 1: y address (0..33)
-    byte 2: bit 7 = polarity (0 OFF, 1 ON), bits 6..0 = timestamp bits 22..16
-    bytes 3, 4: timestamp bits 15..0 (big-endian)          timestamp in microseconds
-
-Frames (``T x 2 x 34 x 34``, channel = polarity, then y = row, x = column): an event at time ``ts`` goes to bin
-``floor(ts * T / (fraction * D))`` where ``D = (last timestamp of the recording) + 1 us``; events in bins ``>= T``
-(after the first `fraction` of the recording) are dropped. With `window_us` set instead, bins are ``window_us`` wide
-(``floor(ts / window_us)``) whatever the recording's length. The paper bins the first 30 % of each recording into
-T = 30 (~3 ms bins of the ~300 ms recordings). Its released code points to TSSL-BP's preprocessing (3 ms windows,
-``n_steps: 30``), which ``window_us=3000, T=30`` reproduces except at the edges: that loader's frame k holds
-(3k, 3k + 3] ms for k < 29, and its last frame only the events at exactly 0 us (``ceil(0 / 3 ms) - 1`` indexes the
-last frame), where here frame k holds [3k, 3k + 3) ms for every k < 30. The other common setting is the whole
-recording in T = 100 (``fraction=1.0, T=100``).
-
-A pixel of a frame is binary by default (1 if at least one event of that polarity hit it in that bin), as in
-TSSL-BP's preprocessing (``NMNIST_Converter.m`` sets the spike matrix to 1, ignoring repeats, and its loader writes 1):
-the network's input is then a spike train, the same kind of signal as the spikes between layers. ``binary=False``
-counts events instead.
-
-``stabilize=True`` (the default, as in that preprocessing: Orchard's ``stabilize.m``) undoes the image motion of the
-sensor's three 105 ms saccades: x and y are shifted back by the saccade's displacement at the event's time, rounded,
-and events that leave the 34 x 34 field are dropped.
-
-The dataset keeps, per sample, the int32 codes ``bin * 2312 + polarity * 1156 + y * 34 + x`` of its events (sorted
-and deduplicated when binary): about 4 MB per 1,000 samples at T = 30 over 30 %, 13 MB at T = 100 over the whole
-recording, against 280 MB / 925 MB as dense frames; frames are built per batch on the batch's device. Reading the
-60,000 training files takes roughly 20 s (T = 30, 30 %) to 60 s (T = 100, 100 %) on two CPU cores.
+Frames are ``T x 2 x 34 x 34`` (polarity, y, x) over the first ``fraction`` of each recording (or bins of
+``window_us``), binary by default, with the saccade motion undone (``stabilize``). The file format, the binning
+and how it compares with TSSL-BP's preprocessing, the memory and time costs: docs/training.md, "N-MNIST
+(na_cuda.data.nmnist)".
 """
 
 from __future__ import annotations

@@ -1,22 +1,8 @@
 """Where dataset files live, and how missing ones are downloaded and verified (SHA-256).
 
-Lookup (:func:`find_root`): the base folder is `data_dir` if given, else ``$NA_CUDA_DATA``, else ``~/.cache/na_cuda``;
-the files of dataset `name` may be in ``<base>/<name>`` (looked at first) or in ``<base>`` itself. Where neither holds
-them, ``<base>/<name>`` is where a download goes.
-
-Download (:func:`download_file`): stream the URL into a temporary file next to the destination, hashing as it
-arrives; accept it only if its SHA-256 is one of the expected digests -- or, for a ``.gz`` file with a known digest of
-its *decompressed* content, if that content's SHA-256 matches (mirrors re-compress files, so the bytes of a ``.gz``
-differ between mirrors while its content does not) -- then rename it into place (atomic: a reader never sees a partial
-file). On any failure the temporary file is removed and nothing is left behind; the temporary files a killed download
-left (``.NAME.<pid>.<hex>.part`` of a process that is gone) are removed when that file is next downloaded. A download
-with no digest to check is refused.
-
-Bounded waits: connecting and every read wait at most `timeout` seconds (``$NA_CUDA_DOWNLOAD_TIMEOUT``, default
-20), and a file must be complete within `deadline` seconds (``$NA_CUDA_DOWNLOAD_DEADLINE``, default 900; a timer
-shuts the connection down then, which ends a read blocked on it): a server that accepts and never answers fails
-that mirror after `timeout` seconds, one that trickles bytes after `deadline` seconds, and the next mirror is tried.
-Progress is logged every :data:`PROGRESS_EVERY_S` seconds.
+:func:`find_root` looks in ``data_dir``, else ``$NA_CUDA_DATA``, else ``~/.cache/na_cuda`` (directly or in a
+``<name>`` subfolder); :func:`download_file` streams into a temporary file, checks the digest, renames it into
+place, and bounds every wait. Details: docs/training.md, "Dataset files and downloads (na_cuda.data.store)".
 """
 
 from __future__ import annotations

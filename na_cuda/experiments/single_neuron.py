@@ -1,71 +1,12 @@
 """Single-neuron experiment of the NA paper (Yang, Zhang & Li, ICML 2021, section 4.2, Table 1, Figure 6(b)).
 
-One LIF output neuron (tau_m = 5, tau_s = 2, threshold 1) driven by 200 input spike trains is trained to emit a
-random desired spike train with the van Rossum loss (eq. 5), once with NA and once with STBP, from the same
-initial weights, inputs and targets, for 200 iterations; this is repeated for 500 independent rounds. Run::
+One LIF neuron driven by 200 input spike trains learns a random desired train with the van Rossum loss (eq. 5),
+with NA and with STBP from the same start, 500 rounds batched into one tensor program. Run::
 
     python -m na_cuda.experiments.single_neuron [--out DIR] [--rounds 500] [--iters 200] [--seed 0]
-                                                [--optimizer adam|sgd] [--lr LR] [--init-std S]
-                                                [--device cpu|cuda]
 
-Writes ``DIR/single_neuron.json`` and ``DIR/single_neuron.png`` (Figure 6(b): mean +- std of the per-round loss
-per iteration for both methods) and prints a summary next to the paper's claim (NA reaches the desired patterns
-within 65 iterations, STBP needs 147).
-
-Setup (Table 1): T = 30 steps, 200 inputs, input spikes Bernoulli(p_in = 0.05) per step, desired output spikes
-Bernoulli(p_o = 0.2) per step. Each input train is filtered with the first-order synaptic kernel of eq. 2
-(``a[t] = (1 - 1/tau_s) a[t-1] + s[t]/tau_s``, tau_s = 2, ``na_cuda.losses.psc``) and the PSCs are normalised
-with the mean and standard deviation of all T x 200 PSCs of the round (each round has its own input set, so its
-own statistics). The neuron's input current is ``c[t] = sum_i w_i x_i[t]`` (no bias). The loss of a round is
-``1/2 sum_t (psc(d)[t] - a[t])^2`` (eq. 5, ``na_cuda.losses.van_rossum``) on the output PSC ``a``.
-
-All rounds are one tensor program: the weights are ``W [R, 200]``, ``c = einsum('tri,ri->tr', X, W)`` is
-``[T, R]`` (one neuron per round) and every iteration makes ONE ``na_cuda.lif`` call for all rounds. The
-backward uses the SUM of the per-round losses (``van_rossum(..., reduction="sum")``), so the gradient w.r.t.
-``W[r]`` is exactly round r's own gradient; the optimisers used (SGD, Adam) are element-wise, so each round
-is trained exactly as if it were alone.
-
-NA runs with the package defaults (``first_order="paper"``, ``dist_power=3``, ``clip=10``); STBP with the
-rectangular surrogate (``surrogate="rect"``, width 1) and the reset detached (its default).
-
-Choices the paper does not state (all are CLI flags; the numbers below are from 500 rounds x 200 iterations,
-seed 0, float32, CPU):
-
-- Weight init: ``w_i ~ N(0, init_std^2)``, ``init_std = 0.03``. The normalised inputs have zero mean and unit
-  variance, so ``c[t]`` has zero mean and a standard deviation of about ``sqrt(200) * init_std = 0.42``; with
-  ``tau_m = 5`` the neuron fires a little at the start: 1.6 spikes per 30 steps on average (the desired trains
-  have 6), 26 % of the rounds start silent. Smaller scales leave more rounds silent (0.01: 98 %, 0.02: 53 %),
-  larger ones fire more (0.05: 3.3 spikes, 10 % silent; 0.1: 5.9 spikes, 5 % silent). Both methods do best
-  at 0.01 - 0.03 (Adam, lr 3e-3, fraction of rounds hitting the desired train by iteration 200, NA / STBP):
-  0.01: 99.8 / 11.2 %,
-  0.02: 99.0 / 12.6 %, 0.03: 99.0 / 10.0 %, 0.05: 90.4 / 4.0 %, 0.1: 37.2 / 1.0 %.
-- Optimiser: Adam (betas 0.9, 0.999), ``lr = 3e-3``, the same for both methods. Adam normalises the step per
-  weight, so one learning rate is fair to both rules although their gradient scales differ a lot (NA's
-  per-step factor is clipped at ``clip = 10``, STBP's rect surrogate is at most 1): with plain SGD the same lr
-  means a larger step for NA. A step of 3e-3 per weight is 1/10 of the init scale; measured over the first 50
-  updates it moves ``c[t]`` by 0.1 on average at the first (sign-like) Adam step and by 0.02 - 0.03 on average
-  afterwards (max 0.45): small next to the threshold, so a spike train changes by about one spike at a time.
-  Sweep with init_std = 0.03 (fraction hitting by iteration 65 / by 200, NA | STBP):
-  Adam 1e-3: 21.8 / 89.4 | 6.0 / 14.4 %;  2e-3: 53.0 / 99.2 | 7.4 / 12.0 %;  3e-3: 68.2 / 99.0 | 7.4 / 10.0 %;
-  5e-3: 67.0 / 94.2 | 3.6 / 4.0 %;  1e-2: 23.6 / 49.0 | 0.8 / 1.0 %.
-  SGD 1e-4: 34.4 / 93.4 | 0.4 / 2.2 %;  3e-4: 90.4 / 99.4 | 2.4 / 7.8 %;  1e-3: 24.2 / 59.6 | 8.6 / 13.4 %;
-  3e-3: 1.6 / 2.8 | 7.0 / 8.2 %.
-  Adam 3e-3 is within a few points of the best setting of each method (best NA: SGD 3e-4; best STBP: Adam
-  1e-3 or SGD 1e-3, 13 - 14 %); no setting lets STBP catch up. Its failure is structural: the rect surrogate
-  (width 1) is zero unless ``|u - threshold| < 0.5``, so a desired spike at a step where ``u`` stays below 0.5
-  sends no gradient at all (with the defaults, after 200 iterations 169 of the 451 unmatched STBP rounds
-  had an exactly zero gradient), whereas NA's ``phi(threshold - u)`` is non-zero at every step. A wider
-  surrogate helps STBP (same setup, by 65 / by 200: rect width 2: 51.8 / 67.6 %, sigmoid k = 4: 40.2 / 69.8 %, triangle:
-  25.4 / 41.2 %) but is not the configuration compared here (``surrogate="rect"``, width 1).
-
-What is recorded, per method: the per-round loss at every iteration (iteration k = the forward after k weight
-updates, k = 0 .. iters - 1: ``loss_mean`` / ``loss_std`` over rounds, population std), the loss after the last
-update (``final_loss_mean``), and per round the first k in 0 .. iters at which the output spike train equals the
-desired train exactly (-1 = never). ``frac_hit_by_65`` / ``frac_hit_by_200`` are the fractions of rounds with
-first hit <= 65 / <= 200 (the paper's 65 and 147 are the iterations by which ALL rounds had converged;
-``all_hit_iteration`` is the max first-hit when every round hit, else null), ``frac_matched`` the fraction
-whose output equals the desired train at each k = 0 .. iters (training continues after a hit, and a round can
-leave the desired pattern again, e.g. through Adam's momentum).
+Writes ``DIR/single_neuron.json`` and ``DIR/single_neuron.png``. The setup, the choices the paper leaves open and
+the sweeps behind them: docs/results.md, "Single-neuron experiment: method".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Shared pieces of the reference: dtypes, the [T, N] view, the neuron's coefficients, the forward recursion.
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ from typing import Optional, Union
 
 import torch
 
-from ..rules import SURROGATE_DEFAULT_ALPHA  # noqa: F401  (the STBP rule's defaults; used by stbp.py)
-
-_OUTPUTS = ("psc", "spike", "membrane")
-#: snnTorch's resets after the leak (docs/algorithm.md sec. 11): what ``reset_mechanism`` subtracts one step after a
-#: spike is the threshold ("subtract") or nothing ("none").
-_AFTER_LEAK = ("subtract", "none")
-_FIRST_ORDER = ("paper", "taylor")
+from ..params import LifParams, Reset
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -42,49 +36,53 @@ def _to_2d(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 @dataclass(frozen=True)
 class _Core:
     """The recursion's constants in the coordinates it runs in (module docstring): ``lam``, the threshold
-    ``thr`` (``threshold - vr`` for a hard reset), ``soft`` (subtract ``thr`` on a spike, else reset to 0),
-    ``strict`` firing, ``tau_s`` and the input scale ``beta``. ``after``: snnTorch's reset after the leak
-    (sec. 11), ``sub`` subtracted one step after a spike (``thr`` or 0), or None. ``lam``/``beta`` are tensors
-    ``[N]`` for a learnable decay (sec. 12: ``beta = 1 - lam`` under ``decay_input``)."""
+    ``thr`` (``threshold - vr`` for a hard reset), the ``reset``, ``strict`` firing, ``tau_s`` and the input scale
+    ``beta``. ``lam``/``beta`` are tensors ``[N]`` for a learnable decay (sec. 12: ``beta = 1 - lam`` under
+    ``decay_input``)."""
 
     lam: Union[float, torch.Tensor]
     thr: float
-    soft: bool
+    reset: Reset
     strict: bool
     tau_s: float
     beta: Union[float, torch.Tensor]
     tau_m: float
-    after: Optional[str] = None
     decay_input: bool = False
+
+    @property
+    def after(self) -> bool:
+        """snnTorch's reset after the leak (sec. 11): the subtraction comes one step after the spike."""
+        return self.reset.after_leak
 
     @property
     def sub(self) -> float:
         """What the after-leak reset subtracts one step after a spike (sec. 11)."""
-        return self.thr if self.after == "subtract" else 0.0
+        return self.thr if self.reset is Reset.SUBTRACT else 0.0
 
 
-def _core(
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    strict: bool,
-    v_reset: Optional[float],
-    decay_input: bool,
-    reset_mechanism: Optional[str] = None,
-    decay: Optional[torch.Tensor] = None,
-) -> _Core:
-    """The constants; ``decay`` (sec. 12): the learnable leak ``lam`` per neuron ``[N]`` (None: ``1 - 1/tau_m``)."""
-    if reset_mechanism is not None and (reset_mechanism not in _AFTER_LEAK or v_reset is not None):
-        raise ValueError(
-            f"reset_mechanism must be None or one of {_AFTER_LEAK} with v_reset=None; got {reset_mechanism!r}"
+def _core(neuron: LifParams, decay: Optional[torch.Tensor] = None) -> _Core:
+    """The constants of ``neuron``; ``decay`` (sec. 12): the learnable leak ``lam`` per neuron ``[N]`` (None:
+    ``1 - 1/tau_m``)."""
+    if not isinstance(neuron, LifParams):
+        raise TypeError(
+            f"na_cuda.reference: `neuron` must be a na_cuda.LifParams; got {type(neuron).__name__} (the reference "
+            "takes the typed objects, e.g. lif_forward(c, LifParams(tau_m=5.0)))"
         )
-    thr = threshold if v_reset is None else threshold - v_reset
-    lam: Union[float, torch.Tensor] = 1.0 - 1.0 / tau_m
-    beta: Union[float, torch.Tensor] = 1.0 / tau_m if decay_input else 1.0
+    lam: Union[float, torch.Tensor] = neuron.lam
+    beta: Union[float, torch.Tensor] = neuron.beta
     if decay is not None:
         lam = decay
-        beta = 1.0 - decay if decay_input else 1.0
-    return _Core(lam, thr, v_reset is None, strict, tau_s, beta, tau_m, reset_mechanism, decay_input)
+        beta = 1.0 - decay if neuron.decay_input else 1.0
+    return _Core(
+        lam,
+        neuron.shifted_threshold,
+        neuron.reset,
+        neuron.strict_threshold,
+        neuron.tau_s,
+        beta,
+        neuron.tau_m,
+        neuron.decay_input,
+    )
 
 
 def _scaled(x: torch.Tensor, core: _Core) -> torch.Tensor:
@@ -95,9 +93,9 @@ def _scaled(x: torch.Tensor, core: _Core) -> torch.Tensor:
 def _reset(u: torch.Tensor, fired: torch.Tensor, core: _Core) -> torch.Tensor:
     """Post-spike potential: ``u - thr`` (soft) or 0 (hard, shifted coordinates) where ``fired``, else ``u``;
     ``u`` itself under a reset after the leak (its subtraction comes with the next step, :func:`_step`)."""
-    if core.after is not None:
+    if core.after:
         return u
-    return torch.where(fired, u - core.thr, u) if core.soft else torch.where(fired, 0.0, u)
+    return torch.where(fired, u - core.thr, u) if core.reset is Reset.SOFT else torch.where(fired, 0.0, u)
 
 
 def _step(v: torch.Tensor, r: torch.Tensor, x: torch.Tensor, core: _Core) -> tuple:
@@ -105,10 +103,10 @@ def _step(v: torch.Tensor, r: torch.Tensor, x: torch.Tensor, core: _Core) -> tup
     a reset after the leak (sec. 11: ``u[t] = lam u[t-1] + x[t] - sub s[t-1]``, snnTorch's operation order).
     Returns ``(u, fired, v', r')``; ``r`` stays 0 under the other resets."""
     u = core.lam * v + x
-    if core.after is not None:
+    if core.after:
         u = u - r
     fired = _fires(u, core.thr, core.strict)
-    if core.after is not None:
+    if core.after:
         r = torch.where(fired, core.sub, 0.0).to(x.dtype) if core.sub else torch.zeros_like(u)
     return u, fired, _reset(u, fired, core), r
 
@@ -129,16 +127,6 @@ def _decay_grad_2d(
     if core.decay_input:
         dudlam = dudlam - c2
     return (delta * dudlam).sum(0)
-
-
-def _check_output(output: str) -> None:
-    if output not in _OUTPUTS:
-        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
-
-
-def _check_first_order(first_order: str) -> None:
-    if first_order not in _FIRST_ORDER:
-        raise ValueError(f"first_order must be one of {_FIRST_ORDER}, got {first_order!r}")
 
 
 def _fires(u: torch.Tensor, threshold: float, strict: bool) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The custom-backward wrapper of the reference (a rule's backward on the reference forward).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -21,16 +21,7 @@ class CustomBackward(torch.autograd.Function):
     def forward(ctx, c: torch.Tensor, decay, neuron, backward) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(c, decay)
         ctx.backward_fn = backward
-        return lif_forward(
-            c,
-            neuron.tau_m,
-            neuron.tau_s,
-            neuron.threshold,
-            neuron.output,
-            neuron.strict_threshold,
-            decay=decay,
-            **neuron.reference_kwargs(),
-        )
+        return lif_forward(c, neuron, decay)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]

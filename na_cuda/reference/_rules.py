@@ -4,7 +4,7 @@
 
 Part of ``na_cuda.reference`` (see its docstring for the conventions). The reference depends on the rule and
 neuron objects (``na_cuda.rules``, ``na_cuda.params``), never the reverse: a rule class holds no reference code, and
-adding a rule adds its entry to :data:`_BACKWARDS` here."""
+adding a rule adds its entry to :data:`_BACKWARDS` here. See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -20,70 +20,25 @@ from .na import na_backward
 from .stbp import stbp_forward
 from .tssl import tssl_backward
 
-# ``decay`` below: None, or the learnable leak per neuron ``[N]`` (docs/algorithm.md §12); with one, a backward
-# returns ``(grad_c, dL/dlam)``.
-
-
-def _stbp_forward(rule: STBP, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """STBP's differentiable forward (autograd through it is the rule, spec §5; ``decay`` a differentiable input)."""
-    return stbp_forward(
-        c,
-        neuron.tau_m,
-        neuron.tau_s,
-        neuron.threshold,
-        neuron.output,
-        rule.surrogate,
-        rule.alpha,
-        rule.detach_reset,
-        neuron.strict_threshold,
-        decay=decay,
-        **neuron.reference_kwargs(),
-    )
-
-
-def _na(rule: NA, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor]) -> Any:
-    return na_backward(
-        grad_out,
-        c,
-        neuron.tau_m,
-        neuron.tau_s,
-        neuron.threshold,
-        neuron.output,
-        rule.first_order,
-        rule.dist_power,
-        rule.clip,
-        neuron.strict_threshold,
-        decay=decay,
-        **neuron.reference_kwargs(),
-    )
-
 
 def _stbp(rule: STBP, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor]) -> Any:
+    """STBP's ``grad_c`` (and ``dL/dlam``): autograd through its differentiable forward (spec §5)."""
     x = c.detach().clone().requires_grad_(True)
     if decay is None:
-        (gx,) = torch.autograd.grad(_stbp_forward(rule, x, neuron), x, grad_out)
+        (gx,) = torch.autograd.grad(stbp_forward(x, neuron, rule), x, grad_out)
         return gx
     d = decay.detach().clone().requires_grad_(True)
-    gx, gd = torch.autograd.grad(_stbp_forward(rule, x, neuron, d), (x, d), grad_out)
+    gx, gd = torch.autograd.grad(stbp_forward(x, neuron, rule, d), (x, d), grad_out)
     return gx, gd
 
 
-def _tssl(rule: TSSL, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor]) -> Any:
-    return tssl_backward(
-        grad_out,
-        c,
-        neuron.tau_m,
-        neuron.tau_s,
-        neuron.threshold,
-        neuron.strict_threshold,
-        v_reset=neuron.v_reset,
-        decay_input=neuron.decay_input,
-        decay=decay,
-    )
-
-
-#: Rule class -> its reference backward ``(rule, grad_out, c, neuron, decay) -> grad_c`` (or ``(grad_c, dL/dlam)``).
-_BACKWARDS: dict[type[Rule], Callable[..., Any]] = {NA: _na, STBP: _stbp, TSSL: _tssl}
+#: Rule class -> its reference backward ``(rule, grad_out, c, neuron, decay) -> grad_c`` (or ``(grad_c, dL/dlam)``);
+#: ``decay``: None, or the learnable leak per neuron ``[N]`` (docs/algorithm.md §12).
+_BACKWARDS: dict[type[Rule], Callable[..., Any]] = {
+    NA: lambda rule, g, c, neuron, decay: na_backward(g, c, neuron, rule, decay),
+    STBP: _stbp,
+    TSSL: lambda rule, g, c, neuron, decay: tssl_backward(g, c, neuron, rule, decay),
+}
 
 
 def rule_backward(
@@ -104,7 +59,7 @@ def rule_forward(rule: Rule, c: torch.Tensor, neuron: LifParams, decay: Optional
     """Differentiable pure-PyTorch forward of ``neuron`` whose backward is ``rule`` (the ``"torch"`` backend);
     ``decay`` (``[N]`` or None) is differentiable too."""
     if isinstance(rule, STBP):
-        return _stbp_forward(rule, c, neuron, decay)
+        return stbp_forward(c, neuron, rule, decay)
     return CustomBackward.apply(c, decay, neuron, lambda g, x, d: rule_backward(rule, g, x, neuron, d))
 
 

@@ -1,6 +1,6 @@
 """The LIF forward (eq. 1-4, spec sec. 2; neuron options sec. 9).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -8,23 +8,12 @@ from typing import Optional
 
 import torch
 
-from ._core import _check_output, _compute_dtype, _core, _scaled, _states_2d, _to_2d
+from ..params import LifParams
+from ._core import _compute_dtype, _core, _scaled, _states_2d, _to_2d
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# forward
-# ----------------------------------------------------------------------------------------------------------------
 def lif_states(
-    c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    reset_mechanism: Optional[str] = None,
-    decay: Optional[torch.Tensor] = None,
+    c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """LIF states over time (paper eq. 1-4, spec sec. 2; options: docs/algorithm.md sec. 9).
 
@@ -37,10 +26,7 @@ def lif_states(
 
     Args:
         c: synaptic input ``[T, ...]``.
-        tau_m, tau_s, threshold: neuron parameters (Python floats).
-        strict_threshold: fire on ``u > threshold`` (the released code) instead of ``u >= threshold``.
-        v_reset: hard-reset level, or None for a soft reset. decay_input: scale ``c`` by ``1/tau_m``.
-        reset_mechanism: None, or snnTorch's "subtract" / "none" after the leak (sec. 11; v_reset=None).
+        neuron: the neuron (``na_cuda.LifParams``; its ``output`` is not used here).
         decay: the learnable leak ``lam`` per neuron ``[N]`` in the compute dtype (sec. 12), or None.
 
     Returns:
@@ -48,42 +34,19 @@ def lif_states(
         ``w + vr`` with ``w`` the shifted-coordinate potential (``u`` itself for ``vr = 0``).
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
+    core = _core(neuron, decay)
     u, s, a = _states_2d(_scaled(_to_2d(c, dtype), core), core)
-    if v_reset:
-        u = u + v_reset
+    if neuron.v_reset:
+        u = u + neuron.v_reset
     return u.reshape(c.shape), s.reshape(c.shape), a.reshape(c.shape)
 
 
-def lif_forward(
-    c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    output: str = "psc",
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    reset_mechanism: Optional[str] = None,
-    decay: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``output="psc"``), the spikes ``s`` (``"spike"``) or the
-    pre-reset membrane potential ``u`` (``"membrane"``, sec. 11).
+def lif_forward(c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """LIF forward (spec sec. 2): the PSC ``a`` (eq. 3, ``neuron.output="psc"``), the spikes ``s`` (``"spike"``) or
+    the pre-reset membrane potential ``u`` (``"membrane"``, sec. 11).
 
     Returns a tensor of ``c``'s shape and dtype (spikes as 0/1 values).
     """
-    _check_output(output)
-    u, s, a = lif_states(
-        c,
-        tau_m,
-        tau_s,
-        threshold,
-        strict_threshold,
-        v_reset=v_reset,
-        decay_input=decay_input,
-        reset_mechanism=reset_mechanism,
-        decay=decay,
-    )
-    out = a if output == "psc" else (u if output == "membrane" else s)
+    u, s, a = lif_states(c, neuron, decay)
+    out = a if neuron.output == "psc" else (u if neuron.output == "membrane" else s)
     return out.to(c.dtype)

@@ -1,6 +1,6 @@
 """NA backward with simple neighbourhood selection, the direct way (eq. 7, 13-17, spec sec. 3).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any, Optional
 
 import torch
 
+from ..params import OUTPUTS, LifParams, choice
+from ..rules import FIRST_ORDERS, NA
 from ._core import (
-    _check_first_order,
-    _check_output,
     _compute_dtype,
     _Core,
     _core,
@@ -37,8 +37,6 @@ def _error_signal_2d(g: torch.Tensor, tau_s: float, output: str, first_order: st
     * ``output="psc"``, ``first_order="taylor"``: ``G`` itself (the exact gradient w.r.t. ``a``).
     * ``output="spike"``: ``G`` in both modes (the loss change is measured on the spikes directly).
     """
-    _check_output(output)
-    _check_first_order(first_order)
     if output == "spike" or first_order == "taylor":
         return g
     kappa = 1.0 - 1.0 / tau_s
@@ -52,6 +50,8 @@ def _error_signal_2d(g: torch.Tensor, tau_s: float, output: str, first_order: st
 
 def error_signal(grad_out: torch.Tensor, tau_s: float, output: str = "psc", first_order: str = "paper") -> torch.Tensor:
     """Public wrapper of the eq. 7 error signal selection (see :func:`_error_signal_2d`); shape/dtype of grad_out."""
+    choice("output", output, OUTPUTS)
+    choice("first_order", first_order, FIRST_ORDERS)
     dtype = _compute_dtype(grad_out.dtype)
     x = _error_signal_2d(_to_2d(grad_out, dtype), tau_s, output, first_order)
     return x.reshape(grad_out.shape).to(grad_out.dtype)
@@ -94,7 +94,7 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
         # spec sec. 3.3: v' = threshold if s[p] == 1 else 0 (built in x.dtype: threshold must not pass via float32)
         v = torch.where(fired_p, torch.full_like(x[0], threshold), torch.zeros_like(x[0]))
         r = torch.zeros_like(x[0])
-        if core.after is not None:  # sec. 11: u'[p] = threshold; the added spike's subtraction comes next step
+        if core.after:  # sec. 11: u'[p] = threshold; the added spike's subtraction comes next step
             v = torch.full_like(x[0], threshold)
             r = torch.where(fired_p, 0.0, core.sub).to(x.dtype)
         for t in range(p + 1, T):
@@ -103,23 +103,11 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
     return out
 
 
-def sns_neighbour_spikes(
-    c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    reset_mechanism: Optional[str] = None,
-) -> torch.Tensor:
-    """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``.
-
-    ``tau_s`` is unused (kept for a uniform signature). Returned in the compute dtype.
-    """
+def sns_neighbour_spikes(c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
+    """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``, in the
+    compute dtype."""
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism)
+    core = _core(neuron)
     x = _scaled(_to_2d(c, dtype), core)
     u, s, _ = _states_2d(x, core)
     sp = _sns_neighbours_2d(u, s, x, core)
@@ -150,34 +138,23 @@ def _sns_loss_change_2d(
     return dL, u
 
 
-def sns_loss_change(
-    grad_out: torch.Tensor,
-    c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    output: str = "psc",
-    first_order: str = "paper",
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    reset_mechanism: Optional[str] = None,
-) -> torch.Tensor:
+def sns_loss_change(grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, rule: NA = NA()) -> torch.Tensor:
     """``dL_p`` (eq. 13) of the SNS neighbour at every time step ``p``; shape and dtype of ``c``.
 
     This is :func:`na_backward` before the distance scaling ``phi`` and the input scale ``beta`` (so
     ``na_backward = beta * dL * phi(threshold - u)``).
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism)
+    core = _core(neuron)
     x = _scaled(_to_2d(c, dtype), core)
     g = _to_2d(grad_out, dtype)
-    dL, _ = _sns_loss_change_2d(g, x, core, output, first_order)
+    dL, _ = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order)
     return dL.reshape(c.shape).to(c.dtype)
 
 
-def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0, strict_threshold: bool = False) -> torch.Tensor:
+def na_phi(
+    d: torch.Tensor, dist_power: float = NA.dist_power, clip: float = NA.clip, strict_threshold: bool = False
+) -> torch.Tensor:
     """Distance scaling of the aggregated finite difference (eq. 14/16/17, spec sec. 3.4).
 
     ``phi(d) = clamp(d ** (-k), -b, b)`` with ``k = dist_power``, ``b = clip``, applied to the *signed* SNS
@@ -200,18 +177,8 @@ def na_phi(d: torch.Tensor, dist_power: float = 3, clip: float = 10.0, strict_th
 def na_backward(
     grad_out: torch.Tensor,
     c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    output: str = "psc",
-    first_order: str = "paper",
-    dist_power: float = 3,
-    clip: float = 10.0,
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    reset_mechanism: Optional[str] = None,
+    neuron: LifParams,
+    rule: NA = NA(),
     decay: Optional[torch.Tensor] = None,
 ) -> Any:
     """NA backward with SNS (paper sec. 3.4-3.5.1, eq. 13-17; spec sec. 3), the direct way.
@@ -228,22 +195,21 @@ def na_backward(
     Args:
         grad_out: ``G = dL/d out``, shape of ``c``.
         c: synaptic input ``[T, ...]``.
-        output: "psc" or "spike" (what the forward returned).
-        first_order: "paper" or "taylor" (ignored for "spike").
-        dist_power: ``k`` of ``phi``; clip: ``b`` of ``phi``.
-        strict_threshold: fire on ``u > threshold`` (released code) instead of ``u >= threshold``.
+        neuron: the neuron (``output`` "psc" or "spike": what the forward returned).
+        rule: ``NA(first_order, dist_power, clip)``: the error signal (ignored for "spike"), ``k`` and ``b`` of
+            ``phi``.
 
     Returns:
         ``grad_c``, shape and dtype of ``c``; with a learnable ``decay`` (``[N]``, sec. 12) the pair
         ``(grad_c, dL/dlam [N])``, ``dL/dlam = sum_t (dL_t phi_t) du[t]/dlam``.
     """
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
+    core = _core(neuron, decay)
     c2 = _to_2d(c, dtype)
     x = _scaled(c2, core)
     g = _to_2d(grad_out, dtype)
-    dL, u = _sns_loss_change_2d(g, x, core, output, first_order)
-    delta = dL * na_phi(core.thr - u, dist_power, clip, strict_threshold)  # NA's dL/du (eq. 16/17)
+    dL, u = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order)
+    delta = dL * na_phi(core.thr - u, rule.dist_power, rule.clip, core.strict)  # NA's dL/du (eq. 16/17)
     grad = _nonfinite_guard(_scaled(delta, core), x, g, decay).reshape(c.shape).to(c.dtype)
     if decay is None:
         return grad

@@ -1,6 +1,6 @@
 """STBP: the forward in differentiable ops with a surrogate spike derivative (spec sec. 5).
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Optional
 
 import torch
 
+from ..params import LifParams, Reset
+from ..rules import STBP, SURROGATE_DEFAULT_ALPHA
 from ._core import (
-    SURROGATE_DEFAULT_ALPHA,
-    _check_output,
     _compute_dtype,
     _core,
     _fires,
@@ -155,20 +155,7 @@ class _GuardDecay(torch.autograd.Function):
 
 
 def stbp_forward(
-    c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    output: str = "psc",
-    surrogate: str = "rect",
-    surrogate_alpha: Optional[float] = None,
-    detach_reset: bool = True,
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
-    reset_mechanism: Optional[str] = None,
-    decay: Optional[torch.Tensor] = None,
+    c: torch.Tensor, neuron: LifParams, rule: STBP = STBP(), decay: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
     """The LIF forward (spec sec. 2) in differentiable torch ops; autograd through it is STBP (spec sec. 5).
 
@@ -192,17 +179,14 @@ def stbp_forward(
     neuron ``[N]``, a tensor that autograd differentiates like any other (BPTT's exact ``dL/dlam``).
     ``output="membrane"`` returns ``u`` (``+ v_reset``), whose gradient BPTT defines.
     """
-    _check_output(output)
-    if surrogate not in SURROGATE_DEFAULT_ALPHA:
-        raise ValueError(f"surrogate must be one of {tuple(SURROGATE_DEFAULT_ALPHA)}, got {surrogate!r}")
     dtype = _compute_dtype(c.dtype)
     guard = _GuardState()
     x2 = _GuardIn.apply(_to_2d(c, dtype), guard)  # differentiable reshape + cast
     if decay is not None:  # sec. 10 for dL/dlam too: NaN for a neuron with a non-finite lam, c or G anywhere
         guard.lam = decay.detach()
         decay = _GuardDecay.apply(decay, x2.detach(), guard)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, reset_mechanism, decay)
-    lam, kappa = core.lam, 1.0 - 1.0 / tau_s
+    core = _core(neuron, decay)
+    lam, kappa, tau_s, output = core.lam, 1.0 - 1.0 / core.tau_s, core.tau_s, neuron.output
     x = _scaled(x2, core)  # (+ scale)
     v = torch.zeros_like(x[0])
     sub = torch.zeros_like(x[0])  # the after-leak reset's pending subtraction sub * s[t-1]
@@ -210,17 +194,17 @@ def stbp_forward(
     outs = []
     for t in range(x.shape[0]):
         ut = lam * v + x[t]
-        if core.after is not None:
+        if core.after:
             ut = ut - sub
-        st = _SurrogateSpike.apply(ut, core.thr, surrogate, surrogate_alpha, strict_threshold)
-        sr = st.detach() if detach_reset else st  # the spike as the reset sees it
-        if core.after is not None:
+        st = _SurrogateSpike.apply(ut, core.thr, rule.surrogate, rule.alpha, core.strict)
+        sr = st.detach() if rule.detach_reset else st  # the spike as the reset sees it
+        if core.after:
             v, sub = ut, core.sub * sr
-        elif core.soft:
+        elif core.reset is Reset.SOFT:
             v = ut - core.thr * sr
         else:
             # An infinite u fired; it resets to 0 like any other (inf * 0 would be NaN, unlike the native forward).
             v = torch.where(torch.isposinf(ut), 0.0, ut) * (1.0 - sr)
         acc = kappa * acc + st / tau_s
-        outs.append(acc if output == "psc" else (ut + (v_reset or 0.0) if output == "membrane" else st))
+        outs.append(acc if output == "psc" else (ut + (neuron.v_reset or 0.0) if output == "membrane" else st))
     return _GuardOut.apply(torch.stack(outs, 0), guard).reshape(c.shape).to(c.dtype)

@@ -1,6 +1,6 @@
 """TSSL-BP backward (spec sec. 6), following the released code.
 
-Part of ``na_cuda.reference`` (see its docstring for the conventions)."""
+Part of ``na_cuda.reference`` (see its docstring for the conventions). See docs/algorithm.md."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import torch
 
+from ..params import LifParams
+from ..rules import TSSL
 from ._core import (
     _compute_dtype,
     _core,
@@ -26,13 +28,8 @@ from ._core import (
 def tssl_backward(
     grad_out: torch.Tensor,
     c: torch.Tensor,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
-    strict_threshold: bool = False,
-    *,
-    v_reset: Optional[float] = 0.0,
-    decay_input: bool = False,
+    neuron: LifParams,
+    rule: TSSL = TSSL(),
     decay: Optional[torch.Tensor] = None,
 ) -> Any:
     """TSSL-BP backward (Zhang & Li 2020; spec sec. 6), a port of the released ``functions/tsslbp.py``.
@@ -40,7 +37,7 @@ def tssl_backward(
     Defined for a hard reset (TSSL-BP models reset-to-rest): with ``v_reset = vr`` it runs in the shifted
     coordinates ``w = v - vr`` (the released formulas with ``u``, ``v``, ``threshold`` replaced by ``u - vr``,
     ``v - vr``, ``threshold - vr``), and ``decay_input`` scales the input and the gradient by ``beta``.
-    A soft reset raises ValueError.
+    Any other reset raises ValueError (``TSSL.check``).
 
     Only for ``output="psc"``. Per neuron, ``sig[k] = kappa^k / tau_s`` (PSC kernel), ``du[t] = c[t] -
     v[t-1]/tau_m`` (the membrane update, ``v`` = post-reset potential of *this* forward, ``u >= threshold``
@@ -57,14 +54,10 @@ def tssl_backward(
     * out``, commits c1c030c and ca5da51); only an intermediate commit (08ff1d7) dropped it. It matters at steps
     with ``s[t] = 0`` and ``a[t] >= 1/(4 tau_s)``, where ``gt`` is the output.
     """
-    if v_reset is None:
-        raise ValueError(
-            "na_cuda: TSSL-BP is defined for a reset to rest; v_reset=None (soft reset) is not "
-            "supported, use method='na' or 'stbp' or a float v_reset"
-        )
+    rule.check(neuron)
     dtype = _compute_dtype(c.dtype)
-    core = _core(tau_m, tau_s, threshold, strict_threshold, v_reset, decay_input, None, decay)
-    threshold = core.thr
+    core = _core(neuron, decay)
+    threshold, tau_m, tau_s = core.thr, core.tau_m, core.tau_s
     c2 = _to_2d(c, dtype)
     x = _scaled(c2, core)
     G = _to_2d(grad_out, dtype)

@@ -1,4 +1,4 @@
-"""``python -m na_cuda.train``: see ``na_cuda.train`` and ``python -m na_cuda.train --help``."""
+"""``python -m na_cuda.train``: see ``na_cuda.train`` and ``python -m na_cuda.train --help``. See docs/training.md."""
 
 import sys
 

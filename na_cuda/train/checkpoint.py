@@ -1,14 +1,7 @@
 """The training checkpoint file (``checkpoint.pt`` of ``python -m na_cuda.train``): written atomically, carrying a
 SHA-256 of its content that is checked on load, and a schema check of every field.
 
-Layout: one ASCII header line ``na_cuda-checkpoint <format> sha256=<64 hex> bytes=<n>\\n``, then the ``n`` bytes of
-``torch.save(payload)``. ``torch.load`` does not check the zip CRCs of the tensors it reads, so without the digest
-flipped bytes inside a weight tensor would load silently. The payload is loaded with ``weights_only=True``.
-
-Payload fields (:data:`FIELDS`): ``config`` (the TrainConfig as a dict), ``model`` / ``optimizer`` / ``scheduler``
-(state dicts), ``epoch`` (epochs completed), ``step`` (steps completed in epoch ``epoch``), ``partial`` (that
-epoch's running sums: loss, correct, n, seconds), ``metrics`` (metrics.json's content), ``rng`` (one RNG state
-per rank: :func:`rng_state`) and ``world_size``.
+Layout and payload fields (:data:`FIELDS`): docs/training.md, "The checkpoint file".
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The command line of ``python -m na_cuda.train``: the parser, its argument types (public: the experiments'
-CLIs use them too) and :func:`main`."""
+CLIs use them too) and :func:`main`. See docs/training.md."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import math
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-from .. import _validate
-from .config import COMPILE_MODES, FIDELITY, PRESETS, ConfigError, TrainConfig, make_config, resume_config
+from ..rules import METHODS
+from .config import COMPILE_MODES, FIDELITY, PRESETS, ConfigError, TrainConfig, lif_keywords, make_config, resume_config
 from .distributed import DDP_TIMEOUT_S
 from .loop import LossHook
 from .recipe import DataError
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         + ". Any config field: --set FIELD=VALUE (e.g. --set dropout=0.2 --set padding=[1,0]).",
     )
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="network and recipe (default: digits)")
-    p.add_argument("--method", choices=list(_validate.METHODS), default=None, help="training rule (default: na)")
+    p.add_argument("--method", choices=list(METHODS), default=None, help="training rule (default: na)")
     p.add_argument(
         "--fidelity",
         choices=list(FIDELITY),
@@ -164,8 +164,9 @@ def main(
         key = key.strip()
         if not sep or not key:
             parser.error(f"argument --set: expected FIELD=VALUE; got {item!r}")
-        if key not in names:
-            parser.error(f"argument --set: unknown field {key!r}; fields: {', '.join(sorted(names))}")
+        if key not in names and key not in lif_keywords():
+            known = ", ".join(sorted(names | set(lif_keywords())))
+            parser.error(f"argument --set: unknown field {key!r}; fields: {known}")
         explicit[key] = _parse_value(text.strip())
     for name, value in (
         ("method", args.method),

@@ -1,6 +1,7 @@
 """The training configuration: :class:`TrainConfig`, the paper's presets, what ``--fidelity`` sets, and the
 validation of every field (``ConfigError`` naming the CLI flag). Also :func:`neuron_options`, the one place that
-turns a config into the neuron's arguments, and :func:`resume_config` (the config saved in a checkpoint)."""
+turns a config into the neuron's arguments, and :func:`resume_config` (the config saved in a checkpoint).
+See docs/training.md."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any, Optional, Union
 import torch
 
 from .. import _validate
+from .._validate import BACKENDS
 from ..models import ARCHITECTURES, parse_architecture
-from ..rules import Rule, make_rule
+from ..params import LifParams
+from ..rules import METHODS, NA, RULES, STBP, Rule
 from . import checkpoint
 
 __all__ = [
@@ -54,19 +57,21 @@ class TrainConfig:
     fidelity: str = "paper"
     dataset: str = "digits"
     arch: str = ARCHITECTURES["digits"]
-    # neuron (na_cuda.nn.LIF)
-    method: str = "na"
+    # neuron (na_cuda.nn.LIF): the keywords of na_cuda.lif that a run sets, their defaults from the typed objects
+    method: str = METHODS[0]
     T: int = 5
-    tau_m: float = 5.0
-    tau_s: float = 2.0
-    threshold: float = 1.0
-    first_order: str = "paper"
-    dist_power: int = 3
-    clip: float = 10.0
-    surrogate: str = "rect"
-    surrogate_alpha: Optional[float] = None
-    backend: str = "auto"
-    strict_threshold: bool = False
+    tau_m: float = LifParams.tau_m
+    tau_s: float = LifParams.tau_s
+    threshold: float = LifParams.threshold
+    first_order: str = NA.first_order
+    dist_power: int = NA.dist_power
+    clip: float = NA.clip
+    surrogate: str = STBP.surrogate
+    surrogate_alpha: Optional[float] = STBP.alpha
+    backend: str = BACKENDS[0]
+    strict_threshold: bool = LifParams.strict_threshold
+    #: the other keywords of na_cuda.lif (``--set v_reset=null``, ``--set detach_reset=false``, ...), by keyword
+    lif_options: dict = field(default_factory=dict)
     grad_rescale: bool = True
     rescale_round: Optional[int] = None
     # network (na_cuda.models.build_model)
@@ -193,8 +198,16 @@ def flag(name: str) -> str:
     return _FLAGS.get(name, f"--set {name}")
 
 
+def lif_keywords() -> tuple[str, ...]:
+    """The keywords of ``na_cuda.lif`` a run may set that are not config fields of their own (they go to
+    ``lif_options``): derived from the neuron's and the rules' fields; ``output`` is the recipe's ("psc")."""
+    own = {f.name for f in dataclasses.fields(TrainConfig)}
+    return tuple(k for k in _validate.keywords() if k not in own and k != "output")
+
+
 def make_config(preset: str = "digits", **overrides: Any) -> TrainConfig:
-    """The preset's config with ``overrides`` applied, validated (``ConfigError`` naming the field)."""
+    """The preset's config with ``overrides`` applied, validated (``ConfigError`` naming the field); a keyword of
+    ``na_cuda.lif`` without a field of its own goes to ``lif_options``."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -204,9 +217,12 @@ def make_config(preset: str = "digits", **overrides: Any) -> TrainConfig:
         raise ConfigError(f"--fidelity: must be one of {', '.join(FIDELITY)}; got {fidelity!r}")
     values.update(FIDELITY[fidelity], fidelity=fidelity)
     for key, value in overrides.items():
-        if key not in names:
+        if key in lif_keywords():
+            values["lif_options"] = {**values.get("lif_options", {}), key: copy.deepcopy(value)}
+        elif key not in names:
             raise ConfigError(f"{flag(key)}: unknown config field {key!r}; fields: {', '.join(sorted(names))}")
-        values[key] = copy.deepcopy(value)
+        else:
+            values[key] = copy.deepcopy(value)
     cfg = TrainConfig(**values)
     validate_config(cfg)
     return cfg
@@ -273,7 +289,7 @@ def validate_config(cfg: TrainConfig) -> None:
         ("loss", LOSSES),
         ("target", TARGETS),
         ("loss_reduction", REDUCTIONS),
-        ("method", _validate.METHODS),
+        ("method", METHODS),
         ("fidelity", tuple(FIDELITY)),
         ("target_filters", (1, 2)),
     ):
@@ -298,6 +314,8 @@ def validate_config(cfg: TrainConfig) -> None:
         )
     if cfg.out is not None and not cfg.out.strip():
         raise bad("out", "a folder path (use --out . for the current folder)")
+    if not isinstance(cfg.lif_options, dict) or not set(cfg.lif_options) <= set(lif_keywords()):
+        raise bad("lif_options", f"a dict of keywords of na_cuda.lif ({', '.join(lif_keywords())})")
     try:
         # In the model's dtype too: a value valid as a double can round to 0 or inf in float32, which would fail at
         # the first forward, after --out/config.json was written (na_cuda.params.values_fit_dtype).
@@ -319,29 +337,16 @@ def validate_config(cfg: TrainConfig) -> None:
 
 def rule_of(cfg: TrainConfig) -> Rule:
     """The training rule object of ``cfg`` (``na_cuda.rules``: NA spec §3, STBP §5, TSSL-BP §6), validated."""
-    return make_rule(
-        cfg.method,
-        first_order=cfg.first_order,
-        dist_power=cfg.dist_power,
-        clip=cfg.clip,
-        surrogate=cfg.surrogate,
-        surrogate_alpha=cfg.surrogate_alpha,
-    )
+    return _validate.build(output="psc", **neuron_options(cfg))[1]
 
 
 def neuron_options(cfg: TrainConfig) -> dict[str, Any]:
-    """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``) for
-    ``cfg``: the neuron's, plus the options of the chosen training rule (the rule object's own)."""
-    rule = rule_of(cfg)
-    return dict(
-        method=rule.name,
-        tau_m=cfg.tau_m,
-        tau_s=cfg.tau_s,
-        threshold=cfg.threshold,
-        strict_threshold=cfg.strict_threshold,
-        backend=cfg.backend,
-        **rule.options(),
-    )
+    """The keyword arguments of every LIF of the network (``na_cuda.nn.LIF`` via ``models.build_model``): each
+    keyword of the neuron and of the chosen rule that is a config field."""
+    rule = RULES.get(cfg.method)  # the chosen rule's fields only: another rule's would be refused (ignored)
+    wanted = {**LifParams.keywords(), "method": None, "backend": None, **(rule.keywords() if rule else {})}
+    options = {k: getattr(cfg, k) for k in wanted if hasattr(cfg, k)}
+    return {**options, **cfg.lif_options}
 
 
 def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfig:
@@ -355,11 +360,12 @@ def resume_config(out: Union[str, Path], explicit: dict[str, Any]) -> TrainConfi
     except checkpoint.CheckpointError as exc:
         raise ConfigError(f"--resume: {exc}") from None
     for key, value in explicit.items():
+        saved = values.get("lif_options", {}).get(key) if key in lif_keywords() else values.get(key)
         if key in RESUMABLE_CHANGES:
             values[key] = value
-        elif value != values.get(key):
+        elif value != saved:
             raise ConfigError(
-                f"{flag(key)}: {value!r} differs from the checkpoint's {values.get(key)!r}; --resume "
+                f"{flag(key)}: {value!r} differs from the checkpoint's {saved!r}; --resume "
                 f"continues the saved run (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
     values["out"] = str(out)

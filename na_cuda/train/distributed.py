@@ -3,7 +3,7 @@ process group (with ``--ddp-timeout``), errors that rank 0 finds reaching every 
 
 Every rank draws the same seeded permutation of the training set per epoch and takes its contiguous shard of each
 global batch (``recipe.epoch_batches``); the loss is scaled so that DDP's gradient average equals the gradient of
-the whole global batch. Evaluation is sharded over the ranks and summed.
+the whole global batch. Evaluation is sharded over the ranks and summed. See docs/training.md.
 """
 
 from __future__ import annotations

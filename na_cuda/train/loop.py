@@ -1,5 +1,6 @@
 """One process's training state and its epoch loop: the steps (with the non-finite check), evaluation, the
-per-epoch metrics, checkpoints (written by rank 0; every rank's RNG state) and the stop request of SIGINT/SIGTERM."""
+per-epoch metrics, checkpoints (written by rank 0; every rank's RNG state) and the stop request of SIGINT/SIGTERM.
+See docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Progress of training and evaluation: a tqdm bar, or without tqdm a plain line every :data:`PLAIN_EVERY_S`
-seconds (one line at the first use says how to get the bar); and the ETA of the whole run."""
+seconds (one line at the first use says how to get the bar); and the ETA of the whole run. See docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What one training step computes (spec §8, the released code's recipe): the device, the data, the network built
 from the config, AdamW + ExponentialLR, the batch order, the input encoding and the loss. :func:`setup` returns
 them as a :class:`Recipe`, which the training loop (``loop.py``) and experiments (``na_cuda.experiments.mp_dist``)
-drive; it creates nothing on disk except downloads into the data folder."""
+drive; it creates nothing on disk except downloads into the data folder. See docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The run's reports in ``--out``: ``config.json`` / ``metrics.json`` (atomic), ``curves.png`` (optional
 matplotlib: without it one line says how to get it, and the metrics are already written), and the lines printed
-per epoch and at the end."""
+per epoch and at the end. See docs/training.md."""
 
 from __future__ import annotations
 

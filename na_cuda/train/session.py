@@ -1,6 +1,6 @@
 """A whole run (:func:`run`): every check before anything is created on disk (config, ``--out``, device, a
 finished ``--resume``, data, network), then ``--out`` (created, locked), the epoch loop with its messages, and the
-exit status. See the package docstring for the outputs and the guarantees."""
+exit status. See the package docstring for the outputs and the guarantees. See docs/training.md."""
 
 from __future__ import annotations
 

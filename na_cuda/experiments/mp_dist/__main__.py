@@ -1,4 +1,4 @@
-"""``python -m na_cuda.experiments.mp_dist``."""
+"""``python -m na_cuda.experiments.mp_dist``. See docs/results.md."""
 
 from .run import main
 

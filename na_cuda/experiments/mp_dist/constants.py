@@ -1,4 +1,4 @@
-"""Settings of the MP-distance experiment."""
+"""Settings of the MP-distance experiment. See docs/results.md."""
 
 PAPER_RANK1 = 0.63  # sec. 4.1: transfers into the top-1 nearest region by MP-dist
 DEFAULTS = dict(iterations=100, T=10, seed=0, batch_size=64, sample=2048)

@@ -1,6 +1,6 @@
 """Exact MP-dist to every pattern's key neighbour (segment costs, bounded QP).
 
-Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring)."""
+Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring). See docs/results.md."""
 
 from __future__ import annotations
 

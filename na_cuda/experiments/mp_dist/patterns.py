@@ -1,6 +1,6 @@
 """Spike-train patterns: codes of [T] binary trains, their bits and Hamming weights.
 
-Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring)."""
+Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring). See docs/results.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The figure (the paper's figure 5 layout).
 
-Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring)."""
+Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring). See docs/results.md."""
 
 from __future__ import annotations
 

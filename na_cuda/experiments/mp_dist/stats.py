@@ -1,6 +1,6 @@
 """Recording spike trains and accumulating transfer statistics (ranks by MP-dist and Hamming).
 
-Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring)."""
+Part of the MP-distance experiment (``na_cuda.experiments.mp_dist``; see its docstring). See docs/results.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from na_cuda import reference
+from na_cuda import LifParams, reference
 from na_cuda.nn import LIF
 
 from .constants import _CHUNK, _LOG_BINS, PAPER_RANK1
@@ -173,8 +173,9 @@ class TransferStats:
         self.mp_hist += torch.bincount(pos, minlength=n + 2)
         # The N_t SNS neighbours (the patterns NA's gradient compares with) and the nearest one, |threshold - u[p]|.
         cT = c.T.to(torch.float64)
-        u, _, _ = reference.lif_states(cT, self.tau_m, self.tau_s, self.threshold, self.strict)
-        sns = reference.sns_neighbour_spikes(cT, self.tau_m, self.tau_s, self.threshold, self.strict)  # [p, T, K]
+        neuron = LifParams(tau_m=self.tau_m, tau_s=self.tau_s, threshold=self.threshold, strict_threshold=self.strict)
+        u, _, _ = reference.lif_states(cT, neuron)
+        sns = reference.sns_neighbour_spikes(cT, neuron)  # [p, T, K]
         sns_codes = torch.stack([pattern_codes(sns[p]) for p in range(self.T)])  # [p, K]
         nearest = (self.threshold - u).abs().argmin(dim=0)
         hit = sns_codes == s1[None, :]
