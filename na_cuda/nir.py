@@ -279,8 +279,8 @@ class _Builder:
             raise _refuse(name, node, f"{e}") from None
 
     # -- neurons -------------------------------------------------------------------------------------------------
-    def neuron(self, name: str, node: Any, tau: Optional[np.ndarray], scale: np.ndarray, li: Any) -> nn.Module:
-        """A LIF/IF node (``tau=None``: IF) with input scale ``scale``; ``li``: the LI fused into it as its PSC."""
+    def neuron(self, name: str, node: Any, tau: Optional[np.ndarray], r: np.ndarray, li: Any) -> nn.Module:
+        """A LIF/IF node (``tau=None``: IF) with resistance ``r``; ``li``: the LI fused into it as its PSC."""
         psc = None if li is None else _fusable_li(li, self.dt)
         thr = _uniform(name, node, "v_threshold", _arr(node.v_threshold), "na_cuda's threshold is one float")
         vr_arr = _arr(node.v_reset) if node.v_reset is not None else np.zeros(1)
@@ -290,6 +290,7 @@ class _Builder:
             kwargs.update(output="psc", tau_s=psc)
         else:
             kwargs["output"] = "spike"
+        tau_arr = tau
         if tau is None:
             if vr != 0.0:
                 raise _refuse(name, node, "v_reset != 0: NIR does not define an IF neuron's initial potential")
@@ -309,21 +310,23 @@ class _Builder:
                     name, node, f"tau must be finite and >= dt = {self.dt} (the leak 1 - dt/tau in [0, 1)); got "
                     f"{tau.min()}..{tau.max()}: pass the dt the graph was made for"
                 )
+            tau_arr, tau = tau, tau.astype(np.float64)
             lam = 1.0 - self.dt / tau
             if (lam == lam.reshape(-1)[0]).all():
                 kwargs["tau_m"] = float(tau.reshape(-1)[0]) / self.dt
             else:
                 kwargs["decay"] = self.tensor(lam)
+        exact = self.exact(node, li, kwargs)
+        if exact is not None:
+            return exact
+        # the input scale: dt r / tau for a LIF (1 - lam = dt/tau for r = 1: decay_input), r for an IF
+        scale = r.astype(np.float64) if tau is None else _unit_scale(r, tau_arr, self.dt)
         pre: list[nn.Module] = []
-        if (scale == 1.0).all():
-            pass
-        elif tau is not None and (scale == 1.0 - lam).all():
+        if tau is not None and (r == 1).all() and not (scale == 1.0).all():
             kwargs["decay_input"] = True
-        else:
+        elif not (scale == 1.0).all():
             pre.append(Scale(self.tensor(scale)))
-        lif = self.exact(node, li, kwargs)
-        if lif is None:
-            lif = self.lif(name, node, **kwargs)
+        lif = self.lif(name, node, **kwargs)
         return nn.Sequential(*pre, lif) if pre else lif
 
     def exact(self, node: Any, li: Any, kwargs: dict[str, Any]) -> Optional[LIF]:
@@ -336,7 +339,8 @@ class _Builder:
         try:
             spec = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
             decay = meta.get(_META_DECAY)
-            decay_t = None if decay is None else torch.as_tensor(np.array(decay)).to(self.dtype)
+            shape = tuple(spec.pop("decay_shape", ()))
+            decay_t = None if decay is None else torch.as_tensor(np.array(decay)).to(self.dtype).reshape(shape)
             lif = LIF(method=self.method, decay=decay_t, **spec, **self.rule_options)
             want = _lif_nodes(lif, tuple(np.shape(_arr(node.v_threshold))), _np_dtype(self.dtype), self.dt)
         except Exception:  # noqa: BLE001 - stale or foreign metadata: the arrays decide
@@ -385,15 +389,12 @@ class _Builder:
                 return SeqToANN(nn.AvgPool2d(k, st))
             return SeqToANN(nn.AvgPool2d(k, st, p, divisor_override=1))  # a sum, exactly
         if isinstance(node, nir.LIF):
-            tau, r = _arr(node.tau).astype(np.float64), _arr(node.r)
-            return self.neuron(name, node, tau, _unit_scale(r, _arr(node.tau), dt), li)
+            return self.neuron(name, node, _arr(node.tau), _arr(node.r), li)
         if isinstance(node, nir.IF):
-            return self.neuron(name, node, None, _arr(node.r).astype(np.float64), li)
+            return self.neuron(name, node, None, _arr(node.r), li)
         if isinstance(node, nir.CubaLIF):
             syn = self.filter(name, node, _arr(node.tau_syn), _arr(node.w_in), np.zeros(1))
-            tau = _arr(node.tau_mem).astype(np.float64)
-            scale = _unit_scale(_arr(node.r), _arr(node.tau_mem), dt)
-            return nn.Sequential(syn, self.neuron(name, node, tau, scale, li))
+            return nn.Sequential(syn, self.neuron(name, node, _arr(node.tau_mem), _arr(node.r), li))
         if isinstance(node, nir.LI):
             return self.filter(name, node, _arr(node.tau), _arr(node.r), _arr(node.v_leak))
         if isinstance(node, nir.CubaLI):
@@ -689,8 +690,9 @@ def _lif_nodes(lif: LIF, shape: tuple[int, ...], dtype: Any, dt: float) -> list[
         output=p.output,
     )
     out[0].metadata = {_META_LIF: json.dumps(spec)}
-    if decay is not None:
-        out[0].metadata[_META_DECAY] = decay.detach().cpu().numpy()
+    if decay is not None:  # 1-d: nir.write compresses every array, which a scalar HDF5 dataset refuses
+        spec["decay_shape"] = list(decay.shape)
+        out[0].metadata = {_META_LIF: json.dumps(spec), _META_DECAY: decay.detach().cpu().numpy().reshape(-1)}
     return out
 
 
