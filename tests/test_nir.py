@@ -399,8 +399,20 @@ def _snn_net(snn, reset, dtype, conv: bool):
     with torch.no_grad():
         for m in net:
             if isinstance(m, (nn.Linear, nn.Conv2d)):
-                m.weight.mul_(3.0)
+                m.weight.abs_().mul_(1.5)
+                m.bias.fill_(-0.6)
     return net
+
+
+def _float64_spikes(monkeypatch, surrogate) -> None:
+    """snnTorch's ATan with its spikes in the input's dtype (``(x > 0).float()`` otherwise), nothing else changed."""
+
+    def forward(ctx, input_, alpha):
+        ctx.save_for_backward(input_)
+        ctx.alpha = alpha
+        return (input_ > 0).to(input_.dtype)
+
+    monkeypatch.setattr(surrogate.ATan, "forward", staticmethod(forward))
 
 
 def _snn_run(snn, net, x):
@@ -413,10 +425,14 @@ def _snn_run(snn, net, x):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
-def test_snntorch_export_equals_snntorch(reset, conv, dtype):
+def test_snntorch_export_equals_snntorch(reset, conv, dtype, monkeypatch):
     pytest.importorskip("nirtorch", reason="nirtorch is not installed")
     snn = pytest.importorskip("snntorch", reason="snnTorch is not installed")
+    from snntorch import surrogate
     from snntorch.export_nir import export_to_nir
+
+    if dtype == torch.float64:  # snnTorch's spikes are float32, which a float64 layer after them cannot take
+        _float64_spikes(monkeypatch, surrogate)
 
     net = _snn_net(snn, reset, dtype, conv)
     shape = (1, 6, 6) if conv else (5,)
@@ -443,14 +459,16 @@ def test_snntorch_export_equals_snntorch(reset, conv, dtype):
     assert max(errors) < tol, errors
 
 
-def test_snntorch_scalar_beta_graph_nir_rejects_is_accepted():
+def test_snntorch_scalar_beta_graph_nir_rejects_is_accepted(monkeypatch):
     """snnTorch 1.0's exporter with nir 1.0.8 fails nir's type check on a Leaky with scalar beta/threshold
     ("type mismatch: 0.output: [[3]] -> 1.input: []"); the graph itself (before that check) imports, its shapes
     taken from the neighbouring nodes, and runs to snnTorch's spikes."""
     nirtorch = pytest.importorskip("nirtorch", reason="nirtorch is not installed")
     snn = pytest.importorskip("snntorch", reason="snnTorch is not installed")
+    from snntorch import surrogate
     from snntorch.export_nir import _extract_snntorch_module, export_to_nir
 
+    _float64_spikes(monkeypatch, surrogate)
     torch.manual_seed(4)
     net = nn.Sequential(
         nn.Linear(5, 4), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism="zero"), nn.Linear(4, 3),
