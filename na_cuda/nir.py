@@ -700,8 +700,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
-def _layer_nodes(m: nn.Module, folded: int, where: str) -> list[Any]:
-    """The NIR nodes of a torch layer; ``folded``: how many leading dims ([T*B] = 1, [T, B] = 2) precede NIR's."""
+def _layer_nodes(m: nn.Module, folded: int, where: str, shape: tuple[int, ...], dtype: Any) -> list[Any]:
+    """The NIR nodes of a torch layer; ``folded``: how many leading dims ([T*B] = 1, [T, B] = 2) precede NIR's,
+    ``shape``: its input's NIR shape."""
+    from . import models
+
     if isinstance(m, nn.Linear):
         if m.bias is None:
             return [nir.Linear(weight=_np(m.weight))]
@@ -739,7 +742,12 @@ def _layer_nodes(m: nn.Module, folded: int, where: str) -> list[Any]:
         return [nir.AvgPool2d(kernel_size=k, stride=st, padding=p)]
     if isinstance(m, Scale):
         return [nir.Scale(scale=_np(m.scale))]
-    if isinstance(m, (nn.Identity, nn.Dropout)):
+    if isinstance(m, models.SumPool2d):  # the released code's pooling: scale * the sum over a window
+        k = np.array([m.kernel, m.kernel])
+        pooled = _out_shape(m, shape, folded, dtype)
+        return [nir.SumPool2d(kernel_size=k, stride=k, padding=np.zeros(2, dtype=int)),
+                nir.Scale(scale=np.full(pooled, m.scale, dtype=dtype))]
+    if isinstance(m, (nn.Identity, nn.Dropout, models.TimeDropout)):
         return []  # identities at inference (a Dropout is one in eval mode, which is what NIR describes)
     raise NIRError(f"na_cuda.nir.to_nir: {where} ({type(m).__module__}.{type(m).__name__}) has no NIR equivalent")
 
@@ -759,8 +767,11 @@ def _chain(model: nn.Module, path: str, folded: int) -> Iterator[tuple[str, nn.M
     if isinstance(model, SeqToANN):
         yield from _chain(model.module, path + ".module" if path else "module", 1)
         return
+    from .models import SpikingNet
+
     folds = type(model).__name__ == "SeqToANNContainer"  # spikingjelly's [T, B] folding Sequential
-    if isinstance(model, nn.Sequential) and (folds or type(model).forward is nn.Sequential.forward):
+    plain = type(model).forward is nn.Sequential.forward or isinstance(model, SpikingNet)  # (it checks its input)
+    if isinstance(model, nn.Sequential) and (folds or plain):
         for name, child in model.named_children():
             yield from _chain(child, f"{path}.{name}" if path else name, 1 if folds else folded)
         return
@@ -784,7 +795,7 @@ def _module_nodes(m: nn.Module, path: str, folded: int, shape: tuple[int, ...], 
             nodes += _module_nodes(leaf, p, f, shape, dtype, dt)
             shape = _out_shape(leaf, shape, f, dtype)
         return nodes
-    return _layer_nodes(m, folded, path)
+    return _layer_nodes(m, folded, path, shape, dtype)
 
 
 def _out_shape(m: nn.Module, shape: tuple[int, ...], folded: int, dtype: Any) -> tuple[int, ...]:
