@@ -69,8 +69,14 @@ class Scale(nn.Module):
     def __init__(self, scale: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("scale", scale)
+        flat = scale.reshape(-1)
+        # one number for all: multiply by the Python float (no broadcast read; the same product, as torch rounds
+        # the scalar to the tensor's dtype)
+        self.uniform: Optional[float] = float(flat[0]) if flat.numel() and bool((flat == flat[0]).all()) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.uniform is not None and x.dtype == self.scale.dtype:
+            return x * self.uniform
         return x * self.scale
 
 

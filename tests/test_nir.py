@@ -238,6 +238,24 @@ def test_round_trip_bit_for_bit(option, method, dtype, tmp_path):
     assert torch.equal(net[0].module.weight.grad, back.nodes["0"].module.weight.grad)
 
 
+def test_paper_network_round_trip(tmp_path):
+    """models.build_model's MNIST network (its SumPool2d is NIR's SumPool2d and a Scale): bit for bit."""
+    from na_cuda import models
+
+    torch.manual_seed(8)
+    net = models.build_model("mnist", (1, 28, 28), method="na", tau_m=5.0, tau_s=2.0)
+    x = _drive((5, 3, 1, 28, 28), 15)
+    path = tmp_path / "mnist.nir"
+    nir.write(path, nnir.to_nir(net, x))
+    back = nnir.from_nir(path, method="na")
+    ya, yb = net(x), back(x)
+    assert torch.equal(ya, yb) and ya.sum() > 0
+    ya.pow(2).sum().backward()
+    yb.pow(2).sum().backward()
+    ours = [m.weight.grad for m in back.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert all(torch.equal(a.weight.grad, b) for a, b in zip(net.weight_layers(), ours))
+
+
 def test_export_refuses_what_nir_cannot_say():
     for lif, why in [
         (LIF(v_reset=None), "soft"),
