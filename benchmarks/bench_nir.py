@@ -15,13 +15,15 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import nir
 import torch
-from _timing import interleaved, machine_info, ratio_stats, summarise
 
 from na_cuda import losses, models
 from na_cuda import nir as na_nir
+
+from _timing import interleaved, machine_info, ratio_stats, summarise
 
 T, TAU_S = 5, 2.0
 
@@ -52,15 +54,17 @@ def main() -> None:
         opt.step()
 
     opts = {n: torch.optim.AdamW(m.parameters(), lr=1e-3) for n, m in (("hand", hand), ("imported", imported))}
-    fns = {
+    fns: dict[str, Callable[[], object]] = {
         "hand": lambda: step(hand, opts["hand"]),
         "imported": lambda: step(imported, opts["imported"]),
     }
     samples = interleaved(fns, "cpu", repeats=args.repeats, slot_s=args.slot)
     info = machine_info("cpu")
     load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"machine: {info['cpu_model']} ({info['cpu_count']} cores), torch {info['torch']}, "
-          f"{info['torch_threads']} threads, load average {load} (1/5/15 min) after the run")
+    print(
+        f"machine: {info['cpu_model']} ({info['cpu_count']} cores), torch {info['torch']}, "
+        f"{info['torch_threads']} threads, load average {load} (1/5/15 min) after the run"
+    )
     for name, s in samples.items():
         st = summarise(s)
         print(f"{name:9s} steps/s: max {1 / st['min']:.2f}, median {1 / st['median']:.2f}")

@@ -66,6 +66,8 @@ def _refuse(name: str, node: Any, why: str) -> NIRError:
 class Scale(nn.Module):
     """``x * scale`` elementwise (NIR ``Scale``, or a neuron's input scale ``dt r / tau`` when it is not 1)."""
 
+    scale: torch.Tensor
+
     def __init__(self, scale: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("scale", scale)
@@ -84,6 +86,10 @@ class Filter(nn.Module):
     """The linear filter ``y[t] = a y[t-1] + b x[t]`` from ``y[-1] = 0``, plus ``offset`` (NIR ``LI``, ``I``, the
     synaptic current of ``CubaLIF``/``CubaLI``): forward Euler of ``tau dy/dt = (v_leak - y) + r x`` in the
     coordinates ``y - v_leak`` (``a = 1 - dt/tau``, ``b = dt r / tau``, ``offset = v_leak``)."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    offset: torch.Tensor
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, offset: torch.Tensor) -> None:
         super().__init__()
@@ -238,7 +244,7 @@ def _arr(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _ints(x: Any, n: int) -> tuple[int, ...]:
+def _ints(x: Any, n: int) -> Any:
     v = [int(i) for i in np.atleast_1d(_arr(x)).reshape(-1)]
     return tuple(v * n) if len(v) == 1 else tuple(v)
 
@@ -313,8 +319,10 @@ class _Builder:
                 )
             if not np.isfinite(tau).all() or (tau < self.dt).any():
                 raise _refuse(
-                    name, node, f"tau must be finite and >= dt = {self.dt} (the leak 1 - dt/tau in [0, 1)); got "
-                    f"{tau.min()}..{tau.max()}: pass the dt the graph was made for"
+                    name,
+                    node,
+                    f"tau must be finite and >= dt = {self.dt} (the leak 1 - dt/tau in [0, 1)); got "
+                    f"{tau.min()}..{tau.max()}: pass the dt the graph was made for",
                 )
             tau_arr, tau = tau, tau.astype(np.float64)
             lam = 1.0 - self.dt / tau
@@ -326,7 +334,7 @@ class _Builder:
         if exact is not None:
             return exact
         # the input scale: dt r / tau for a LIF (1 - lam = dt/tau for r = 1: decay_input), r for an IF
-        scale = r.astype(np.float64) if tau is None else _unit_scale(r, tau_arr, self.dt)
+        scale = r.astype(np.float64) if tau_arr is None else _unit_scale(r, tau_arr, self.dt)
         pre: list[nn.Module] = []
         if tau is not None and (r == 1).all() and not (scale == 1.0).all():
             kwargs["decay_input"] = True
@@ -411,10 +419,10 @@ class _Builder:
             return Filter(self.tensor(np.ones(1)), self.tensor(r), self.tensor(np.zeros(1)))
         if isinstance(node, nir.Delay):
             steps = _arr(node.delay).astype(np.float64) / dt
-            k = _uniform(name, node, "delay", steps, "na_cuda delays every neuron of a node by one number of steps")
-            if k != round(k) or k < 0:
-                raise _refuse(name, node, f"a delay of {k} steps of dt = {dt}: only whole steps are exact")
-            return Delay(int(round(k)))
+            n = _uniform(name, node, "delay", steps, "na_cuda delays every neuron of a node by one number of steps")
+            if n != round(n) or n < 0:
+                raise _refuse(name, node, f"a delay of {n} steps of dt = {dt}: only whole steps are exact")
+            return Delay(int(round(n)))
         if isinstance(node, nir.Threshold):
             thr = _uniform(name, node, "threshold", _arr(node.threshold), "na_cuda's threshold is one float")
             if thr <= 0.0:
@@ -455,7 +463,7 @@ class _Builder:
         )
         with torch.no_grad():
             conv.weight.copy_(self.tensor(w))
-            if keep_bias:
+            if conv.bias is not None:
                 conv.bias.copy_(self.tensor(bias))
         return conv
 
@@ -736,7 +744,9 @@ def _layer_nodes(m: nn.Module, folded: int, where: str, shape: tuple[int, ...], 
         s, e = m.start_dim, m.end_dim
         if (s >= 0 and s < folded) or (e >= 0 and e < folded):
             raise NIRError(f"na_cuda.nir.to_nir: {where} (Flatten) flattens the time or batch dimension")
-        return [nir.Flatten(input_type=None, start_dim=s - folded if s >= 0 else s, end_dim=e - folded if e >= 0 else e)]
+        return [
+            nir.Flatten(input_type=None, start_dim=s - folded if s >= 0 else s, end_dim=e - folded if e >= 0 else e)
+        ]
     if isinstance(m, nn.AvgPool2d):
         k, st, p = (np.array(_ints(v, 2)) for v in (m.kernel_size, m.stride, m.padding))
         if m.divisor_override == 1:
@@ -751,8 +761,10 @@ def _layer_nodes(m: nn.Module, folded: int, where: str, shape: tuple[int, ...], 
     if isinstance(m, models.SumPool2d):  # the released code's pooling: scale * the sum over a window
         k = np.array([m.kernel, m.kernel])
         pooled = _out_shape(m, shape, folded, dtype)
-        return [nir.SumPool2d(kernel_size=k, stride=k, padding=np.zeros(2, dtype=int)),
-                nir.Scale(scale=np.full(pooled, m.scale, dtype=dtype))]
+        return [
+            nir.SumPool2d(kernel_size=k, stride=k, padding=np.zeros(2, dtype=int)),
+            nir.Scale(scale=np.full(pooled, m.scale, dtype=dtype)),
+        ]
     if isinstance(m, (nn.Identity, nn.Dropout, models.TimeDropout)):
         return []  # identities at inference (a Dropout is one in eval mode, which is what NIR describes)
     raise NIRError(f"na_cuda.nir.to_nir: {where} ({type(m).__module__}.{type(m).__name__}) has no NIR equivalent")
@@ -938,4 +950,15 @@ def _graph_of_module(model: NIRModule, sample_input: Optional[torch.Tensor], dty
     return _finish(nodes, edges)
 
 
-__all__ = ["from_nir", "to_nir", "read", "NIRModule", "NIRReport", "NIRError", "Scale", "Filter", "Delay", "Placeholder"]
+__all__ = [
+    "from_nir",
+    "to_nir",
+    "read",
+    "NIRModule",
+    "NIRReport",
+    "NIRError",
+    "Scale",
+    "Filter",
+    "Delay",
+    "Placeholder",
+]
