@@ -445,7 +445,7 @@ def _snn_net(snn, reset, dtype, conv: bool):
         for m in net:
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 m.weight.abs_().mul_(1.5)
-                m.bias.fill_(-0.6)
+                m.bias.fill_(-3.0 if conv and isinstance(m, nn.Linear) else -0.6)  # firing rates 0.3-0.4
     return net
 
 
