@@ -579,6 +579,7 @@ def from_nir(
         )
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0.0 < dt < math.inf:
         raise ValueError(f"na_cuda.nir.from_nir: `dt` must be a positive float (the Euler step, s); got {dt!r}")
+    LIF(method=method, **rule_options)  # a bad rule option is the caller's error (TypeError/ValueError naming it)
     nodes, edges = _inline(graph)
     order, preds = _toposort(nodes, edges)
     succs: dict[str, list[str]] = {n: [] for n in nodes}

@@ -374,6 +374,9 @@ def test_accepted_nodes_and_options():
         nnir.from_nir(g, tau_m=3.0)
     with pytest.raises(ValueError, match="dt"):
         nnir.from_nir(g, dt=0.0)
+    with pytest.raises(ValueError, match="clip") as e:
+        nnir.from_nir(g, method="na", clip=-1.0)  # a bad rule option is the caller's error, not a node's
+    assert "node" not in str(e.value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
