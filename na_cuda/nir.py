@@ -164,6 +164,9 @@ class NIRModule(nn.Module):
     a node's input is the sum of its predecessors' outputs (NIR's edges are identities that add up).
     ``nodes[name]`` is the module of a node (dots in names become ``_``), ``report`` what was mapped."""
 
+    #: The output's size, set by the training CLI (``--model-nir``) from a run on zeros.
+    num_classes: Optional[int] = None
+
     def __init__(
         self,
         modules: dict[str, nn.Module],
@@ -195,6 +198,20 @@ class NIRModule(nn.Module):
             vals[key] = self.nodes[key](x)
         out = [vals[self.names[o]] for o in self.outputs]
         return out[0] if len(out) == 1 else tuple(out)
+
+    def weight_layers(self) -> list[nn.Module]:
+        """The conv and linear layers, in order (as ``na_cuda.models.SpikingNet``'s)."""
+        return [m for m in self.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+
+    @torch.no_grad()
+    def clamp_weights_(self, bound: float = 4.0) -> None:
+        """Clamp every conv/linear weight to ``[-bound, bound]`` in place (the training CLI's weight clip)."""
+        for m in self.weight_layers():
+            m.weight.clamp_(-bound, bound)  # type: ignore[operator]
+
+    def describe(self) -> str:
+        """What each node of the graph became (``report``)."""
+        return str(self.report)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -817,13 +834,19 @@ def _module_nodes(m: nn.Module, path: str, folded: int, shape: tuple[int, ...], 
     return _layer_nodes(m, folded, path, shape, dtype)
 
 
+def _device(m: nn.Module) -> torch.device:
+    """Where ``m``'s parameters or buffers live (the CPU without any)."""
+    t = next(iter(list(m.parameters()) + list(m.buffers())), None)
+    return t.device if t is not None else torch.device("cpu")
+
+
 def _out_shape(m: nn.Module, shape: tuple[int, ...], folded: int, dtype: Any) -> tuple[int, ...]:
     """The NIR shape of ``m``'s output for an input of NIR shape ``shape`` (run once on zeros)."""
     if isinstance(m, (LIF, Filter, Delay, Scale)):
         return shape
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     with torch.no_grad():
-        y = m(torch.zeros((1,) * folded + shape, dtype=tdtype))
+        y = m(torch.zeros((1,) * folded + shape, dtype=tdtype, device=_device(m)))
     return tuple(y.shape[folded:])
 
 
@@ -907,7 +930,8 @@ def _graph_of_module(model: NIRModule, sample_input: Optional[torch.Tensor], dty
     shapes: dict[str, tuple[int, ...]] = {}
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     with torch.no_grad():
-        vals = {model.names[n]: torch.zeros(1, 1, *sample_input.shape[2:], dtype=tdtype) for n in model.inputs}
+        zeros = torch.zeros(1, 1, *sample_input.shape[2:], dtype=tdtype, device=_device(model))
+        vals = {model.names[n]: zeros for n in model.inputs}
         for key, ps in model._plan:
             x = vals[ps[0]]
             for p in ps[1:]:

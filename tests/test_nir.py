@@ -604,3 +604,21 @@ def test_imported_graph_trains_with_na():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_train_cli_model_nir(tmp_path):
+    """python -m na_cuda.train --model-nir PATH trains the graph (digits, 1 epoch) and writes OUT/model.nir."""
+    net = nn.Sequential(SeqToANN(nn.Flatten(), nn.Linear(64, 30)), LIF(), SeqToANN(nn.Linear(30, 10)), LIF())
+    graph = tmp_path / "digits.nir"
+    nir.write(graph, nnir.to_nir(net))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "na_cuda.train", "--model-nir", str(graph), "--epochs", "1", "--out", str(out)]
+    run = subprocess.run([*cmd, "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "the trained graph is" in run.stdout
+    trained = nnir.from_nir(out / "model.nir")
+    assert not torch.equal(trained.nodes["1"].module.weight, net[0].module[1].weight)  # it trained
+    bad = subprocess.run(
+        [*cmd[:3], str(tmp_path / "missing.nir"), "--out", str(tmp_path / "r2")], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--model-nir" in bad.stderr and "missing.nir" in bad.stderr
