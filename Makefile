@@ -32,10 +32,14 @@ install: $(STAMP)
 # dependencies: their torchvision/torchaudio requirements could make pip replace the torch the kernels were built
 # against. Offline, the tests that need them skip with the reason.
 PEERS := spikingjelly==2.0.0 loguru snntorch==1.0.0
+# NIR (tests/test_nir.py): nir and h5py (na_cuda[nir]); nirtorch for snnTorch's and Norse's own NIR code; Norse
+# 1.1.0 (an sdist; --no-deps: its torchvision requirement would replace torch, and its NIR code does not need it).
+NIR_PEERS := nir==1.0.8 h5py nirtorch==2.6 norse==1.1.0
 PEERS_STAMP := $(VENV)/.na_cuda-peers
 
 $(PEERS_STAMP): $(STAMP)
 	$(BIN)/pip install -q --no-deps $(PEERS) || echo "spikingjelly/snnTorch not installed: the conversion tests skip"
+	$(BIN)/pip install -q --no-deps $(NIR_PEERS) || echo "nir/nirtorch/norse not installed: the NIR tests skip"
 	touch $@
 
 demo: install

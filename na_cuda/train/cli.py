@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=device_arg, default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--data-dir", default=None, help="dataset directory (default: $NA_CUDA_DATA or ~/.cache/na_cuda)")
     p.add_argument("--out", default=None, help="output directory (default: runs/<preset>-<method>)")
+    p.add_argument(
+        "--model-nir",
+        default=None,
+        metavar="PATH",
+        help="train the network of a NIR graph (.nir file, docs/nir.md; needs na_cuda[nir]) instead of the preset's "
+        "arch; the trained graph is written to OUT/model.nir",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if OUT holds a checkpoint")
     p.add_argument(
@@ -177,6 +184,7 @@ def main(
         ("T", args.T),
         ("device", args.device),
         ("data_dir", args.data_dir),
+        ("model_nir", args.model_nir),
         ("out", args.out),
         ("limit_train", args.limit_train),
         ("seed", args.seed),

@@ -80,6 +80,9 @@ class TrainConfig:
     linear_weight_scale: float = 1.0
     pool_scale: float = 1.1
     dropout: float = 0.0
+    # a NIR graph instead of `arch` (--model-nir; na_cuda.nir.from_nir with the rule above, dt = nir_dt, docs/nir.md)
+    model_nir: Optional[str] = None
+    nir_dt: float = 1e-4
     # optimisation
     epochs: int = 30
     batch_size: int = 32
@@ -180,6 +183,7 @@ _FLAGS = {
     "T": "--T",
     "device": "--device",
     "data_dir": "--data-dir",
+    "model_nir": "--model-nir",
     "out": "--out",
     "limit_train": "--limit-train",
     "augment": "--no-augment",
@@ -300,7 +304,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for name in ("dataset", "arch"):
         if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
             raise bad(name, "a non-empty string")
-    for name in ("data_dir", "out"):
+    for name in ("data_dir", "out", "model_nir"):
         if getattr(cfg, name) is not None and not isinstance(getattr(cfg, name), str):
             raise bad(name, "a path")
     if cfg.device is not None and (not isinstance(cfg.device, str) or cfg.device.split(":")[0] not in ("cpu", "cuda")):

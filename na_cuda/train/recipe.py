@@ -15,6 +15,7 @@ from torch import nn
 
 from .. import data, losses
 from ..models import SpikingNet, build_model
+from ..nn import enable_grad_rescale
 from ..rules import NA
 from .config import ConfigError, TrainConfig, neuron_options, rule_of
 from .distributed import Dist, all_ranks_raise, wrap
@@ -101,8 +102,11 @@ def load_data(cfg: TrainConfig, ctx: Dist, device: torch.device) -> tuple[Any, A
     return splits[0], splits[1]
 
 
-def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNet:
-    """The network of ``cfg`` for per-sample inputs ``input_shape`` ((C, H, W) or, for frames, (2, 34, 34))."""
+def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> Any:
+    """The network of ``cfg`` for per-sample inputs ``input_shape`` ((C, H, W) or, for frames, (2, 34, 34)): a
+    ``SpikingNet``, or with ``model_nir`` the graph's ``na_cuda.nir.NIRModule``."""
+    if cfg.model_nir:
+        return _nir_model(cfg, input_shape)
     return build_model(
         cfg.arch,
         input_shape,
@@ -115,6 +119,27 @@ def model_from_config(cfg: TrainConfig, input_shape: Sequence[int]) -> SpikingNe
         rescale_round=cfg.rescale_round,
         **neuron_options(cfg),
     )
+
+
+def _nir_model(cfg: TrainConfig, input_shape: Sequence[int]) -> Any:
+    """``--model-nir``: ``na_cuda.nir.from_nir`` with the configured rule (the neuron settings come from the graph),
+    in float32, the released code's rescale under NA as for the presets; ``num_classes`` from a run on zeros."""
+    try:
+        from .. import nir as na_nir
+
+        opts = {k: v for k, v in neuron_options(cfg).items() if k not in ("tau_m", "tau_s", "threshold")}
+        opts.pop("strict_threshold")
+        net = na_nir.from_nir(cfg.model_nir, dt=cfg.nir_dt, **opts).float()
+        with torch.no_grad():
+            out = net(torch.zeros(1, 1, *input_shape))
+    except (ImportError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise ConfigError(f"--model-nir: {exc}") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 3:
+        raise ConfigError(f"--model-nir: the graph must have one Output of shape [classes]; got {type(out).__name__}")
+    if cfg.grad_rescale and isinstance(rule_of(cfg), NA):
+        enable_grad_rescale(net, cfg.rescale_round)
+    net.num_classes = int(out.shape[-1])
+    return net
 
 
 def loss_sum(cfg: TrainConfig, outputs: torch.Tensor, labels: torch.Tensor, check_labels: bool = True) -> torch.Tensor:

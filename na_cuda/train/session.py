@@ -193,7 +193,8 @@ def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
     cfg, ckpt_path = r.cfg, out / CHECKPOINT
     if ctx.main:
         print(
-            f"na_cuda.train: {cfg.preset} ({cfg.arch}, method {cfg.method}, T = {cfg.T}) on {r.r.device}"
+            f"na_cuda.train: {cfg.preset} ({cfg.model_nir or cfg.arch}, method {cfg.method}, T = {cfg.T}) on "
+            f"{r.r.device}"
             + (f" x {ctx.world} processes" if ctx.active else "")
             + f", {len(r.r.train_index)} train / {len(r.r.test_ds)} test samples, {started}, output {out}\n"
             + r.r.net.describe(),
@@ -253,5 +254,18 @@ def _epochs(r: Run, ctx: Dist, out: Path, started: str) -> int:
     finally:
         stop.uninstall()
     if ctx.main:
+        if cfg.model_nir:  # the trained graph, for the framework or chip it came from
+            import nir
+
+            from .. import nir as na_nir
+
+            ds = r.r.train_ds
+            shape = ds.sample_shape[1:] if ds.kind == "frames" else ds.sample_shape
+            try:
+                nir.write(out / "model.nir", na_nir.to_nir(r.r.net, torch.zeros(cfg.T, 1, *shape), dt=cfg.nir_dt))
+            except OSError as exc:
+                print(f"na_cuda.train: writing {out / 'model.nir'} failed: {exc}", file=sys.stderr, flush=True)
+                return 1
+            print(f"na_cuda.train: the trained graph is {out / 'model.nir'}", flush=True)
         print(report.final_line(r.metrics, out), flush=True)
     return 0
