@@ -22,6 +22,7 @@ import os
 import platform
 import shlex
 
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -32,6 +33,15 @@ except ImportError:  # an isolated build, or no torch installed: fine for an sdi
     torch = None
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+# pyproject.toml's SPDX `license = "MIT"` (PEP 639) is read by setup() below: setuptools < 77 rejects it there with a
+# schema dump. A build without isolation uses the environment's setuptools (a fresh Python 3.10 venv has 65), so say
+# so first, in one line.
+MIN_SETUPTOOLS = 77
+if int(setuptools.__version__.split(".")[0]) < MIN_SETUPTOOLS:
+    raise SystemExit(
+        f"na_cuda: setuptools {setuptools.__version__} is too old to read pyproject.toml (its SPDX license needs "
+        f'setuptools >= {MIN_SETUPTOOLS}): pip install "setuptools>={MIN_SETUPTOOLS}", then build again'
+    )
 DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
 # The oldest torch whose stable ABI has everything the bindings use (parallel_for, get_num_threads, contiguous,
 # new_empty with a dtype, std::string arguments, const/mutable_data_ptr). 2.9 lacks them. Encoding of
