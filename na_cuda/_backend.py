@@ -201,10 +201,8 @@ _NATIVE = _load()
 
 
 class NativeBackendWarning(UserWarning):
-    """Emitted once when backend="auto" falls back to the slow pure-PyTorch reference."""
-
-
-warnings.simplefilter("once", NativeBackendWarning)
+    """Emitted once when backend="auto" falls back to the slow pure-PyTorch reference: at import for the CPU and
+    CUDA, at the first eager call for another device type. No filter of our own: a user's ``ignore`` holds."""
 
 
 def native_loaded() -> bool:

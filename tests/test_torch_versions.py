@@ -174,3 +174,13 @@ def test_item11_fallback_warning_stays_out_of_compiled_graphs(tmp_path):
     info = json.loads(_import_report(tmp_path, "", body))
     assert not info["native_loaded"] and len(info["import_warnings"]) == 1 and info["call_warnings"] == [], info
     assert "is not built" in info["import_warnings"][0], info
+
+
+def test_item11_users_filter_silences_the_import_warning(tmp_path):
+    """na_cuda installs no warnings filter of its own, so an ``ignore`` set before the import holds."""
+    import json
+
+    shutil.copytree(PACKAGE, tmp_path / "na_cuda", ignore=shutil.ignore_patterns("_C*.so", "__pycache__"))
+    patch = "warnings.filterwarnings('ignore', message='na_cuda: no native kernel')"
+    info = json.loads(_import_report(tmp_path, patch))
+    assert not info["native_loaded"] and info["import_warnings"] == [], info
