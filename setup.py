@@ -16,12 +16,15 @@ build requirement: an isolated build finds no torch and stops at once with a one
 Environment: TORCH_CUDA_ARCH_LIST (default "8.0;9.0+PTX": sm_80 and sm_90 binaries plus PTX that newer GPUs
 compile at load time), NVCC_FLAGS (extra nvcc flags), CXXFLAGS as usual.
 """
+
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
 
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -32,6 +35,15 @@ except ImportError:  # an isolated build, or no torch installed: fine for an sdi
     torch = None
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+# pyproject.toml's SPDX `license = "MIT"` (PEP 639) is read by setup() below: setuptools < 77 rejects it there with a
+# schema dump. A build without isolation uses the environment's setuptools (a fresh Python 3.10 venv has 65), so say
+# so first, in one line.
+MIN_SETUPTOOLS = 77
+if int(setuptools.__version__.split(".")[0]) < MIN_SETUPTOOLS:
+    raise SystemExit(
+        f"na_cuda: setuptools {setuptools.__version__} is too old to read pyproject.toml (its SPDX license needs "
+        f'setuptools >= {MIN_SETUPTOOLS}): pip install "setuptools>={MIN_SETUPTOOLS}", then build again'
+    )
 DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
 # The oldest torch whose stable ABI has everything the bindings use (parallel_for, get_num_threads, contiguous,
 # new_empty with a dtype, std::string arguments, const/mutable_data_ptr). 2.9 lacks them. Encoding of
@@ -114,9 +126,7 @@ def _cpu_extension():
         sources.append("csrc/cpu/isa_avx2.cpp")  # its own target pragma: any x86-64 compiler builds it
         isas.insert(0, "avx2")
     print(f"na_cuda: building the CPU library (CPU kernels: {', '.join(isas)}, chosen at load time)")
-    return cpp_extension.CppExtension(
-        "na_cuda._C", sources, extra_compile_args={"cxx": _cxx_flags()}, **_common([])
-    )
+    return cpp_extension.CppExtension("na_cuda._C", sources, extra_compile_args={"cxx": _cxx_flags()}, **_common([]))
 
 
 def _cuda_extension():
@@ -140,8 +150,10 @@ def _cuda_extension():
         print(f"na_cuda: TORCH_CUDA_ARCH_LIST not set; building for {DEFAULT_CUDA_ARCHS}")
     archs = _cuda_archs()
     if "compute_" not in archs:
-        print(f"na_cuda: warning: TORCH_CUDA_ARCH_LIST embeds no PTX ({archs}): GPUs newer than these get no kernel; "
-              "add +PTX to the last arch, e.g. \"8.0;9.0+PTX\"")
+        print(
+            f"na_cuda: warning: TORCH_CUDA_ARCH_LIST embeds no PTX ({archs}): GPUs newer than these get no kernel; "
+            'add +PTX to the last arch, e.g. "8.0;9.0+PTX"'
+        )
     # -fmad=false: no contraction of a*b+c into an FMA, as the CPU build's -ffp-contract=off, so a spike (u vs the
     # threshold) and every fp32/fp64 value without exp() equal the CPU op's bit for bit. Its cost on a GPU is
     # unmeasured (issue 9: a switch only if it costs more than 5 %); NVCC_FLAGS=-fmad=true overrides it.
@@ -169,8 +181,20 @@ def _extensions() -> list:
 if torch is None:
     setup(ext_modules=[Extension("na_cuda._C", sources=[])], cmdclass={"build_ext": _NoTorchBuild})
 else:
+
+    class _BuildWithFacts(cpp_extension.BuildExtension.with_options(use_ninja=True, no_python_abi_suffix=True)):
+        """torch's build, plus na_cuda/_build_facts.json beside the libraries: what na_cuda/_backend.py must know
+        before it loads one (a library built for torch >= 2.10 does not even load under 2.9, hiding the reason)."""
+
+        def run(self) -> None:
+            super().run()
+            facts = {"target_torch": ".".join(map(str, TARGET_TORCH)), "built_with_torch": torch.__version__}
+            path = os.path.join(os.path.dirname(self.get_ext_fullpath("na_cuda._C")), "_build_facts.json")
+            with open(path, "w") as f:
+                json.dump(facts, f)
+
     setup(
         ext_modules=_extensions(),
-        cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True, no_python_abi_suffix=True)},
+        cmdclass={"build_ext": _BuildWithFacts},
         options={"bdist_wheel": {"py_limited_api": LIMITED_API}},
     )

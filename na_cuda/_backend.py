@@ -9,7 +9,9 @@ The compiled kernels are two libraries built on the LibTorch stable ABI (setup.p
 
 One build serves every torch from its stable-ABI target (2.10) on. `import na_cuda` never fails because of the
 compiled libraries: if one is missing or does not load, the ops it would provide run on the pure-PyTorch reference
-(na_cuda.reference), and `backends()` says why.
+(na_cuda.reference), and `backends()` says why. Nothing is loaded that cannot work: the torch version is checked
+against the build's target (``_build_facts.json``, written by setup.py) and the CUDA runtime the CUDA library links
+(its ELF ``DT_NEEDED`` libcudart.so.N) against torch's CUDA before either library is opened.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +54,9 @@ def _torch_version(v: str) -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-def _library(stem: str) -> Optional[Path]:
-    """The compiled library ``stem`` next to this file (``_C.so``; older builds named ``_C.<abi tag>.so``)."""
-    found = sorted(p for p in _HERE.glob(f"{stem}.*so") if p.name.split(".")[0] == stem)
+def _library(stem: str, here: Path = _HERE) -> Optional[Path]:
+    """The compiled library ``stem`` in ``here`` (``_C.so``; older builds named ``_C.<abi tag>.so``)."""
+    found = sorted(p for p in here.glob(f"{stem}.*so") if p.name.split(".")[0] == stem)
     return found[0] if found else None
 
 
@@ -60,6 +64,66 @@ def _open(path: Path) -> ctypes.CDLL:
     """Load a library into the dispatcher (runs its op registrations) and return a handle to its C functions."""
     torch.ops.load_library(str(path))
     return ctypes.CDLL(str(path))  # the same dlopen handle: reads the extern "C" build facts
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """Why a library did not load, in the loader's own words: torch.ops.load_library replaces dlerror's message
+    ("libcudart.so.13: cannot open shared object file ...") by "Could not load this library: <path>" and chains it."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    return f"{path.name} did not load ({type(cause).__name__}: {cause})"
+
+
+def _needed(path: Path) -> list[str]:
+    """The DT_NEEDED entries of an ELF64 shared library (the sonames the dynamic loader will look for), read from
+    the file without loading it; [] when it is not an ELF64 file or has no dynamic section."""
+    try:
+        data = path.read_bytes()
+        if data[:4] != b"\x7fELF" or data[4] != 2:  # ELFCLASS64
+            return []
+        end = "<" if data[5] == 1 else ">"  # ELFDATA2LSB
+        (shoff,) = struct.unpack_from(end + "Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
+        # Section headers: (name, type, flags, addr, offset, size, link, info, addralign, entsize).
+        sections = [struct.unpack_from(end + "IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        for sec in sections:
+            if sec[1] != 6:  # SHT_DYNAMIC; its sh_link is the string table of the names
+                continue
+            strtab, names = sections[sec[6]][4], []
+            for off in range(sec[4], sec[4] + sec[5], 16):
+                tag, val = struct.unpack_from(end + "qQ", data, off)
+                if tag == 0:  # DT_NULL
+                    break
+                if tag == 1:  # DT_NEEDED
+                    names.append(data[strtab + val : data.index(b"\0", strtab + val)].decode())
+            return names
+    except (OSError, struct.error, ValueError, IndexError):
+        pass
+    return []
+
+
+def _cuda_mismatch(path: Path) -> Optional[str]:
+    """Why the CUDA library must not load under this torch, or None: it links the CUDA runtime of its build
+    (libcudart.so.N); under a torch of another CUDA major the process would hold two CUDA runtimes (or the loader
+    finds none), and a driver too old for N fails at the first launch rather than here."""
+    majors = [m.group(1) for n in _needed(path) if (m := re.fullmatch(r"libcudart\.so\.(\d+)", n))]
+    have = str(torch.version.cuda).split(".")[0]
+    if not majors or majors[0] == have:
+        return None
+    want = majors[0]
+    return (
+        f"{path.name} was built for CUDA {want} (it links libcudart.so.{want}) but torch {torch.__version__} is built "
+        f"with CUDA {torch.version.cuda}, so it is not loaded: install a CUDA {want} build of torch (cu{want}x), or "
+        f"build na_cuda from source against this torch (`pip install --no-build-isolation .` with a CUDA {have} nvcc)"
+    )
+
+
+def _build_facts(here: Path) -> dict[str, Any]:
+    """What setup.py wrote next to the libraries at build time (``_build_facts.json``), {} when absent."""
+    try:
+        facts = json.loads((here / "_build_facts.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return facts if isinstance(facts, dict) else {}
 
 
 def _c_str(lib: ctypes.CDLL, name: str) -> str:
@@ -84,28 +148,35 @@ def _select_cpu_isa(lib: ctypes.CDLL) -> Optional[str]:
     return None
 
 
-def _load() -> _Native:
-    """Load the compiled libraries, or say in one sentence per library why not."""
-    cpu_path = _library("_C")
+def _load(here: Path = _HERE) -> _Native:
+    """Load the compiled libraries in ``here``, or say in one sentence per library why not."""
+    cpu_path = _library("_C", here)
     if cpu_path is None:  # e.g. running from a source tree that was never built
-        return _Native(cpu_error=f"na_cuda._C is not built (no compiled library in {_HERE})")
-    try:
-        cpu = _open(cpu_path)
-        info = json.loads(_c_str(cpu, "na_cuda_build_info"))
-    except (OSError, RuntimeError, AttributeError, ValueError) as exc:
-        return _Native(cpu_error=f"{cpu_path.name} did not load ({type(exc).__name__}: {exc})")
-    target = info.get("target_torch", "?")
+        return _Native(cpu_error=f"na_cuda._C is not built (no compiled library in {here})")
+    facts = _build_facts(here)
+    target = facts.get("target_torch")
+    if target is None:
+        return _Native(
+            cpu_error=f"{cpu_path.name} has no build facts (_build_facts.json in {here}): it comes from an older or "
+            "foreign build; reinstall the wheel, or rebuild with `pip install --no-build-isolation .`"
+        )
     if _torch_version(torch.__version__) < _torch_version(target):
-        # The stable ABI serves newer torch, never older: refuse before a missing shim symbol crashes a call.
+        # Checked before loading: the stable ABI serves newer torch, never older, and under an older torch the
+        # library does not even load (a missing shim symbol), which would hide this reason.
         return _Native(
             cpu_error=f"na_cuda's kernels need torch >= {target} (their stable-ABI target) but torch "
             f"{torch.__version__} is running: upgrade torch, or build na_cuda from source against this one",
-            info=info,
+            info=facts,
         )
+    try:
+        cpu = _open(cpu_path)
+        info = {**facts, **json.loads(_c_str(cpu, "na_cuda_build_info"))}
+    except (OSError, RuntimeError, AttributeError, ValueError) as exc:
+        return _Native(cpu_error=_load_failure(cpu_path, exc), info=facts)
     isa_warning = _select_cpu_isa(cpu)
     if isa_warning:
         warnings.warn(f"na_cuda: {isa_warning}", RuntimeWarning, stacklevel=3)
-    cuda_path = _library("_C_cuda")
+    cuda_path = _library("_C_cuda", here)
     if cuda_path is None:
         return _Native(cpu=cpu, cuda_error="na_cuda was built without CUDA kernels (no _C_cuda library)", info=info)
     if torch.version.cuda is None:
@@ -115,11 +186,14 @@ def _load() -> _Native:
             cuda_error=f"torch {torch.__version__} is a CPU build; the CUDA kernels need a CUDA torch",
             info=info,
         )
+    mismatch = _cuda_mismatch(cuda_path)
+    if mismatch:
+        return _Native(cpu=cpu, cuda_error=mismatch, info=info)
     try:
         cuda = _open(cuda_path)
         info = {**info, **json.loads(_c_str(cuda, "na_cuda_cuda_build_info"))}
     except (OSError, RuntimeError, AttributeError, ValueError) as exc:
-        return _Native(cpu=cpu, cuda_error=f"{cuda_path.name} did not load ({type(exc).__name__}: {exc})", info=info)
+        return _Native(cpu=cpu, cuda_error=_load_failure(cuda_path, exc), info=info)
     return _Native(cpu=cpu, cuda=cuda, info=info)
 
 
@@ -127,10 +201,8 @@ _NATIVE = _load()
 
 
 class NativeBackendWarning(UserWarning):
-    """Emitted once when backend="auto" falls back to the slow pure-PyTorch reference."""
-
-
-warnings.simplefilter("once", NativeBackendWarning)
+    """Emitted once when backend="auto" falls back to the slow pure-PyTorch reference: at import for the CPU and
+    CUDA, at the first eager call for another device type. No filter of our own: a user's ``ignore`` holds."""
 
 
 def native_loaded() -> bool:
@@ -155,22 +227,43 @@ def _missing_reason(device_type: str) -> str:
     return f"na_cuda has no kernels for device type {device_type!r}"
 
 
+def _fallback_message(device_type: str) -> str:
+    return (
+        f'na_cuda: no native kernel for {device_type} ({_missing_reason(device_type)}); backend="auto" uses the '
+        f'pure-PyTorch reference there, which is much slower. To fix: {BUILD_HINT}. Pass backend="torch" to '
+        "silence this."
+    )
+
+
+def _announced_at_import(device_type: str) -> bool:
+    """The device types whose fallback import announces: the CPU, and CUDA under a CUDA build of torch."""
+    return device_type == "cpu" or (device_type == "cuda" and torch.version.cuda is not None)
+
+
+def _warn_at_import() -> None:
+    """Say at import, outside any torch.compile graph, which device types fall back to the reference."""
+    for device_type in ("cpu", "cuda"):
+        if _announced_at_import(device_type) and not native_available(device_type):
+            warnings.warn(_fallback_message(device_type), NativeBackendWarning, stacklevel=3)
+
+
 def use_native(backend: str, device: torch.device) -> bool:
     """Resolve backend="auto" | "native" | "torch" for a tensor on `device` (validated names)."""
     if backend == "torch":
         return False
     if native_available(device.type):
         return True
-    reason = _missing_reason(device.type)
     if backend == "native":
+        reason = _missing_reason(device.type)
         raise RuntimeError(f'na_cuda: backend="native" has no kernel for {device.type}: {reason}; {BUILD_HINT}')
-    warnings.warn(
-        f"na_cuda: no native kernel for {device.type} ({reason}); using the pure-PyTorch reference, which is "
-        f'much slower. To fix: {BUILD_HINT}. Pass backend="torch" to silence this.',
-        NativeBackendWarning,
-        stacklevel=4,
-    )
+    # The CPU and CUDA fallbacks were announced at import; others (e.g. meta) are, once, by an eager call, never
+    # inside a graph: Dynamo cannot trace warnings.warn (torch 2.9 breaks the graph there).
+    if not _announced_at_import(device.type) and not torch.compiler.is_compiling():
+        warnings.warn(_fallback_message(device.type), NativeBackendWarning, stacklevel=4)
     return False
+
+
+_warn_at_import()
 
 
 def cpu_isa() -> Optional[str]:

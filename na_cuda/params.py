@@ -6,6 +6,7 @@ training config) is derived from the fields (:class:`KeywordFields`). See docs/d
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import math
 from dataclasses import dataclass, field, fields
@@ -57,8 +58,10 @@ def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> Non
     info = torch.finfo(cd)
     for name, value in values:
         if not info.tiny <= abs(value) <= info.max:
+            # Rounded by a C cast, not a tensor: torch 2.10's fake-tensor mode refuses .item() in a fake kernel.
+            rounded = (ctypes.c_double if cd == torch.float64 else ctypes.c_float)(value).value
             raise ValueError(
-                f"na_cuda: `{name}` = {value!r} is {torch.tensor(value, dtype=cd).item()!r} in {cd}, the compute "
+                f"na_cuda: `{name}` = {value!r} is {rounded!r} in {cd}, the compute "
                 f"dtype of {dtype} input; it must lie in [{info.tiny:.3g}, {info.max:.3g}]"
                 + (" (or use float64 input)" if cd != torch.float64 else "")
             )

@@ -3,7 +3,8 @@
 #  1. A fresh venv with the CUDA build of torch (TORCH_CUDA, default torch==2.14.1: cu130, ~5.5 GB from the local
 #     wheel cache) builds ONE wheel with scripts/build_wheel.sh: the CPU library (AVX2 + baseline kernels) and the
 #     CUDA library for sm_80 and sm_90 plus PTX.
-#  2. The SASS and PTX embedded in the CUDA library are listed (cuobjdump of the toolkit, or the one in triton).
+#  2. The SASS and PTX embedded in the CUDA library are listed (cuobjdump of the toolkit, or the one in triton);
+#     torch-abi-audit (PyPI) must find both libraries on the stable ABI with minimum torch 2.10.0.
 #  3. That wheel file is installed, without a rebuild, into the same venv: every op must have CPU, CUDA and Meta
 #     kernels; the not-slow tests run against the installed wheel with the native CPU backend asserted.
 #  4. The same wheel file is installed into a fresh venv with the CPU build of torch (TORCH_CPU, default
@@ -20,6 +21,8 @@ WORK=${1:-.ci-cuda}
 PY=${PYTHON:-python3}
 TORCH_CUDA=${TORCH_CUDA:-torch==2.14.1}
 TORCH_CPU=${TORCH_CPU:-torch==2.13.0}
+TORCH_ABI_AUDIT=0.3.0
+MIN_TORCH=2.10.0  # setup.py's TARGET_TORCH: the oldest torch the wheel must serve
 if ! command -v nvcc >/dev/null && [[ ! -x /usr/local/cuda/bin/nvcc && -z "${CUDA_HOME:-}" ]]; then
   echo "check_cuda_build: skipped: nvcc not found (set CUDA_HOME or put nvcc on PATH)"
   exit 0
@@ -64,6 +67,25 @@ for so in "$WORK"/unzipped/na_cuda/*.so; do
   echo "    $(basename "$so"): $n libtorch C++ symbols, $(nm -D --undefined-only "$so" | grep -c -e aoti_torch -e torch_) shim symbols"
   [[ "$n" == 0 ]] || { echo "check_cuda_build: $(basename "$so") uses libtorch's C++ ABI" >&2; exit 1; }
 done
+
+phase "torch-abi-audit $TORCH_ABI_AUDIT: both libraries on the stable ABI, minimum torch $MIN_TORCH"
+# The one-wheel promise, checked by an independent tool: every shim symbol each library references maps to the torch
+# release that introduced it (PyTorch's shim_function_versions.txt), so "min torch" is the oldest torch it runs on.
+"$PY" -m venv "$WORK/audit"
+quiet_pip "$WORK/audit/bin/pip" install -q "torch-abi-audit==$TORCH_ABI_AUDIT"
+"$WORK/audit/bin/torch-abi-audit" "$WORK/unzipped/na_cuda" --check torch | sed 's/^/    /'
+"$WORK/audit/bin/torch-abi-audit" "$WORK/unzipped/na_cuda" --json >"$WORK/audit.json"
+"$WORK/audit/bin/python" - "$WORK/audit.json" "$MIN_TORCH" <<'PYEOF'
+import json, sys
+report, want = json.load(open(sys.argv[1])), sys.argv[2]
+libs = {lib["path"].rsplit("/", 1)[-1]: lib for lib in report["extensions"] + report["bundled_libs"]}
+bad = [f"{name}: {lib['torch']}" for name, lib in libs.items()
+       if not (lib["torch"]["stable"] and not lib["torch"]["unstable_symbols"]
+               and lib["torch"]["min_torch_version"] == want)]
+if sorted(libs) != ["_C.so", "_C_cuda.so"] or bad:
+    sys.exit(f"check_cuda_build: torch-abi-audit wants _C.so and _C_cuda.so stable with min torch {want}: "
+             f"{sorted(libs)} {bad}")
+PYEOF
 
 phase "the wheel under the CUDA torch: registrations and not-slow tests"
 quiet_pip "$WORK/cuda/bin/pip" install -q pytest hypothesis tqdm matplotlib scikit-learn

@@ -12,17 +12,47 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_build_without_torch_stops_with_one_line():
-    """An isolated build (no torch in the build env) must stop at once with the fix, not a traceback."""
+def _run_setup_py(prelude: str) -> subprocess.CompletedProcess:
+    """Run setup.py's build_ext in a subprocess after `prelude` (which stubs what the case needs)."""
+    pytest.importorskip("setuptools", reason="no setuptools in this venv (Python >= 3.12 venvs have none)")
     code = (
-        "import sys; sys.modules['torch'] = None\n"
-        "sys.argv = ['setup.py', '-q', 'build_ext']\n"
+        f"{prelude}\n"
+        "import sys; sys.argv = ['setup.py', '-q', 'build_ext']\n"
         "exec(compile(open('setup.py').read(), 'setup.py', 'exec'), {'__file__': 'setup.py', '__name__': '__main__'})\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _last_line(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
     lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
-    assert lines and "--no-build-isolation" in lines[-1] and "Traceback" not in out.stderr, out.stderr
+    assert lines, out.stderr
+    return lines[-1]
+
+
+def test_build_without_torch_stops_with_one_line():
+    """An isolated build (no torch in the build env) must stop at once with the fix, not a traceback. An isolated
+    build always has setuptools >= 77 (pyproject.toml's build requirement); where this venv's is older (it cannot
+    read pyproject.toml), a stand-in setup() runs just the build_ext command, so the test holds under any setuptools."""
+    prelude = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import setuptools\n"
+        "if int(setuptools.__version__.split('.')[0]) < 77:\n"
+        "    setuptools.__version__ = '80.0.0'\n"
+        "    def _setup(cmdclass, **kwargs):\n"
+        "        from setuptools.dist import Distribution\n"
+        "        cmdclass['build_ext'](Distribution()).run()\n"
+        "    setuptools.setup = _setup"
+    )
+    assert "--no-build-isolation" in _last_line(_run_setup_py(prelude))
+
+
+@pytest.mark.parametrize("version", ["65.5.0", "76.1.0"])
+def test_build_with_old_setuptools_stops_with_one_line(version):
+    """setuptools < 77 rejects pyproject.toml's SPDX license deep inside setup() with a schema dump (the default
+    setuptools of a fresh Python 3.10 venv is 65.5): setup.py must stop first, in one line that names the fix."""
+    line = _last_line(_run_setup_py(f"import setuptools; setuptools.__version__ = {version!r}"))
+    assert f"setuptools {version} is too old" in line and 'pip install "setuptools>=77"' in line, line
 
 
 def test_unbuilt_source_tree_says_not_built(tmp_path):
