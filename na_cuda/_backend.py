@@ -1,17 +1,10 @@
-"""Which compiled kernels exist, and which implementation a call uses.
+"""Which compiled kernels exist, and which implementation a call uses (docs/install.md).
 
-The compiled kernels are two libraries built on the LibTorch stable ABI (setup.py, csrc/binding.h), loaded with
-``torch.ops.load_library`` (they register ``torch.ops.na_cuda.*``; there is no Python extension module):
-
-- ``_C.so``: the op schemas and the CPU kernels (AVX2 and baseline side by side; the best one this CPU runs is
-  chosen at load time, ``NA_CUDA_CPU_ISA=baseline`` forces the baseline);
-- ``_C_cuda.so``: the CUDA kernels, loaded only when the running torch is a CUDA build (it links libtorch_cuda).
-
-One build serves every torch from its stable-ABI target (2.10) on. `import na_cuda` never fails because of the
-compiled libraries: if one is missing or does not load, the ops it would provide run on the pure-PyTorch reference
-(na_cuda.reference), and `backends()` says why. Nothing is loaded that cannot work: the torch version is checked
-against the build's target (``_build_facts.json``, written by setup.py) and the CUDA runtime the CUDA library links
-(its ELF ``DT_NEEDED`` libcudart.so.N) against torch's CUDA before either library is opened.
+Two stable-ABI libraries, loaded with ``torch.ops.load_library``: ``_C.so`` (the op schemas and the CPU kernels,
+AVX2 or baseline chosen at load time) and ``_C_cuda.so`` (the CUDA kernels, only under a CUDA torch). Nothing is
+loaded that cannot work: the torch version is checked against the build's target (``_build_facts.json``) and the
+CUDA major the CUDA library links against torch's, before either is opened. ``import na_cuda`` never fails on
+them: what does not load runs on the reference (na_cuda.reference), and ``backends()`` says why.
 """
 
 from __future__ import annotations
