@@ -157,7 +157,8 @@ def _cuda_extension():
     # -fmad=false: no contraction of a*b+c into an FMA, as the CPU build's -ffp-contract=off, so a spike (u vs the
     # threshold) and every fp32/fp64 value without exp() equal the CPU op's bit for bit. Its cost on a GPU is
     # unmeasured (issue 9: a switch only if it costs more than 5 %); NVCC_FLAGS=-fmad=true overrides it.
-    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo", "-Xcompiler", "-fvisibility=hidden", "-Xcompiler", "-Werror=switch"]
+    nvcc = ["-O3", "-fmad=false", "--expt-relaxed-constexpr", "-lineinfo"]
+    nvcc += ["-Xcompiler", "-fvisibility=hidden", "-Xcompiler", "-Werror=switch"]
     nvcc += shlex.split(os.environ.get("NVCC_FLAGS", ""))
     macros = [("USE_CUDA", "1"), ("NA_CUDA_VERSION", torch.version.cuda or "unknown"), ("NA_CUDA_ARCHS", archs)]
     print(f"na_cuda: building the CUDA library ({reason}; archs {archs})")
