@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Optional, TypeVar
 
 import torch
@@ -194,13 +194,11 @@ class LifParams(KeywordFields):
     strict_threshold: bool = False
     output: str = "psc"
     reset_mechanism: Optional[str] = None
-    reset: Reset = field(init=False, repr=False, compare=False)
     #: fields the ops take last, after the rule's arguments and ``decay`` (added to the schemas later)
     OP_TRAILING: ClassVar[tuple[str, ...]] = ("reset_mechanism",)
 
     def __post_init__(self) -> None:
         reset, v_reset = Reset.parse(self.v_reset, self.reset_mechanism)
-        object.__setattr__(self, "reset", reset)
         object.__setattr__(self, "reset_mechanism", reset.value if reset.after_leak else None)
         tau_m = real("tau_m", self.tau_m, allow_inf=True)
         if not tau_m >= 1.0:
@@ -229,6 +227,14 @@ class LifParams(KeywordFields):
         object.__setattr__(self, "tau_s", tau_s)
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "v_reset", v_reset)
+
+    @property
+    def reset(self) -> Reset:
+        """The reset, from the normalised ``v_reset`` and ``reset_mechanism`` (a property, not a field: torch 2.9's
+        Dynamo rebuilds a dataclass from all its fields through ``__init__``)."""
+        if self.reset_mechanism is not None:
+            return Reset(self.reset_mechanism)
+        return Reset.SOFT if self.v_reset is None else Reset.HARD
 
     def op_args(self) -> tuple:
         """The fields the ops take after their tensors, in order (``OP_TRAILING`` come last: :meth:`op_trailing`)."""
