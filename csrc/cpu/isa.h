@@ -4,7 +4,9 @@
 // (plane i at buf + i * T * w; w = the row stride, nb <= w the neurons in use, the rest zero-padded to a whole
 // pack). Plane 0 holds c, plane 1 the output (forward) or g, which the backward overwrites with the gradient,
 // planes 2.. the rule's Rule::kCpuPlanes workspace. With a learnable decay (docs/algorithm.md §12) `lam` is the
-// block's row of w leaks and the backward writes dL/dlam to the row `glam` (both null without one). The tables are
+// block's row of w leaks and the backward writes dL/dlam to the row `glam` (both null without one). `finite`: the
+// binding found every c, g and lam of the block finite (and |beta| <= 1), so a rule with Rule::kGuardFree may run
+// its loops without the §10 masks, which are all false then. The tables are
 // defined by isa_kernels.h, compiled once per instruction set (isa_baseline.cpp, isa_avx2.cpp). Only plain data here:
 // no inline function may be compiled under two instruction sets (see NA_ISA in core/lanes.h).
 #pragma once
@@ -22,10 +24,15 @@ constexpr int64_t kMaxLanes = 8;  // the widest pack (8 floats in an AVX2 regist
 
 template <typename acc_t, typename Config>
 using BackwardFn = void (*)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&, const Config&,
-                            const acc_t* lam, acc_t* glam);
+                            const acc_t* lam, acc_t* glam, bool finite);
 
 template <typename acc_t>
 struct BlockKernels {
+  // The block copies of a tensor stored in acc_t itself (float32, float64), at this instruction set's width: T rows
+  // of nb values at src + t * N into dst + t * w, zero-padded to w (gather; with `check`, returns whether every
+  // value is finite), and back (scatter). Half and bfloat16 convert in lif_cpu.cpp.
+  bool (*gather)(const acc_t* src, acc_t* dst, int64_t N, int64_t T, int64_t nb, int64_t w, bool check);
+  void (*scatter)(const acc_t* src, acc_t* dst, int64_t N, int64_t T, int64_t nb, int64_t w);
   void (*forward)(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig&, const acc_t* lam);
 #define NA_RULE_FIELD(name, Type, args) BackwardFn<acc_t, Type##Config> name;
   NA_RULES(NA_RULE_FIELD)  // one backward per rule

@@ -49,30 +49,64 @@ struct Block {
   acc_t* plane(int64_t i) const { return buf + i * T * w; }
 };
 
-// Copy src[t, n0 + j] (global [T, N]) into dst[t * w + j]; lanes past the end of the tensor read zeros.
-template <typename scalar_t, typename acc_t>
-void gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
-  for (int64_t t = 0; t < b.T; ++t) {
-    const scalar_t* s = src + t * N + b.n0;
-    acc_t* d = dst + t * b.w;
-    for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<acc_t>(s[j]);
-    for (int64_t j = b.nb; j < b.w; ++j) d[j] = acc_t(0);
+template <typename acc_t>
+const BlockKernels<acc_t>& kernels_for() {
+  const IsaKernels* isa = g_isa.load(std::memory_order_relaxed);
+  if constexpr (std::is_same_v<acc_t, double>) {
+    return isa->f64;
+  } else {
+    return isa->f32;
+  }
+}
+
+// Copy src[t, n0 + j] (global [T, N]) into dst[t * w + j]; lanes past the end of the tensor read zeros. With
+// kFinite, returns whether every value copied is finite (x - x == 0), tested in the copy's own pass (isa.h). A
+// float32/float64 tensor is copied by the running instruction set's code (isa.h: 2x the baseline's width).
+template <bool kFinite = false, typename scalar_t, typename acc_t>
+bool gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    return kernels_for<acc_t>().gather(src + b.n0, dst, N, b.T, b.nb, b.w, kFinite);
+  } else {
+    int bad = 0;
+    for (int64_t t = 0; t < b.T; ++t) {
+      const scalar_t* s = src + t * N + b.n0;
+      acc_t* d = dst + t * b.w;
+      for (int64_t j = 0; j < b.nb; ++j) {
+        const acc_t x = static_cast<acc_t>(s[j]);
+        d[j] = x;
+        if (kFinite) bad |= !(x - x == acc_t(0));
+      }
+      for (int64_t j = b.nb; j < b.w; ++j) d[j] = acc_t(0);
+    }
+    return bad == 0;
   }
 }
 
 // The block's slice of a per-neuron [N] array (the learnable decay, §12) into dst[0, w), zeros past the end.
+// Returns whether the guard-free loops may take it: finite, and under decay_input 0 <= lam <= 2 (|beta| <= 1, so
+// beta c is finite with c).
 template <typename acc_t>
-void gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b) {
-  for (int64_t j = 0; j < b.nb; ++j) dst[j] = src[b.n0 + j];
+bool gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b, bool decay_input) {
+  int bad = 0;
+  for (int64_t j = 0; j < b.nb; ++j) {
+    const acc_t x = src[b.n0 + j];
+    dst[j] = x;
+    bad |= decay_input ? !(x >= acc_t(0) && x <= acc_t(2)) : !(x - x == acc_t(0));
+  }
   for (int64_t j = b.nb; j < b.w; ++j) dst[j] = acc_t(0);
+  return bad == 0;
 }
 
 template <typename scalar_t, typename acc_t>
 void scatter(const acc_t* src, scalar_t* dst, int64_t N, const Block<acc_t>& b) {
-  for (int64_t t = 0; t < b.T; ++t) {
-    const acc_t* s = src + t * b.w;
-    scalar_t* d = dst + t * N + b.n0;
-    for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<scalar_t>(s[j]);
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    kernels_for<acc_t>().scatter(src, dst + b.n0, N, b.T, b.nb, b.w);
+  } else {
+    for (int64_t t = 0; t < b.T; ++t) {
+      const acc_t* s = src + t * b.w;
+      scalar_t* d = dst + t * N + b.n0;
+      for (int64_t j = 0; j < b.nb; ++j) d[j] = static_cast<scalar_t>(s[j]);
+    }
   }
 }
 
@@ -101,16 +135,6 @@ void dispatch_floating(ScalarType st, const F& f) {
       return f(double{});
     default:
       NA_CHECK(false, "na_cuda: no CPU kernel for dtype ", st, "; use float16, bfloat16, float32 or float64");
-  }
-}
-
-template <typename acc_t>
-const BlockKernels<acc_t>& kernels_for() {
-  const IsaKernels* isa = g_isa.load(std::memory_order_relaxed);
-  if constexpr (std::is_same_v<acc_t, double>) {
-    return isa->f64;
-  } else {
-    return isa->f32;
   }
 }
 
@@ -144,7 +168,7 @@ struct Cpu {
       for_each_block<acc_t>(T, N, 2, 1, [&](const Block<acc_t>& b) {
         acc_t* ld = lp ? b.plane(2) : nullptr;
         gather(cp, b.plane(0), N, b);
-        if (ld) gather_row(lp, ld, b);
+        if (ld) gather_row(lp, ld, b, cfg.decay_input);
         fwd(b.buf, T, b.w, b.nb, cfg, ld);
         scatter(b.plane(1), op, N, b);
       });
@@ -174,10 +198,11 @@ struct Cpu {
       constexpr int64_t P = 2 + Rule::kCpuPlanes;
       for_each_block<acc_t>(T, N, P, 2, [&](const Block<acc_t>& b) {
         acc_t *ld = lp ? b.plane(P) : nullptr, *lgd = lp ? b.plane(P) + b.w : nullptr;
-        gather(cp, b.plane(0), N, b);
-        gather(gp, b.plane(1), N, b);
-        if (ld) gather_row(lp, ld, b);
-        bwd(b.buf, T, b.w, b.nb, lcfg, rcfg, ld, lgd);
+        constexpr bool kCheck = Rule::kGuardFree;
+        bool finite = gather<kCheck>(cp, b.plane(0), N, b);
+        finite = gather<kCheck>(gp, b.plane(1), N, b) && finite;
+        if (ld) finite = gather_row(lp, ld, b, lcfg.decay_input) && finite;
+        bwd(b.buf, T, b.w, b.nb, lcfg, rcfg, ld, lgd, kCheck && finite);
         scatter(b.plane(1), dp, N, b);
         if (lgd) std::copy(lgd, lgd + b.nb, glp + b.n0);
       });

@@ -304,6 +304,7 @@ struct NaRule {
   static constexpr int kCudaPlanes = 2;
   static constexpr bool kGradHoldsPlane0 = false;
   static constexpr bool kSoftReset = true;
+  static constexpr bool kGuardFree = false;  // always guarded (§10)
 
   // B > 0: the on-chip version for T <= B; w0 = X (and u on a CUDA thread), w1 = u on a SIMD pack (may be null
   // on a CUDA thread).

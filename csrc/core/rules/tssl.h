@@ -91,6 +91,7 @@ struct TsslRule {
   static constexpr int kCudaPlanes = 2;  // u (which the gradient can hold), a
   static constexpr bool kGradHoldsPlane0 = true;
   static constexpr bool kSoftReset = false;  // refused by the bindings (TsslOp); no soft instantiation is made
+  static constexpr bool kGuardFree = false;  // always guarded (§10)
 
   template <Reset R, int B, typename S, typename acc_t, typename V = acc_t>
   static NA_HD void neuron(const S* c, const S* g, acc_t* w0, acc_t* w1, S* grad, int64_t T, int64_t stride,
