@@ -37,8 +37,11 @@ class Rule(KeywordFields):
         values_fit_dtype(self.fit_values(), dtype)
 
     def extra_repr(self) -> str:
-        """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr."""
-        return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
+        """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr; an option left at a default of None
+        (``na_window``: exact NA) is left out, so that the default repr stays what it was."""
+        defaults = self.keywords()
+        shown = [f"{k}={v!r}" for k, v in self.options().items() if not (v is None and defaults[k] is None)]
+        return ", ".join([f"method={self.name!r}"] + shown)
 
     # ``decay``: None, or the learnable leak lam per neuron ``[N]`` in the compute dtype (docs/algorithm.md §12).
     # The ops' arguments are the neuron's fields, the rule's, decay, then LifParams.OP_TRAILING, named and ordered

@@ -145,3 +145,61 @@ def test_opcheck_with_a_window():
     args = (5.0, 2.0, 1.0, 0.0, False, False, "psc", "paper", 3, 10.0, 4)
     torch.library.opcheck(torch.ops.na_cuda.lif_na.default, (c.requires_grad_(), *args))
     torch.library.opcheck(torch.ops.na_cuda.na_backward.default, (torch.rand_like(c), c.detach(), *args))
+
+
+# -- the keyword everywhere a user picks NA's options ---------------------------------------------------------------
+def _lifs(model: torch.nn.Module) -> list:
+    return [m for m in model.modules() if isinstance(m, na_cuda.nn.LIF)]
+
+
+def test_nn_lif_takes_na_window_and_shows_it():
+    lif = na_cuda.nn.LIF(na_window=8)
+    assert lif.rule == NA(window=8) and "na_window=8" in repr(lif)
+    assert "na_window" not in repr(na_cuda.nn.LIF())  # exact NA prints as before
+    with pytest.raises(ValueError, match="na_window"):
+        na_cuda.nn.LIF(na_window=0)
+
+
+def test_spikingjelly_convert_takes_na_window():
+    sj_neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    from na_cuda.convert import convert
+
+    assert convert(sj_neuron.LIFNode(step_mode="m"), na_window=16).rule.window == 16
+    with pytest.raises(TypeError, match="na_window"):
+        convert(sj_neuron.LIFNode(step_mode="m"), method="stbp", na_window=16)
+
+
+def test_snntorch_conversion_takes_na_window():
+    snn = pytest.importorskip("snntorch")
+    lif = na_cuda.nn.LIF.from_snntorch(snn.Leaky(beta=0.9), method="na", na_window=4)
+    assert lif.rule.window == 4
+
+
+def test_from_nir_takes_na_window():
+    nir = pytest.importorskip("nir")
+    np = pytest.importorskip("numpy")
+    from na_cuda import nir as nnir
+
+    n = 3
+    graph = nir.NIRGraph.from_list(
+        nir.Affine(weight=np.eye(n), bias=np.zeros(n)),
+        nir.LIF(tau=np.full(n, 5e-4), r=np.full(n, 5.0), v_leak=np.zeros(n), v_threshold=np.ones(n)),
+        type_check=False,
+    )
+    lifs = _lifs(nnir.from_nir(graph, method="na", dt=1e-4, na_window=12))
+    assert lifs and all(m.rule.window == 12 for m in lifs)
+
+
+def test_training_cli_flag_reaches_every_lif():
+    from na_cuda.train import cli, config, recipe
+
+    assert cli.build_parser().parse_args(["--na-window", "8"]).na_window == 8
+    assert cli.build_parser().parse_args([]).na_window is None
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--na-window", "0"])
+    cfg = config.make_config("digits", na_window=8)
+    assert config.rule_of(cfg) == NA(window=8) and config.flag("na_window") == "--na-window"
+    net = recipe.model_from_config(cfg, (1, 8, 8))
+    assert all(m.rule.window == 8 for m in _lifs(net))
+    with pytest.raises(config.ConfigError, match="na_window"):
+        config.make_config("digits", method="stbp", na_window=8)
