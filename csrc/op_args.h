@@ -128,7 +128,7 @@ inline void check_no_membrane(const LifConfig& lif, const char* rule, const char
 struct NaOp {
   using Rule = NaRule;
   static NaConfig config(const Tensor& c, const LifConfig& lif, const std::string& first_order, int64_t dist_power,
-                         double clip) {
+                         double clip, std::optional<int64_t> window) {
     check_no_membrane(lif, "na",
                       "NA measures the loss change of its neighbours on their spike trains, and a loss on u has no "
                       "such neighbourhood");
@@ -138,7 +138,9 @@ struct NaOp {
              "na_cuda: `dist_power` must be a positive odd integer <= 63; got ", dist_power);
     NA_CHECK(std::isfinite(clip) && clip > 0.0, "na_cuda: `clip` must be a finite float > 0; got ", clip);
     check_fits(c, "clip", clip);
-    return NaConfig{first_order == "taylor", static_cast<int>(dist_power), clip};
+    NA_CHECK(!window || *window >= 1, "na_cuda: `na_window` must be None (exact NA) or an int >= 1; got ",
+             window.value_or(0));
+    return NaConfig{first_order == "taylor", static_cast<int>(dist_power), clip, window.value_or(0)};
   }
 };
 

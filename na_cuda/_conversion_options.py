@@ -15,7 +15,7 @@ _NEURON_KEYS = ("tau_m", "threshold", "v_reset", "decay_input", "output")
 _STBP_KEYS = tuple(STBP.keywords())
 #: ``rule_options`` each method accepts. The others would be silently ignored by a spike-output neuron, or would
 #: change what the method promises, so they raise (see :func:`_check_rule_options`).
-_RULE_OPTIONS = {"na": ("dist_power", "clip", "backend", "grad_rescale"), "stbp": ("backend",)}
+_RULE_OPTIONS = {"na": ("dist_power", "clip", "na_window", "backend", "grad_rescale"), "stbp": ("backend",)}
 #: Keywords of ``na_cuda.nn.LIF`` that are accepted by it but have no effect on a converted (spike-output) neuron,
 #: or that belong to the other method: why each one is refused.
 _IGNORED_WHY = {

@@ -73,7 +73,7 @@ def convert(
     mapped as for ``LIFNode``. A neuron inside ``layer.MultiStepContainer`` (stepped by the container) is unwrapped;
     one inside ``layer.SeqToANNContainer`` (one step on ``[T*B, ...]``) becomes a one-step LIF.
 
-    ``rule_options``: ``method="na"``: ``dist_power``, ``clip``, ``backend``, ``grad_rescale``;
+    ``rule_options``: ``method="na"``: ``dist_power``, ``clip``, ``na_window``, ``backend``, ``grad_rescale``;
     ``method="stbp"``: ``backend``. Anything else raises: the neuron's own settings, the other method's options,
     options without effect on a spike output (``tau_s``, ``first_order``) and ``strict_threshold=True``.
 

@@ -46,7 +46,9 @@ def lif(
       ``p`` the firing there is flipped, the rest of the window re-simulated, and the first-order loss change
       ``dL_p`` is scaled by ``phi(threshold - u[p]) = clamp((threshold - u[p])^-dist_power, -clip, clip)``.
       ``first_order="paper"`` weighs PSC changes by the error signal e of eq. 7 (the authors' code);
-      ``"taylor"`` by ``dL/da`` (the exact first-order term).
+      ``"taylor"`` by ``dL/da`` (the exact first-order term). ``na_window=K`` (opt-in, default None: exact)
+      re-simulates each neighbour for at most ``K`` steps past its flip (docs/algorithm.md §3.8): cheaper on long,
+      sparsely firing windows, approximate for ``K < T - 1``.
     - ``"stbp"``: BPTT with a surrogate derivative (``surrogate`` = "rect" | "triangle" | "sigmoid" | "atan" |
       "fast_sigmoid", width/slope ``surrogate_alpha``, defaults 1, 1, 4, 2, 25); ``detach_reset`` treats the
       spike in the reset as a constant.

@@ -225,8 +225,8 @@ def build_model(
             (``na_cuda.nn.enable_grad_rescale``; ``method="na"`` only).
         rescale_round: ``round_decimals`` of that rescaling (3 = the released code; None = exact).
         **neuron: keyword arguments of ``na_cuda.nn.LIF`` (``tau_m``, ``tau_s``, ``threshold``, ``first_order``,
-            ``dist_power``, ``clip``, ``surrogate``, ``surrogate_alpha``, ``detach_reset``, ``backend``,
-            ``strict_threshold``);
+            ``dist_power``, ``clip``, ``na_window``, ``surrogate``, ``surrogate_alpha``, ``detach_reset``,
+            ``backend``, ``strict_threshold``);
             ``output`` is fixed to ``"psc"``.
 
     Returns:

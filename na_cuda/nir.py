@@ -581,8 +581,8 @@ def from_nir(
     thresholds or resets, ``v_leak != v_reset``, ``tau < dt``, fractional delays, other node types.
 
     ``rule_options``: the rule's keywords of ``na_cuda.nn.LIF`` (``surrogate``, ``surrogate_alpha``,
-    ``detach_reset``, ``dist_power``, ``clip``, ``first_order``, ``backend``, ...); the neuron's own settings come
-    from the graph. The module's dtype is float64 if the graph's weights are, else float32.
+    ``detach_reset``, ``dist_power``, ``clip``, ``na_window``, ``first_order``, ``backend``, ...); the neuron's own
+    settings come from the graph. The module's dtype is float64 if the graph's weights are, else float32.
     """
     if isinstance(graph, (str, pathlib.Path)):
         graph = read(graph)

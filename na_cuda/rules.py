@@ -37,8 +37,11 @@ class Rule(KeywordFields):
         values_fit_dtype(self.fit_values(), dtype)
 
     def extra_repr(self) -> str:
-        """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr."""
-        return ", ".join([f"method={self.name!r}"] + [f"{k}={v!r}" for k, v in self.options().items()])
+        """``method=...`` and the rule's arguments, for ``nn.LIF``'s repr; an option left at a default of None
+        (``na_window``: exact NA) is left out, so that the default repr stays what it was."""
+        defaults = self.keywords()
+        shown = [f"{k}={v!r}" for k, v in self.options().items() if not (v is None and defaults[k] is None)]
+        return ", ".join([f"method={self.name!r}"] + shown)
 
     # ``decay``: None, or the learnable leak lam per neuron ``[N]`` in the compute dtype (docs/algorithm.md §12).
     # The ops' arguments are the neuron's fields, the rule's, decay, then LifParams.OP_TRAILING, named and ordered
@@ -64,12 +67,19 @@ class NA(Rule):
 
     ``first_order``: "paper" weighs PSC changes by the error signal of eq. 7 (the authors' code), "taylor" by
     ``dL/da``. ``phi(d) = clamp(d^-dist_power, -clip, clip)`` with ``d = threshold - u[p]``.
+
+    ``window`` (keyword ``na_window``): None is exact NA; an int ``K >= 1`` lets each neighbour's re-simulation run
+    at most ``K`` steps past its flip (docs/algorithm.md §3.8), an approximation that bounds the cost on long,
+    sparsely firing windows; ``K >= T - 1`` is exact NA to the bit.
     """
 
     first_order: str = "paper"
     dist_power: int = 3
     clip: float = 10.0
+    window: Optional[int] = None
     name: ClassVar[str] = "na"
+    #: the flat keyword namespace (and the op) name the field ``window`` ``na_window``
+    KEYWORDS: ClassVar[dict[str, str]] = {"window": "na_window"}
 
     def __post_init__(self) -> None:
         choice("first_order", self.first_order, FIRST_ORDERS)
@@ -82,6 +92,18 @@ class NA(Rule):
         if clip <= 0.0:
             raise ValueError(f"na_cuda: `clip` must be a finite float > 0 (10 in the paper); got {clip}")
         object.__setattr__(self, "clip", clip)
+        w = self.window
+        if w is not None:
+            if isinstance(w, bool) or not isinstance(w, int):
+                raise TypeError(
+                    f"na_cuda: `na_window` must be None (exact NA) or an int >= 1 (the longest neighbour run, in "
+                    f"steps); got {type(w).__name__} {w!r}"
+                )
+            if not 1 <= w < 2**63:
+                raise ValueError(
+                    f"na_cuda: `na_window` must be None (exact NA) or an int >= 1 (e.g. 32; K >= T - 1 is exact); "
+                    f"got {w}"
+                )
 
     def fit_values(self) -> list[tuple[str, float]]:
         return [("clip", self.clip)]

@@ -94,8 +94,8 @@ def from_snntorch(
     Mapped: ``beta`` (a float or tensor, one per layer or per neuron; learnable with ``learn_beta=True``: the LIF
     gets a parameter ``beta`` with its values, ``learn_decay="beta"``), ``threshold``, ``reset_mechanism``
     (``"subtract"``, ``"zero"``, ``"none"``), ``spike_grad``. ``rule_options`` as ``convert`` takes them:
-    ``method="na"``: ``dist_power``, ``clip``, ``backend``, ``grad_rescale``; ``method="stbp"``: ``backend``; the
-    neuron's settings (they come from ``leaky``) and options without effect raise.
+    ``method="na"``: ``dist_power``, ``clip``, ``na_window``, ``backend``, ``grad_rescale``; ``method="stbp"``:
+    ``backend``; the neuron's settings (they come from ``leaky``) and options without effect raise.
 
     Raises ``ValueError`` for what has no exact equivalent (a learnable or per-neuron threshold, inhibition,
     state quantisation, ``reset_delay=False``, graded spikes, a surrogate without a counterpart under STBP) and

@@ -65,7 +65,7 @@ def run_op(name: str, c: torch.Tensor, g: torch.Tensor, p: dict) -> torch.Tensor
     if name == "forward":
         return OPS.lif_forward(c, *t, *trail)
     if name == "na":
-        out = OPS.na_backward(g, c, *t, p["first_order"], p["dist_power"], p["clip"], *trail)
+        out = OPS.na_backward(g, c, *t, p["first_order"], p["dist_power"], p["clip"], p.get("na_window"), *trail)
     elif name == "stbp":
         out = OPS.stbp_backward(g, c, *t, p["surrogate"], p["alpha"], p["detach_reset"], *trail)
     elif name == "tssl":

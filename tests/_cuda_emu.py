@@ -47,10 +47,10 @@ _vp, _i, _i64, _d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_doub
 # tau_m, tau_s, threshold, has_v_reset, v_reset, decay_input, strict, psc, after (0 / 1 subtract / 2 none), membrane
 _NEURON = [_d, _d, _d, _i, _d, _i, _i, _i, _i, _i]
 _AFTER = {None: 0, "subtract": 1, "none": 2}
-_RULE_ARGS = {"na": [_i, _i, _d], "stbp": [_i, _d, _i], "tssl": []}
+_RULE_ARGS = {"na": [_i, _i, _d, _i64], "stbp": [_i, _d, _i], "tssl": []}
 # The ops' rule arguments (after the neuron's) as the ABI takes them.
 _ENCODE = {
-    "na": lambda first_order, dist_power, clip: (FIRST_ORDERS[first_order], dist_power, clip),
+    "na": lambda first_order, dist_power, clip, window=None: (FIRST_ORDERS[first_order], dist_power, clip, window or 0),
     "stbp": lambda surrogate, alpha, detach: (SURROGATES[surrogate], alpha, int(detach)),
     "tssl": lambda: (),
 }

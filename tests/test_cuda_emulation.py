@@ -38,7 +38,7 @@ NEURONS = {
     "if-vreset": (math.inf, 2.0, 0.8, 0.2, False, False, "psc"),
 }
 RULES = {
-    "na": [(f, k, 10.0) for f in ("paper", "taylor") for k in (1, 3)],
+    "na": [(f, k, 10.0, None) for f in ("paper", "taylor") for k in (1, 3)],  # na_window None: exact
     "stbp": [
         (s, a, d)
         for s, a in (("rect", 1.0), ("triangle", 1.0), ("sigmoid", 4.0), ("atan", 2.0), ("fast_sigmoid", 25.0))
@@ -161,6 +161,19 @@ def test_na_backward(emu, T, dtype):
 def test_na_backward_long_windows(emu, T, dense, dtype):
     """Sparse and dense firing over long windows (on chip and the workspace path with its Q plane)."""
     _check_backward(emu, "na", T, dtype, inputs=_sparse_inputs(T, dtype, seed=T + dense, dense=dense))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("T", [5, 31, 300])
+def test_na_window(emu, T, dtype):
+    """na_window (docs/algorithm.md §3.8) on chip (T <= 32) and on the workspace path, every neuron and reset."""
+    c, g = _sparse_inputs(T, dtype, seed=T + 7, dense=False)
+    for (name, neuron), window in itertools.product(NEURONS.items(), (1, 3, 8, 30)):
+        args = ("paper", 3, 10.0, window)
+        want, _ = OPS.na_backward(g, c, *neuron, *args)
+        got = emu.backward("na", g, c, neuron, args)
+        emu.check_guards()
+        _assert_same_bits(got, want, f"na_window={window} {name} T={T} {dtype}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

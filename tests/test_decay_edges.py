@@ -198,10 +198,10 @@ def test_lif_keeps_valid_edge_decays():
 # -- raw ops: a decay on another device (meta included) is the device error, never a tensor ---------------------
 OPS = {
     "lif_forward": (),
-    "lif_na": ("paper", 3, 10.0),
+    "lif_na": ("paper", 3, 10.0, None),
     "lif_stbp": ("rect", 1.0, True),
     "lif_tssl": (),
-    "na_backward": ("paper", 3, 10.0),
+    "na_backward": ("paper", 3, 10.0, None),
     "stbp_backward": ("rect", 1.0, True),
     "tssl_backward": (),
 }

@@ -178,13 +178,13 @@ def test_lif_decay_argument_errors():
 @needs_native
 def test_native_op_checks_decay():
     c = torch.rand(4, 5)
-    args = (5.0, 2.0, 1.0, 0.0, False, False, "spike", "paper", 3, 10.0)
+    args = (5.0, 2.0, 1.0, 0.0, False, False, "spike", "paper", 3, 10.0, None)
     with pytest.raises(RuntimeError, match=r"`decay` must have shape \[N\]"):
         torch.ops.na_cuda.lif_na(c, *args, torch.rand(4))
     with pytest.raises(RuntimeError, match="`decay` must have dtype"):
         torch.ops.na_cuda.lif_na(c, *args, torch.rand(5, dtype=torch.float64))
     with pytest.raises(RuntimeError, match="reset_mechanism"):
-        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1.0, None, False, False, "spike", "paper", 3, 10.0, None, "zero")
+        torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1.0, None, False, False, "spike", "paper", 3, 10.0, None, None, "zero")
     with pytest.raises(RuntimeError, match="membrane"):
         torch.ops.na_cuda.lif_na(c, 5.0, 2.0, 1.0, 0.0, False, False, "membrane", "paper", 3, 10.0)
 
@@ -197,5 +197,5 @@ def test_opcheck_with_decay():
     torch.library.opcheck(torch.ops.na_cuda.lif_stbp.default, (c, *neuron, "atan", 2.0, True, d, "subtract"))
     g = torch.randn(6, 5)
     torch.library.opcheck(
-        torch.ops.na_cuda.na_backward.default, (g, c.detach(), *neuron, "paper", 3, 10.0, d.detach(), "subtract")
+        torch.ops.na_cuda.na_backward.default, (g, c.detach(), *neuron, "paper", 3, 10.0, None, d.detach(), "subtract")
     )

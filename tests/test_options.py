@@ -302,7 +302,7 @@ def test_rule_objects_and_params():
     assert lif.params["surrogate_alpha"] == 2.0 and lif.params["v_reset"] is None
     assert "v_reset=None" in repr(lif) and "surrogate='atan'" in repr(lif)
     assert "v_reset" not in repr(na_cuda.nn.LIF())  # the paper's neuron prints as before
-    assert NA().options() == dict(first_order="paper", dist_power=3, clip=10.0)
+    assert NA().options() == dict(first_order="paper", dist_power=3, clip=10.0, na_window=None)
     assert TSSL().options() == {}
     with pytest.raises(AttributeError):
         lif.neuron.tau_m = 2.0  # frozen

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..params import OUTPUTS, LifParams, choice
+from ..params import OUTPUTS, LifParams, Reset, choice
 from ..rules import FIRST_ORDERS, NA
 from ._core import (
     _compute_dtype,
@@ -103,6 +103,42 @@ def _sns_neighbours_2d(u: torch.Tensor, s: torch.Tensor, x: torch.Tensor, core: 
     return out
 
 
+def _sns_windowed_2d(s: torch.Tensor, x: torch.Tensor, core: _Core, window: int) -> torch.Tensor:
+    """Spike trains of the SNS neighbours under ``na_window = window`` (docs/algorithm.md §3.8), ``[P=T, T, N]``.
+
+    The definition, computed directly (no exits): neighbour ``p`` flips step ``p`` and re-simulates at most the
+    steps ``p+1 .. p+window`` (its own steps); it equals the original at every other step after ``p``, except that
+    under a hard reset its own steps end at its first spike ``f``: a common spike merges the two (nothing differs
+    after ``f``), an added one leaves it in the state of neighbour ``f`` (reset to 0), so after ``f`` it differs
+    from the original as the windowed neighbour ``f`` does. ``window >= T - 1`` gives :func:`_sns_neighbours_2d`.
+    """
+    T = x.shape[0]
+    hard = core.reset is Reset.HARD
+    d = torch.zeros((T,) + tuple(x.shape), dtype=x.dtype)  # d[p] = (windowed neighbour p's train) - s
+    for p in range(T - 1, -1, -1):
+        fired_p = s[p] > 0
+        d[p, p] = 1.0 - 2.0 * s[p]
+        # the post-flip state of _sns_neighbours_2d (spec sec. 3.3, sec. 11)
+        v = torch.where(fired_p, torch.full_like(x[0], core.thr), torch.zeros_like(x[0]))
+        r = torch.zeros_like(x[0])
+        if core.after:
+            v = torch.full_like(x[0], core.thr)
+            r = torch.where(fired_p, 0.0, core.sub).to(x.dtype)
+        own = torch.ones_like(fired_p)  # the neighbour's own steps still count
+        src = torch.full(fired_p.shape, -1, dtype=torch.long)  # hard reset: the added first spike f, or -1
+        for k in range(p + 1, min(p + window, T - 1) + 1):
+            _, fired, v, r = _step(v, r, x[k], core)
+            d[p, k] = torch.where(own, fired.to(x.dtype) - s[k], 0.0)
+            if hard:
+                src = torch.where(own & fired & (s[k] == 0), k, src)
+                own = own & ~fired
+        if hard:
+            for k in range(p + 1, T):
+                rest = d[:, k].gather(0, src.clamp(min=0).unsqueeze(0)).squeeze(0)  # d[f, k] per neuron
+                d[p, k] = torch.where((src >= 0) & (k > src), rest, d[p, k])
+    return s.unsqueeze(0) + d
+
+
 def sns_neighbour_spikes(c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
     """Spike trains of the ``T`` SNS neighbours of every neuron (spec sec. 3.3), shape ``[T(p), *c.shape]``, in the
     compute dtype."""
@@ -115,17 +151,18 @@ def sns_neighbour_spikes(c: torch.Tensor, neuron: LifParams) -> torch.Tensor:
 
 
 def _sns_loss_change_2d(
-    g: torch.Tensor, x: torch.Tensor, core: _Core, output: str, first_order: str
+    g: torch.Tensor, x: torch.Tensor, core: _Core, output: str, first_order: str, window: Optional[int] = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """First-order loss change ``dL_p`` of each SNS neighbour (eq. 13, spec sec. 3.2), direct form.
 
     ``dL_p = sum_t X[t] * (a_p[t] - a[t])`` (``X`` from :func:`_error_signal_2d`) for ``output="psc"``,
     ``dL_p = sum_t G[t] * (s_p[t] - s[t])`` for ``output="spike"``. ``a_p`` is the PSC (eq. 3) of the
-    neighbour's simulated spike train; ``x`` is the scaled input. Returns ``(dL [T, N], u [T, N])``.
+    neighbour's simulated spike train; ``x`` is the scaled input; ``window``: ``na_window`` (None: exact).
+    Returns ``(dL [T, N], u [T, N])``.
     """
     u, s, a = _states_2d(x, core)
     X = _error_signal_2d(g, core.tau_s, output, first_order)
-    sp_all = _sns_neighbours_2d(u, s, x, core)
+    sp_all = _sns_neighbours_2d(u, s, x, core) if window is None else _sns_windowed_2d(s, x, core, window)
     dL = torch.empty_like(x)
     for p in range(x.shape[0]):
         if output == "psc":
@@ -148,7 +185,7 @@ def sns_loss_change(grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, 
     core = _core(neuron)
     x = _scaled(_to_2d(c, dtype), core)
     g = _to_2d(grad_out, dtype)
-    dL, _ = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order)
+    dL, _ = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order, rule.window)
     return dL.reshape(c.shape).to(c.dtype)
 
 
@@ -208,7 +245,7 @@ def na_backward(
     c2 = _to_2d(c, dtype)
     x = _scaled(c2, core)
     g = _to_2d(grad_out, dtype)
-    dL, u = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order)
+    dL, u = _sns_loss_change_2d(g, x, core, neuron.output, rule.first_order, rule.window)
     delta = dL * na_phi(core.thr - u, rule.dist_power, rule.clip, core.strict)  # NA's dL/du (eq. 16/17)
     grad = _nonfinite_guard(_scaled(delta, core), x, g, decay).reshape(c.shape).to(c.dtype)
     if decay is None:

@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="train on a fixed random subset of K samples",
     )
+    p.add_argument(
+        "--na-window",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="method na: re-simulate each neighbour for at most K steps (an approximation for long windows, "
+        "docs/algorithm.md §3.8; default: exact NA)",
+    )
     p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--seed", type=nonneg_int, default=None)
     p.add_argument(
@@ -187,6 +195,7 @@ def main(
         ("model_nir", args.model_nir),
         ("out", args.out),
         ("limit_train", args.limit_train),
+        ("na_window", args.na_window),
         ("seed", args.seed),
         ("log_every", args.log_every),
         ("compile", args.compile),

@@ -186,6 +186,7 @@ _FLAGS = {
     "model_nir": "--model-nir",
     "out": "--out",
     "limit_train": "--limit-train",
+    "na_window": "--na-window",
     "augment": "--no-augment",
     "seed": "--seed",
     "compile": "--compile",

@@ -74,8 +74,8 @@ void na_emu_forward(int dtype, const void* c, const void* decay, void* out, int6
 
 void na_emu_na_backward(int dtype, const void* g, const void* c, const void* decay, void* grad, void* gdecay, void* ws,
                         int64_t T, int64_t N,
-                        NA_EMU_NEURON, int taylor, int dist_power, double clip) {
-  const na::NaConfig na{taylor != 0, dist_power, clip};
+                        NA_EMU_NEURON, int taylor, int dist_power, double clip, int64_t window) {
+  const na::NaConfig na{taylor != 0, dist_power, clip, window};
   na::cuda::backward<na::NaRule>(static_cast<DType>(dtype), g, c, decay, grad, gdecay, ws, T, N, NA_EMU_LIF, na, nullptr);
 }
 

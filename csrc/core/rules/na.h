@@ -15,6 +15,7 @@ struct NaConfig {
   bool taylor;     // first_order="taylor" (weights from G) or "paper" (weights from e, §3.2)
   int dist_power;  // k in phi(d) = clamp(d^-k, -b, b), positive odd
   double clip;     // b
+  int64_t window;  // na_window K (spec §3.8): a run steps at most K steps; 0: none (exact NA)
 };
 
 }  // namespace na
@@ -27,7 +28,9 @@ struct NaCoef {
   bool taylor;
   int k;
   acc_t b;
-  explicit NaCoef(const NaConfig& c) : taylor(c.taylor), k(c.dist_power), b(static_cast<acc_t>(c.clip)) {}
+  int64_t window;
+  explicit NaCoef(const NaConfig& c)
+      : taylor(c.taylor), k(c.dist_power), b(static_cast<acc_t>(c.clip)), window(c.window) {}
 };
 
 // phi(d) = clamp(d^-k, -b, b) for odd k (§3.4); phi(0) = -b when u == threshold fires (the flip lowers u), +b
@@ -182,6 +185,8 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = m.beta;
   const V sub = L::splat(lif.sub);
+  // na_window (spec §3.8): the run of step t steps k = t+1 .. t+K at most; K = T (no window) reaches every end.
+  const I K = na.window > 0 && na.window < T_ ? static_cast<I>(na.window) : T;
   V v = zero, rf = zero, u;
   V last = L::splat(-1);   // time of the original's last spike, -1 if silent
   V spikes = zero;         // the original's spike count (hard reset: chooses the merge rules, see below)
@@ -233,12 +238,14 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     V run = zero;
     M live = zero == zero;
     M diff = zero != zero;  // hard reset: a spike difference was added (Q[t] = !diff, spec §3.7)
+    // the run's last step + 1: t + K under a window (§3.8), written so that it cannot overflow
+    const I end = K < T - t - 1 ? t + 1 + K : T;
     // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
     // loop is unrolled (t is one only after).
     NA_UNROLL
-    for (I k = kFixed ? 0 : t + 1; k < n; ++k) {
+    for (I k = kFixed ? 0 : t + 1; k < (kFixed ? n : end); ++k) {
       if (kFixed && k <= t) continue;
-      if (kFixed && k >= T) break;
+      if (kFixed && k >= end) break;
       // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
       M done = (last < L::splat(acc_t(k))) & (vn <= vo);
       if (after_leak(R)) done = done & (rn >= ro);

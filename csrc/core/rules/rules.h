@@ -9,7 +9,7 @@
 #include "stbp.h"
 #include "tssl.h"
 
-#define NA_RULES(X)                                                          \
-  X(na, Na, "str first_order, int dist_power, float clip, ")                 \
-  X(stbp, Stbp, "str surrogate, float surrogate_alpha, bool detach_reset, ") \
+#define NA_RULES(X)                                                               \
+  X(na, Na, "str first_order, int dist_power, float clip, int? na_window=None, ") \
+  X(stbp, Stbp, "str surrogate, float surrogate_alpha, bool detach_reset, ")      \
   X(tssl, Tssl, "")
