@@ -63,16 +63,23 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     }
     const V ct = L::load(c + t * stride);
     const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
-    V pu = L::splat(-1) / du;
-    pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
+    // d t_spike / d u, gated by s[t]: the division only where some lane of the pack fired (exactly the same
+    // values: the gate gives +0 elsewhere either way)
+    V pu = zero;
+    if (L::any(s)) {
+      pu = L::splat(-1) / du;
+      pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);
+    }
     const V G = L::load(g + t * stride);
     bad = bad | nonfinite(G);
     Sg = G * inv_tau_s + kappa * Sg;
     V gt = -pu * Sg;  // inter-neuron term
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
     theta = L::select(s, gt, theta * lam);
-    const V ga = Sg * tssl_warmup_slope(ut, thr);
-    const V gu = L::select(at < warm, ga, gt);  // the rule's dL/du[t]
+    // the rule's dL/du[t]: the warm-up fallback (an exp) only where some lane of the pack is still warming up
+    V gu = gt;
+    const auto warming = at < warm;
+    if (L::any(warming)) gu = L::select(warming, Sg * tssl_warmup_slope(ut, thr), gt);
     if (dlam.on) dlam.add(gu, v_prev, ct);
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
