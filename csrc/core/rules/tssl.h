@@ -62,11 +62,11 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
       v_prev = L::select(up >= fire, zero, up);
     }
     const V ct = L::load(c + t * stride);
-    const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
-    // d t_spike / d u, gated by s[t]: the division only where some lane of the pack fired (exactly the same
+    // d t_spike / d u, gated by s[t]: its divisions only where some lane of the pack fired (exactly the same
     // values: the gate gives +0 elsewhere either way)
     V pu = zero;
     if (L::any(s)) {
+      const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
       pu = L::splat(-1) / du;
       pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);
     }
