@@ -40,9 +40,26 @@ int main() {
   if (n == 8) check(x);
   // special cases, each alone in a pack of ordinary values and all together
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
-  const float special[] = {nan, -nan, inf, -inf, 88.0f, 88.72f, 0x1.62e42ep6f, 0x1.62e430p6f, 89.0f, 1e30f, -88.0f,
-                           -0x1.9d1d9ep6f, -0x1.9fe368p6f, -104.0f, -1e30f, 0x1p-149f, -0x1p-149f, 0x1p-126f,
-                           std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()};
+  const float special[] = {nan,
+                           -nan,
+                           inf,
+                           -inf,
+                           88.0f,
+                           88.72f,
+                           0x1.62e42ep6f,
+                           0x1.62e430p6f,
+                           89.0f,
+                           1e30f,
+                           -88.0f,
+                           -0x1.9d1d9ep6f,
+                           -0x1.9fe368p6f,
+                           -104.0f,
+                           -1e30f,
+                           0x1p-149f,
+                           -0x1p-149f,
+                           0x1p-126f,
+                           std::numeric_limits<float>::max(),
+                           -std::numeric_limits<float>::max()};
   for (float s : special) {
     float p[8] = {0.5f, -1.0f, 3.0f, s, -7.0f, 0.0f, 2.5f, -0.25f};
     check(p);

@@ -36,8 +36,8 @@ bool vexpf_self_check() {
   // The warm-up range of TSSL-BP densely, the whole finite range coarsely, signed zeros, subnormals, and two
   // inputs where expf without FMA contraction (glibc's SSE2 build, say) gives other bits than the FMA build.
   constexpr int kDense = 384, kWide = 120, kExtra = 8;
-  alignas(32) float x[kDense + kWide + kExtra] = {0.0f, -0.0f, 0x1p-149f, -0x1p-126f, 1e-8f, -1e-8f, 0x1.04845ep+5f,
-                                                  -0x1.f8cbb2p+5f};
+  alignas(32) float x[kDense + kWide + kExtra] = {0.0f,  -0.0f,  0x1p-149f,      -0x1p-126f,
+                                                  1e-8f, -1e-8f, 0x1.04845ep+5f, -0x1.f8cbb2p+5f};
   for (int i = 0; i < kDense; ++i) x[kExtra + i] = -8.5f + 17.0f * static_cast<float>(i) / kDense;
   for (int i = 0; i < kWide; ++i) x[kExtra + kDense + i] = -87.9f + 175.8f * static_cast<float>(i) / kWide;
   for (int i = 0; i < kDense + kWide + kExtra; i += 8) {

@@ -94,10 +94,9 @@ inline __m128 vexpf4(__m128 x) {
   const __m256d kd_shifted = _mm256_fmadd_pd(inv_ln2_n, xd, shift);  // k in the low mantissa bits
   const __m256i ki = _mm256_castpd_si256(kd_shifted);
   const __m256d r = _mm256_fmsub_pd(inv_ln2_n, xd, _mm256_sub_pd(kd_shifted, shift));
-  const __m256i t = _mm256_add_epi64(
-      _mm256_i64gather_epi64(reinterpret_cast<const long long*>(kExp2Tab), _mm256_and_si256(ki, _mm256_set1_epi64x(31)),
-                             8),
-      _mm256_slli_epi64(ki, 47));
+  const __m256i t = _mm256_add_epi64(_mm256_i64gather_epi64(reinterpret_cast<const long long*>(kExp2Tab),
+                                                            _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8),
+                                     _mm256_slli_epi64(ki, 47));
   const __m256d c0 = _mm256_set1_pd(0x1.c6af84b912394p-5 / (32.0 * 32 * 32));
   const __m256d c1 = _mm256_set1_pd(0x1.ebfce50fac4f3p-3 / (32.0 * 32)), c2 = _mm256_set1_pd(0x1.62e42ff0c52d6p-1 / 32);
   const __m256d z = _mm256_fmadd_pd(c0, r, c1), r2 = _mm256_mul_pd(r, r);

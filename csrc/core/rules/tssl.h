@@ -2,7 +2,8 @@
 // as the released code in another form (one reverse filter for its O(T^2) sums; its spike-gated
 // d t_spike / d u = clamp(-1/du, -8, 0)); defined for a reset to rest (the soft reset is refused by the bindings).
 // Pass 1 stores u[t] in `wu` and the warm-up slope (or -1 after it) in `wa`; pass 2 reads wu[t], wu[t-1], wa[t]
-// before writing grad[t] (so `grad` may alias `wu`). The differences from the released code and the neuron options: docs/kernels.md.
+// before writing grad[t] (so `grad` may alias `wu`). The differences from the released code and the neuron
+// options: docs/kernels.md.
 #pragma once
 
 #include "../lif.h"
