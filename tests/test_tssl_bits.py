@@ -1,4 +1,5 @@
-"""TSSL-BP's CPU gradients bit for bit against golden SHA-256 hashes (tests/golden/tssl_bits.json).
+"""TSSL-BP's CPU gradients bit for bit against golden SHA-256 hashes (tests/golden/tssl_bits.json), and those of
+STBP's exp-based surrogates, which share TSSL-BP's AVX2 vector expf.
 
 The hashes were made with the build before the issue 23 speed work on the TSSL-BP backward (csrc/core/rules/tssl.h,
 the vector exp of csrc/cpu/lanes_cpu.h), so they pin that the faster kernel gives the very same bits: the input
@@ -50,6 +51,9 @@ def configs() -> list[dict[str, Any]]:
         base = dict(T=T, shape=[203], decay_input=False, learn=False, nonfinite=False, rate=0.15)
         out.append({**base, "dtype": "bfloat16", "tau_m": 5.0})
         out.append({**base, "dtype": "float32", "tau_m": 2.5, "decay_input": True})
+        # STBP's exp-based surrogates share the vector expf of the AVX2 packs
+        for sur in ("sigmoid", "erf", "piecewise_exp", "q_pseudo_spike"):
+            out.append({**base, "dtype": "float32", "tau_m": 5.0, "nonfinite": T == 20, "surrogate": sur})
     return out
 
 
@@ -57,7 +61,9 @@ def name(cfg: dict[str, Any]) -> str:
     """A readable key of a case."""
     flags = [k for k in ("decay_input", "learn", "nonfinite") if cfg[k]]
     shape = "x".join(map(str, cfg["shape"]))
-    return f"T{cfg['T']}_{cfg['dtype']}_r{cfg['rate']}_m{cfg['tau_m']}_n{shape}" + "".join("_" + f for f in flags)
+    rule = f"stbp_{cfg['surrogate']}_" if "surrogate" in cfg else ""
+    key = f"{rule}T{cfg['T']}_{cfg['dtype']}_r{cfg['rate']}_m{cfg['tau_m']}_n{shape}"
+    return key + "".join("_" + f for f in flags)
 
 
 def level(rate: float, T: int) -> float:
@@ -92,9 +98,11 @@ def hashes(cfg: dict[str, Any], a: float) -> dict[str, str]:
     if cfg["learn"]:
         decay = (0.6 + 0.35 * torch.rand(*shape, generator=g, dtype=torch.float64)).to(dtype).requires_grad_(True)
         kw["decay"] = decay
-    out = na_cuda.lif(
-        x, method="tssl", output="psc", backend="native", tau_m=cfg["tau_m"], decay_input=cfg["decay_input"], **kw
-    )
+    if "surrogate" in cfg:
+        kw.update(method="stbp", surrogate=cfg["surrogate"])
+    else:
+        kw["method"] = "tssl"
+    out = na_cuda.lif(x, output="psc", backend="native", tau_m=cfg["tau_m"], decay_input=cfg["decay_input"], **kw)
     out.backward(grad)
     assert x.grad is not None
     res = {"grad_c": _sha(x.grad)}
@@ -119,8 +127,10 @@ def write() -> None:
     """Record the golden hashes with this interpreter's build."""
     levels = {f"{r}_{T}": level(r, T) for r in (0.03, 0.15) for T in TS}
     data = {
-        "about": "SHA-256 of TSSL-BP CPU gradients (tests/test_tssl_bits.py); made with main at the commit below",
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "about": "SHA-256 of TSSL-BP (and STBP) CPU gradients (tests/test_tssl_bits.py), by the build at `commit`",
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(na_cuda.__file__).parent, capture_output=True, text=True
+        ).stdout.strip(),
         "levels": levels,
         "hashes": compute_all(levels),
     }
