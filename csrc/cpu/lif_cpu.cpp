@@ -18,10 +18,11 @@ namespace na {
 namespace cpu {
 namespace {
 
-// The best table this CPU can run. __builtin_cpu_supports reads cpuid (and the OS's AVX state) once.
+// The best table this CPU can run (the AVX2 one is compiled for FMA too: its vector expf, isa_avx2.cpp).
+// __builtin_cpu_supports reads cpuid (and the OS's AVX state) once.
 const IsaKernels* best_isa() {
 #if defined(NA_CPU_HAVE_AVX2_UNIT)
-  if (__builtin_cpu_supports("avx2")) return &kAvx2Kernels;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2Kernels;
 #endif
   return &kBaselineKernels;
 }
@@ -239,7 +240,7 @@ extern "C" __attribute__((visibility("default"))) int na_cuda_set_cpu_isa(const 
   }
   if (std::strcmp(name, "avx2") == 0) {
 #if defined(NA_CPU_HAVE_AVX2_UNIT)
-    if (!__builtin_cpu_supports("avx2")) return 2;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 2;
     na::cpu::g_isa.store(&na::cpu::kAvx2Kernels);
     return 0;
 #else

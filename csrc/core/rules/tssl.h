@@ -1,8 +1,9 @@
 // TSSL-BP backward (§6), the released functions/tsslbp.py per neuron, and the rule's traits (TsslRule). Same value
 // as the released code in another form (one reverse filter for its O(T^2) sums; its spike-gated
 // d t_spike / d u = clamp(-1/du, -8, 0)); defined for a reset to rest (the soft reset is refused by the bindings).
-// Pass 1 stores u[t] in `wu` and a[t] in `wa`; pass 2 reads wu[t], wu[t-1], wa[t] before writing grad[t] (so `grad`
-// may alias `wu`). The differences from the released code and the neuron options: docs/kernels.md.
+// Pass 1 stores u[t] in `wu` and the warm-up slope (or -1 after it) in `wa`; pass 2 reads wu[t], wu[t-1], wa[t]
+// before writing grad[t] (so `grad` may alias `wu`). The differences from the released code and the neuron
+// options: docs/kernels.md.
 #pragma once
 
 #include "../lif.h"
@@ -40,21 +41,24 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
   const V tau_m = L::splat(lif.tau_m), inv_tau_m = one - lam;
   V v = zero, a = zero, u;
   auto bad = nonfinite(lam);  // §10: a non-finite lam or c anywhere, or a G at a step >= t
+  // The warm-up fallback's slope f(u[t]) where a[t] < 1 / (4 tau_s), -1 (no slope is negative) where not: computed
+  // here, off pass 2's dependency chain, and only where some lane of the pack is still warming up.
+  const V warm = L::splat(lif.inv_tau_s * acc_t(0.25)), not_warm = L::splat(-1);
   for (int64_t t = 0; t < T; ++t) {
     const V xt = L::load(c + t * stride) * beta;
     bad = bad | nonfinite(xt);
     const auto s = lif_step<Reset::Hard>(v, xt, lam, fire, thr, u);
     a = kappa * a + L::select(s, inv_tau_s, zero);
+    const auto warming = a < warm;
     L::store(wu + t * wstride, u);
-    L::store(wa + t * wstride, a);
+    L::store(wa + t * wstride, L::any(warming) ? L::select(warming, tssl_warmup_slope(u, thr), not_warm) : not_warm);
   }
-  const V warm = L::splat(lif.inv_tau_s * acc_t(0.25));  // 1 / (4 tau_s)
   const V lo = L::splat(-8), minus_inv_tau_m = learn ? -inv_tau_m : L::splat(-acc_t(1) / lif.tau_m);
   DecayGrad<V> dlam(lif);
   V Sg = zero, theta = zero;
   for (int64_t t = T - 1; t >= 0; --t) {
     const V ut = L::load(wu + t * wstride);
-    const V at = L::load(wa + t * wstride);
+    const V slope = L::load(wa + t * wstride);
     const auto s = ut >= fire;
     V v_prev = zero;  // post-reset potential v[t-1]
     if (t > 0) {
@@ -62,17 +66,24 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
       v_prev = L::select(up >= fire, zero, up);
     }
     const V ct = L::load(c + t * stride);
-    const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
-    V pu = L::splat(-1) / du;
-    pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);  // * s[t]
+    // d t_spike / d u, gated by s[t]: its divisions only where some lane of the pack fired (exactly the same
+    // values: the gate gives +0 elsewhere either way)
+    V pu = zero;
+    if (L::any(s)) {
+      const V du = ct * beta - (learn ? v_prev * inv_tau_m : v_prev / tau_m);  // the membrane update
+      pu = L::splat(-1) / du;
+      pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);
+    }
     const V G = L::load(g + t * stride);
     bad = bad | nonfinite(G);
     Sg = G * inv_tau_s + kappa * Sg;
     V gt = -pu * Sg;  // inter-neuron term
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
     theta = L::select(s, gt, theta * lam);
-    const V ga = Sg * tssl_warmup_slope(ut, thr);
-    const V gu = L::select(at < warm, ga, gt);  // the rule's dL/du[t]
+    // the rule's dL/du[t]: the warm-up fallback where a[t] < 1 / (4 tau_s) (a nan slope, from a nan u, is one too)
+    V gu = gt;
+    const auto warming = (slope >= zero) | (slope != slope);
+    if (L::any(warming)) gu = L::select(warming, Sg * slope, gt);
     if (dlam.on) dlam.add(gu, v_prev, ct);
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
   }
