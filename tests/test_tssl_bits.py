@@ -66,18 +66,6 @@ def name(cfg: dict[str, Any]) -> str:
     return key + "".join("_" + f for f in flags)
 
 
-def level(rate: float, T: int) -> float:
-    """Input level `a` (c = a * U[0, 1)) at which the default neuron fires at about `rate` over T steps."""
-    u = torch.rand(T, 4096, generator=torch.Generator().manual_seed(0))
-    lo, hi = 0.0, 4.0
-    for _ in range(20):
-        mid = (lo + hi) / 2
-        with torch.no_grad():
-            r = na_cuda.lif(u * mid, output="spike", backend="native").mean().item()
-        lo, hi = (mid, hi) if r < rate else (lo, mid)
-    return (lo + hi) / 2
-
-
 def hashes(cfg: dict[str, Any], a: float) -> dict[str, str]:
     """SHA-256 of the case's input gradient (and decay gradient) bytes."""
     T, shape, dtype = cfg["T"], cfg["shape"], DTYPES[cfg["dtype"]]
@@ -125,7 +113,10 @@ def compute_all(levels: dict[str, float]) -> dict[str, dict[str, str]]:
 
 def write() -> None:
     """Record the golden hashes with this interpreter's build."""
-    levels = {f"{r}_{T}": level(r, T) for r in (0.03, 0.15) for T in TS}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from sections.common import rate_level  # the benchmarks' level for a firing rate
+
+    levels = {f"{r}_{T}": rate_level(r, T) for r in (0.03, 0.15) for T in TS}
     data = {
         "about": "SHA-256 of TSSL-BP (and STBP) CPU gradients (tests/test_tssl_bits.py), by the build at `commit`",
         "commit": subprocess.run(
