@@ -10,10 +10,10 @@
 // None for the soft reset (v = u - threshold on a spike).
 #define NA_NEURON \
   "float tau_m, float tau_s, float threshold, float? v_reset, bool decay_input, bool strict_threshold, str output"
-// Trailing optional arguments of every op: `decay`, the learnable leak lam per neuron ([N] in the compute dtype;
-// docs/algorithm.md §12), and `reset_mechanism`, snnTorch's "subtract" / "none" (the threshold, or nothing,
-// subtracted after the leak; §11). The backward ops return dL/dlam per neuron as their second output (an empty
-// tensor without a decay).
+// Trailing optional arguments of every op: `decay`, the learnable leak lam per neuron ([N] in the compute dtype,
+// clamped to [0, 1] by the kernels as torch.clamp would, its gradient too; docs/algorithm.md §12), and
+// `reset_mechanism`, snnTorch's "subtract" / "none" (the threshold, or nothing, subtracted after the leak; §11). The
+// backward ops return dL/dlam per neuron as their second output (an empty tensor without a decay).
 #define NA_TRAILING "Tensor? decay=None, str? reset_mechanism=None"
 
 // One forward kernel serves every op below. `lif_forward` is the neuron alone (inference: no autograd); each rule

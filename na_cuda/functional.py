@@ -69,8 +69,10 @@ def lif(
 
 
 def per_neuron_decay(decay: Any, c: torch.Tensor) -> torch.Tensor:
-    """``decay`` (a tensor broadcastable to ``c.shape[1:]``) as the ops take it: clamped to [0, 1], one value per
-    neuron ``[N]``, in the compute dtype of ``c``, differentiable (autograd sums the gradient back to its shape)."""
+    """``decay`` (a tensor broadcastable to ``c.shape[1:]``) as the ops take it: one value per neuron ``[N]``, in the
+    compute dtype of ``c``, differentiable (autograd sums the gradient back to its shape). The ops and the reference
+    clamp it to [0, 1] themselves (docs/algorithm.md §12), so a decay already in the compute dtype reaches them
+    unclamped (no elementwise passes before the kernel)."""
     if not isinstance(decay, torch.Tensor) or not decay.dtype.is_floating_point:
         raise TypeError(f"na_cuda: `decay` must be a floating-point torch.Tensor or None; got {type(decay).__name__}")
     if decay.device != c.device:
@@ -84,7 +86,9 @@ def per_neuron_decay(decay: Any, c: torch.Tensor) -> torch.Tensor:
             f"{tuple(c.shape[1:])} (c.shape[1:]); use a scalar (one per layer) or a per-neuron shape such as "
             f"{tuple(c.shape[2:])}"
         )
-    d = decay.clamp(0.0, 1.0).to(compute_dtype(c.dtype))
+    cdt = compute_dtype(c.dtype)
+    # Another dtype is clamped before it is rounded: torch.clamp's gradient mask is that of the unrounded value.
+    d = decay if decay.dtype == cdt else decay.clamp(0.0, 1.0).to(cdt)
     return d.expand(c.shape[1:]).reshape(-1).contiguous()  # a scalar's expand would stay a stride-0 view
 
 

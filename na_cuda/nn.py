@@ -287,7 +287,9 @@ class LIF(nn.Module):
         if self.grad_rescale is not None and torch.is_grad_enabled() and c.requires_grad:
             passes = self.grad_rescale._passes()
             c = _RescaleGrad.apply(c, self.grad_rescale, passes, passes.next_index(c.device))
-        return functional.apply(c, self.neuron, self.rule, self.backend, self.decay_values())
+        # snnTorch's beta goes unclamped: na_cuda.lif clamps it inside the op (§12), the same values and gradient.
+        decay = self.beta if self.learn_decay == "beta" else self.decay_values()
+        return functional.apply(c, self.neuron, self.rule, self.backend, decay)
 
     def extra_repr(self) -> str:
         s = f"{self.neuron.extra_repr()}, {self.rule.extra_repr()}, backend={self.backend!r}"

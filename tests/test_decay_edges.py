@@ -140,22 +140,30 @@ def test_leak_one_parameters_get_finite_gradients():
         assert torch.allclose(got["native"], got["torch"], rtol=1e-5, atol=1e-30), (learn, got)
 
 
-# -- a non-finite decay: NaN gradients for that neuron, every step, both backends (§10) --------------------------
+# -- a non-finite decay reaches the ops raw: they clamp it as torch.clamp would (§12, §10) -----------------------
 @needs_native
 @pytest.mark.parametrize("di", [False, True])
 @pytest.mark.parametrize("kw", RULE_KW + [dict(method="stbp", output="membrane")], ids=lambda k: str(k))
-def test_nonfinite_decay_makes_that_neurons_gradients_nan(kw, di):
-    """The backward ops themselves (na_cuda.lif's clamp of the decay to [0, 1] has a zero gradient at NaN)."""
+def test_nonfinite_decay_is_clamped_by_the_ops(kw, di):
+    """The backward ops themselves: a NaN leak stays NaN (NaN gradients for that neuron, every step) and +inf is
+    clamped to 1; dL/dlam is 0 at both (torch.clamp's gradient outside [0, 1]), the other neurons untouched."""
     c = make_input(8, (4,), seed=2, scale=1.2)
     g = make_grad(c)
     neuron, rule, _ = na_cuda._validate.build(decay_input=di, **kw)
+    backwards = {
+        "torch": lambda d: na_cuda.reference.rule_backward(rule, g, c, neuron, d),
+        "native": lambda d: rule.native_backward(g, c, neuron, d),
+    }
     for lam in (float("nan"), float("inf")):
         decay = torch.tensor([0.8, lam, 0.5, 0.9], dtype=torch.float64)
-        for name, (gc, gd) in (
-            ("torch", na_cuda.reference.rule_backward(rule, g, c, neuron, decay)),
-            ("native", rule.native_backward(g, c, neuron, decay)),
-        ):
-            assert gc[:, 1].isnan().all() and gd[1].isnan(), (name, lam, gc[:, 1], gd)
+        for name, backward in backwards.items():
+            gc, gd = backward(decay)
+            if math.isnan(lam):
+                assert gc[:, 1].isnan().all(), (name, gc[:, 1])
+            else:
+                one = backward(torch.tensor([0.8, 1.0, 0.5, 0.9], dtype=torch.float64))[0]
+                assert torch.equal(gc[:, 1], one[:, 1]), (name, gc[:, 1], one[:, 1])
+            assert gd[1] == 0, (name, lam, gd)
             assert gc[:, [0, 2, 3]].isfinite().all() and gd[[0, 2, 3]].isfinite().all(), (name, lam)
 
 

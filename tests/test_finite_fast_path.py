@@ -102,21 +102,23 @@ def test_half_storage_takes_the_same_path(dtype):
 
 
 @pytest.mark.parametrize("lam", [-1.5, 2.5])
-def test_a_leak_outside_0_2_under_decay_input_is_guarded(lam):
-    """beta = 1 - lam with |beta| > 1 can make beta c infinite from a finite c: that block must run guarded, so the
-    neuron's gradient is the same whether a neighbour forces the guarded loops or not."""
+def test_a_leak_outside_0_1_is_clamped_on_either_path(lam):
+    """The ops clamp a learnable leak to [0, 1] (§12), so beta = 1 - lam stays in [0, 1] and beta c finite with c:
+    the neuron's gradient is that of the clamped leak, fast or guarded, and dL/dlam is torch.clamp's 0."""
     neuron, rule = _neuron("hard", "psc", True), na_cuda.STBP()
     c, g = _inputs(6, torch.float32, seed=5)
-    c[3, VICTIM] = 3e38  # finite; times |beta| > 1 it overflows to inf
+    c[3, VICTIM] = 3e38  # finite; beta c would overflow to inf if |beta| > 1 reached the loops
     decay = torch.full((N,), 0.8)
     decay[VICTIM] = lam
     alone_c, alone_d = _backward(c, g, neuron, rule, decay)
+    clamped_c, _ = _backward(c, g, neuron, rule, decay.clamp(0.0, 1.0))
     c2 = c.clone()
     c2[0, NEIGHBOUR] = float("nan")  # the block runs guarded
     forced_c, forced_d = _backward(c2, g, neuron, rule, decay)
+    assert torch.equal(_bits(alone_c[:, VICTIM]), _bits(clamped_c[:, VICTIM]))
     assert torch.equal(_bits(alone_c[:, VICTIM]), _bits(forced_c[:, VICTIM]))
-    assert torch.equal(_bits(alone_d[VICTIM]), _bits(forced_d[VICTIM]))
-    assert torch.isnan(alone_c[:, VICTIM]).all()  # beta c[3] = inf: §10's mask, as on the guarded path
+    assert alone_c[:, VICTIM].isfinite().all()
+    assert alone_d[VICTIM] == 0 and forced_d[VICTIM] == 0
 
 
 def test_partial_last_block():

@@ -75,10 +75,19 @@ struct LifCoef {
   }
 };
 
-// The leak and the input scale of this neuron: the fixed ones, or lam_n[0] and (decay_input) 1 - lam_n[0].
+// A learnable leak as the ops take it (§12): clamped to [0, 1] in the kernels, torch.clamp's values (NaN and -0
+// stay), so that no elementwise clamp pass runs before the op; its gradient is masked to match (DecayGrad::store).
+template <typename V>
+NA_HD V clamp_decay(V x) {
+  using L = Lanes<V>;
+  const V zero = L::splat(0), one = L::splat(1);
+  return L::select(x < zero, zero, L::select(x > one, one, x));
+}
+
+// The leak and the input scale of this neuron: the fixed ones, or clamp(lam_n[0]) and (decay_input) 1 - that.
 template <typename V, typename acc_t>
 NA_HD V decay_of(const LifCoef<acc_t>& k) {
-  return k.lam_n != nullptr ? Lanes<V>::load(k.lam_n) : Lanes<V>::splat(k.lam);
+  return k.lam_n != nullptr ? clamp_decay(Lanes<V>::load(k.lam_n)) : Lanes<V>::splat(k.lam);
 }
 template <typename V, typename acc_t>
 NA_HD V input_scale_of(const LifCoef<acc_t>& k, V lam) {
@@ -152,10 +161,15 @@ struct DecayGrad {
     if (scaled) acc = acc - gu * c;
   }
   // `bad`: the neuron's §10 mask after the reverse loop (a non-finite c, G or lam anywhere: lam reaches every step),
-  // which makes dL/dlam NaN as it makes grad_c.
+  // which makes dL/dlam NaN as it makes grad_c. Then torch.clamp's gradient (clamp_decay): +0 where the raw leak
+  // lies outside [0, 1] or is NaN.
   template <typename acc_t>
   NA_HD void store(const LifCoef<acc_t>& k, typename Lanes<V>::mask bad) const {
-    if (on) Lanes<V>::store(k.glam_n, nonfinite_guard(bad, acc));
+    using L = Lanes<V>;
+    if (!on) return;
+    const V raw = L::load(k.lam_n), zero = L::splat(0);
+    const auto inside = L::and_not(raw >= zero, raw > L::splat(1));
+    L::store(k.glam_n, L::select(inside, nonfinite_guard(bad, acc), zero));
   }
 };
 

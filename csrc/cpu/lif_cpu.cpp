@@ -83,16 +83,16 @@ bool gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
   }
 }
 
-// The block's slice of a per-neuron [N] array (the learnable decay, §12) into dst[0, w), zeros past the end.
-// Returns whether the guard-free loops may take it: finite, and under decay_input 0 <= lam <= 2 (|beta| <= 1, so
-// beta c is finite with c).
+// The block's slice of a per-neuron [N] array (the learnable decay, §12, raw: the kernels clamp it on load) into
+// dst[0, w), zeros past the end. Returns whether the guard-free loops may take it: not NaN, since the clamped leak
+// then lies in [0, 1] (finite, and so is beta = 1 - lam under decay_input: beta c is finite with c).
 template <typename acc_t>
-bool gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b, bool decay_input) {
+bool gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b) {
   int bad = 0;
   for (int64_t j = 0; j < b.nb; ++j) {
     const acc_t x = src[b.n0 + j];
     dst[j] = x;
-    bad |= decay_input ? !(x >= acc_t(0) && x <= acc_t(2)) : !(x - x == acc_t(0));
+    bad |= !(x == x);
   }
   for (int64_t j = b.nb; j < b.w; ++j) dst[j] = acc_t(0);
   return bad == 0;
@@ -169,7 +169,7 @@ struct Cpu {
       for_each_block<acc_t>(T, N, 2, 1, [&](const Block<acc_t>& b) {
         acc_t* ld = lp ? b.plane(2) : nullptr;
         gather(cp, b.plane(0), N, b);
-        if (ld) gather_row(lp, ld, b, cfg.decay_input);
+        if (ld) gather_row(lp, ld, b);
         fwd(b.buf, T, b.w, b.nb, cfg, ld);
         scatter(b.plane(1), op, N, b);
       });
@@ -202,7 +202,7 @@ struct Cpu {
         constexpr bool kCheck = Rule::kGuardFree;
         bool finite = gather<kCheck>(cp, b.plane(0), N, b);
         finite = gather<kCheck>(gp, b.plane(1), N, b) && finite;
-        if (ld) finite = gather_row(lp, ld, b, lcfg.decay_input) && finite;
+        if (ld) finite = gather_row(lp, ld, b) && finite;
         bwd(b.buf, T, b.w, b.nb, lcfg, rcfg, ld, lgd, kCheck && finite);
         scatter(b.plane(1), dp, N, b);
         if (lgd) std::copy(lgd, lgd + b.nb, glp + b.n0);
