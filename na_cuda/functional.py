@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import torch
 
-from . import _backend, _validate, reference
+from . import _backend, _validate, ops, reference
 from .params import LifParams, compute_dtype
 from .rules import Rule
 
@@ -100,5 +100,5 @@ def apply(
     rule.fit_dtype(neuron, c.dtype)
     d = None if decay is None else per_neuron_decay(decay, c)
     if _backend.use_native(backend, c.device):
-        return rule.native(c, neuron, d)
+        return ops.call_rule(rule.name, c, rule.native_args(neuron, d))
     return reference.rule_forward(rule, c, neuron, d)

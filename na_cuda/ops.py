@@ -140,22 +140,64 @@ def _setup_context_of(rule: str) -> Callable[[Any, tuple, torch.Tensor], None]:
     return setup_context
 
 
+def _rule_backward(rule: str, grad: torch.Tensor, c: torch.Tensor, decay: Any, args: tuple) -> tuple:
+    """``lif_<rule>``'s gradient: ``<rule>_backward(grad, c, *args)`` with the forward's arguments (``decay``, the
+    saved one, in its place): ``(grad_c, dL/dlam or None)``, both from the same kernel pass."""
+    at = _decay_index(rule)
+    grad_c, grad_decay = getattr(torch.ops.na_cuda, f"{rule}_backward")(grad, c, *args[:at], decay, *args[at + 1 :])
+    return grad_c, (grad_decay if decay is not None else None)
+
+
+@functools.cache
+def _decay_index(rule: str) -> int:
+    return tuple(_arguments(f"lif_{rule}", 1)).index("decay")
+
+
 def _backward_of(rule: str) -> Callable[[Any, torch.Tensor], tuple]:
-    """The autograd formula of ``lif_<rule>``: ``<rule>_backward(grad, c, *args)`` with the forward's arguments;
-    gradients for ``c`` and the learnable ``decay`` (computed in the same kernel pass), none for the others."""
-    op = getattr(torch.ops.na_cuda, f"{rule}_backward")
-    names = tuple(_arguments(f"lif_{rule}", 1))  # schema order of the arguments after c
-    at = names.index("decay")
+    """The autograd formula of ``lif_<rule>`` (``_rule_backward``): gradients for ``c`` and the learnable
+    ``decay``, none for the other arguments."""
+    n_args, at = len(_arguments(f"lif_{rule}", 1)), _decay_index(rule)
 
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
         c, decay = ctx.saved_tensors
-        args = ctx.args[:at] + (decay,) + ctx.args[at + 1 :]
-        grad_c, grad_decay = op(grad, c, *args)
-        grads = [None] * len(names)
-        grads[at] = grad_decay if decay is not None else None
+        grad_c, grad_decay = _rule_backward(rule, grad, c, decay, ctx.args)
+        grads: list[Any] = [None] * n_args
+        grads[at] = grad_decay
         return ((grad_c,) + tuple(grads))[: ctx.n_inputs]
 
     return backward
+
+
+class _EagerRule(torch.autograd.Function):
+    """``lif_<rule>`` with its registered autograd formula (``_rule_backward``), for calls that pass every
+    argument (``call_rule``): torch.library's autograd wrapper first refills the call's defaults from the schema
+    (``torch._library.utils.fill_defaults``, ~45 us a call with 13 arguments), which is measurable against a
+    kernel of a few ms. torch.compile traces the op itself (``call_rule``)."""
+
+    # forward(ctx, ...) rather than setup_context: Function.apply binds a setup_context forward's arguments with
+    # inspect.signature at every call, which costs as much as fill_defaults.
+    @staticmethod
+    def forward(ctx: Any, rule: str, c: torch.Tensor, decay: Optional[torch.Tensor], args: tuple) -> torch.Tensor:
+        ctx.save_for_backward(c, decay)
+        ctx.rule, ctx.args = rule, args
+        return getattr(torch.ops.na_cuda, f"lif_{rule}")(c, *args)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        c, decay = ctx.saved_tensors
+        return (None, *_rule_backward(ctx.rule, grad, c, decay, ctx.args), None)
+
+
+def call_rule(rule: str, c: torch.Tensor, args: tuple) -> torch.Tensor:
+    """``torch.ops.na_cuda.lif_<rule>(c, *args)`` with every argument given (``Rule.native_args``): the same
+    values and gradients, by the faster eager path where a gradient is recorded (``_EagerRule``)."""
+    op = getattr(torch.ops.na_cuda, f"lif_{rule}")
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
+        return op(c, *args)
+    decay = args[_decay_index(rule)]
+    if not (c.requires_grad or (decay is not None and decay.requires_grad)):
+        return op(c, *args)
+    return _EagerRule.apply(rule, c, decay, args)
 
 
 def _no_double_backward(ctx: Any, *grads: Any) -> tuple:

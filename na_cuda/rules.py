@@ -46,10 +46,13 @@ class Rule(KeywordFields):
     # ``decay``: None, or the learnable leak lam per neuron ``[N]`` in the compute dtype (docs/algorithm.md §12).
     # The ops' arguments are the neuron's fields, the rule's, decay, then LifParams.OP_TRAILING, named and ordered
     # like the fields (csrc/ops.cpp; tests/test_op_schemas.py checks every schema).
+    def native_args(self, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> tuple:
+        """The ops' arguments after their tensors, every one given (schema order)."""
+        return (*neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
+
     def native(self, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The compiled op ``na_cuda::lif_<name>`` (its autograd formula is ``na_cuda::<name>_backward``)."""
-        op = getattr(torch.ops.na_cuda, f"lif_{self.name}")
-        return op(c, *neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
+        return getattr(torch.ops.na_cuda, f"lif_{self.name}")(c, *self.native_args(neuron, decay))
 
     def native_backward(
         self, grad_out: torch.Tensor, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None
@@ -57,7 +60,7 @@ class Rule(KeywordFields):
         """The rule's compiled backward op ``na_cuda::<name>_backward`` called directly: ``grad_c``, or
         ``(grad_c, dL/dlam [N])`` with a ``decay``."""
         op = getattr(torch.ops.na_cuda, f"{self.name}_backward")
-        grad, gdecay = op(grad_out, c, *neuron.op_args(), *self.op_args(), decay, *neuron.op_trailing())
+        grad, gdecay = op(grad_out, c, *self.native_args(neuron, decay))
         return grad if decay is None else (grad, gdecay)
 
 

@@ -5,8 +5,8 @@
 // pack). Plane 0 holds c, plane 1 the output (forward) or g, which the backward overwrites with the gradient,
 // planes 2.. the rule's Rule::kCpuPlanes workspace. With a learnable decay (docs/algorithm.md §12) `lam` is the
 // block's row of w leaks and the backward writes dL/dlam to the row `glam` (both null without one). `finite`: the
-// binding found every c, g and lam of the block finite (and |beta| <= 1), so a rule with Rule::kGuardFree may run
-// its loops without the §10 masks, which are all false then. The tables are
+// binding found every c, g and lam of the block finite (the kernels clamp lam to [0, 1], so beta c is finite too),
+// so a rule with Rule::kGuardFree may run its loops without the §10 masks, which are all false then. The tables are
 // defined by isa_kernels.h, compiled once per instruction set (isa_baseline.cpp, isa_avx2.cpp). Only plain data here:
 // no inline function may be compiled under two instruction sets (see NA_ISA in core/lanes.h).
 #pragma once

@@ -83,19 +83,17 @@ bool gather(const scalar_t* src, acc_t* dst, int64_t N, const Block<acc_t>& b) {
   }
 }
 
-// The block's slice of a per-neuron [N] array (the learnable decay, §12, raw: the kernels clamp it on load) into
-// dst[0, w), zeros past the end. Returns whether the guard-free loops may take it: not NaN, since the clamped leak
-// then lies in [0, 1] (finite, and so is beta = 1 - lam under decay_input: beta c is finite with c).
-template <typename acc_t>
+// The block's slice of a per-neuron [N] array (the learnable decay and its gradient, §12) and back: one row of the
+// block copies above (the running instruction set's). The leak goes raw (the kernels clamp it on load); with
+// kFinite, returns whether it is finite, so a NaN or an infinite leak (clamped to 1 or 0) runs the guarded loops,
+// which give the same bits (tests/test_finite_fast_path.py).
+template <bool kFinite = false, typename acc_t>
 bool gather_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b) {
-  int bad = 0;
-  for (int64_t j = 0; j < b.nb; ++j) {
-    const acc_t x = src[b.n0 + j];
-    dst[j] = x;
-    bad |= !(x == x);
-  }
-  for (int64_t j = b.nb; j < b.w; ++j) dst[j] = acc_t(0);
-  return bad == 0;
+  return kernels_for<acc_t>().gather(src + b.n0, dst, /*N=*/0, /*T=*/1, b.nb, b.w, kFinite);
+}
+template <typename acc_t>
+void scatter_row(const acc_t* src, acc_t* dst, const Block<acc_t>& b) {
+  kernels_for<acc_t>().scatter(src, dst + b.n0, /*N=*/0, /*T=*/1, b.nb, b.w);
 }
 
 template <typename scalar_t, typename acc_t>
@@ -202,10 +200,10 @@ struct Cpu {
         constexpr bool kCheck = Rule::kGuardFree;
         bool finite = gather<kCheck>(cp, b.plane(0), N, b);
         finite = gather<kCheck>(gp, b.plane(1), N, b) && finite;
-        if (ld) finite = gather_row(lp, ld, b) && finite;
+        if (ld) finite = gather_row<kCheck>(lp, ld, b) && finite;
         bwd(b.buf, T, b.w, b.nb, lcfg, rcfg, ld, lgd, kCheck && finite);
         scatter(b.plane(1), dp, N, b);
-        if (lgd) std::copy(lgd, lgd + b.nb, glp + b.n0);
+        if (lgd) scatter_row(lgd, glp, b);
       });
     });
     return {grad, gdecay};
