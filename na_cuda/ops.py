@@ -4,7 +4,9 @@
 ``<rule>_backward``. An op's arguments after its tensors are named like the public keywords (the fields of
 ``LifParams`` and of the rule, then ``decay`` and ``reset_mechanism``), so every function here binds them by name
 and rebuilds the typed objects: the fake kernels check what the bindings check (csrc/op_args.h) with the same
-Python classes as the public API. Only ``c`` is saved for backward. See docs/development.md, "Layout".
+Python classes as the public API. Only ``c`` (and ``decay``) is saved for backward. ``call_rule`` is
+``na_cuda.lif``'s eager entry: the same formula without torch.library's per-call argument filling. See
+docs/development.md, "Layout".
 """
 
 from __future__ import annotations
