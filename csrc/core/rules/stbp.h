@@ -3,6 +3,8 @@
 // the same number in both, and the reset's dv/ds = v_reset - u is -w).
 #pragma once
 
+#include <type_traits>
+
 #include "../lif.h"
 #include "surrogates.h"
 
@@ -32,10 +34,15 @@ struct StbpCoef {
   }
 };
 
-// h(u - thr) (§5).
-template <typename V, typename acc_t>
+// h(u - thr) (§5). K >= 0: the surrogate Surrogate(K), fixed at compile time (the same operations as the runtime
+// switch, K < 0); see StbpRule::neuron.
+template <int K, typename V, typename acc_t>
 NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
-  return surrogate_h(s.kind, u - thr, s.p0, s.p1);
+  if constexpr (K < 0) {
+    return surrogate_h(s.kind, u - thr, s.p0, s.p1);
+  } else {
+    return SurrogateMath<static_cast<Surrogate>(K)>::template h<V, acc_t>(u - thr, s.p0, s.p1);
+  }
 }
 
 // Pass 1 stores u[t] in `w` (forward); pass 2 runs the adjoint in reverse, reading u[t] before writing
@@ -45,7 +52,7 @@ NA_HD V stbp_surrogate(V u, V thr, const StbpCoef<acc_t>& s) {
 // sums dL/du[t] (v[t-1] - [decay_input] c[t]) (§12): at step t it adds dL/du[t+1] v[t] (u[t] is in hand).
 // kGuard = false: the caller knows every c, G and lam of this neuron finite (and beta c with them), so the §10
 // masks are all false and are not computed (the same bits, 7 fewer vector operations per step).
-template <Reset R, typename S, typename acc_t, typename V = acc_t, bool kGuard = true>
+template <Reset R, typename S, typename acc_t, typename V = acc_t, bool kGuard = true, int K = -1>
 NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64_t T, int64_t stride, int64_t wstride,
                                 const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
   using L = Lanes<V>;
@@ -81,13 +88,13 @@ NA_HD void stbp_backward_neuron(const S* c, const S* g, acc_t* w, S* grad, int64
     V gu;
     if (R == Reset::Hard) {
       if (!sg.detach_reset) gs = gs - gv * ut;  // dv/ds = v_reset - u = -w
-      gu = gs * stbp_surrogate(ut, thr, sg) + L::select(s, zero, gv);
+      gu = gs * stbp_surrogate<K>(ut, thr, sg) + L::select(s, zero, gv);
     } else if (R == Reset::Soft) {
       if (!sg.detach_reset) gs = gs - gv * thr;  // dv/ds = -threshold
-      gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+      gu = gs * stbp_surrogate<K>(ut, thr, sg) + gv;
     } else {
       if (!sg.detach_reset) gs = gs - gu_next * sub;  // du[t+1]/ds[t] = -sub
-      gu = gs * stbp_surrogate(ut, thr, sg) + gv;
+      gu = gs * stbp_surrogate<K>(ut, thr, sg) + gv;
     }
     gu = gu + gm;
     if (dlam.on) {
@@ -118,7 +125,20 @@ struct StbpRule {
   static NA_HD void neuron(const S* c, const S* g, acc_t* w0, acc_t*, S* grad, int64_t T, int64_t stride,
                            int64_t wstride, const LifCoef<acc_t>& lif, const StbpCoef<acc_t>& sg) {
     static_assert(B == 0, "STBP has no on-chip variant");
-    stbp_backward_neuron<R, S, acc_t, V, kGuard>(c, g, w0, grad, T, stride, wstride, lif, sg);
+    if constexpr (std::is_same<typename Lanes<V>::mask, bool>::value) {
+      stbp_backward_neuron<R, S, acc_t, V, kGuard>(c, g, w0, grad, T, stride, wstride, lif, sg);
+    } else {
+      // A SIMD pack's loop with the surrogate fixed: a switch in the loop cost a jump per step and kept its
+      // constants in memory (spilled around the jump table). A CUDA thread keeps the one loop (code size).
+      switch (sg.kind) {
+#define NA_STBP_LOOP(E, name, alpha_min)                                                                           \
+  case Surrogate::E:                                                                                               \
+    return stbp_backward_neuron<R, S, acc_t, V, kGuard, static_cast<int>(Surrogate::E)>(c, g, w0, grad, T, stride, \
+                                                                                        wstride, lif, sg);
+        NA_SURROGATES(NA_STBP_LOOP)
+#undef NA_STBP_LOOP
+      }
+    }
   }
 };
 
