@@ -1,8 +1,8 @@
-"""The CPU's guard-free STBP loops (csrc/cpu/isa.h, `finite`): a block of 64 neurons whose c, G and leak are all
-finite skips the §10 masks (docs/algorithm.md §10). Proof that the skip changes no bit: a non-finite value in one
-neuron sends its whole block through the guarded loops, and every other neuron of that block must keep the bits it
-had on the fast path; the neuron itself follows §10. Cases where a finite c still makes beta c overflow (a leak
-outside [0, 2] under decay_input, only reachable through the op) must take the guarded loops."""
+"""The CPU's guard-free STBP and TSSL-BP loops (csrc/cpu/isa.h, `finite`): a block of 64 neurons whose c, G and
+leak are all finite skips the §10 masks (docs/algorithm.md §10). Proof that the skip changes no bit: a non-finite
+value in one neuron sends its whole block through the guarded loops, and every other neuron of that block must keep
+the bits it had on the fast path; the neuron itself follows §10. A leak outside [0, 1] is clamped by the kernels
+(§12), so a finite c keeps beta c finite on either path."""
 
 from __future__ import annotations
 
@@ -55,11 +55,32 @@ CASES = [
 PLACED = [(w, *case) for case in CASES[::3] for w in ("c", "G", "lam") if w != "lam" or case[3]]
 
 
+# TSSL-BP: a reset to rest and the PSC output only
+TSSL_PLACED = [
+    (w, "hard", "psc", di, learn)
+    for di in (False, True)
+    for learn in (False, True)
+    for w in ("c", "G", "lam")
+    if w != "lam" or learn
+]
+
+
 @pytest.mark.parametrize("T", [1, 5, 20])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("where,reset,output,decay_input,learn", PLACED)
 def test_a_non_finite_neighbour_changes_no_bit(T, dtype, where, reset, output, decay_input, learn):
-    neuron, rule = _neuron(reset, output, decay_input), na_cuda.STBP()
+    _check_neighbour(na_cuda.STBP(), T, dtype, where, reset, output, decay_input, learn)
+
+
+@pytest.mark.parametrize("T", [1, 5, 20])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("where,reset,output,decay_input,learn", TSSL_PLACED)
+def test_tssl_a_non_finite_neighbour_changes_no_bit(T, dtype, where, reset, output, decay_input, learn):
+    _check_neighbour(na_cuda.TSSL(), T, dtype, where, reset, output, decay_input, learn)
+
+
+def _check_neighbour(rule, T, dtype, where, reset, output, decay_input, learn):
+    neuron = _neuron(reset, output, decay_input)
     c, g = _inputs(T, dtype, seed=T)
     decay = torch.full((N,), 0.8, dtype=dtype) if learn else None
     fast_c, fast_d = _backward(c, g, neuron, rule, decay)

@@ -29,7 +29,9 @@ NA_HD V tssl_warmup_slope(V u, V thr) {
   return e / ((one + e) * (one + e) * width);
 }
 
-template <typename S, typename acc_t, typename V = acc_t>
+// kGuard = false: the caller knows every c, G and lam of this neuron finite (and beta c with them), so the §10
+// masks are all false and are not computed (the same bits; the CPU's finite blocks, as for STBP).
+template <typename S, typename acc_t, typename V = acc_t, bool kGuard = true>
 NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S* grad, int64_t T, int64_t stride,
                                 int64_t wstride, const LifCoef<acc_t>& lif) {
   using L = Lanes<V>;
@@ -46,7 +48,7 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
   const V warm = L::splat(lif.inv_tau_s * acc_t(0.25)), not_warm = L::splat(-1);
   for (int64_t t = 0; t < T; ++t) {
     const V xt = L::load(c + t * stride) * beta;
-    bad = bad | nonfinite(xt);
+    if (kGuard) bad = bad | nonfinite(xt);
     const auto s = lif_step<Reset::Hard>(v, xt, lam, fire, thr, u);
     a = kappa * a + L::select(s, inv_tau_s, zero);
     const auto warming = a < warm;
@@ -75,7 +77,7 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
       pu = L::select(s, L::select(pu > zero, zero, L::select(pu < lo, lo, pu)), zero);
     }
     const V G = L::load(g + t * stride);
-    bad = bad | nonfinite(G);
+    if (kGuard) bad = bad | nonfinite(G);
     Sg = G * inv_tau_s + kappa * Sg;
     V gt = -pu * Sg;  // inter-neuron term
     if (t < T - 1) gt = gt + theta * ut * minus_inv_tau_m * pu + L::select(s, zero, theta * lam);
@@ -85,7 +87,7 @@ NA_HD void tssl_backward_neuron(const S* c, const S* g, acc_t* wu, acc_t* wa, S*
     const auto warming = (slope >= zero) | (slope != slope);
     if (L::any(warming)) gu = L::select(warming, Sg * slope, gt);
     if (dlam.on) dlam.add(gu, v_prev, ct);
-    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
+    L::store(grad + t * stride, kGuard ? nonfinite_guard(bad, gu * beta) : gu * beta);
   }
   dlam.store(lif, bad);
 }
@@ -102,14 +104,14 @@ struct TsslRule {
   static constexpr int kCudaPlanes = 2;  // u (which the gradient can hold), a
   static constexpr bool kGradHoldsPlane0 = true;
   static constexpr bool kSoftReset = false;  // refused by the bindings (TsslOp); no soft instantiation is made
-  static constexpr bool kGuardFree = false;  // always guarded (§10)
+  static constexpr bool kGuardFree = true;   // neuron<..., kGuard = false> exists (the CPU's finite blocks)
 
-  template <Reset R, int B, typename S, typename acc_t, typename V = acc_t>
+  template <Reset R, int B, typename S, typename acc_t, typename V = acc_t, bool kGuard = true>
   static NA_HD void neuron(const S* c, const S* g, acc_t* w0, acc_t* w1, S* grad, int64_t T, int64_t stride,
                            int64_t wstride, const LifCoef<acc_t>& lif, const Coef<acc_t>&) {
     static_assert(B == 0, "TSSL-BP has no on-chip variant");
     static_assert(R == Reset::Hard, "TSSL-BP is defined for a reset to rest (kSoftReset = false)");
-    tssl_backward_neuron<S, acc_t, V>(c, g, w0, w1, grad, T, stride, wstride, lif);
+    tssl_backward_neuron<S, acc_t, V, kGuard>(c, g, w0, w1, grad, T, stride, wstride, lif);
   }
 };
 
