@@ -20,6 +20,14 @@ struct NaConfig {
 
 }  // namespace na
 
+// A lambda inlined into its caller on the host (GCC's heuristics may keep a big one called twice out of line,
+// and then every state of its caller is re-read through memory after each store); nvcc inlines device lambdas.
+#if defined(__CUDACC__)
+#define NA_LAMBDA_INLINE
+#else
+#define NA_LAMBDA_INLINE __attribute__((always_inline))
+#endif
+
 namespace na {
 NA_ISA_BEGIN
 
@@ -171,7 +179,7 @@ struct NaRegs {
 // B (unrolled on the GPU), skipping steps >= T; B = 0: over the runtime T. `grad` may alias `g` (step t reads
 // g[t] before writing grad[t], and nothing else reads g).
 template <Reset R, int B, typename S, typename acc_t, typename V, typename Mem>
-NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t stride, const LifCoef<acc_t>& lif,
+NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t stride, const LifCoef<acc_t>& lif,
                              const NaCoef<acc_t>& na) {
   using L = Lanes<V>;
   using M = typename L::mask;
@@ -185,6 +193,10 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   const V lam = decay_of<V>(lif), thr = L::splat(lif.thr), fire = L::splat(lif.fire), zero = L::splat(0);
   const V kappa = L::splat(lif.kappa), inv_tau_s = L::splat(lif.inv_tau_s), beta = m.beta;
   const V sub = L::splat(lif.sub);
+  // the options in locals: the memcpy stores of the packs may alias anything, so members would be re-read
+  const bool psc = lif.psc, taylor = na.taylor, strict = lif.strict;
+  const int pk = na.k;
+  const acc_t pb = na.b;
   // na_window (spec §3.8): the run of step t steps k = t+1 .. t+K at most; K = T (no window) reaches every end.
   const I K = na.window > 0 && na.window < T_ ? static_cast<I>(na.window) : T;
   V v = zero, rf = zero, u;
@@ -206,9 +218,13 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
   // (mean inter-spike interval over kMergeIsi steps). Elsewhere their per-step tests cost more than they save
   // (measured on the CPU op: 10-20 % at T = 5 and 20). Both paths are exact, so the choice changes no bit.
   constexpr I kMergeMinT = 48, kMergeIsi = 16;
-  const bool merge =
+  const bool merge_rules =
       !kSoft && T >= kMergeMinT && L::any((spikes > zero) & (spikes * L::splat(acc_t(kMergeIsi)) < L::splat(acc_t(T))));
   DecayGrad<V> dlam(lif);
+  // The reverse pass, with the merge rules' tests compiled in or out (`merge` a constant): without them the run
+  // loop keeps its state in registers (a runtime flag kept the rules' masks live and spilled a pack's run sum).
+  const auto reverse = [&](auto merge_c) NA_LAMBDA_INLINE {
+  constexpr bool merge = decltype(merge_c)::value;
   V r1 = zero, r2 = zero;
   M q_next = zero != zero;  // Q[t + 1] (spec §3.7), for the first step of the next run
   NA_UNROLL
@@ -218,9 +234,9 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     const V G = L::load(g + t * stride);
     bad = bad | nonfinite(G);
     V W = G;
-    if (lif.psc) {
+    if (psc) {
       r1 = G + kappa * r1;
-      if (na.taylor) {
+      if (taylor) {
         W = r1 * inv_tau_s;
       } else {
         r2 = r1 + kappa * r2;
@@ -281,7 +297,7 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
       q_next = L::and_not(zero == zero, diff);
       m.set_q(t, st, q_next, fire);
     }
-    const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, na.k, na.b, lif.strict);  // NA's dL/du[t]
+    const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, pk, pb, strict);  // NA's dL/du[t]
     if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
       V v_in = zero;
       if (t > 0) {
@@ -292,6 +308,17 @@ NA_HD void na_backward_steps(Mem& m, const S* g, S* grad, int64_t T_, int64_t st
     }
     m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
     L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
+  }
+  };
+  // A bucket below kMergeMinT never merges: only the loop without the rules is compiled there.
+  if constexpr (!kSoft && (!kFixed || B >= kMergeMinT)) {
+    if (merge_rules) {
+      reverse(std::true_type{});
+    } else {
+      reverse(std::false_type{});
+    }
+  } else {
+    reverse(std::false_type{});
   }
   dlam.store(lif, bad);
 }
@@ -304,6 +331,8 @@ struct NaRule {
   using Coef = NaCoef<acc_t>;
   // CPU block planes besides c and g: X and u (a pack reads u back, NaLaneTuning; it also holds Q, spec §3.7).
   static constexpr int kCpuPlanes = 2;
+  // The CPU runs two packs side by side (csrc/cpu/lanes_cpu.h, Two): a neighbour run is one serial chain per pack.
+  static constexpr bool kCpuPairs = true;
   // CUDA: T <= kOnChipMaxT keeps the state in registers (NaRegs buckets 8/16/32), else one [T, N] plane of u/X,
   // which cannot live in the gradient (read at later steps than grad[t] is written), and one of Q (spec §3.7).
   static constexpr bool kOnChip = true;
