@@ -86,12 +86,16 @@ struct NaPlanes {
   static constexpr bool kScaleInPlace = !NaLaneTuning<V>::kScalar;
   // The raw c[t] that a pack's in-place scaling overwrites is kept in w[t] (free on a pack until X[t] replaces it
   // after the reverse step t, see NaLaneTuning) for the learnable decay's input term (§12, DecayGrad).
+  // A pack skips what is not needed (the flags are set by NaRule::neuron): the raw copy where the decay is fixed,
+  // the scaling where beta is 1 (no decay_input: x * 1 is x, and a NaN lane's every output is the §10 NaN anyway).
+  bool keep_raw = true, scale = true;
   NA_HD void fetch(int64_t t) {
     if constexpr (kScaleInPlace) {
+      if (!keep_raw && !scale) return;
       S* p = const_cast<S*>(c) + t * stride;  // the binding's own scratch (see above), never the caller's tensor
       const V x = Lanes<V>::load(p);
-      Lanes<V>::store(w + t * wstride, x);
-      Lanes<V>::store(p, x * beta);
+      if (keep_raw) Lanes<V>::store(w + t * wstride, x);
+      if (scale) Lanes<V>::store(p, x * beta);
     }
   }
   // The raw input c[t] (§12); on a pack valid until set_x(t).
@@ -203,6 +207,10 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
   V last = L::splat(-1);   // time of the original's last spike, -1 if silent
   V spikes = zero;         // the original's spike count (hard reset: chooses the merge rules, see below)
   M bad = nonfinite(lam);  // §10: a non-finite lam or c anywhere, or a non-finite G at a step >= t
+  // The merge rules of spec §3.7 (hard reset) pay where runs are long: long windows with a lane of sparse firing
+  // (mean inter-spike interval over kMergeIsi steps). Elsewhere their per-step tests cost more than they save
+  // (measured on the CPU op: 10-20 % at T = 5 and 20). Both paths are exact, so the choice changes no bit.
+  constexpr I kMergeMinT = 48, kMergeIsi = 16;
   NA_UNROLL
   for (I t = 0; t < n; ++t) {
     if (kFixed && t >= T) break;
@@ -211,13 +219,9 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
     bad = bad | nonfinite(xt);
     const M s = lif_step<R>(v, rf, xt, lam, fire, thr, sub, u);
     last = L::select(s, L::splat(acc_t(t)), last);
-    if (!kSoft) spikes = spikes + L::select(s, L::splat(acc_t(1)), zero);
+    if (!kSoft && T >= kMergeMinT) spikes = spikes + L::select(s, L::splat(acc_t(1)), zero);
     m.set_u(t, u);
   }
-  // The merge rules of spec §3.7 (hard reset) pay where runs are long: long windows with a lane of sparse firing
-  // (mean inter-spike interval over kMergeIsi steps). Elsewhere their per-step tests cost more than they save
-  // (measured on the CPU op: 10-20 % at T = 5 and 20). Both paths are exact, so the choice changes no bit.
-  constexpr I kMergeMinT = 48, kMergeIsi = 16;
   const bool merge_rules =
       !kSoft && T >= kMergeMinT && L::any((spikes > zero) & (spikes * L::splat(acc_t(kMergeIsi)) < L::splat(acc_t(T))));
   DecayGrad<V> dlam(lif);
@@ -353,6 +357,8 @@ struct NaRule {
     } else {
       // Q (spec §3.7): w1 on a CUDA thread (which keeps no u plane); a pack keeps it in its u plane w1.
       NaPlanes<S, acc_t, V> m{c, w0, w1, w1, stride, wstride, input_scale_of(lif, decay_of<V>(lif))};
+      m.keep_raw = lif.glam_n != nullptr;  // raw(t): the learnable decay's input term only
+      m.scale = lif.decay_input;           // beta = 1 without decay_input (learnable or not: input_scale_of)
       na_backward_steps<R, 0, S, acc_t, V>(m, g, grad, T, stride, lif, na);
     }
   }
