@@ -144,9 +144,9 @@ template <typename T>
 struct Two {
   T lo, hi;
 };
-#define NA_TWO_BINARY(op)                                        \
-  template <typename T>                                          \
-  inline auto operator op(const Two<T>& a, const Two<T>& b) {    \
+#define NA_TWO_BINARY(op)                                           \
+  template <typename T>                                             \
+  inline auto operator op(const Two<T>& a, const Two<T>& b) {       \
     return Two<decltype(a.lo op b.lo)>{a.lo op b.lo, a.hi op b.hi}; \
   }
 NA_TWO_BINARY(+)

@@ -228,91 +228,91 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
   // The reverse pass, with the merge rules' tests compiled in or out (`merge` a constant): without them the run
   // loop keeps its state in registers (a runtime flag kept the rules' masks live and spilled a pack's run sum).
   const auto reverse = [&](auto merge_c) NA_LAMBDA_INLINE {
-  constexpr bool merge = decltype(merge_c)::value;
-  V r1 = zero, r2 = zero;
-  M q_next = zero != zero;  // Q[t + 1] (spec §3.7), for the first step of the next run
-  NA_UNROLL
-  for (I t = n - 1; t >= 0; --t) {
-    if (kFixed && t >= T) continue;
-    // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
-    const V G = L::load(g + t * stride);
-    bad = bad | nonfinite(G);
-    V W = G;
-    if (psc) {
-      r1 = G + kappa * r1;
-      if (taylor) {
-        W = r1 * inv_tau_s;
-      } else {
-        r2 = r1 + kappa * r2;
-        W = r2 * inv_tau_s;
-      }
-    }
-    const V ut = m.u(t);
-    const M st = ut >= fire;
-    V vo = after_spike<R>(st, ut, thr);  // original state after t
-    V vn = L::select(st, thr, zero);     // neighbour state after t (both resets: see the file comment)
-    // the after-leak resets (§11): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an added
-    // one sub (the original: sub where it fired).
-    V ro = L::select(st, sub, zero), rn = L::select(st, zero, sub);
-    if (after_leak(R)) vn = thr;
-    V run = zero;
-    M live = zero == zero;
-    M diff = zero != zero;  // hard reset: a spike difference was added (Q[t] = !diff, spec §3.7)
-    // the run's last step + 1: t + K under a window (§3.8), written so that it cannot overflow
-    const I end = K < T - t - 1 ? t + 1 + K : T;
-    // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
-    // loop is unrolled (t is one only after).
+    constexpr bool merge = decltype(merge_c)::value;
+    V r1 = zero, r2 = zero;
+    M q_next = zero != zero;  // Q[t + 1] (spec §3.7), for the first step of the next run
     NA_UNROLL
-    for (I k = kFixed ? 0 : t + 1; k < (kFixed ? n : end); ++k) {
-      if (kFixed && k <= t) continue;
-      if (kFixed && k >= end) break;
-      // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
-      M done = (last < L::splat(acc_t(k))) & (vn <= vo);
-      if (after_leak(R)) done = done & (rn >= ro);
-      // equal states: equal futures (spec §3.7, rule 1)
-      if (kSoft || merge) done = done | (after_leak(R) ? (vn == vo) & (rn == ro) : vn == vo);
-      live = L::and_not(live, done);
-      // Packs test right after the first step as well: that is where the merge rule ends most runs (§3.7).
-      const I j = k - t - 1;
-      if (((j & (kExit - 1)) == 0 || (merge && j == 1)) && !L::any(live)) break;
-      const V xk = m.in(k);
-      V un;
-      const M so = m.template orig<R>(k, vo, ro, xk, lam, fire, thr, sub);
-      const M sn = lif_step<R>(vn, rn, xk, lam, fire, thr, sub, un);
-      if (kSoft) {
-        const V xw = m.x(k);
-        run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
-      } else {
-        const M d = L::and_not(live, sn == so);
-        run = run + L::select(d, m.x(k), zero);
-        live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
-        if (merge) {
-          diff = diff | d;
-          // Merge rule (spec §3.7, rule 2): the neighbour lies between the two trajectories that the run of step k
-          // compared (the original, and k's own neighbour: thr after a spike, 0 after none), whose first spikes
-          // coincide (Q[k]): its first spike is theirs, the original's, and nothing differs after k.
-          const V nk = L::select(so, thr, zero);
-          const M between = ((vn >= vo) & (vn <= nk)) | ((vn <= vo) & (vn >= nk));
-          live = L::and_not(live, between & (k == t + 1 ? q_next : m.q(k, so)));
+    for (I t = n - 1; t >= 0; --t) {
+      if (kFixed && t >= T) continue;
+      // Weights (§3.2): dL_p = sum W[t] ds_p[t]; W = G (spikes), r(e)/tau_s ("paper") or r(G)/tau_s ("taylor").
+      const V G = L::load(g + t * stride);
+      bad = bad | nonfinite(G);
+      V W = G;
+      if (psc) {
+        r1 = G + kappa * r1;
+        if (taylor) {
+          W = r1 * inv_tau_s;
+        } else {
+          r2 = r1 + kappa * r2;
+          W = r2 * inv_tau_s;
         }
       }
-    }
-    if (merge) {
-      q_next = L::and_not(zero == zero, diff);
-      m.set_q(t, st, q_next, fire);
-    }
-    const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, pk, pb, strict);  // NA's dL/du[t]
-    if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
-      V v_in = zero;
-      if (t > 0) {
-        const V up = m.u(t - 1);
-        v_in = after_spike<R>(up >= fire, up, thr);
+      const V ut = m.u(t);
+      const M st = ut >= fire;
+      V vo = after_spike<R>(st, ut, thr);  // original state after t
+      V vn = L::select(st, thr, zero);     // neighbour state after t (both resets: see the file comment)
+      // the after-leak resets (§11): the flip leaves u'[t] = thr; a cancelled spike subtracts nothing next step, an
+      // added one sub (the original: sub where it fired).
+      V ro = L::select(st, sub, zero), rn = L::select(st, zero, sub);
+      if (after_leak(R)) vn = thr;
+      V run = zero;
+      M live = zero == zero;
+      M diff = zero != zero;  // hard reset: a spike difference was added (Q[t] = !diff, spec §3.7)
+      // the run's last step + 1: t + K under a window (§3.8), written so that it cannot overflow
+      const I end = K < T - t - 1 ? t + 1 + K : T;
+      // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
+      // loop is unrolled (t is one only after).
+      NA_UNROLL
+      for (I k = kFixed ? 0 : t + 1; k < (kFixed ? n : end); ++k) {
+        if (kFixed && k <= t) continue;
+        if (kFixed && k >= end) break;
+        // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
+        M done = (last < L::splat(acc_t(k))) & (vn <= vo);
+        if (after_leak(R)) done = done & (rn >= ro);
+        // equal states: equal futures (spec §3.7, rule 1)
+        if (kSoft || merge) done = done | (after_leak(R) ? (vn == vo) & (rn == ro) : vn == vo);
+        live = L::and_not(live, done);
+        // Packs test right after the first step as well: that is where the merge rule ends most runs (§3.7).
+        const I j = k - t - 1;
+        if (((j & (kExit - 1)) == 0 || (merge && j == 1)) && !L::any(live)) break;
+        const V xk = m.in(k);
+        V un;
+        const M so = m.template orig<R>(k, vo, ro, xk, lam, fire, thr, sub);
+        const M sn = lif_step<R>(vn, rn, xk, lam, fire, thr, sub, un);
+        if (kSoft) {
+          const V xw = m.x(k);
+          run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
+        } else {
+          const M d = L::and_not(live, sn == so);
+          run = run + L::select(d, m.x(k), zero);
+          live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
+          if (merge) {
+            diff = diff | d;
+            // Merge rule (spec §3.7, rule 2): the neighbour lies between the two trajectories that the run of step k
+            // compared (the original, and k's own neighbour: thr after a spike, 0 after none), whose first spikes
+            // coincide (Q[k]): its first spike is theirs, the original's, and nothing differs after k.
+            const V nk = L::select(so, thr, zero);
+            const M between = ((vn >= vo) & (vn <= nk)) | ((vn <= vo) & (vn >= nk));
+            live = L::and_not(live, between & (k == t + 1 ? q_next : m.q(k, so)));
+          }
+        }
       }
-      dlam.add(gu, v_in, m.raw(t));
+      if (merge) {
+        q_next = L::and_not(zero == zero, diff);
+        m.set_q(t, st, q_next, fire);
+      }
+      const V gu = L::select(st, run - W, W + run) * na_phi(thr - ut, pk, pb, strict);  // NA's dL/du[t]
+      if (dlam.on) {  // §12: dL/du[t] times du[t]/dlam; u[t-1] is still in place (X replaces u[t-1] after this step)
+        V v_in = zero;
+        if (t > 0) {
+          const V up = m.u(t - 1);
+          v_in = after_spike<R>(up >= fire, up, thr);
+        }
+        dlam.add(gu, v_in, m.raw(t));
+      }
+      m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
+      L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
     }
-    m.set_x(t, kSoft ? W : L::select(st, -W, W + run));
-    L::store(grad + t * stride, nonfinite_guard(bad, gu * beta));
-  }
   };
   // A bucket below kMergeMinT never merges: only the loop without the rules is compiled there.
   if constexpr (!kSoft && (!kFixed || B >= kMergeMinT)) {
