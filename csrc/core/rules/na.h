@@ -179,6 +179,20 @@ struct NaRegs {
   }
 };
 
+// select(m, a, +0): Lanes::keep where the lanes have one (the CPU pairs: one AND), else a select. The same bits.
+template <typename L, typename = void>
+struct NaHasKeep : std::false_type {};
+template <typename L>
+struct NaHasKeep<L, std::void_t<decltype(&L::keep)>> : std::true_type {};
+template <typename L, typename M, typename V>
+NA_HD V na_keep(const M& m, const V& a) {
+  if constexpr (NaHasKeep<L>::value) {
+    return L::keep(m, a);
+  } else {
+    return L::select(m, a, L::splat(0));
+  }
+}
+
 // The NA backward of one neuron over `m` (see the file comment). B > 0: the loops run over the compile-time bound
 // B (unrolled on the GPU), skipping steps >= T; B = 0: over the runtime T. `grad` may alias `g` (step t reads
 // g[t] before writing grad[t], and nothing else reads g).
@@ -203,6 +217,9 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
   const acc_t pb = na.b;
   // na_window (spec §3.8): the run of step t steps k = t+1 .. t+K at most; K = T (no window) reaches every end.
   const I K = na.window > 0 && na.window < T_ ? static_cast<I>(na.window) : T;
+  constexpr bool kCount = !NaLaneTuning<V>::kScalar && !kFixed;
+  const bool count_exact = T <= (I(1) << std::numeric_limits<acc_t>::digits);
+  const V one = L::splat(1);
   V v = zero, rf = zero, u;
   V last = L::splat(-1);   // time of the original's last spike, -1 if silent
   V spikes = zero;         // the original's spike count (hard reset: chooses the merge rules, see below)
@@ -260,6 +277,9 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
       M diff = zero != zero;  // hard reset: a spike difference was added (Q[t] = !diff, spec §3.7)
       // the run's last step + 1: t + K under a window (§3.8), written so that it cannot overflow
       const I end = K < T - t - 1 ? t + 1 + K : T;
+      // acc_t(k) for the test last < k, counted on a pack (one add instead of a conversion and a broadcast per
+      // step; the count is exact while k <= 2^digits, count_exact, else each step converts).
+      V kv = L::splat(acc_t(t + 1));
       // Under a bucket the run starts at k = 0 and skips k <= t, so that its bounds are constants before the outer
       // loop is unrolled (t is one only after).
       NA_UNROLL
@@ -267,7 +287,9 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
         if (kFixed && k <= t) continue;
         if (kFixed && k >= end) break;
         // u = lam v + x - r is monotone in v and in -r (lam >= 0), so "not above" is vn <= vo and rn >= ro
-        M done = (last < L::splat(acc_t(k))) & (vn <= vo);
+        const V kf = kCount ? kv : L::splat(acc_t(k));
+        if (kCount) kv = count_exact ? kv + one : L::splat(acc_t(k + 1));
+        M done = (last < kf) & (vn <= vo);
         if (after_leak(R)) done = done & (rn >= ro);
         // equal states: equal futures (spec §3.7, rule 1)
         if (kSoft || merge) done = done | (after_leak(R) ? (vn == vo) & (rn == ro) : vn == vo);
@@ -281,10 +303,10 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
         const M sn = lif_step<R>(vn, rn, xk, lam, fire, thr, sub, un);
         if (kSoft) {
           const V xw = m.x(k);
-          run = run + L::select(L::and_not(live, sn == so), L::select(sn, xw, -xw), zero);
+          run = run + na_keep<L>(L::and_not(live, sn == so), L::select(sn, xw, -xw));
         } else {
           const M d = L::and_not(live, sn == so);
-          run = run + L::select(d, m.x(k), zero);
+          run = run + na_keep<L>(d, m.x(k));
           live = L::and_not(live, sn);  // the neighbour reset at k: X[k] holds the rest
           if (merge) {
             diff = diff | d;
