@@ -218,7 +218,7 @@ NA_HD void na_backward_steps(Mem m, const S* g, S* grad, int64_t T_, int64_t str
   // na_window (spec §3.8): the run of step t steps k = t+1 .. t+K at most; K = T (no window) reaches every end.
   const I K = na.window > 0 && na.window < T_ ? static_cast<I>(na.window) : T;
   constexpr bool kCount = !NaLaneTuning<V>::kScalar && !kFixed;
-  const bool count_exact = T <= (I(1) << std::numeric_limits<acc_t>::digits);
+  const bool count_exact = static_cast<int64_t>(T) <= (int64_t(1) << std::numeric_limits<acc_t>::digits);
   const V one = L::splat(1);
   V v = zero, rf = zero, u;
   V last = L::splat(-1);   // time of the original's last spike, -1 if silent
