@@ -62,6 +62,12 @@ void forward_block(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig
   });
 }
 
+// Whether a rule runs its CPU backward on pairs of packs (Rule::kCpuPairs, lanes_cpu.h's Two).
+template <typename Rule, typename = void>
+struct CpuPairs : std::false_type {};
+template <typename Rule>
+struct CpuPairs<Rule, std::void_t<decltype(Rule::kCpuPairs)>> : std::bool_constant<Rule::kCpuPairs> {};
+
 template <typename Rule, bool kGuard, typename acc_t>
 void backward_packs(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfig& lcfg,
                     const typename Rule::Config& rcfg, const acc_t* lam, acc_t* glam) {
@@ -72,7 +78,17 @@ void backward_packs(acc_t* buf, int64_t T, int64_t w, int64_t nb, const LifConfi
   acc_t* w1 = Rule::kCpuPlanes > 1 ? buf + 3 * T * w : nullptr;
   with_reset<Rule::kSoftReset>(lcfg, [&](auto reset) {
     constexpr Reset R = decltype(reset)::value;
-    for (int64_t j = 0; j < nb; j += Lanes<V>::kLanes) {
+    int64_t j = 0;
+    if constexpr (CpuPairs<Rule>::value) {
+      // pairs while a whole pair fits in the row (w is a multiple of kMaxLanes, not always of two packs)
+      using V2 = Two<V>;
+      for (; j < nb && j + Lanes<V2>::kLanes <= w; j += Lanes<V2>::kLanes) {
+        acc_t* w1j = w1 ? w1 + j : nullptr;
+        Rule::template neuron<R, 0, acc_t, acc_t, V2>(lc + j, lg + j, w0 + j, w1j, lg + j, T, w, w,
+                                                      lif.at(lam, glam, j), coef);
+      }
+    }
+    for (; j < nb; j += Lanes<V>::kLanes) {
       acc_t* w1j = w1 ? w1 + j : nullptr;
       if constexpr (kGuard) {
         Rule::template neuron<R, 0, acc_t, acc_t, V>(lc + j, lg + j, w0 + j, w1j, lg + j, T, w, w, lif.at(lam, glam, j),

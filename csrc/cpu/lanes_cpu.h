@@ -136,6 +136,72 @@ struct Lanes<vfloat> : PackLanes<vfloat, float> {};
 template <>
 struct Lanes<vdouble> : PackLanes<vdouble, double> {};
 
+// Two packs side by side (2 kLanes neighbouring neurons), for a rule whose loops are bound by the latency of one
+// pack's dependency chain (NA's neighbour runs: NaRule::kCpuPairs): every operation is done on both halves, so each
+// lane computes exactly what it computes in a single pack, and the halves' independent chains overlap. any() is
+// one test of both halves. Masks are Two<mask>.
+template <typename T>
+struct Two {
+  T lo, hi;
+};
+#define NA_TWO_BINARY(op)                                           \
+  template <typename T>                                             \
+  inline auto operator op(const Two<T>& a, const Two<T>& b) {       \
+    return Two<decltype(a.lo op b.lo)>{a.lo op b.lo, a.hi op b.hi}; \
+  }
+NA_TWO_BINARY(+)
+NA_TWO_BINARY(-)
+NA_TWO_BINARY(*)
+NA_TWO_BINARY(/)
+NA_TWO_BINARY(&)
+NA_TWO_BINARY(|)
+NA_TWO_BINARY(<)
+NA_TWO_BINARY(<=)
+NA_TWO_BINARY(>)
+NA_TWO_BINARY(>=)
+NA_TWO_BINARY(==)
+NA_TWO_BINARY(!=)
+#undef NA_TWO_BINARY
+template <typename T>
+inline Two<T> operator-(const Two<T>& a) {
+  return {-a.lo, -a.hi};
+}
+template <typename T>
+inline Two<T> operator~(const Two<T>& a) {
+  return {~a.lo, ~a.hi};
+}
+
+template <typename V>
+struct Lanes<Two<V>> {
+  using H = Lanes<V>;
+  static constexpr int64_t kLanes = 2 * H::kLanes;
+  using scalar = typename H::scalar;
+  using mask = Two<typename H::mask>;
+  static Two<V> splat(scalar x) {
+    const V v = H::splat(x);
+    return {v, v};
+  }
+  static Two<V> select(const mask& m, const Two<V>& a, const Two<V>& b) {
+    return {H::select(m.lo, a.lo, b.lo), H::select(m.hi, a.hi, b.hi)};
+  }
+  // select(m, a, +0) as one AND per half (a mask lane is all ones or all zeros): `m ? a : 0` on a mask made by
+  // and/andnot made GCC test m first, one more instruction in NA's run loop (its na_keep).
+  static Two<V> keep(const mask& m, const Two<V>& a) {
+    using Mh = typename H::mask;
+    return {reinterpret_cast<V>(reinterpret_cast<Mh>(a.lo) & m.lo),
+            reinterpret_cast<V>(reinterpret_cast<Mh>(a.hi) & m.hi)};
+  }
+  static bool any(const mask& m) { return H::any(m.lo | m.hi); }
+  static mask and_not(const mask& a, const mask& b) { return {H::and_not(a.lo, b.lo), H::and_not(a.hi, b.hi)}; }
+  static Two<V> exp(const Two<V>& x) { return {H::exp(x.lo), H::exp(x.hi)}; }
+  static Two<V> log(const Two<V>& x) { return {H::log(x.lo), H::log(x.hi)}; }
+  static Two<V> load(const scalar* p) { return {H::load(p), H::load(p + H::kLanes)}; }
+  static void store(scalar* p, const Two<V>& v) {
+    H::store(p, v.lo);
+    H::store(p + H::kLanes, v.hi);
+  }
+};
+
 template <typename acc_t>
 struct PackOf;
 template <>
