@@ -170,3 +170,36 @@ RESETS = {
     "subtract": dict(v_reset=None, reset_mechanism="subtract"),
     "none": dict(v_reset=None, reset_mechanism="none"),
 }
+
+
+def sha256_of(t: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (any dtype, bfloat16 included): the golden-bits tests' fingerprint."""
+    import hashlib
+
+    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def write_golden_bits(path, about: str, Ts, compute_all) -> None:
+    """Record a golden-bits file (tests/test_na_bits.py, test_tssl_bits.py): the benchmarks' input level per
+    (rate, T), the build's commit, and ``compute_all(levels)``'s hashes."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import na_cuda
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from sections.common import rate_level  # the benchmarks' level for a firing rate
+
+    levels = {f"{r}_{T}": rate_level(r, T) for r in (0.03, 0.15) for T in Ts}
+    data = {
+        "about": about,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(na_cuda.__file__).parent, capture_output=True, text=True
+        ).stdout.strip(),
+        "levels": levels,
+        "hashes": compute_all(levels),
+    }
+    Path(path).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(data['hashes'])} cases to {path}")

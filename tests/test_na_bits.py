@@ -12,7 +12,6 @@ NA_CUDA_CPU_ISA). Regenerate (only with a build whose bits are the reference):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import sha256_of, write_golden_bits
 
 import na_cuda
 from na_cuda import _backend
@@ -120,16 +120,11 @@ def hashes(cfg: dict[str, Any], a: float) -> dict[str, str]:
     out = na_cuda.lif(x, method="na", backend="native", **kw)
     out.backward(grad)
     assert x.grad is not None
-    res = {"grad_c": _sha(x.grad)}
+    res = {"grad_c": sha256_of(x.grad)}
     if decay is not None:
         assert decay.grad is not None
-        res["grad_decay"] = _sha(decay.grad)
+        res["grad_decay"] = sha256_of(decay.grad)
     return res
-
-
-def _sha(t: torch.Tensor) -> str:
-    """SHA-256 of a tensor's bytes (any dtype, bfloat16 included)."""
-    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 def compute_all(levels: dict[str, float]) -> dict[str, dict[str, str]]:
@@ -140,20 +135,9 @@ def compute_all(levels: dict[str, float]) -> dict[str, dict[str, str]]:
 
 def write() -> None:
     """Record the golden hashes with this interpreter's build."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from sections.common import rate_level  # the benchmarks' level for a firing rate
-
-    levels = {f"{r}_{T}": rate_level(r, T) for r in (0.03, 0.15) for T in TS}
-    data = {
-        "about": "SHA-256 of NA CPU gradients (tests/test_na_bits.py), by the build at `commit`",
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(na_cuda.__file__).parent, capture_output=True, text=True
-        ).stdout.strip(),
-        "levels": levels,
-        "hashes": compute_all(levels),
-    }
-    GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {len(data['hashes'])} cases to {GOLDEN}")
+    write_golden_bits(
+        GOLDEN, "SHA-256 of NA CPU gradients (tests/test_na_bits.py), by the build at `commit`", TS, compute_all
+    )
 
 
 def _golden() -> dict[str, Any]:
