@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 
 from . import _backend, _validate, ops, reference
-from .params import LifParams, compute_dtype
+from .params import LifParams, clamp_decay, compute_dtype
 from .rules import Rule
 
 
@@ -87,8 +87,8 @@ def per_neuron_decay(decay: Any, c: torch.Tensor) -> torch.Tensor:
             f"{tuple(c.shape[2:])}"
         )
     cdt = compute_dtype(c.dtype)
-    # Another dtype is clamped before it is rounded: torch.clamp's gradient mask is that of the unrounded value.
-    d = decay if decay.dtype == cdt else decay.clamp(0.0, 1.0).to(cdt)
+    # Another dtype is clamped before it is rounded: the gradient mask is that of the unrounded value.
+    d = decay if decay.dtype == cdt else clamp_decay(decay).to(cdt)
     return d.expand(c.shape[1:]).reshape(-1).contiguous()  # a scalar's expand would stay a stride-0 view
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import _validate, functional
-from .params import LifParams
+from .params import LifParams, clamp_decay
 from .rules import NA, Rule
 
 #: Parametrisations of a learnable decay (docs/algorithm.md §12): "sigmoid" is spikingjelly's PLIF
@@ -258,7 +258,7 @@ class LIF(nn.Module):
         if self.learn_decay == "sigmoid":
             return 1.0 - torch.sigmoid(self.w)
         if self.learn_decay == "beta":
-            return self.beta.clamp(0.0, 1.0)
+            return clamp_decay(self.beta)
         return getattr(self, "decay", None)
 
     @property

@@ -50,6 +50,14 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def clamp_decay(decay: torch.Tensor) -> torch.Tensor:
+    """``torch.clamp(decay, 0, 1)``'s values with the gradient the ops give (docs/algorithm.md §12): 1 inside
+    [0, 1], both ends included, 0 outside or at NaN. Written out because torch.clamp's own gradient at the ends
+    is 1 up to torch 2.13 and 0 from 2.14 (the minimum-norm subgradient); an end kept keeps a leak of exactly 1
+    (an IF neuron, snnTorch's ``beta=1``) learnable, on every torch version."""
+    return torch.where((decay >= 0) & (decay <= 1), decay, decay.detach().clamp(0.0, 1.0))
+
+
 def values_fit_dtype(values: list[tuple[str, float]], dtype: torch.dtype) -> None:
     """Every ``(name, value)`` must be a normal finite number in the compute dtype of input ``dtype``: a valid double
     can round to 0 or inf in float32 (threshold 1e-320 -> 0 makes every step spike, 1e39 -> inf never does).

@@ -140,6 +140,35 @@ def test_leak_one_parameters_get_finite_gradients():
         assert torch.allclose(got["native"], got["torch"], rtol=1e-5, atol=1e-30), (learn, got)
 
 
+# -- the clamp's gradient keeps both ends on every torch version (§12) -------------------------------------------
+def test_clamp_decay_keeps_both_ends_on_every_torch():
+    """params.clamp_decay: torch.clamp's values (-0 and NaN kept), gradient 1 on [0, 1] with both ends, 0 outside
+    and at NaN. torch.clamp's own gradient at the ends changed (1 up to 2.13, 0 from 2.14): the ops and the
+    reference must not follow it, or a leak of exactly 1 stops learning on one torch and not the other."""
+    raw = [-0.0, 0.0, 0.5, 1.0, -1e-300, 1.0 + 2.0**-52, float("inf"), float("-inf"), float("nan")]
+    d = torch.tensor(raw, dtype=torch.float64, requires_grad=True)
+    y = na_cuda.params.clamp_decay(d)
+    want = torch.tensor(raw, dtype=torch.float64).clamp(0.0, 1.0)
+    assert torch.equal(y.detach().signbit(), want.signbit()) and torch.allclose(y.detach(), want, equal_nan=True)
+    y.sum().backward()
+    assert d.grad.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+@needs_native
+@pytest.mark.parametrize("kw", RULE_KW, ids=lambda k: k["method"])
+def test_leak_at_the_ends_learns_through_nn_lif(kw):
+    """nn.LIF(learn_decay="beta") initialised at 0 and at 1: a nonzero gradient on both backends, and the same."""
+    c = make_input(6, (2, 3), seed=11, scale=1.5)
+    g = make_grad(c)
+    grads = {}
+    for backend in ("torch", "native"):
+        lif = na_cuda.nn.LIF(learn_decay="beta", decay=torch.tensor([0.0, 1.0, 1.0]), backend=backend, **kw).double()
+        lif(c).backward(g)
+        grads[backend] = lif.beta.grad
+    assert (grads["native"] != 0).all(), grads
+    assert torch.allclose(grads["native"], grads["torch"], rtol=1e-12, atol=1e-300), grads
+
+
 # -- a non-finite decay reaches the ops raw: they clamp it as torch.clamp would (§12, §10) -----------------------
 @needs_native
 @pytest.mark.parametrize("di", [False, True])
@@ -198,7 +227,9 @@ def test_lif_refuses_bad_decay(kw, exc, match):
 
 def test_lif_keeps_valid_edge_decays():
     assert float(na_cuda.nn.LIF(decay=0.0).decay) == 0.0 and float(na_cuda.nn.LIF(decay=1.0).decay) == 1.0
-    assert float(na_cuda.nn.LIF(learn_decay="beta", decay=1.5).beta) == 1.5  # clamped in the forward, as snnTorch
+    assert (
+        float(na_cuda.nn.LIF(learn_decay="beta", decay=1.5).beta.detach()) == 1.5
+    )  # clamped in the forward, as snnTorch
     plif = na_cuda.nn.LIF(learn_decay="sigmoid", decay=[0.25, 0.75])
     assert torch.allclose(plif.decay_values(), torch.tensor([0.25, 0.75]))
 

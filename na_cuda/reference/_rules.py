@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from .. import _validate
-from ..params import LifParams
+from ..params import LifParams, clamp_decay
 from ..rules import NA, STBP, TSSL, Rule
 from ._entry import CustomBackward
 from .na import na_backward
@@ -46,7 +46,7 @@ def rule_backward(
 ) -> Any:
     """``grad_c`` of ``rule`` by the reference (NA and TSSL-BP: their reference backward; STBP: autograd through
     its differentiable forward); ``(grad_c, dL/dlam [N])`` with a ``decay`` (docs/algorithm.md §12), which is
-    clamped to [0, 1] as the ops clamp it, ``dL/dlam`` then 0 where it lay outside (torch.clamp's gradient)."""
+    clamped to [0, 1] as the ops clamp it, ``dL/dlam`` then 0 where it lay outside (``params.clamp_decay``)."""
     backward = _BACKWARDS.get(type(rule))
     if backward is None:
         raise TypeError(
@@ -56,14 +56,14 @@ def rule_backward(
     if decay is None:
         return backward(rule, grad_out, c, neuron, None)
     grad, gdecay = backward(rule, grad_out, c, neuron, decay.clamp(0.0, 1.0))
-    return grad, torch.where((decay >= 0) & (decay <= 1), gdecay, torch.zeros_like(gdecay))
+    return grad, torch.where((decay >= 0) & (decay <= 1), gdecay, torch.zeros_like(gdecay))  # clamp_decay's mask
 
 
 def rule_forward(rule: Rule, c: torch.Tensor, neuron: LifParams, decay: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Differentiable pure-PyTorch forward of ``neuron`` whose backward is ``rule`` (the ``"torch"`` backend);
     ``decay`` (``[N]`` or None) is differentiable too, clamped to [0, 1] here as the ops clamp it (sec. 12)."""
     if decay is not None:
-        decay = decay.clamp(0.0, 1.0)
+        decay = clamp_decay(decay)
     if isinstance(rule, STBP):
         return stbp_forward(c, neuron, rule, decay)
     return CustomBackward.apply(c, decay, neuron, lambda g, x, d: rule_backward(rule, g, x, neuron, d))
