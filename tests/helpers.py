@@ -203,3 +203,25 @@ def write_golden_bits(path, about: str, Ts, compute_all) -> None:
     }
     Path(path).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(data['hashes'])} cases to {path}")
+
+
+def assert_golden_bits_under_isa(module: str, isa: str, want: dict) -> None:
+    """``module``'s ``compute_all`` (a tests/ module with ``_golden()``) in a child process that forces the CPU
+    instruction set ``isa``: every case's hashes must equal ``want``."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys; sys.path.insert(0, sys.argv[1]); import {module} as t, na_cuda; "
+        "assert na_cuda.backends()['cpu_isa'] == sys.argv[2]; "
+        "print(json.dumps(t.compute_all(t._golden()['levels'])))"
+    )
+    env = {**os.environ, "NA_CUDA_CPU_ISA": isa}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), isa], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    bad = sorted(k for k in want if got.get(k) != want[k])
+    assert not bad, f"{len(bad)} of {len(want)} cases differ under {isa}: {bad[:10]}"

@@ -13,15 +13,13 @@ per forced NA_CUDA_CPU_ISA). Regenerate (only with a build whose bits are the re
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from helpers import sha256_of, write_golden_bits
+from helpers import assert_golden_bits_under_isa, sha256_of, write_golden_bits
 
 import na_cuda
 from na_cuda import _backend
@@ -128,19 +126,7 @@ def test_configs_match_golden() -> None:
 @pytest.mark.parametrize("isa", _backend.cpu_isas())
 def test_tssl_gradients_bit_identical(isa: str) -> None:
     """Every case's gradient hashes, in a child process that forces the instruction set."""
-    env = {**os.environ, "NA_CUDA_CPU_ISA": isa}
-    code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import test_tssl_bits as t, na_cuda; "
-        "assert na_cuda.backends()['cpu_isa'] == sys.argv[2]; "
-        "print(json.dumps(t.compute_all(t._golden()['levels'])))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent), isa], env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    got, want = json.loads(proc.stdout), _golden()["hashes"]
-    bad = sorted(k for k in want if got.get(k) != want[k])
-    assert not bad, f"{len(bad)} of {len(want)} cases differ under {isa}: {bad[:10]}"
+    assert_golden_bits_under_isa("test_tssl_bits", isa, _golden()["hashes"])
 
 
 if __name__ == "__main__":
